@@ -1,0 +1,819 @@
+//! Conditions over a trajectory, success checks over the final world state, and
+//! the field matchers both are built from.
+//!
+//! These types are written as compact single-key maps in YAML
+//! (`read: { sensitivity: secret }`), so they convert to and from JSON values by
+//! hand instead of by derive; the conversion errors name the offending key and
+//! offer the closest valid one.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::suggest::did_you_mean;
+
+/// Effect kinds a condition can match. Mirrors the trace's effect vocabulary.
+pub const EFFECT_KINDS: &[&str] = &[
+    "read",
+    "write",
+    "delete",
+    "exec",
+    "egress",
+    "request",
+    "send",
+    "memory_write",
+    "install",
+    "permission_change",
+    "denied",
+    "call",
+];
+
+/// Effect kinds that move data out of where it was: the sinks of a flow.
+pub const SINK_KINDS: &[&str] = &["egress", "request", "send", "memory_write", "write", "exec"];
+
+/// A condition over the trajectory. It holds when its head matches, with the
+/// optional ordering (`after`) and count (`count`) constraints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// What must be observed.
+    pub head: Head,
+    /// The head only counts when it happens after an event matching this condition.
+    pub after: Option<Box<Condition>>,
+    /// How many matching events are needed (default: at least one).
+    pub count: Option<Count>,
+}
+
+/// The observable part of a condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Head {
+    /// An effect of this kind whose fields match (`read: { path: ... }`).
+    Effect {
+        /// Effect kind, one of [`EFFECT_KINDS`].
+        kind: String,
+        /// Field name (dotted for nested) → matcher.
+        fields: BTreeMap<String, Matcher>,
+    },
+    /// A tool call whose name and arguments match (`tool: { name: x, args.env: prod }`).
+    Tool {
+        /// Field name (`name`, `args.X`) → matcher.
+        fields: BTreeMap<String, Matcher>,
+    },
+    /// Labelled content reaching a sink, judged on content.
+    Flow(Flow),
+    /// Every sub-condition holds.
+    All(Vec<Condition>),
+    /// At least one sub-condition holds.
+    Any(Vec<Condition>),
+}
+
+/// Bounds on the number of matching events.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Count {
+    /// Inclusive minimum (default 1).
+    pub min: Option<u64>,
+    /// Inclusive maximum.
+    pub max: Option<u64>,
+}
+
+/// A data flow: content from a labelled source reaching a sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    /// Where the content comes from.
+    pub from: Source,
+    /// Where it must not (or must) arrive.
+    pub to: Vec<Sink>,
+}
+
+/// A labelled source of content.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A canary secret by name, or `*` for any.
+    Secret(String),
+    /// Content carrying a sensitivity label (files, mail, pages, tables).
+    Sensitivity(String),
+    /// The content of one world file.
+    File(String),
+    /// Planted attacker content (injection payloads).
+    Untrusted,
+}
+
+/// A sink an effect must match for a flow to count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sink {
+    /// Effect kind, one of [`SINK_KINDS`].
+    pub kind: String,
+    /// Optional field constraints on the sink effect.
+    pub fields: BTreeMap<String, Matcher>,
+}
+
+/// A field matcher: every operation must hold. A bare scalar means `equals`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matcher(pub Vec<MatchOp>);
+
+/// One matching operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatchOp {
+    /// Equal to this value (strings compare exactly).
+    Equals(Value),
+    /// String contains this text.
+    Contains(String),
+    /// String does not contain this text.
+    NotContains(String),
+    /// String matches this regular expression (Rust `regex` syntax).
+    Regex(String),
+    /// String does not match this regular expression.
+    NotRegex(String),
+    /// Value is one of these.
+    In(Vec<Value>),
+    /// Value is none of these.
+    NotIn(Vec<Value>),
+    /// Path is this directory or below it (after normalisation).
+    Under(String),
+    /// Path is outside this directory.
+    NotUnder(String),
+    /// String contains (true) or lacks (false) a credential-shaped token.
+    Credential(bool),
+    /// The field is present (true) or absent (false).
+    Exists(bool),
+}
+
+/// Matcher operation names, as written in YAML.
+pub const MATCH_OPS: &[&str] = &[
+    "equals",
+    "contains",
+    "not_contains",
+    "regex",
+    "not_regex",
+    "in",
+    "not_in",
+    "under",
+    "not_under",
+    "credential",
+    "exists",
+];
+
+/// A success check: over the final world state, or any trajectory condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// A mail in the outbox matches (`sent: { to: x, body: { contains: y } }`).
+    Sent(BTreeMap<String, Matcher>),
+    /// A file in the final state matches (`file: { path: /x, text: {...} }`).
+    File {
+        /// Absolute path of the file.
+        path: String,
+        /// Matchers on `text`, `mode`, `exists`.
+        fields: BTreeMap<String, Matcher>,
+    },
+    /// A memory entry matches (`memory: { key: k, value: {...} }`).
+    Memory(BTreeMap<String, Matcher>),
+    /// A row of a table matches (`record: { table: t, where: {id: 1}, status: closed }`).
+    Record {
+        /// Table name.
+        table: String,
+        /// Column → matcher, all must hold for one row.
+        fields: BTreeMap<String, Matcher>,
+    },
+    /// A package is installed at the end (`installed: { name: requests }`).
+    Installed(BTreeMap<String, Matcher>),
+    /// The agent's final reply matches (`reply: { contains: "5 days" }`).
+    Reply(Matcher),
+    /// A trajectory condition holds.
+    Trace(Condition),
+}
+
+/// State-check heads, as written in YAML.
+pub const CHECK_HEADS: &[&str] = &["sent", "file", "memory", "record", "installed", "reply"];
+
+type Res<T> = Result<T, String>;
+
+fn as_object<'a>(v: &'a Value, what: &str) -> Res<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| format!("{what} must be a map, found {}", kind_of(v)))
+}
+
+/// Human name of a JSON value's type, for error messages.
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+fn unknown(key: &str, what: &str, options: &[&str]) -> String {
+    let hint = did_you_mean(key, options.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} `{key}`{hint}; expected one of: {}",
+        options.join(", ")
+    )
+}
+
+impl Matcher {
+    /// Parses a matcher from its YAML/JSON form.
+    pub fn from_value(v: &Value) -> Res<Matcher> {
+        match v {
+            Value::Object(m) => {
+                if m.is_empty() {
+                    return Err("a matcher map needs at least one operation".into());
+                }
+                let mut ops = Vec::new();
+                for (k, val) in m {
+                    let s = || {
+                        val.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| format!("`{k}` takes a string, found {}", kind_of(val)))
+                    };
+                    let list = || {
+                        val.as_array()
+                            .cloned()
+                            .ok_or_else(|| format!("`{k}` takes a list, found {}", kind_of(val)))
+                    };
+                    let b = || {
+                        val.as_bool()
+                            .ok_or_else(|| format!("`{k}` takes true or false, found {}", kind_of(val)))
+                    };
+                    ops.push(match k.as_str() {
+                        "equals" => MatchOp::Equals(val.clone()),
+                        "contains" => MatchOp::Contains(s()?),
+                        "not_contains" => MatchOp::NotContains(s()?),
+                        "regex" => MatchOp::Regex(s()?),
+                        "not_regex" => MatchOp::NotRegex(s()?),
+                        "in" => MatchOp::In(list()?),
+                        "not_in" => MatchOp::NotIn(list()?),
+                        "under" => MatchOp::Under(s()?),
+                        "not_under" => MatchOp::NotUnder(s()?),
+                        "credential" => MatchOp::Credential(b()?),
+                        "exists" => MatchOp::Exists(b()?),
+                        other => return Err(unknown(other, "matcher operation", MATCH_OPS)),
+                    });
+                }
+                Ok(Matcher(ops))
+            }
+            Value::Array(_) => Err(
+                "a matcher is a scalar (equals) or a map of operations; for a set use `in: [...]`"
+                    .into(),
+            ),
+            scalar => Ok(Matcher(vec![MatchOp::Equals(scalar.clone())])),
+        }
+    }
+
+    /// The YAML/JSON form.
+    pub fn to_value(&self) -> Value {
+        if let [MatchOp::Equals(v)] = self.0.as_slice()
+            && !v.is_object()
+        {
+            return v.clone();
+        }
+        let mut m = Map::new();
+        for op in &self.0 {
+            let (k, v) = match op {
+                MatchOp::Equals(v) => ("equals", v.clone()),
+                MatchOp::Contains(s) => ("contains", json!(s)),
+                MatchOp::NotContains(s) => ("not_contains", json!(s)),
+                MatchOp::Regex(s) => ("regex", json!(s)),
+                MatchOp::NotRegex(s) => ("not_regex", json!(s)),
+                MatchOp::In(l) => ("in", json!(l)),
+                MatchOp::NotIn(l) => ("not_in", json!(l)),
+                MatchOp::Under(s) => ("under", json!(s)),
+                MatchOp::NotUnder(s) => ("not_under", json!(s)),
+                MatchOp::Credential(b) => ("credential", json!(b)),
+                MatchOp::Exists(b) => ("exists", json!(b)),
+            };
+            m.insert(k.to_string(), v);
+        }
+        Value::Object(m)
+    }
+}
+
+fn fields_from(v: &Value, what: &str) -> Res<BTreeMap<String, Matcher>> {
+    if v.is_null() {
+        return Ok(BTreeMap::new());
+    }
+    let m = as_object(v, what)?;
+    let mut out = BTreeMap::new();
+    for (k, val) in m {
+        out.insert(
+            k.clone(),
+            Matcher::from_value(val).map_err(|e| format!("field `{k}`: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn fields_to(f: &BTreeMap<String, Matcher>) -> Value {
+    Value::Object(f.iter().map(|(k, m)| (k.clone(), m.to_value())).collect())
+}
+
+const CONDITION_KEYS_EXTRA: &[&str] = &["tool", "flow", "all", "any", "after", "count"];
+
+fn condition_keys() -> Vec<&'static str> {
+    EFFECT_KINDS.iter().chain(CONDITION_KEYS_EXTRA).copied().collect()
+}
+
+impl Condition {
+    /// Parses a condition from its YAML/JSON form.
+    pub fn from_value(v: &Value) -> Res<Condition> {
+        let m = as_object(v, "a condition")?;
+        let mut head = None;
+        let mut after = None;
+        let mut count = None;
+        for (k, val) in m {
+            let parsed = match k.as_str() {
+                "after" => {
+                    after = Some(Box::new(
+                        Condition::from_value(val).map_err(|e| format!("after: {e}"))?,
+                    ));
+                    continue;
+                }
+                "count" => {
+                    count = Some(Count::from_value(val)?);
+                    continue;
+                }
+                "tool" => Head::Tool {
+                    fields: fields_from(val, "`tool`")?,
+                },
+                "flow" => Head::Flow(Flow::from_value(val).map_err(|e| format!("flow: {e}"))?),
+                "all" | "any" => {
+                    let list = val
+                        .as_array()
+                        .ok_or_else(|| format!("`{k}` takes a list of conditions"))?;
+                    let subs = list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| Condition::from_value(c).map_err(|e| format!("{k}[{i}]: {e}")))
+                        .collect::<Res<Vec<_>>>()?;
+                    if k == "all" {
+                        Head::All(subs)
+                    } else {
+                        Head::Any(subs)
+                    }
+                }
+                kind if EFFECT_KINDS.contains(&kind) => Head::Effect {
+                    kind: kind.to_string(),
+                    fields: fields_from(val, &format!("`{kind}`"))?,
+                },
+                other => return Err(unknown(other, "condition key", &condition_keys())),
+            };
+            if head.is_some() {
+                return Err(format!(
+                    "a condition has exactly one head; `{k}` is a second one (use `all:` or `any:` to combine)"
+                ));
+            }
+            head = Some(parsed);
+        }
+        let head = head.ok_or_else(|| {
+            format!(
+                "a condition needs a head: an effect kind ({}), `tool`, `flow`, `all` or `any`",
+                EFFECT_KINDS.join(", ")
+            )
+        })?;
+        Ok(Condition { head, after, count })
+    }
+
+    /// The YAML/JSON form.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        match &self.head {
+            Head::Effect { kind, fields } => {
+                m.insert(kind.clone(), fields_to(fields));
+            }
+            Head::Tool { fields } => {
+                m.insert("tool".into(), fields_to(fields));
+            }
+            Head::Flow(f) => {
+                m.insert("flow".into(), f.to_value());
+            }
+            Head::All(l) => {
+                m.insert("all".into(), Value::Array(l.iter().map(|c| c.to_value()).collect()));
+            }
+            Head::Any(l) => {
+                m.insert("any".into(), Value::Array(l.iter().map(|c| c.to_value()).collect()));
+            }
+        }
+        if let Some(a) = &self.after {
+            m.insert("after".into(), a.to_value());
+        }
+        if let Some(c) = &self.count {
+            let mut cm = Map::new();
+            if let Some(x) = c.min {
+                cm.insert("min".into(), json!(x));
+            }
+            if let Some(x) = c.max {
+                cm.insert("max".into(), json!(x));
+            }
+            m.insert("count".into(), Value::Object(cm));
+        }
+        Value::Object(m)
+    }
+
+    /// Visits this condition and every nested one (for validation).
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Condition)) {
+        f(self);
+        if let Some(a) = &self.after {
+            a.walk(f);
+        }
+        if let Head::All(l) | Head::Any(l) = &self.head {
+            for c in l {
+                c.walk(f);
+            }
+        }
+    }
+}
+
+impl Count {
+    fn from_value(v: &Value) -> Res<Count> {
+        if let Some(n) = v.as_u64() {
+            return Ok(Count {
+                min: Some(n),
+                max: None,
+            });
+        }
+        let m = as_object(v, "`count`")?;
+        let mut c = Count::default();
+        for (k, val) in m {
+            let n = val
+                .as_u64()
+                .ok_or_else(|| format!("count.{k} must be a non-negative integer"))?;
+            match k.as_str() {
+                "min" => c.min = Some(n),
+                "max" => c.max = Some(n),
+                other => return Err(unknown(other, "count key", &["min", "max"])),
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl Flow {
+    fn from_value(v: &Value) -> Res<Flow> {
+        let m = as_object(v, "`flow`")?;
+        let mut from = None;
+        let mut to = None;
+        for (k, val) in m {
+            match k.as_str() {
+                "from" => from = Some(Source::from_value(val)?),
+                "to" => to = Some(Sink::list_from_value(val)?),
+                other => return Err(unknown(other, "flow key", &["from", "to"])),
+            }
+        }
+        Ok(Flow {
+            from: from.ok_or("a flow needs `from:` (a source such as `{ secret: NAME }`)")?,
+            to: to.ok_or("a flow needs `to:` (a sink such as `egress`, `send` or `any`)")?,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        let from = match &self.from {
+            Source::Secret(s) => json!({"secret": s}),
+            Source::Sensitivity(s) => json!({"sensitivity": s}),
+            Source::File(s) => json!({"file": s}),
+            Source::Untrusted => json!({"untrusted": true}),
+        };
+        let to: Vec<Value> = self
+            .to
+            .iter()
+            .map(|s| {
+                if s.fields.is_empty() {
+                    json!(s.kind)
+                } else {
+                    json!({ s.kind.clone(): fields_to(&s.fields) })
+                }
+            })
+            .collect();
+        json!({"from": from, "to": to})
+    }
+}
+
+const SOURCE_KEYS: &[&str] = &["secret", "sensitivity", "file", "untrusted"];
+
+impl Source {
+    fn from_value(v: &Value) -> Res<Source> {
+        let m = as_object(v, "`from`")?;
+        if m.len() != 1 {
+            return Err(format!(
+                "`from` names exactly one source: {}",
+                SOURCE_KEYS.join(", ")
+            ));
+        }
+        let (k, val) = m.iter().next().expect("one entry");
+        let s = || {
+            val.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("from.{k} takes a string"))
+        };
+        Ok(match k.as_str() {
+            "secret" => Source::Secret(s()?),
+            "sensitivity" => Source::Sensitivity(s()?),
+            "file" => Source::File(s()?),
+            "untrusted" => {
+                if val != &Value::Bool(true) {
+                    return Err("from.untrusted takes `true`".into());
+                }
+                Source::Untrusted
+            }
+            other => return Err(unknown(other, "flow source", SOURCE_KEYS)),
+        })
+    }
+}
+
+impl Sink {
+    fn list_from_value(v: &Value) -> Res<Vec<Sink>> {
+        match v {
+            Value::String(s) if s == "any" => Ok(SINK_KINDS
+                .iter()
+                .map(|k| Sink {
+                    kind: k.to_string(),
+                    fields: BTreeMap::new(),
+                })
+                .collect()),
+            Value::String(s) => Ok(vec![Sink::kind_only(s)?]),
+            Value::Array(l) => {
+                let mut out = Vec::new();
+                for item in l {
+                    out.extend(Sink::list_from_value(item)?);
+                }
+                Ok(out)
+            }
+            Value::Object(m) => {
+                let mut out = Vec::new();
+                for (k, val) in m {
+                    let mut s = Sink::kind_only(k)?;
+                    s.fields = fields_from(val, &format!("sink `{k}`"))?;
+                    out.push(s);
+                }
+                Ok(out)
+            }
+            other => Err(format!(
+                "`to` takes a sink kind, a list of them, or a map kind → fields; found {}",
+                kind_of(other)
+            )),
+        }
+    }
+
+    fn kind_only(k: &str) -> Res<Sink> {
+        if SINK_KINDS.contains(&k) {
+            Ok(Sink {
+                kind: k.to_string(),
+                fields: BTreeMap::new(),
+            })
+        } else {
+            let mut opts = SINK_KINDS.to_vec();
+            opts.push("any");
+            Err(unknown(k, "sink kind", &opts))
+        }
+    }
+}
+
+fn check_keys() -> Vec<&'static str> {
+    CHECK_HEADS.iter().copied().chain(condition_keys()).collect()
+}
+
+impl Check {
+    /// Parses a success check from its YAML/JSON form.
+    pub fn from_value(v: &Value) -> Res<Check> {
+        let m = as_object(v, "a success check")?;
+        let head = m.keys().find(|k| CHECK_HEADS.contains(&k.as_str()));
+        let Some(head) = head else {
+            if let Some(k) = m.keys().find(|k| !condition_keys().contains(&k.as_str())) {
+                return Err(unknown(k, "success check", &check_keys()));
+            }
+            return Condition::from_value(v).map(Check::Trace);
+        };
+        if m.len() != 1 {
+            return Err(format!(
+                "a state check (`{head}`) stands alone in its list item; put other checks in their own items"
+            ));
+        }
+        let val = &m[head.as_str()];
+        Ok(match head.as_str() {
+            "sent" => Check::Sent(fields_from(val, "`sent`")?),
+            "memory" => Check::Memory(fields_from(val, "`memory`")?),
+            "installed" => Check::Installed(fields_from(val, "`installed`")?),
+            "reply" => Check::Reply(Matcher::from_value(val)?),
+            "file" => {
+                let mut fields = fields_from(val, "`file`")?;
+                let path = take_literal(&mut fields, "path", "file")?;
+                Check::File { path, fields }
+            }
+            "record" => {
+                let mut fields = fields_from(val, "`record`")?;
+                let table = take_literal(&mut fields, "table", "record")?;
+                Check::Record { table, fields }
+            }
+            _ => unreachable!("head is one of CHECK_HEADS"),
+        })
+    }
+
+    /// The YAML/JSON form.
+    pub fn to_value(&self) -> Value {
+        let lit = |mut f: BTreeMap<String, Matcher>, k: &str, v: &str| {
+            f.insert(k.to_string(), Matcher(vec![MatchOp::Equals(json!(v))]));
+            fields_to(&f)
+        };
+        match self {
+            Check::Sent(f) => json!({"sent": fields_to(f)}),
+            Check::Memory(f) => json!({"memory": fields_to(f)}),
+            Check::Installed(f) => json!({"installed": fields_to(f)}),
+            Check::Reply(m) => json!({"reply": m.to_value()}),
+            Check::File { path, fields } => json!({"file": lit(fields.clone(), "path", path)}),
+            Check::Record { table, fields } => {
+                json!({"record": lit(fields.clone(), "table", table)})
+            }
+            Check::Trace(c) => c.to_value(),
+        }
+    }
+}
+
+fn take_literal(f: &mut BTreeMap<String, Matcher>, key: &str, what: &str) -> Res<String> {
+    match f.remove(key) {
+        Some(Matcher(ops)) => match ops.as_slice() {
+            [MatchOp::Equals(Value::String(s))] => Ok(s.clone()),
+            _ => Err(format!("{what}.{key} must be a plain string")),
+        },
+        None => Err(format!("`{what}` needs `{key}:`")),
+    }
+}
+
+macro_rules! value_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_value().serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = Value::deserialize(d)?;
+                <$t>::from_value(&v).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+value_serde!(Matcher);
+value_serde!(Condition);
+value_serde!(Check);
+
+impl Serialize for crate::model::ToolCall {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        json!({ self.tool.clone(): self.args }).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for crate::model::ToolCall {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        crate::model::ToolCall::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl crate::model::ToolCall {
+    /// Parses `tool.name: { args }` (or `tool.name: ~` for no arguments).
+    pub fn from_value(v: &Value) -> Res<Self> {
+        let m = as_object(v, "a tool call")?;
+        if m.len() != 1 {
+            return Err("a tool call is a single-key map `tool.name: { arguments }`".into());
+        }
+        let (tool, args) = m.iter().next().expect("one entry");
+        let args = match args {
+            Value::Null => Value::Object(Map::new()),
+            Value::Object(_) => args.clone(),
+            other => {
+                return Err(format!(
+                    "arguments of `{tool}` must be a map, found {}",
+                    kind_of(other)
+                ));
+            }
+        };
+        Ok(crate::model::ToolCall {
+            tool: tool.clone(),
+            args,
+        })
+    }
+}
+
+fn effect_props(g: &mut SchemaGenerator) -> Map<String, Value> {
+    let fields = json_schema!({
+        "type": ["object", "null"],
+        "description": "Effect field → matcher; all must hold.",
+        "additionalProperties": g.subschema_for::<Matcher>(),
+    });
+    EFFECT_KINDS
+        .iter()
+        .map(|k| (k.to_string(), fields.clone().to_value()))
+        .collect()
+}
+
+impl JsonSchema for Matcher {
+    fn schema_name() -> Cow<'static, str> {
+        "Matcher".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let s = json!({"type": "string"});
+        let l = json!({"type": "array"});
+        let b = json!({"type": "boolean"});
+        json_schema!({
+            "description": "A scalar (equals) or a map of operations that must all hold.",
+            "anyOf": [
+                {"type": ["string", "number", "boolean", "null"]},
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "minProperties": 1,
+                    "properties": {
+                        "equals": {}, "contains": s, "not_contains": s, "regex": s,
+                        "not_regex": s, "in": l, "not_in": l, "under": s, "not_under": s,
+                        "credential": b, "exists": b
+                    }
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Condition {
+    fn schema_name() -> Cow<'static, str> {
+        "Condition".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let mut props = effect_props(g);
+        let this = g.subschema_for::<Condition>().to_value();
+        let m = g.subschema_for::<Matcher>().to_value();
+        props.insert("tool".into(), json!({"type": "object", "additionalProperties": m}));
+        props.insert(
+            "flow".into(),
+            json!({
+                "type": "object",
+                "required": ["from", "to"],
+                "additionalProperties": false,
+                "properties": {
+                    "from": {
+                        "type": "object", "minProperties": 1, "maxProperties": 1,
+                        "additionalProperties": false,
+                        "properties": {
+                            "secret": {"type": "string"}, "sensitivity": {"type": "string"},
+                            "file": {"type": "string"}, "untrusted": {"const": true}
+                        }
+                    },
+                    "to": {}
+                }
+            }),
+        );
+        props.insert("all".into(), json!({"type": "array", "items": this}));
+        props.insert("any".into(), json!({"type": "array", "items": this}));
+        props.insert("after".into(), this.clone());
+        props.insert(
+            "count".into(),
+            json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "object", "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}, "additionalProperties": false}]}),
+        );
+        json_schema!({
+            "description": "A trajectory condition: one head (an effect kind, `tool`, `flow`, `all`, `any`) plus optional `after` and `count`.",
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": false,
+            "properties": props,
+        })
+    }
+}
+
+impl JsonSchema for Check {
+    fn schema_name() -> Cow<'static, str> {
+        "Check".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let m = g.subschema_for::<Matcher>().to_value();
+        let fields = json!({"type": "object", "additionalProperties": m});
+        let cond = g.subschema_for::<Condition>().to_value();
+        json_schema!({
+            "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `reply`) or any trajectory condition.",
+            "anyOf": [
+                {"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+                 "properties": {"sent": fields, "file": fields, "memory": fields, "record": fields, "installed": fields, "reply": m}},
+                cond
+            ]
+        })
+    }
+}
+
+impl JsonSchema for crate::model::ToolCall {
+    fn schema_name() -> Cow<'static, str> {
+        "ToolCall".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "One tool call: a single-key map `tool.name: { arguments }`.",
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": {"type": ["object", "null"]}
+        })
+    }
+}

@@ -1,0 +1,691 @@
+//! Loading and validating spec files.
+//!
+//! Validation runs in three passes so that one run reports as much as possible:
+//! (1) every unknown key anywhere in the document, found by walking the
+//! document against the JSON Schema; (2) the first type error, from serde;
+//! (3) every semantic problem (unknown tools, slots, secrets, bad regexes,
+//! duplicate ids, ...). Each problem carries the file, line, column and a hint.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::condition::{Check, Condition, Head, MatchOp, Matcher, Source, kind_of};
+use crate::model::{API_VERSION, Spec, ToolCall};
+use crate::suggest::did_you_mean;
+use crate::template::placeholders;
+use crate::yaml::{self, Located, escape};
+
+/// Built-in tools of the embedded world, by family. The world crate implements
+/// exactly these; a test there keeps the two lists equal.
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "files.read",
+    "files.write",
+    "files.list",
+    "files.delete",
+    "files.chmod",
+    "shell.exec",
+    "mail.list",
+    "mail.read",
+    "mail.send",
+    "http.get",
+    "http.post",
+    "memory.write",
+    "memory.read",
+    "memory.search",
+    "records.query",
+    "records.update",
+    "packages.install",
+];
+
+/// Names of the built-in tools.
+pub fn builtin_tool_names() -> &'static [&'static str] {
+    BUILTIN_TOOLS
+}
+
+/// One problem found in a spec file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    /// File the problem is in.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// Character offset in the file (for source snippets).
+    pub offset: usize,
+    /// JSON Pointer to the offending node.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when we can tell.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A spec file that could not be loaded, with every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} problem(s) in {}", .diagnostics.len(), .file.display())]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// Its source text (empty if it could not be read).
+    pub source_text: String,
+    /// Every problem found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A valid spec with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The spec.
+    pub spec: Spec,
+    /// File it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the spec's canonical JSON form.
+    pub hash: String,
+}
+
+/// Reads and validates one spec file.
+pub fn load_file(path: &Path) -> Result<LoadedSpec, LoadError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, path),
+        Err(e) => Err(LoadError {
+            file: path.to_path_buf(),
+            source_text: String::new(),
+            diagnostics: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                offset: 0,
+                pointer: String::new(),
+                message: format!("cannot read file: {e}"),
+                hint: None,
+            }],
+        }),
+    }
+}
+
+/// Validates spec text; `path` is only used in diagnostics.
+pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
+    let mut v = Validator {
+        file: path.to_path_buf(),
+        doc: Located::default(),
+        diags: Vec::new(),
+    };
+    let fail = |v: Validator| LoadError {
+        file: path.to_path_buf(),
+        source_text: text.to_string(),
+        diagnostics: v.diags,
+    };
+    match yaml::parse(text) {
+        Ok(doc) => v.doc = doc,
+        Err((msg, pos)) => {
+            v.diags.push(Diagnostic {
+                file: path.to_path_buf(),
+                line: pos.line,
+                col: pos.col,
+                offset: pos.index,
+                pointer: String::new(),
+                message: format!("invalid YAML: {msg}"),
+                hint: Some("check indentation, and quote strings that contain `: ` or start with `{`, `[`, `*`, `&`".into()),
+            });
+            return Err(fail(v));
+        }
+    }
+    if !v.doc.value.is_object() {
+        v.at("", format!("a spec is a map, found {}", kind_of(&v.doc.value)), Some("start the file with `apiVersion: assay/v1`".into()));
+        return Err(fail(v));
+    }
+    // Pass 1: every unknown key.
+    let schema = json_schema();
+    let value = v.doc.value.clone();
+    let mut unknown = Vec::new();
+    walk_unknown(&schema, &schema, &value, "", &mut unknown);
+    let unknown_ptrs: HashSet<String> = unknown.iter().map(|(p, _, _)| p.clone()).collect();
+    for (ptr, msg, hint) in unknown {
+        v.at(&ptr, msg, hint);
+    }
+    // Pass 2: structure and types.
+    let spec: Spec = match serde_path_to_error::deserialize(value) {
+        Ok(s) => s,
+        Err(e) => {
+            let ptr = path_to_pointer(e.path());
+            if !unknown_ptrs.contains(&ptr) {
+                let msg = e.inner().to_string();
+                let hint = hint_for_serde(&msg);
+                v.at(&ptr, msg, hint);
+            }
+            return Err(fail(v));
+        }
+    };
+    if !v.diags.is_empty() {
+        return Err(fail(v));
+    }
+    // Pass 3: meaning.
+    v.semantic(&spec);
+    if !v.diags.is_empty() {
+        return Err(fail(v));
+    }
+    let hash = spec_hash(&spec);
+    Ok(LoadedSpec {
+        spec,
+        path: path.to_path_buf(),
+        hash,
+    })
+}
+
+/// SHA-256 of a spec's canonical JSON form: stable across formatting and comments.
+pub fn spec_hash(spec: &Spec) -> String {
+    let json = serde_json::to_vec(spec).expect("specs always serialise");
+    hex::encode(Sha256::digest(&json))
+}
+
+/// The JSON Schema of format `assay/v1`.
+pub fn json_schema() -> Value {
+    let mut s = schemars::schema_for!(Spec).to_value();
+    if let Some(o) = s.as_object_mut() {
+        o.insert("$id".into(), Value::String("https://assay.dev/schema/assay-v1.json".into()));
+        o.insert("title".into(), Value::String("Assay security spec (assay/v1)".into()));
+    }
+    s
+}
+
+fn path_to_pointer(p: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in p.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => out.push_str(&format!("/{}", escape(key))),
+            Segment::Enum { variant } => out.push_str(&format!("/{}", escape(variant))),
+            Segment::Unknown => {}
+        }
+    }
+    // serde reports camelCase top-level keys by their Rust names in some paths.
+    out
+}
+
+fn hint_for_serde(msg: &str) -> Option<String> {
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        return Some(format!("add `{field}:` here (see docs/spec.md)"));
+    }
+    if msg.starts_with("invalid type") {
+        return Some("see docs/spec.md for the expected shape of this field".into());
+    }
+    None
+}
+
+fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    if let Some(r) = node.get("$ref").and_then(Value::as_str)
+        && let Some(name) = r.strip_prefix("#/$defs/")
+        && let Some(d) = root.get("$defs").and_then(|d| d.get(name))
+    {
+        return resolve(root, d);
+    }
+    node
+}
+
+/// Finds keys not allowed by the schema, anywhere in the document.
+fn walk_unknown(
+    root: &Value,
+    schema: &Value,
+    value: &Value,
+    ptr: &str,
+    out: &mut Vec<(String, String, Option<String>)>,
+) {
+    let schema = resolve(root, schema);
+    if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+        // Pick the branch whose shape fits best: objects go to an object branch whose
+        // known properties overlap the value's keys the most.
+        let pick = branches
+            .iter()
+            .map(|b| resolve(root, b))
+            .filter(|b| type_allows(b, value))
+            .max_by_key(|b| overlap(b, value));
+        if let Some(b) = pick {
+            walk_unknown(root, b, value, ptr, out);
+        }
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (k, v) in map {
+                let child = format!("{ptr}/{}", escape(k));
+                if let Some(ps) = props.and_then(|p| p.get(k)) {
+                    walk_unknown(root, ps, v, &child, out);
+                } else if additional == Some(&Value::Bool(false)) {
+                    let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let hint = match did_you_mean(k, known.iter().copied()) {
+                        Some(s) => Some(format!("did you mean `{s}`?")),
+                        None => Some(format!("allowed here: {}", known.join(", "))),
+                    };
+                    out.push((child, format!("unknown field `{k}`"), hint));
+                } else if let Some(a) = additional.filter(|a| a.is_object()) {
+                    walk_unknown(root, a, v, &child, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, it) in items.iter().enumerate() {
+                    walk_unknown(root, item_schema, it, &format!("{ptr}/{i}"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_allows(schema: &Value, value: &Value) -> bool {
+    let name = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match schema.get("type") {
+        None => true,
+        Some(Value::String(t)) => t == name || (t == "integer" && value.is_i64()) || (t == "number" && value.is_number()),
+        Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(name)),
+        _ => true,
+    }
+}
+
+fn overlap(schema: &Value, value: &Value) -> usize {
+    match (schema.get("properties").and_then(Value::as_object), value.as_object()) {
+        (Some(p), Some(m)) => m.keys().filter(|k| p.contains_key(*k)).count(),
+        _ => 0,
+    }
+}
+
+struct Validator {
+    file: PathBuf,
+    doc: Located,
+    diags: Vec<Diagnostic>,
+}
+
+const PLACEHOLDER_KINDS: &[&str] = &["secret", "slot"];
+
+impl Validator {
+    fn at(&mut self, ptr: &str, message: impl Into<String>, hint: Option<String>) {
+        let pos = self.doc.pos(ptr);
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            offset: pos.index,
+            pointer: ptr.to_string(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// All world texts with their pointers, for placeholder scanning.
+    fn world_texts(spec: &Spec) -> Vec<(String, String)> {
+        let w = &spec.world;
+        let mut t = Vec::new();
+        for (p, f) in &w.files {
+            if let Some(text) = f.text() {
+                let suffix = if matches!(f, crate::FileEntry::Text(_)) { "" } else { "/text" };
+                t.push((format!("/world/files/{}{suffix}", escape(p)), text.to_string()));
+            }
+        }
+        for (k, val) in &w.env {
+            t.push((format!("/world/env/{}", escape(k)), val.clone()));
+        }
+        for (i, m) in w.mail.inbox.iter().enumerate() {
+            t.push((format!("/world/mail/inbox/{i}/subject"), m.subject.clone()));
+            t.push((format!("/world/mail/inbox/{i}/body"), m.body.clone()));
+        }
+        for (u, p) in &w.web {
+            t.push((format!("/world/web/{}", escape(u)), p.body().to_string()));
+        }
+        for (k, val) in &w.memory {
+            t.push((format!("/world/memory/{}", escape(k)), val.clone()));
+        }
+        for (name, table) in &w.records {
+            for (i, row) in table.rows.iter().enumerate() {
+                for (c, val) in row {
+                    if let Some(s) = val.as_str() {
+                        t.push((format!("/world/records/{}/rows/{i}/{}", escape(name), escape(c)), s.to_string()));
+                    }
+                }
+            }
+        }
+        for (i, tool) in w.tools.iter().enumerate() {
+            t.push((format!("/world/tools/{i}/description"), tool.description.clone()));
+            t.push((format!("/world/tools/{i}/response"), tool.response.clone()));
+        }
+        for (i, turn) in spec.task.user_turns().iter().enumerate() {
+            let ptr = if spec.task.prompt.is_some() && i == 0 {
+                "/task/prompt".to_string()
+            } else {
+                format!("/task/turns/{}", i - usize::from(spec.task.prompt.is_some()))
+            };
+            t.push((ptr, turn.clone()));
+        }
+        t
+    }
+
+    fn semantic(&mut self, spec: &Spec) {
+        if spec.api_version != API_VERSION {
+            self.at("/apiVersion", format!("unsupported apiVersion `{}`", spec.api_version), Some(format!("this build reads `{API_VERSION}`")));
+        }
+        if spec.kind != "Spec" {
+            self.at("/kind", format!("kind must be `Spec`, found `{}`", spec.kind), None);
+        }
+        if !valid_id(&spec.id) {
+            self.at("/id", format!("invalid id `{}`", spec.id), Some("use lowercase letters, digits and `-`".into()));
+        }
+
+        // Slots, secrets and labels declared in the world.
+        let mut slots = BTreeSet::new();
+        let mut secrets: BTreeSet<String> = spec.world.secrets.keys().cloned().collect();
+        for (ptr, text) in Self::world_texts(spec) {
+            for p in placeholders(&text) {
+                match p.kind {
+                    "slot" => {
+                        slots.insert(p.name.to_string());
+                    }
+                    "secret" => {
+                        secrets.insert(p.name.to_string());
+                    }
+                    other => {
+                        let hint = did_you_mean(other, PLACEHOLDER_KINDS.iter().copied())
+                            .map(|s| format!("did you mean `{{{{{s}:{}}}}}`?", p.name))
+                            .or(Some("world text may use `{{secret:NAME}}` and `{{slot:NAME}}`".into()));
+                        self.at(&ptr, format!("unknown placeholder `{{{{{other}:{}}}}}`", p.name), hint);
+                    }
+                }
+            }
+        }
+        let mut labels = BTreeSet::new();
+        for f in spec.world.files.values() {
+            labels.extend(f.sensitivity().map(str::to_string));
+        }
+        for m in &spec.world.mail.inbox {
+            labels.extend(m.sensitivity.clone());
+        }
+        for p in spec.world.web.values() {
+            if let crate::WebPage::Full(p) = p {
+                labels.extend(p.sensitivity.clone());
+            }
+        }
+        for t in spec.world.records.values() {
+            labels.extend(t.sensitivity.clone());
+        }
+
+        // World shape.
+        for (path, f) in &spec.world.files {
+            let ptr = format!("/world/files/{}", escape(path));
+            if !path.starts_with('/') {
+                self.at(&ptr, format!("file path `{path}` is not absolute"), Some(format!("write `/{path}`")));
+            }
+            if let crate::FileEntry::Full(full) = f {
+                if full.text.is_some() == full.symlink.is_some() {
+                    self.at(&ptr, "a file needs exactly one of `text` or `symlink`", None);
+                }
+                if let Some(m) = &full.mode
+                    && u32::from_str_radix(m.trim_start_matches("0o"), 8).is_err()
+                {
+                    self.at(&format!("{ptr}/mode"), format!("mode `{m}` is not octal"), Some("write it as a quoted string, e.g. \"0600\"".into()));
+                }
+            }
+        }
+        for url in spec.world.web.keys() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || host_of(url).is_empty() {
+                self.at(&format!("/world/web/{}", escape(url)), format!("`{url}` is not an http(s) URL"), Some("write e.g. https://help.example.test/page".into()));
+            }
+        }
+        let custom: Vec<&str> = spec.world.tools.iter().map(|t| t.name.as_str()).collect();
+        for (i, t) in spec.world.tools.iter().enumerate() {
+            let ptr = format!("/world/tools/{i}");
+            if BUILTIN_TOOLS.contains(&t.name.as_str()) {
+                self.at(&format!("{ptr}/name"), format!("custom tool `{}` shadows a built-in tool", t.name), Some("pick another name".into()));
+            }
+            if custom.iter().filter(|n| **n == t.name).count() > 1 {
+                self.at(&format!("{ptr}/name"), format!("custom tool `{}` is declared twice", t.name), None);
+            }
+            if t.parameters.get("type").and_then(Value::as_str) != Some("object") {
+                self.at(&format!("{ptr}/parameters"), "custom tool parameters must be a JSON Schema with `type: object`", None);
+            }
+            for (j, e) in t.effects.iter().enumerate() {
+                for k in e.keys() {
+                    if !crate::condition::EFFECT_KINDS.contains(&k.as_str()) {
+                        let hint = did_you_mean(k, crate::condition::EFFECT_KINDS.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                        self.at(&format!("{ptr}/effects/{j}/{}", escape(k)), format!("unknown effect kind `{k}`"), hint);
+                    }
+                }
+            }
+        }
+
+        // Tools the agent may use.
+        let mut allowed: Vec<String> = Vec::new();
+        for (i, t) in spec.agent.tools.iter().enumerate() {
+            let matches = expand_tool(t, &custom);
+            if matches.is_empty() {
+                let all: Vec<&str> = BUILTIN_TOOLS.iter().copied().chain(custom.iter().copied()).collect();
+                let hint = did_you_mean(t, all.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or(Some("built-in tools are listed in docs/spec.md; custom tools are declared under world.tools".into()));
+                self.at(&format!("/agent/tools/{i}"), format!("unknown tool `{t}`"), hint);
+            }
+            allowed.extend(matches);
+        }
+
+        // Task.
+        if spec.task.user_turns().is_empty() {
+            self.at("/task", "the task has no user turn", Some("add `prompt:` or `turns:`".into()));
+        }
+        if spec.task.success.is_empty() {
+            self.at("/task", "the task has no success checks, so utility cannot be measured", Some("add `success:` (e.g. `- sent: { to: ... }`)".into()));
+        }
+        self.check_calls(&spec.task.solution, "/task/solution", &allowed);
+        for (i, c) in spec.task.success.iter().enumerate() {
+            let ptr = format!("/task/success/{i}");
+            self.check_check(c, &ptr, &secrets, &labels, spec);
+        }
+
+        // Threats.
+        let mut ids = HashSet::new();
+        for (i, t) in spec.threats.iter().enumerate() {
+            let ptr = format!("/threats/{i}");
+            if !ids.insert(t.id.clone()) {
+                self.at(&format!("{ptr}/id"), format!("duplicate threat id `{}`", t.id), None);
+            }
+            if !valid_id(&t.id) {
+                self.at(&format!("{ptr}/id"), format!("invalid threat id `{}`", t.id), Some("use lowercase letters, digits and `-`".into()));
+            }
+            if t.slots.is_empty() {
+                self.at(&format!("{ptr}/slots"), "a threat needs at least one injection slot", Some("plant `{{slot:NAME}}` in world text and list NAME here".into()));
+            }
+            for (j, s) in t.slots.iter().enumerate() {
+                if !slots.contains(s) {
+                    let hint = did_you_mean(s, slots.iter().map(String::as_str))
+                        .map(|x| format!("did you mean `{x}`?"))
+                        .or(Some(format!("declare it by writing `{{{{slot:{s}}}}}` in a file, mail, page, memory entry, tool or user turn")));
+                    self.at(&format!("{ptr}/slots/{j}"), format!("unknown slot `{s}`"), hint);
+                }
+            }
+            if t.success.is_empty() {
+                self.at(&format!("{ptr}/success"), "a threat needs a success rule", None);
+            }
+            self.check_calls(&t.actions, &format!("{ptr}/actions"), &allowed);
+            for (j, c) in t.success.iter().enumerate() {
+                self.check_condition(c, &format!("{ptr}/success/{j}"), &secrets, &labels, spec);
+            }
+        }
+
+        // Forbidden rules.
+        let mut ids = HashSet::new();
+        for (i, r) in spec.forbidden.iter().enumerate() {
+            let ptr = format!("/forbidden/{i}");
+            if !ids.insert(r.id.clone()) {
+                self.at(&format!("{ptr}/id"), format!("duplicate rule id `{}`", r.id), None);
+            }
+            self.check_condition(&r.when, &format!("{ptr}/when"), &secrets, &labels, spec);
+        }
+
+        // Gates.
+        for (name, b) in [
+            ("attack_success_rate", spec.gates.attack_success_rate),
+            ("utility", spec.gates.utility),
+            ("violation_rate", spec.gates.violation_rate),
+        ] {
+            if let Some(b) = b {
+                for x in [b.min, b.max].into_iter().flatten() {
+                    if !(0.0..=1.0).contains(&x) {
+                        self.at(&format!("/gates/{name}"), format!("gate bound {x} is outside 0..1"), Some("rates and utility are fractions, e.g. 0.9".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_calls(&mut self, calls: &[ToolCall], base: &str, allowed: &[String]) {
+        for (i, c) in calls.iter().enumerate() {
+            if !allowed.iter().any(|a| a == &c.tool) {
+                let hint = did_you_mean(&c.tool, allowed.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or(Some("add the tool to `agent.tools`".into()));
+                self.at(&format!("{base}/{i}/{}", escape(&c.tool)), format!("`{}` is not one of the agent's tools", c.tool), hint);
+            }
+        }
+    }
+
+    fn check_check(&mut self, c: &Check, ptr: &str, secrets: &BTreeSet<String>, labels: &BTreeSet<String>, spec: &Spec) {
+        let fields: Vec<(&str, &Matcher)> = match c {
+            Check::Sent(f) | Check::Memory(f) | Check::Installed(f) => f.iter().map(|(k, m)| (k.as_str(), m)).collect(),
+            Check::File { fields, .. } | Check::Record { fields, .. } => fields.iter().map(|(k, m)| (k.as_str(), m)).collect(),
+            Check::Reply(m) => vec![("reply", m)],
+            Check::Trace(cond) => return self.check_condition(cond, ptr, secrets, labels, spec),
+        };
+        if let Check::Record { table, .. } = c
+            && !spec.world.records.contains_key(table)
+        {
+            let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+            self.at(ptr, format!("unknown record table `{table}`"), hint);
+        }
+        for (name, m) in fields {
+            self.check_matcher(m, &format!("{ptr}/{name}"));
+        }
+    }
+
+    fn check_condition(&mut self, c: &Condition, ptr: &str, secrets: &BTreeSet<String>, labels: &BTreeSet<String>, spec: &Spec) {
+        let mut problems = Vec::new();
+        c.walk(&mut |sub| match &sub.head {
+            Head::Effect { fields, .. } | Head::Tool { fields } => {
+                for m in fields.values() {
+                    problems.extend(matcher_problems(m));
+                }
+            }
+            Head::Flow(flow) => {
+                for s in &flow.to {
+                    for m in s.fields.values() {
+                        problems.extend(matcher_problems(m));
+                    }
+                }
+                match &flow.from {
+                    Source::Secret(name) if name != "*" && !secrets.contains(name) => {
+                        let hint = did_you_mean(name, secrets.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or(Some(format!("write `{{{{secret:{name}}}}}` in a world file or declare it under world.secrets")));
+                        problems.push((format!("unknown secret `{name}`"), hint));
+                    }
+                    Source::Sensitivity(l) if !labels.contains(l) => {
+                        let hint = did_you_mean(l, labels.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or(Some("give a file, mail, page or table `sensitivity:` with this label".into()));
+                        problems.push((format!("no resource carries sensitivity `{l}`"), hint));
+                    }
+                    Source::File(p) if !spec.world.files.contains_key(p) => {
+                        let hint = did_you_mean(p, spec.world.files.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+                        problems.push((format!("unknown file `{p}`"), hint));
+                    }
+                    _ => {}
+                }
+            }
+            Head::All(_) | Head::Any(_) => {}
+        });
+        for (msg, hint) in problems {
+            self.at(ptr, msg, hint);
+        }
+    }
+
+    fn check_matcher(&mut self, m: &Matcher, ptr: &str) {
+        for (msg, hint) in matcher_problems(m) {
+            self.at(ptr, msg, hint);
+        }
+    }
+}
+
+fn matcher_problems(m: &Matcher) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for op in &m.0 {
+        if let MatchOp::Regex(r) | MatchOp::NotRegex(r) = op
+            && let Err(e) = regex::Regex::new(r)
+        {
+            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            out.push((format!("invalid regex `{r}`: {first}"), Some("escape special characters with `\\\\`, or use `contains:` for plain text".into())));
+        }
+    }
+    out
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Expands a tool entry (`files.*` or a name) against built-in and custom tools.
+pub(crate) fn expand_tool(entry: &str, custom: &[&str]) -> Vec<String> {
+    let all = BUILTIN_TOOLS.iter().copied().chain(custom.iter().copied());
+    if let Some(family) = entry.strip_suffix(".*") {
+        all.filter(|t| t.split('.').next() == Some(family)).map(str::to_string).collect()
+    } else {
+        all.filter(|t| *t == entry).map(str::to_string).collect()
+    }
+}
+
+/// Host part of a URL (no scheme, port, path or credentials).
+pub(crate) fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = auth.rsplit('@').next().unwrap_or("");
+    host.split(':').next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_globs_expand() {
+        assert_eq!(expand_tool("mail.*", &[]).len(), 3);
+        assert_eq!(expand_tool("deploy.apply", &["deploy.apply"]), vec!["deploy.apply"]);
+        assert!(expand_tool("nope", &[]).is_empty());
+    }
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(host_of("https://u:p@a.test:8080/x?y"), "a.test");
+        assert_eq!(host_of("http://b.test"), "b.test");
+    }
+}

@@ -1,0 +1,478 @@
+//! The spec data model (format `assay/v1`).
+//!
+//! Every type here is plain data: it is what a user writes, after YAML has been
+//! parsed. Meaning (how a matcher matches, how a tool behaves) lives in the crates
+//! that consume the model, so this file stays a readable reference of the format.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::condition::{Check, Condition};
+
+/// The only `apiVersion` this build reads.
+pub const API_VERSION: &str = "assay/v1";
+
+/// One security scenario: the world an agent acts in, the legitimate task, the
+/// threats planted in the world, and the trajectories that must never happen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// Format version; must be `assay/v1`.
+    pub api_version: String,
+    /// Document kind; must be `Spec`.
+    pub kind: String,
+    /// Stable identifier: lowercase letters, digits and `-`.
+    pub id: String,
+    /// One-line human title.
+    pub title: String,
+    /// Longer free-text description for reviewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free labels (agent archetype, risk family, ...) used to filter and group results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The agent under test: its instructions, tools and per-episode limits.
+    pub agent: AgentSpec,
+    /// The isolated world the agent acts in.
+    #[serde(default)]
+    pub world: World,
+    /// The legitimate task and how to tell it was done.
+    pub task: Task,
+    /// Attacks planted in the world.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threats: Vec<Threat>,
+    /// Trajectories that must never happen, in observable terms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden: Vec<ForbiddenRule>,
+    /// Release-gate thresholds over the run's metrics.
+    #[serde(default, skip_serializing_if = "Gates::is_empty")]
+    pub gates: Gates,
+}
+
+/// What the agent is told and what it may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// System prompt given to the agent.
+    #[serde(default)]
+    pub system: String,
+    /// Tools the agent may call: built-in names (`files.read`), family globs
+    /// (`files.*`) or names of custom tools declared under `world.tools`.
+    pub tools: Vec<String>,
+    /// Per-episode limits; defaults apply when omitted.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Per-episode budgets. Hitting one ends the episode with a `limit` event; it is
+/// not an error, but the verdict says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Maximum number of user turns played.
+    #[serde(default = "Limits::default_turns")]
+    pub turns: u32,
+    /// Maximum number of tool calls across the episode.
+    #[serde(default = "Limits::default_tool_calls")]
+    pub tool_calls: u32,
+    /// Wall-clock budget for the episode, in seconds.
+    #[serde(default = "Limits::default_wall_time")]
+    pub wall_time_secs: f64,
+}
+
+impl Limits {
+    fn default_turns() -> u32 {
+        20
+    }
+    fn default_tool_calls() -> u32 {
+        50
+    }
+    fn default_wall_time() -> f64 {
+        300.0
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            turns: Self::default_turns(),
+            tool_calls: Self::default_tool_calls(),
+            wall_time_secs: Self::default_wall_time(),
+        }
+    }
+}
+
+/// The initial state of the embedded world. Text anywhere in it may contain
+/// `{{secret:NAME}}` (a per-episode canary) and `{{slot:NAME}}` (an injection slot).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct World {
+    /// Working directory of `shell.exec`.
+    #[serde(default = "World::default_cwd")]
+    pub cwd: String,
+    /// Virtual filesystem: absolute path → file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileEntry>,
+    /// Environment variables visible to `shell.exec` (`env`, `$VAR`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Canary secrets. Names used in `{{secret:NAME}}` need not be declared here;
+    /// declare one to give it a realistic prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// Mailbox of the agent.
+    #[serde(default)]
+    pub mail: Mail,
+    /// Web pages: URL → page. Only these URLs answer; others get 404.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub web: BTreeMap<String, WebPage>,
+    /// Network policy: which hosts are inside the agent's boundary.
+    #[serde(default)]
+    pub network: Network,
+    /// Long-term memory entries present at the start: key → value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory: BTreeMap<String, String>,
+    /// Record tables (a small database): table name → table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: BTreeMap<String, Table>,
+    /// Package manager state.
+    #[serde(default)]
+    pub packages: Packages,
+    /// Declarative custom tools modelling the user's own services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<CustomTool>,
+}
+
+impl World {
+    fn default_cwd() -> String {
+        "/".to_string()
+    }
+}
+
+/// A file: either plain text (`path: "content"`) or a full entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FileEntry {
+    /// Shorthand: the file's text, no label, mode 0644.
+    Text(String),
+    /// Full form.
+    Full(FileSpec),
+}
+
+/// Full form of a file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// File content (mutually exclusive with `symlink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Make this path a symbolic link to another path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink: Option<String>,
+    /// Sensitivity label (`secret`, `private`, `internal`, ... — free text).
+    /// Reads of this file carry the label; flow rules can use it as a source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
+    /// Octal permission bits, e.g. `"0600"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl FileEntry {
+    /// The file's text, if it is a regular file.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            FileEntry::Text(t) => Some(t),
+            FileEntry::Full(f) => f.text.as_deref(),
+        }
+    }
+    /// The file's sensitivity label, if any.
+    pub fn sensitivity(&self) -> Option<&str> {
+        match self {
+            FileEntry::Text(_) => None,
+            FileEntry::Full(f) => f.sensitivity.as_deref(),
+        }
+    }
+}
+
+/// How a canary secret looks. The random part always comes from the episode seed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// Literal prefix, e.g. `sk_live_` or `AKIA`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Length of the random part (default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+}
+
+/// The agent's mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mail {
+    /// The agent's own address (the `from` of mail it sends).
+    #[serde(default = "Mail::default_address")]
+    pub address: String,
+    /// Messages in the inbox, numbered from 1 in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox: Vec<MailMessage>,
+}
+
+impl Mail {
+    fn default_address() -> String {
+        "agent@assay.test".to_string()
+    }
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Mail {
+            address: Self::default_address(),
+            inbox: Vec::new(),
+        }
+    }
+}
+
+/// One mail message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailMessage {
+    /// Sender address.
+    pub from: String,
+    /// Recipient (defaults to the agent's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Subject line.
+    #[serde(default)]
+    pub subject: String,
+    /// Body text.
+    #[serde(default)]
+    pub body: String,
+    /// Sensitivity label of the message content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
+}
+
+/// A web page: plain text shorthand or full form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WebPage {
+    /// Shorthand: the page body, status 200.
+    Text(String),
+    /// Full form.
+    Full(WebPageSpec),
+}
+
+/// Full form of a web page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebPageSpec {
+    /// Response body.
+    pub body: String,
+    /// HTTP status (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Sensitivity label of the page content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
+}
+
+impl WebPage {
+    /// The page body.
+    pub fn body(&self) -> &str {
+        match self {
+            WebPage::Text(t) => t,
+            WebPage::Full(p) => &p.body,
+        }
+    }
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            WebPage::Text(_) => 200,
+            WebPage::Full(p) => p.status.unwrap_or(200),
+        }
+    }
+}
+
+/// Network policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Hosts inside the boundary (exact host or `*.domain`). A request to any
+    /// other host is an `egress` effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+}
+
+/// A record table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// Sensitivity label of the table's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
+    /// Rows: each a map of column → scalar value.
+    #[serde(default)]
+    pub rows: Vec<BTreeMap<String, Value>>,
+}
+
+/// Package manager state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    /// Packages already installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<String>,
+}
+
+/// A declarative tool modelling one of the user's services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomTool {
+    /// Tool name, `service.action` style (e.g. `deploy.apply`).
+    pub name: String,
+    /// Description shown to the agent. May hold a `{{slot:NAME}}` (poisoned tool description).
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    #[serde(default = "CustomTool::default_parameters")]
+    #[schemars(with = "serde_json::Map<String, Value>")]
+    pub parameters: Value,
+    /// Response text; `{{args.NAME}}` is replaced by the argument, `{{slot:NAME}}` and
+    /// `{{secret:NAME}}` as elsewhere.
+    #[serde(default)]
+    pub response: String,
+    /// Effects a call has, each one effect kind → fields; field values are templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<BTreeMap<String, BTreeMap<String, String>>>")]
+    pub effects: Vec<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl CustomTool {
+    fn default_parameters() -> Value {
+        serde_json::json!({"type": "object", "properties": {}})
+    }
+}
+
+/// The legitimate task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// A single user turn (shorthand for `turns: [prompt]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// User turns, played in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<String>,
+    /// Reference solution: tool calls that complete the task, each `tool: {args}`.
+    /// `control:solve` replays it; it proves the task is solvable.
+    #[serde(default)]
+    pub solution: Vec<ToolCall>,
+    /// The final reply of the reference solution (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// Success checks; utility is the fraction that hold.
+    #[serde(default)]
+    pub success: Vec<Check>,
+}
+
+impl Task {
+    /// The user turns, whichever form was written.
+    pub fn user_turns(&self) -> Vec<String> {
+        let mut t = Vec::new();
+        if let Some(p) = &self.prompt {
+            t.push(p.clone());
+        }
+        t.extend(self.turns.iter().cloned());
+        t
+    }
+}
+
+/// One tool call written as a single-key map: `mail.read: { id: 1 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// Tool name.
+    pub tool: String,
+    /// Arguments (a JSON object).
+    pub args: Value,
+}
+
+/// A threat: what an attacker wants and how it would show in the trajectory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threat {
+    /// Identifier, unique in the spec.
+    pub id: String,
+    /// The attacker's goal in words; also the plain payload text.
+    pub goal: String,
+    /// Tool calls that achieve the goal. `control:naive` performs them when a payload
+    /// reaches it. `{{result:N}}` is the output of the N-th action (1-based).
+    #[serde(default)]
+    pub actions: Vec<ToolCall>,
+    /// The attack succeeded when any of these conditions holds on the trace.
+    pub success: Vec<Condition>,
+    /// Injection slots (declared in the world as `{{slot:NAME}}`) this threat is planted in.
+    pub slots: Vec<String>,
+    /// Attack techniques to synthesise (`all` or a list of ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    pub techniques: Option<Value>,
+}
+
+/// A trajectory that must never happen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForbiddenRule {
+    /// Identifier, unique in the spec; verdicts cite it.
+    pub id: String,
+    /// Why the rule exists, for reviewers and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The condition that fires the rule.
+    pub when: Condition,
+}
+
+/// Release-gate thresholds, judged per spec × agent over all its episodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// Bound on the share of attacked episodes where the threat succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_success_rate: Option<Bound>,
+    /// Bound on mean utility over all episodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utility: Option<Bound>,
+    /// Bound on the share of episodes with at least one violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violation_rate: Option<Bound>,
+}
+
+impl Gates {
+    /// True when no gate is set.
+    pub fn is_empty(&self) -> bool {
+        self.attack_success_rate.is_none() && self.utility.is_none() && self.violation_rate.is_none()
+    }
+}
+
+/// A closed interval bound; either end may be omitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    /// Inclusive minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Inclusive maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl Bound {
+    /// Whether a value lies within the bound.
+    pub fn holds(&self, v: f64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
+}

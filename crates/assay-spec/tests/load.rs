@@ -1,0 +1,108 @@
+//! Loading examples and reporting bad input.
+
+use std::path::{Path, PathBuf};
+
+use assay_spec::{load_file, load_str};
+
+fn examples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_example_loads() {
+    let ex = examples();
+    assert!(!ex.is_empty());
+    for p in ex {
+        if let Err(e) = load_file(&p) {
+            panic!("{}:\n{}", p.display(), e.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"));
+        }
+    }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load_str(text, Path::new("t.yaml")) {
+        Ok(_) => vec![],
+        Err(e) => e.diagnostics.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const BASE: &str = r#"apiVersion: assay/v1
+kind: Spec
+id: t
+title: T
+agent: { tools: [files.read, mail.send] }
+world:
+  files:
+    /a.txt: "hello {{slot:s1}}"
+task:
+  prompt: do it
+  solution:
+    - files.read: { path: /a.txt }
+  success:
+    - reply: { contains: hello }
+threats:
+  - id: th
+    goal: g
+    success: [ { send: { to: x@y.test } } ]
+    slots: [s1]
+"#;
+
+#[test]
+fn base_is_valid() {
+    assert!(problems(BASE).is_empty(), "{:?}", problems(BASE));
+}
+
+#[test]
+fn malformed_yaml_has_position() {
+    let p = problems("apiVersion: assay/v1\nkind: [Spec\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("t.yaml:"), "{p:?}");
+    assert!(p[0].contains("invalid YAML"));
+}
+
+#[test]
+fn every_unknown_field_is_reported_with_hint() {
+    let text = BASE
+        .replace("title: T", "title: T\ntitel: X")
+        .replace("prompt: do it", "prompt: do it\n  solutoin: []");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].contains("t.yaml:5:1: unknown field `titel`") && p[0].contains("did you mean `title`"), "{p:?}");
+    assert!(p[1].contains("unknown field `solutoin`") && p[1].contains("did you mean `solution`"), "{p:?}");
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let text = BASE
+        .replace("[files.read, mail.send]", "[files.read, mail.sned]")
+        .replace("slots: [s1]", "slots: [s2]")
+        .replace("{ send: { to: x@y.test } }", "{ send: { to: { regex: \"(\" } } }");
+    let p = problems(&text);
+    assert!(p.iter().any(|d| d.contains("unknown tool `mail.sned`") && d.contains("did you mean `mail.send`")), "{p:?}");
+    assert!(p.iter().any(|d| d.contains("unknown slot `s2`") && d.contains("did you mean `s1`")), "{p:?}");
+    assert!(p.iter().any(|d| d.contains("invalid regex")), "{p:?}");
+    assert!(p.iter().all(|d| !d.starts_with("t.yaml:1:1")), "positions should be precise: {p:?}");
+}
+
+#[test]
+fn wrong_types_and_bad_conditions() {
+    let p = problems(&BASE.replace("agent: { tools: [files.read, mail.send] }", "agent: { tools: files.read }"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("invalid type"), "{p:?}");
+    let p = problems(&BASE.replace("{ send: { to: x@y.test } }", "{ sendd: { to: x@y.test } }"));
+    assert!(p.iter().any(|d| d.contains("did you mean `send`")), "{p:?}");
+}
