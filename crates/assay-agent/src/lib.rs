@@ -1,1 +1,113 @@
-//! placeholder
+//! The agent side of an episode: the [`Agent`] trait every subject implements,
+//! the [`Env`] through which it sees the task and acts, and the control agents
+//! (`control:solve`, `control:naive`, `control:refuse`) that serve as instruments.
+//!
+//! This crate knows nothing of how tools are executed or scored: the runner
+//! implements [`Env`] over a world and records the trace. Agents must only act
+//! through [`Env`], so every action they take is observed.
+
+mod control;
+
+use std::sync::Arc;
+
+use assay_spec::Spec;
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use control::{ControlKind, control_agent};
+
+/// A tool as offered to an agent: what model adapters turn into tool definitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Tool name (`files.read`).
+    pub name: String,
+    /// Description shown to the agent (may carry a planted payload).
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// What a tool call returned to the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    /// False when the tool refused or failed (the agent should see the error).
+    pub ok: bool,
+    /// Text returned to the agent.
+    pub output: String,
+    /// Threat ids whose payload this result carried. Only control agents may
+    /// look at this; a real agent must judge the output itself.
+    pub delivered: Vec<String>,
+}
+
+/// A user turn handed to the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserTurn {
+    /// What the user says.
+    pub text: String,
+    /// Threat ids whose payload this turn carries (instrument-only, as above).
+    pub delivered: Vec<String>,
+}
+
+/// Why an agent must stop acting now. Not a failure of the agent: the runner
+/// already recorded the reason in the trace.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("episode stopped: {0}")]
+pub struct Stop(pub String);
+
+/// What a control agent may know about the case beyond what a real agent sees.
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    /// The spec the case comes from.
+    pub spec: Arc<Spec>,
+    /// The threat planted in this episode, if any.
+    pub threat: Option<String>,
+}
+
+/// The episode as the agent sees it. Implemented by the runner, which records
+/// every call into the trace before and after executing it.
+pub trait Env: Send {
+    /// System prompt for the agent.
+    fn system_prompt(&self) -> &str;
+    /// Tools the agent may call.
+    fn tools(&self) -> &[ToolSpec];
+    /// The next user turn (recorded as a message), or `None` when the task has no more.
+    fn next_user_turn(&mut self) -> Option<UserTurn>;
+    /// Calls a tool. `Err(Stop)` means a limit was reached and the agent must return.
+    fn call_tool(&mut self, call_id: Option<String>, name: &str, args: Value) -> Result<ToolResult, Stop>;
+    /// Records the agent's reply to the current turn.
+    fn reply(&mut self, text: &str);
+    /// The case being run. Instruments only: a real agent must not read it.
+    fn case(&self) -> &CaseView;
+}
+
+/// Why an agent failed. An episode whose agent fails is `error`, never a pass.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The agent's backend failed (HTTP, process, protocol).
+    #[error("agent backend failed: {0}")]
+    Backend(String),
+    /// The agent is misconfigured.
+    #[error("agent misconfigured: {0}")]
+    Config(String),
+}
+
+/// A subject (or instrument) that can play an episode.
+#[async_trait]
+pub trait Agent: Send + Sync {
+    /// Name used in results (`control:solve`, `openai:gpt-4o-mini`).
+    fn name(&self) -> &str;
+    /// Plays every user turn of the episode through `env`.
+    async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError>;
+}
+
+/// Resolves an agent name from the command line. Only control agents exist in
+/// this build; other adapters register here as they land.
+pub fn agent_from_name(name: &str) -> Result<Arc<dyn Agent>, AgentError> {
+    if let Some(kind) = name.strip_prefix("control:") {
+        return control_agent(kind)
+            .ok_or_else(|| AgentError::Config(format!("unknown control agent `{name}`; expected control:solve, control:naive or control:refuse")));
+    }
+    Err(AgentError::Config(format!(
+        "unknown agent `{name}`; this build provides control:solve, control:naive and control:refuse"
+    )))
+}

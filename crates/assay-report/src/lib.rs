@@ -1,1 +1,13 @@
-//! placeholder
+//! Results of a run and what is made of them: the `results.json` format, the
+//! per spec × agent metrics, release gates, the control-agent expectations, and
+//! the terminal renderings (summary table, annotated trace).
+//!
+//! This crate computes from finished episodes only; it must not run anything.
+
+mod metrics;
+mod render;
+mod results;
+
+pub use metrics::{ControlCheck, GateResult, SummaryRow, summarize};
+pub use render::{render_summary, render_trace};
+pub use results::{EpisodeResult, RESULTS_SCHEMA, RunResults, SpecRef, Status};

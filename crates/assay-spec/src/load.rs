@@ -373,6 +373,13 @@ impl Validator {
         for (i, tool) in w.tools.iter().enumerate() {
             t.push((format!("/world/tools/{i}/description"), tool.description.clone()));
             t.push((format!("/world/tools/{i}/response"), tool.response.clone()));
+            for (j, e) in tool.effects.iter().enumerate() {
+                for (k, fields) in e {
+                    for (f, v) in fields {
+                        t.push((format!("/world/tools/{i}/effects/{j}/{}/{}", escape(k), escape(f)), v.clone()));
+                    }
+                }
+            }
         }
         for (i, turn) in spec.task.user_turns().iter().enumerate() {
             let ptr = if spec.task.prompt.is_some() && i == 0 {
@@ -408,6 +415,7 @@ impl Validator {
                     "secret" => {
                         secrets.insert(p.name.to_string());
                     }
+                    "args" if ptr.starts_with("/world/tools/") && !ptr.ends_with("/description") => {}
                     other => {
                         let hint = did_you_mean(other, PLACEHOLDER_KINDS.iter().copied())
                             .map(|s| format!("did you mean `{{{{{s}:{}}}}}`?", p.name))

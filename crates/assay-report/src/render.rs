@@ -1,0 +1,215 @@
+//! Human renderings: the run summary table and an annotated trace.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use assay_trace::{Event, EventKind};
+
+use crate::metrics::SummaryRow;
+use crate::results::EpisodeResult;
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0))
+}
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+}
+
+/// The summary table: one row per spec × agent, then gate and control failures.
+pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
+    let st = Style { color };
+    let header = ["spec", "agent", "episodes", "utility", "benign util", "attack success", "violations", "errors", "status"];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let status = if r.passed() {
+            if r.control.is_some() { "control ok" } else if r.gates.is_empty() { "ok" } else { "gates pass" }
+        } else if r.control.is_some() {
+            "CONTROL FAIL"
+        } else if r.errors > 0 {
+            "ERROR"
+        } else {
+            "GATE FAIL"
+        };
+        table.push(vec![
+            r.spec.clone(),
+            r.agent.clone(),
+            r.episodes.to_string(),
+            pct(r.utility),
+            pct(r.benign_utility),
+            if r.attacked == 0 { "-".into() } else { format!("{} ({}/{})", pct(r.attack_success_rate), (r.attack_success_rate.unwrap_or(0.0) * r.attacked as f64).round(), r.attacked) },
+            pct(r.violation_rate),
+            r.errors.to_string(),
+            status.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in table.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            let cell = if i == 0 {
+                st.bold(cell)
+            } else if c == header.len() - 1 {
+                if rows[i - 1].passed() { st.green(cell) } else { st.red(cell) }
+            } else {
+                cell.clone()
+            };
+            line.push_str(&cell);
+            if c + 1 < row.len() {
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for r in rows {
+        for g in r.gates.iter().filter(|g| !g.passed) {
+            let _ = writeln!(
+                out,
+                "{} {} / {}: gate {} {}",
+                st.red("gate failed:"),
+                r.spec,
+                r.agent,
+                g.gate,
+                g.reason.as_deref().unwrap_or("")
+            );
+        }
+        if let Some(c) = &r.control {
+            for p in &c.problems {
+                let _ = writeln!(out, "{} {} / {}: {}", st.red("control failed:"), r.spec, r.agent, p);
+            }
+        }
+    }
+    out
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let one = s.replace('\n', "\\n");
+    if one.chars().count() <= n {
+        one
+    } else {
+        format!("{}…", one.chars().take(n).collect::<String>())
+    }
+}
+
+/// A trace, one event per line; events cited by a verdict are marked with the
+/// rule or check that cites them.
+pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bool) -> String {
+    let st = Style { color };
+    let mut marks: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    if let Some(v) = verdict {
+        for vi in &v.violations {
+            for e in &vi.events {
+                marks.entry(*e).or_default().push(format!("violation {}", vi.rule));
+            }
+        }
+        for e in &v.attack_events {
+            marks.entry(*e).or_default().push("attack success".to_string());
+        }
+    }
+    let mut out = String::new();
+    if let Some(v) = verdict {
+        let _ = writeln!(
+            out,
+            "{} {}  status={:?} utility={:.2} attack_success={}",
+            st.bold("episode"),
+            v.episode,
+            v.status,
+            v.utility,
+            v.attack_success.map_or("n/a".to_string(), |b| b.to_string())
+        );
+    }
+    for ev in events {
+        let body = match &ev.kind {
+            EventKind::EpisodeStart(s) => format!(
+                "episode_start spec={} case={} agent={} epoch={} seed={}",
+                s.spec, s.case, s.agent, s.epoch, s.seed
+            ),
+            EventKind::Message { role, content } => format!("{:?}: {}", role, clip(content, 160)).to_lowercase_first(),
+            EventKind::ToolCall { tool, args, .. } => format!("tool_call {tool} {}", clip(&args.to_string(), 140)),
+            EventKind::Effect { call, effect } => {
+                let fields: Vec<String> = effect
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| *k != "content" && *k != "via")
+                    .map(|(k, v)| format!("{k}={}", clip(&v.as_str().map_or_else(|| v.to_string(), str::to_string), 60)))
+                    .collect();
+                format!("  effect {} (call #{call}) {}", effect.kind.name(), fields.join(" "))
+            }
+            EventKind::InjectionDelivered { call, threat, slot } => {
+                format!("  injection_delivered threat={threat} slot={slot} (call #{call})")
+            }
+            EventKind::ToolResult { call, ok, output } => {
+                format!("  tool_result #{call} {} {}", if *ok { "ok" } else { "ERR" }, clip(output, 120))
+            }
+            EventKind::Error { source, message } => st.red(&format!("error [{source}] {message}")),
+            EventKind::Limit { limit, value } => format!("limit {limit} reached ({value})"),
+            EventKind::EpisodeEnd { reason, state } => format!(
+                "episode_end {reason} (files={} outbox={} memory={} installed={})",
+                state.files.len(),
+                state.outbox.len(),
+                state.memory.len(),
+                state.installed.len()
+            ),
+        };
+        let seq = st.dim(&format!("#{:<4}", ev.seq));
+        match marks.get(&ev.seq) {
+            Some(m) => {
+                let _ = writeln!(out, "{seq} {}  {}", st.red(&body), st.red(&format!("<- {}", m.join(", "))));
+            }
+            None => {
+                let _ = writeln!(out, "{seq} {body}");
+            }
+        }
+    }
+    if let Some(v) = verdict {
+        for c in &v.checks {
+            let mark = if c.passed { st.green("pass") } else { st.red("FAIL") };
+            let _ = writeln!(out, "check {} {mark}: {} {:?}", c.index, c.summary, c.events);
+        }
+        for vi in &v.violations {
+            let _ = writeln!(out, "{} {}: {} {:?}", st.red("violation"), vi.rule, vi.explanation, vi.events);
+        }
+    }
+    out
+}
+
+trait LowerFirst {
+    fn to_lowercase_first(self) -> String;
+}
+
+impl LowerFirst for String {
+    fn to_lowercase_first(self) -> String {
+        let mut c = self.chars();
+        match c.next() {
+            Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+            None => self,
+        }
+    }
+}

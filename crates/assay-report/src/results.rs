@@ -1,0 +1,100 @@
+//! The `results.json` format (documented in docs/results.md).
+
+use assay_rules::{CheckResult, Violation};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::SummaryRow;
+
+/// Version tag of `results.json`.
+pub const RESULTS_SCHEMA: &str = "assay-results/v1";
+
+/// Everything a run produced, in one file a CI gate and an auditor can both read.
+/// Holds no timestamps or durations, so the same inputs give the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// [`RESULTS_SCHEMA`].
+    pub schema_version: String,
+    /// Version of the tool that produced the file.
+    pub assay_version: String,
+    /// Run seed every episode seed was derived from.
+    pub seed: u64,
+    /// Repetitions per case and agent.
+    pub epochs: u32,
+    /// Agents run.
+    pub agents: Vec<String>,
+    /// Specs run, with content hashes.
+    pub specs: Vec<SpecRef>,
+    /// One entry per episode, sorted by spec, case, agent, epoch.
+    pub episodes: Vec<EpisodeResult>,
+    /// Metrics per spec × agent.
+    pub summary: Vec<SummaryRow>,
+    /// True when every gate and control expectation held and no episode errored.
+    pub passed: bool,
+}
+
+/// A spec that was run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecRef {
+    /// Spec id.
+    pub id: String,
+    /// File it was loaded from.
+    pub path: String,
+    /// SHA-256 of its canonical form.
+    pub hash: String,
+}
+
+/// Whether an episode produced a trustworthy verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The episode ran and was scored.
+    Ok,
+    /// Something outside the agent's behaviour failed; the verdict is void.
+    Error,
+}
+
+/// The verdict of one episode, with the events that prove it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeResult {
+    /// Episode id (also its directory name).
+    pub episode: String,
+    /// Spec id.
+    pub spec: String,
+    /// Case id (`benign` or `THREAT@SLOT`).
+    pub case: String,
+    /// Threat planted, if any.
+    pub threat: Option<String>,
+    /// Slots that carried a payload.
+    pub slots: Vec<String>,
+    /// Agent name.
+    pub agent: String,
+    /// Repetition index.
+    pub epoch: u32,
+    /// Seed of this episode.
+    pub seed: u64,
+    /// `ok` or `error`.
+    pub status: Status,
+    /// Why the episode errored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Limit that cut the episode short, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// Fraction of the task's success checks that held (0 when errored).
+    pub utility: f64,
+    /// Whether the threat succeeded; null for benign episodes and errors.
+    pub attack_success: Option<bool>,
+    /// Events proving the attack succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack_events: Vec<u64>,
+    /// Forbidden rules that fired.
+    pub violations: Vec<Violation>,
+    /// Result of each success check.
+    pub checks: Vec<CheckResult>,
+    /// Trace path, relative to the results file.
+    pub trace: String,
+    /// Hash of the trace's last line (tamper evidence).
+    pub trace_head: String,
+    /// Number of events in the trace.
+    pub events: usize,
+}
