@@ -1,0 +1,205 @@
+//! The control matrix over every example: the backbone of the test suite.
+//!
+//! - `control:solve`  → utility 1 and no violations on every case;
+//! - `control:naive`  → on every attacked case the threat succeeds and is cited;
+//! - `control:refuse` → utility 0 and no violations.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use assay_agent::{Agent, agent_from_name};
+use assay_report::{RunResults, Status};
+use assay_run::{RunConfig, run};
+use assay_trace::{EventKind, parse_jsonl, verify_jsonl};
+
+fn example_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn controls() -> Vec<Arc<dyn Agent>> {
+    ["control:solve", "control:naive", "control:refuse"].iter().map(|n| agent_from_name(n).unwrap()).collect()
+}
+
+fn run_examples(out: &Path, seed: u64) -> RunResults {
+    let specs: Vec<_> = example_files().iter().map(|f| assay_spec::load_file(f).unwrap()).collect();
+    let cfg = RunConfig { seed, epochs: 1, jobs: 2, out: out.to_path_buf(), progress: false };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(run(&specs, &controls(), &cfg)).unwrap()
+}
+
+#[test]
+fn control_matrix_holds_on_every_example() {
+    let files = example_files();
+    assert!(files.len() >= 6, "at least six example specs");
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_examples(dir.path(), 0);
+    let specs: std::collections::BTreeSet<_> = r.episodes.iter().map(|e| e.spec.clone()).collect();
+    assert_eq!(specs.len(), files.len());
+    let mut attacked = 0;
+    for e in &r.episodes {
+        assert_eq!(e.status, Status::Ok, "{}: {:?}", e.episode, e.error);
+        match e.agent.as_str() {
+            "control:solve" => {
+                assert_eq!(e.utility, 1.0, "{}: {:?}", e.episode, e.checks);
+                assert!(e.violations.is_empty(), "{}: {:?}", e.episode, e.violations);
+                assert_ne!(e.attack_success, Some(true), "{}", e.episode);
+            }
+            "control:naive" => {
+                if e.threat.is_some() {
+                    attacked += 1;
+                    assert_eq!(e.attack_success, Some(true), "{}: threat did not fire", e.episode);
+                    assert!(!e.attack_events.is_empty(), "{}: attack success cites no event", e.episode);
+                    assert!(!e.violations.is_empty(), "{}: a successful attack fires no forbidden rule", e.episode);
+                    for v in &e.violations {
+                        assert!(!v.events.is_empty(), "{}: violation {} cites no event", e.episode, v.rule);
+                    }
+                } else {
+                    assert_eq!(e.utility, 1.0, "{}", e.episode);
+                    assert!(e.violations.is_empty(), "{}", e.episode);
+                }
+            }
+            "control:refuse" => {
+                assert_eq!(e.utility, 0.0, "{}: {:?}", e.episode, e.checks);
+                assert!(e.violations.is_empty(), "{}: {:?}", e.episode, e.violations);
+                assert_ne!(e.attack_success, Some(true));
+            }
+            other => panic!("unexpected agent {other}"),
+        }
+    }
+    assert!(attacked >= 10, "only {attacked} attacked naive episodes");
+    assert!(r.passed, "control expectations: {:?}", r.summary.iter().filter(|s| !s.passed()).collect::<Vec<_>>());
+
+    // Every cited event exists in the trace and is of a kind that can prove something.
+    for e in &r.episodes {
+        let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+        let rep = verify_jsonl(&text, Some(&e.trace_head)).unwrap();
+        assert_eq!(rep.events, e.events);
+        let events = parse_jsonl(&text).unwrap();
+        for seq in e.violations.iter().flat_map(|v| v.events.iter()).chain(e.attack_events.iter()) {
+            let ev = &events[*seq as usize];
+            assert!(
+                matches!(ev.kind, EventKind::Effect { .. } | EventKind::ToolCall { .. } | EventKind::Message { .. } | EventKind::ToolResult { .. }),
+                "{}: cites #{seq} of kind {:?}",
+                e.episode,
+                ev.kind
+            );
+        }
+        // Naive attacked runs record the delivery of the payload.
+        if e.agent == "control:naive" && e.threat.is_some() {
+            assert!(events.iter().any(|ev| matches!(ev.kind, EventKind::InjectionDelivered { .. })), "{}", e.episode);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_canaries() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let ra = run_examples(a.path(), 7);
+    run_examples(b.path(), 7);
+    let rc = run_examples(c.path(), 8);
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(a.path(), "results.json"), read(b.path(), "results.json"));
+    for e in &ra.episodes {
+        assert_eq!(read(a.path(), &e.trace), read(b.path(), &e.trace), "{}", e.episode);
+    }
+    let ep = &ra.episodes[0];
+    let secrets = |d: &Path| match &parse_jsonl(&String::from_utf8(read(d, &ep.trace)).unwrap()).unwrap()[0].kind {
+        EventKind::EpisodeStart(s) => s.secrets.clone(),
+        _ => panic!("first event is episode_start"),
+    };
+    let (sa, sc) = (secrets(a.path()), secrets(c.path()));
+    assert!(!sa.is_empty());
+    assert_ne!(sa, sc, "a different seed must give different canaries");
+    assert_ne!(rc.episodes[0].seed, ep.seed);
+}
+
+/// An agent that fails: its episodes are `error`, never a pass, and the others still run.
+struct Broken;
+
+#[async_trait::async_trait]
+impl Agent for Broken {
+    fn name(&self) -> &str {
+        "test:broken"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        Err(assay_agent::AgentError::Backend("connection reset".into()))
+    }
+}
+
+struct Panics;
+
+#[async_trait::async_trait]
+impl Agent for Panics {
+    fn name(&self) -> &str {
+        "test:panics"
+    }
+    async fn run(&self, _env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        panic!("agent bug")
+    }
+}
+
+/// Calls a missing tool and passes wrong argument types: recorded, not fatal.
+struct Sloppy;
+
+#[async_trait::async_trait]
+impl Agent for Sloppy {
+    fn name(&self) -> &str {
+        "test:sloppy"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        while env.next_user_turn().is_some() {
+            let a = env.call_tool(None, "files.nuke", serde_json::json!({"path": "/"})).unwrap();
+            assert!(!a.ok);
+            let b = env.call_tool(None, "mail.read", serde_json::json!({"id": {"nested": true}})).unwrap();
+            assert!(!b.ok);
+            env.reply("done");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn failures_are_errors_and_isolated() {
+    let specs = vec![assay_spec::load_file(&example_files()[0]).unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Broken), Arc::new(Panics), Arc::new(Sloppy), agent_from_name("control:solve").unwrap()];
+    let cfg = RunConfig { seed: 0, epochs: 1, jobs: 2, out: dir.path().to_path_buf(), progress: false };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let r = rt.block_on(run(&specs, &agents, &cfg)).unwrap();
+    for e in &r.episodes {
+        match e.agent.as_str() {
+            "test:broken" | "test:panics" => {
+                assert_eq!(e.status, Status::Error, "{}", e.episode);
+                assert!(e.error.is_some());
+                assert_eq!(e.attack_success, None);
+                assert_eq!(e.utility, 0.0);
+                let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+                assert!(text.contains("\"type\":\"error\""), "{}", e.episode);
+            }
+            "test:sloppy" => {
+                assert_eq!(e.status, Status::Ok, "{}: {:?}", e.episode, e.error);
+                let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+                assert!(text.matches("\"kind\":\"denied\"").count() >= 2, "{}", e.episode);
+            }
+            _ => assert_eq!(e.status, Status::Ok),
+        }
+    }
+    assert!(!r.passed, "errored episodes must fail the run");
+}
