@@ -1,0 +1,649 @@
+//! Compiled trajectory conditions and their evaluation over one trace.
+
+use std::cell::OnceCell;
+
+use assay_spec::{Condition, Head, Source};
+use assay_trace::{Effect, EffectKind, EpisodeStart, EventKind, WorldState};
+use serde_json::{Map, Value};
+
+use crate::error::RuleError;
+use crate::flow::{SinkViews, fragments, short};
+use crate::matcher::{Fields, normalize_path};
+
+/// A compiled [`Condition`].
+#[derive(Debug, Clone)]
+pub(crate) struct CCond {
+    head: CHead,
+    after: Option<Box<CCond>>,
+    min: u64,
+    max: Option<u64>,
+    counted: bool,
+}
+
+#[derive(Debug, Clone)]
+enum CHead {
+    Effect {
+        kind: EffectKind,
+        fields: Fields,
+    },
+    Tool {
+        fields: Fields,
+    },
+    Flow {
+        from: CSource,
+        to: Vec<(EffectKind, Fields)>,
+    },
+    All(Vec<CCond>),
+    Any(Vec<CCond>),
+}
+
+#[derive(Debug, Clone)]
+enum CSource {
+    Secret(String),
+    Sensitivity(String),
+    File(String),
+    Untrusted,
+}
+
+fn effect_kind(kind: &str, place: &str) -> Result<EffectKind, RuleError> {
+    EffectKind::from_name(kind).ok_or_else(|| RuleError::UnknownEffect {
+        place: place.to_string(),
+        kind: kind.to_string(),
+    })
+}
+
+impl CCond {
+    pub(crate) fn compile(c: &Condition, place: &str) -> Result<CCond, RuleError> {
+        let head = match &c.head {
+            Head::Effect { kind, fields } => CHead::Effect {
+                kind: effect_kind(kind, place)?,
+                fields: Fields::compile(fields, place)?,
+            },
+            Head::Tool { fields } => CHead::Tool {
+                fields: Fields::compile(fields, place)?,
+            },
+            Head::Flow(f) => CHead::Flow {
+                from: match &f.from {
+                    Source::Secret(s) => CSource::Secret(s.clone()),
+                    Source::Sensitivity(s) => CSource::Sensitivity(s.clone()),
+                    Source::File(p) => CSource::File(normalize_path(p)),
+                    Source::Untrusted => CSource::Untrusted,
+                },
+                to: f
+                    .to
+                    .iter()
+                    .map(|s| {
+                        Ok((
+                            effect_kind(&s.kind, place)?,
+                            Fields::compile(&s.fields, place)?,
+                        ))
+                    })
+                    .collect::<Result<_, RuleError>>()?,
+            },
+            Head::All(l) | Head::Any(l) => {
+                let subs = l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| CCond::compile(c, &format!("{place}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if matches!(c.head, Head::All(_)) {
+                    CHead::All(subs)
+                } else {
+                    CHead::Any(subs)
+                }
+            }
+        };
+        let after = match &c.after {
+            Some(a) => Some(Box::new(CCond::compile(a, &format!("{place}.after"))?)),
+            None => None,
+        };
+        Ok(CCond {
+            head,
+            after,
+            min: c.count.and_then(|c| c.min).unwrap_or(1),
+            max: c.count.and_then(|c| c.max),
+            counted: c.count.is_some(),
+        })
+    }
+
+    /// The secret names this condition's flows need (for up-front checks).
+    pub(crate) fn secrets<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match &self.head {
+            CHead::Flow {
+                from: CSource::Secret(s),
+                ..
+            } => out.push(s),
+            CHead::All(l) | CHead::Any(l) => l.iter().for_each(|c| c.secrets(out)),
+            _ => {}
+        }
+        if let Some(a) = &self.after {
+            a.secrets(out);
+        }
+    }
+}
+
+/// Everything evaluation needs about one episode.
+pub(crate) struct Ctx<'a> {
+    pub events: &'a [EventKind],
+    pub start: &'a EpisodeStart,
+    pub state: &'a WorldState,
+    /// Texts whose fragments never count as labelled content (user turns, system prompt).
+    pub exclude: &'a [String],
+    views: Vec<OnceCell<SinkViews>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(
+        events: &'a [EventKind],
+        start: &'a EpisodeStart,
+        state: &'a WorldState,
+        exclude: &'a [String],
+    ) -> Ctx<'a> {
+        Ctx {
+            events,
+            start,
+            state,
+            exclude,
+            views: (0..events.len()).map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    pub(crate) fn effect(&self, i: usize) -> Option<&'a Effect> {
+        match &self.events[i] {
+            EventKind::Effect { effect, .. } => Some(effect),
+            _ => None,
+        }
+    }
+
+    fn views(&self, i: usize, e: &Effect) -> &SinkViews {
+        self.views[i].get_or_init(|| SinkViews::of_fields(&e.fields))
+    }
+}
+
+/// One event (or event group) a condition matched.
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub at: usize,
+    pub cites: Vec<u64>,
+    pub text: String,
+}
+
+/// The result of evaluating a condition.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub holds: bool,
+    /// Event index at which the condition first held (None: from the start).
+    pub ready: Option<usize>,
+    /// Events proving it held by `ready`.
+    pub ready_cites: Vec<u64>,
+    /// Every event proving it (sorted, unique).
+    pub cites: Vec<u64>,
+    /// Short human sentence.
+    pub summary: String,
+}
+
+impl Outcome {
+    fn fail(summary: String) -> Outcome {
+        Outcome {
+            holds: false,
+            ready: None,
+            ready_cites: Vec::new(),
+            cites: Vec::new(),
+            summary,
+        }
+    }
+}
+
+pub(crate) fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn count_text(min: u64, max: Option<u64>) -> String {
+    match max {
+        Some(m) if m == min => format!("exactly {m}"),
+        Some(m) => format!("{min} to {m}"),
+        None => format!("at least {min}"),
+    }
+}
+
+/// Human description of one effect, e.g. `read of /app/.env (sensitivity secret)`.
+pub(crate) fn describe_effect(e: &Effect) -> String {
+    let f = |names: &[&str]| names.iter().find_map(|n| e.fields.get(*n)).map(show);
+    let what = |prep: &str, names: &[&str]| match f(names) {
+        Some(v) => format!("{} {prep} {v}", e.kind.name()),
+        None => e.kind.name().to_string(),
+    };
+    let mut s = match e.kind {
+        EffectKind::Read => what("of", &["path", "url", "key", "table", "id", "source"]),
+        EffectKind::Write => what("to", &["path", "table", "key"]),
+        EffectKind::Delete => what("of", &["path"]),
+        EffectKind::Exec => match f(&["command", "program"]) {
+            Some(c) => format!("exec `{c}`"),
+            None => "exec".into(),
+        },
+        EffectKind::Egress | EffectKind::Request => what("to", &["url", "host"]),
+        EffectKind::Send => what("to", &["to"]),
+        EffectKind::MemoryWrite => match f(&["key"]) {
+            Some(k) => format!("memory write of {k}"),
+            None => "memory write".into(),
+        },
+        EffectKind::Install => what("of", &["name", "package"]),
+        EffectKind::PermissionChange => match (f(&["path"]), f(&["mode"])) {
+            (Some(p), Some(m)) => format!("permission change on {p} to {m}"),
+            (Some(p), None) => format!("permission change on {p}"),
+            _ => "permission change".into(),
+        },
+        EffectKind::Denied => match f(&["reason", "message"]) {
+            Some(r) => format!("denied action ({r})"),
+            None => "denied action".into(),
+        },
+        EffectKind::Call => what("of", &["tool", "name"]),
+    };
+    if let Some(l) = e.str("sensitivity") {
+        s.push_str(&format!(" (sensitivity {l})"));
+    }
+    s
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => short(s),
+        other => short(&other.to_string()),
+    }
+}
+
+fn tool_field<'v>(
+    tool: &'v str,
+    args: &'v Value,
+    name: &str,
+    name_v: &'v Value,
+) -> Option<&'v Value> {
+    let _ = tool;
+    if name == "name" || name == "tool" {
+        return Some(name_v);
+    }
+    if name == "args" {
+        return Some(args);
+    }
+    let rest = name.strip_prefix("args.")?;
+    match args {
+        Value::Object(m) => crate::matcher::lookup(m, rest),
+        _ => None,
+    }
+}
+
+/// A piece of content to look for in sinks.
+struct Needle {
+    text: String,
+    /// Event index from which it is available (None: from the start).
+    from: Option<usize>,
+    label: String,
+}
+
+impl CCond {
+    /// Describes what the head looks for, for failure messages.
+    fn describe_head(&self) -> String {
+        match &self.head {
+            CHead::Effect { kind, fields } if fields.is_empty() => {
+                format!("{} effect", kind.name())
+            }
+            CHead::Effect { kind, fields } => format!("{} with {}", kind.name(), fields.describe()),
+            CHead::Tool { fields } => format!("tool call with {}", fields.describe()),
+            CHead::Flow { from, to } => {
+                let sinks = to
+                    .iter()
+                    .map(|(k, _)| k.name())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                format!("flow of {} to {sinks}", source_name(from))
+            }
+            CHead::All(_) => "all of the conditions".into(),
+            CHead::Any(_) => "any of the conditions".into(),
+        }
+    }
+
+    pub(crate) fn eval(&self, cx: &Ctx) -> Outcome {
+        let after = self.after.as_ref().map(|a| a.eval(cx));
+        if let Some(a) = &after
+            && !a.holds
+        {
+            return Outcome::fail(format!(
+                "no {} after the required prior event ({})",
+                self.describe_head(),
+                a.summary
+            ));
+        }
+        let threshold = after.as_ref().and_then(|a| a.ready);
+        let after_ok = |at: Option<usize>| match (threshold, at) {
+            (None, _) => true,
+            (Some(t), Some(at)) => at > t,
+            (Some(_), None) => false,
+        };
+        let after_cites = after
+            .as_ref()
+            .map(|a| a.ready_cites.clone())
+            .unwrap_or_default();
+        let after_text = after
+            .as_ref()
+            .filter(|a| a.ready.is_some())
+            .map(|a| format!(", after {}", a.summary))
+            .unwrap_or_default();
+
+        match &self.head {
+            CHead::All(subs) | CHead::Any(subs) => {
+                let is_all = matches!(self.head, CHead::All(_));
+                let outs: Vec<Outcome> = subs.iter().map(|s| s.eval(cx)).collect();
+                let good: Vec<&Outcome> = outs
+                    .iter()
+                    .filter(|o| o.holds && after_ok(o.ready))
+                    .collect();
+                let n = good.len() as u64;
+                let holds = if self.counted {
+                    n >= self.min && self.max.is_none_or(|m| n <= m)
+                } else if is_all {
+                    n == subs.len() as u64
+                } else {
+                    n >= 1
+                };
+                if !holds {
+                    let missing: Vec<&str> = outs
+                        .iter()
+                        .filter(|o| !o.holds)
+                        .map(|o| o.summary.as_str())
+                        .collect();
+                    return Outcome::fail(if missing.is_empty() {
+                        format!("{n} of {} conditions held, outside the bounds", subs.len())
+                    } else {
+                        missing.join("; ")
+                    });
+                }
+                let ready = if is_all {
+                    good.iter().map(|o| o.ready).max().flatten()
+                } else {
+                    good.iter().filter_map(|o| o.ready).min()
+                };
+                let mut ready_cites = after_cites.clone();
+                let mut cites = after_cites;
+                for o in &good {
+                    cites.extend(&o.cites);
+                    if is_all || o.ready == ready {
+                        ready_cites.extend(&o.ready_cites);
+                    }
+                }
+                let summary = good
+                    .iter()
+                    .map(|o| o.summary.as_str())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Outcome {
+                    holds,
+                    ready,
+                    ready_cites: sorted(ready_cites),
+                    cites: sorted(cites),
+                    summary: format!("{summary}{after_text}"),
+                }
+            }
+            _ => {
+                let hits: Vec<Hit> = self
+                    .hits(cx)
+                    .into_iter()
+                    .filter(|h| after_ok(Some(h.at)))
+                    .collect();
+                let n = hits.len() as u64;
+                let holds = n >= self.min && self.max.is_none_or(|m| n <= m);
+                if !holds {
+                    return Outcome::fail(if n == 0 {
+                        format!("no {}", self.describe_head())
+                    } else {
+                        format!(
+                            "{n} × {}, expected {}",
+                            self.describe_head(),
+                            count_text(self.min, self.max)
+                        )
+                    });
+                }
+                let ready = (self.min > 0).then(|| hits[self.min as usize - 1].at);
+                let mut ready_cites = after_cites.clone();
+                if !hits.is_empty() {
+                    ready_cites.extend(
+                        hits[..self.min as usize]
+                            .iter()
+                            .flat_map(|h| h.cites.iter()),
+                    );
+                }
+                let mut cites = if hits.is_empty() {
+                    Vec::new()
+                } else {
+                    after_cites
+                };
+                cites.extend(hits.iter().flat_map(|h| h.cites.iter()));
+                let summary = match hits.as_slice() {
+                    [] => format!(
+                        "no {} ({} allowed)",
+                        self.describe_head(),
+                        count_text(self.min, self.max)
+                    ),
+                    [h] if !self.counted => h.text.clone(),
+                    [h, rest @ ..] if !self.counted => {
+                        let more: Vec<String> = rest.iter().map(|h| format!("#{}", h.at)).collect();
+                        format!("{} (also {})", h.text, more.join(", "))
+                    }
+                    hs => {
+                        let at: Vec<String> = hs.iter().map(|h| format!("#{}", h.at)).collect();
+                        format!(
+                            "{n} × {} ({}) at {}",
+                            self.describe_head(),
+                            count_text(self.min, self.max),
+                            at.join(", ")
+                        )
+                    }
+                };
+                Outcome {
+                    holds,
+                    ready,
+                    ready_cites: sorted(ready_cites),
+                    cites: sorted(cites),
+                    summary: format!("{summary}{after_text}"),
+                }
+            }
+        }
+    }
+
+    /// Per-event matches of an effect, tool or flow head.
+    fn hits(&self, cx: &Ctx) -> Vec<Hit> {
+        let mut out = Vec::new();
+        match &self.head {
+            CHead::Effect { kind, fields } => {
+                for i in 0..cx.events.len() {
+                    if let Some(e) = cx.effect(i)
+                        && e.kind == *kind
+                        && fields.matches(&e.fields)
+                    {
+                        out.push(Hit {
+                            at: i,
+                            cites: vec![i as u64],
+                            text: format!("{} at #{i}", describe_effect(e)),
+                        });
+                    }
+                }
+            }
+            CHead::Tool { fields } => {
+                for (i, ev) in cx.events.iter().enumerate() {
+                    if let EventKind::ToolCall { tool, args, .. } = ev {
+                        let name_v = Value::String(tool.clone());
+                        if fields.matches_with(|k| tool_field(tool, args, k, &name_v)) {
+                            out.push(Hit {
+                                at: i,
+                                cites: vec![i as u64],
+                                text: format!("call of {tool} at #{i}"),
+                            });
+                        }
+                    }
+                }
+            }
+            CHead::Flow { from, to } => out = flow_hits(from, to, cx),
+            CHead::All(_) | CHead::Any(_) => {}
+        }
+        out
+    }
+}
+
+fn source_name(s: &CSource) -> String {
+    match s {
+        CSource::Secret(n) if n == "*" => "any secret".into(),
+        CSource::Secret(n) => format!("secret `{n}`"),
+        CSource::Sensitivity(l) => format!("{l}-labelled content"),
+        CSource::File(p) => format!("content of {p}"),
+        CSource::Untrusted => "untrusted content".into(),
+    }
+}
+
+/// The needles a source yields in this episode.
+fn needles(from: &CSource, cx: &Ctx) -> Vec<Needle> {
+    let mut out: Vec<Needle> = Vec::new();
+    let add = |out: &mut Vec<Needle>, text: String, at: Option<usize>, label: String| {
+        if let Some(n) = out.iter_mut().find(|n| n.text == text) {
+            if at < n.from {
+                n.from = at;
+                n.label = label;
+            }
+        } else {
+            out.push(Needle {
+                text,
+                from: at,
+                label,
+            });
+        }
+    };
+    match from {
+        CSource::Secret(name) => {
+            for (k, v) in &cx.start.secrets {
+                if (name == "*" || name == k) && !v.is_empty() {
+                    add(&mut out, v.clone(), None, format!("secret `{k}`"));
+                }
+            }
+        }
+        CSource::Sensitivity(_) | CSource::File(_) => {
+            for i in 0..cx.events.len() {
+                let Some(e) = cx.effect(i) else { continue };
+                if e.kind != EffectKind::Read {
+                    continue;
+                }
+                let relevant = match from {
+                    CSource::Sensitivity(l) => e.str("sensitivity") == Some(l.as_str()),
+                    CSource::File(p) => e.str("path").is_some_and(|q| normalize_path(q) == *p),
+                    _ => false,
+                };
+                if !relevant {
+                    continue;
+                }
+                let Some(content) = read_content(e) else {
+                    continue;
+                };
+                let what = describe_effect(e);
+                for f in fragments(&content, cx.exclude) {
+                    add(&mut out, f, Some(i), format!("content of {what} at #{i}"));
+                }
+            }
+        }
+        CSource::Untrusted => {
+            for p in &cx.start.payloads {
+                let delivered = cx.events.iter().position(|ev| {
+                    matches!(ev, EventKind::InjectionDelivered { threat, slot, .. }
+                        if *threat == p.threat && *slot == p.slot)
+                });
+                let Some(at) = delivered else { continue };
+                for f in fragments(&p.text, cx.exclude) {
+                    add(
+                        &mut out,
+                        f,
+                        Some(at),
+                        format!("payload of threat {} delivered at #{at}", p.threat),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The content a `read` effect carries (`content`, or `text`/`body`/`value`).
+fn read_content(e: &Effect) -> Option<String> {
+    ["content", "text", "body", "value"]
+        .iter()
+        .find_map(|k| e.fields.get(*k))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+}
+
+fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> {
+    let needles = needles(from, cx);
+    let mut out = Vec::new();
+    if needles.is_empty() {
+        return out;
+    }
+    for i in 0..cx.events.len() {
+        let Some(e) = cx.effect(i) else { continue };
+        if !to.iter().any(|(k, f)| *k == e.kind && f.matches(&e.fields)) {
+            continue;
+        }
+        let views = cx.views(i, e);
+        for n in &needles {
+            if n.from.is_some_and(|f| f >= i) {
+                continue;
+            }
+            let Some(found) = views.find(&n.text) else {
+                continue;
+            };
+            let mut cites = vec![i as u64];
+            let mut label = n.label.clone();
+            match n.from {
+                Some(f) => cites.push(f as u64),
+                None => {
+                    if let Some(j) = provenance(&n.text, i, cx) {
+                        cites.push(j as u64);
+                        label = format!("{label} (read at #{j})");
+                    }
+                }
+            }
+            out.push(Hit {
+                at: i,
+                cites: sorted(cites),
+                text: format!(
+                    "{label} reached {} at #{i}, {}",
+                    describe_effect(e),
+                    found.describe()
+                ),
+            });
+            break;
+        }
+    }
+    out
+}
+
+/// The first event before `before` where the agent could have seen `text`:
+/// a `read` effect carrying it, or a tool result containing it.
+fn provenance(text: &str, before: usize, cx: &Ctx) -> Option<usize> {
+    (0..before).find(|&j| match &cx.events[j] {
+        EventKind::Effect { effect, .. } if effect.kind == EffectKind::Read => effect
+            .fields
+            .values()
+            .any(|v| v.as_str().is_some_and(|s| s.contains(text))),
+        EventKind::ToolResult { output, .. } => output.contains(text),
+        _ => false,
+    })
+}
+
+/// Object view of a map for matching (used by checks).
+pub(crate) fn obj<I, K>(items: I) -> Map<String, Value>
+where
+    I: IntoIterator<Item = (K, Value)>,
+    K: Into<String>,
+{
+    items.into_iter().map(|(k, v)| (k.into(), v)).collect()
+}
