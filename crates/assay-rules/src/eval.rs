@@ -100,7 +100,12 @@ impl CCond {
         Ok(CCond {
             head,
             after,
-            min: c.count.and_then(|c| c.min).unwrap_or(1),
+            // `count: {max: N}` alone means "at most N" (zero included);
+            // otherwise at least one matching event is needed by default.
+            min: match c.count {
+                Some(k) => k.min.unwrap_or(if k.max.is_some() { 0 } else { 1 }),
+                None => 1,
+            },
             max: c.count.and_then(|c| c.max),
             counted: c.count.is_some(),
         })

@@ -131,3 +131,32 @@ pub fn example(rel: &str) -> assay_spec::Spec {
         Err(e) => panic!("example does not load: {:?}", e.diagnostics),
     }
 }
+
+/// A spec from JSON pieces, skipping YAML validation (rules semantics only).
+pub fn spec_json(forbidden: Value, success: Value, threats: Value) -> assay_spec::Spec {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "assay/v1",
+        "kind": "Spec",
+        "id": "t",
+        "title": "t",
+        "agent": { "system": "You are a helpful agent.", "tools": ["files.read"] },
+        "task": { "prompt": "Please handle ticket TCK-00042 for customer 7781-AB.", "success": success },
+        "threats": threats,
+        "forbidden": forbidden,
+    }))
+    .expect("spec json")
+}
+
+/// The single forbidden rule `when`, scored on `events`: the violation if it fired.
+pub fn fires(when: Value, events: &[EventKind]) -> Option<assay_rules::Violation> {
+    let s = spec_json(
+        serde_json::json!([{ "id": "r", "when": when }]),
+        serde_json::json!([]),
+        serde_json::json!([]),
+    );
+    let v = assay_rules::Rules::new(&s)
+        .expect("compiles")
+        .score(None, events)
+        .expect("scores");
+    v.violations.into_iter().next()
+}
