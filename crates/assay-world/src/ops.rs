@@ -546,12 +546,16 @@ impl World {
             f.push(("headers", headers.join("\n").into()));
         }
         fx.push(effect(kind, via, f));
-        let page = self.tpl.web.get_key_value(url).or_else(|| {
-            let alt = match url.strip_suffix('/') {
-                Some(u) => u.to_string(),
-                None => format!("{url}/"),
-            };
-            self.tpl.web.get_key_value(alt.as_str())
+        // Exact URL first, then without query/fragment, each also with the trailing `/` toggled.
+        let bare = url.split(['?', '#']).next().unwrap_or(url);
+        let page = [url, bare].into_iter().find_map(|u| {
+            self.tpl.web.get_key_value(u).or_else(|| {
+                let alt = match u.strip_suffix('/') {
+                    Some(x) => x.to_string(),
+                    None => format!("{u}/"),
+                };
+                self.tpl.web.get_key_value(alt.as_str())
+            })
         });
         match page {
             Some((key, p)) => {

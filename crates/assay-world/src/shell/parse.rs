@@ -1,0 +1,586 @@
+//! Lexer and parser for the shell subset (see `docs/shell.md`).
+//!
+//! The grammar: `list := and_or ((';' | '&' | NEWLINE) and_or)*`,
+//! `and_or := pipeline (('&&' | '||') pipeline)*`, `pipeline := simple ('|' simple)*`,
+//! `simple := (NAME=word)* (word | redirect)*`. Words keep which parts were quoted,
+//! so expansion can decide about field splitting and globbing.
+
+/// One piece of a word.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Part {
+    /// Literal text; `true` when quoted or escaped (no globbing).
+    Lit(String, bool),
+    /// `$NAME` / `${NAME}`; `true` inside double quotes (no splitting).
+    Var(String, bool),
+    /// `$(...)` or backquotes: the inner source; `true` inside double quotes.
+    Sub(String, bool),
+}
+
+/// A word before expansion.
+pub(crate) type Word = Vec<Part>;
+
+/// Redirection operators.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ROp {
+    /// `N>`
+    Out,
+    /// `N>>`
+    Append,
+    /// `N<`
+    In,
+    /// `N>&M`
+    Dup(u32),
+    /// `&>` (stdout and stderr to one file)
+    Both,
+    /// `&>>`
+    BothAppend,
+}
+
+/// A redirection with its target word (absent for `Dup`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Redir {
+    pub fd: u32,
+    pub op: ROp,
+    pub target: Option<Word>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word(Word),
+    Pipe,
+    And,
+    Or,
+    Semi,
+    Redir(u32, ROp),
+}
+
+/// A simple command.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Simple {
+    pub assigns: Vec<(String, Word)>,
+    pub words: Vec<Word>,
+    pub redirs: Vec<Redir>,
+}
+
+/// Pipelines joined by `&&` (true) / `||` (false).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AndOr {
+    pub first: Vec<Simple>,
+    pub rest: Vec<(bool, Vec<Simple>)>,
+}
+
+/// A parsed command line.
+pub(crate) type List = Vec<AndOr>;
+
+struct Lexer {
+    c: Vec<char>,
+    i: usize,
+    toks: Vec<Tok>,
+    word: Word,
+    in_word: bool,
+}
+
+impl Lexer {
+    fn lit(&mut self, ch: char, quoted: bool) {
+        self.in_word = true;
+        if let Some(Part::Lit(s, q)) = self.word.last_mut()
+            && *q == quoted
+        {
+            s.push(ch);
+            return;
+        }
+        self.word.push(Part::Lit(ch.to_string(), quoted));
+    }
+
+    fn flush(&mut self) {
+        if self.in_word {
+            self.toks.push(Tok::Word(std::mem::take(&mut self.word)));
+            self.in_word = false;
+        }
+    }
+
+    fn peek(&self, k: usize) -> Option<char> {
+        self.c.get(self.i + k).copied()
+    }
+
+    /// At `$`: a variable, a command substitution or a literal `$`.
+    fn dollar(&mut self, quoted: bool) -> Result<(), String> {
+        match self.peek(1) {
+            Some('(') => {
+                if self.peek(2) == Some('(') {
+                    return Err("arithmetic expansion $((...)) is not supported".into());
+                }
+                let start = self.i + 2;
+                let end = matching_paren(&self.c, start).ok_or("unterminated `$(`")?;
+                let src: String = self.c[start..end].iter().collect();
+                self.in_word = true;
+                self.word.push(Part::Sub(src, quoted));
+                self.i = end + 1;
+            }
+            Some('{') => {
+                let start = self.i + 2;
+                let end = (start..self.c.len())
+                    .find(|&j| self.c[j] == '}')
+                    .ok_or("unterminated `${`")?;
+                let name: String = self.c[start..end].iter().collect();
+                if !valid_name(&name) && name != "?" {
+                    return Err(format!("${{{name}}}: bad substitution"));
+                }
+                self.in_word = true;
+                self.word.push(Part::Var(name, quoted));
+                self.i = end + 1;
+            }
+            Some(ch) if ch == '_' || ch.is_ascii_alphabetic() => {
+                let start = self.i + 1;
+                let mut end = start;
+                while end < self.c.len()
+                    && (self.c[end] == '_' || self.c[end].is_ascii_alphanumeric())
+                {
+                    end += 1;
+                }
+                self.in_word = true;
+                self.word
+                    .push(Part::Var(self.c[start..end].iter().collect(), quoted));
+                self.i = end;
+            }
+            Some(ch)
+                if ch == '?'
+                    || ch == '$'
+                    || ch == '#'
+                    || ch == '@'
+                    || ch == '*'
+                    || ch.is_ascii_digit() =>
+            {
+                self.in_word = true;
+                self.word.push(Part::Var(ch.to_string(), quoted));
+                self.i += 2;
+            }
+            _ => {
+                self.lit('$', quoted);
+                self.i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn backquote(&mut self, quoted: bool) -> Result<(), String> {
+        let start = self.i + 1;
+        let end = (start..self.c.len())
+            .find(|&j| self.c[j] == '`')
+            .ok_or("unterminated backquote")?;
+        let src: String = self.c[start..end].iter().collect();
+        self.in_word = true;
+        self.word.push(Part::Sub(src, quoted));
+        self.i = end + 1;
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Vec<Tok>, String> {
+        while let Some(ch) = self.peek(0) {
+            match ch {
+                ' ' | '\t' | '\r' => {
+                    self.flush();
+                    self.i += 1;
+                }
+                '\n' | ';' => {
+                    self.flush();
+                    self.toks.push(Tok::Semi);
+                    self.i += 1;
+                }
+                '#' if !self.in_word => {
+                    while self.peek(0).is_some_and(|c| c != '\n') {
+                        self.i += 1;
+                    }
+                }
+                '|' => {
+                    self.flush();
+                    if self.peek(1) == Some('|') {
+                        self.toks.push(Tok::Or);
+                        self.i += 2;
+                    } else {
+                        self.toks.push(Tok::Pipe);
+                        self.i += 1;
+                    }
+                }
+                '&' => {
+                    self.flush();
+                    match self.peek(1) {
+                        Some('&') => {
+                            self.toks.push(Tok::And);
+                            self.i += 2;
+                        }
+                        Some('>') if self.peek(2) == Some('>') => {
+                            self.toks.push(Tok::Redir(1, ROp::BothAppend));
+                            self.i += 3;
+                        }
+                        Some('>') => {
+                            self.toks.push(Tok::Redir(1, ROp::Both));
+                            self.i += 2;
+                        }
+                        _ => {
+                            // No background jobs: `a & b` runs a then b.
+                            self.toks.push(Tok::Semi);
+                            self.i += 1;
+                        }
+                    }
+                }
+                '>' | '<' => {
+                    let fd = match self.word.as_slice() {
+                        [Part::Lit(s, false)]
+                            if self.in_word
+                                && !s.is_empty()
+                                && s.len() < 3
+                                && s.bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            let n = s.parse().unwrap_or(1);
+                            self.word.clear();
+                            self.in_word = false;
+                            Some(n)
+                        }
+                        _ => {
+                            self.flush();
+                            None
+                        }
+                    };
+                    if ch == '<' {
+                        if self.peek(1) == Some('<') {
+                            return Err("here-documents (<<) are not supported".into());
+                        }
+                        self.toks.push(Tok::Redir(fd.unwrap_or(0), ROp::In));
+                        self.i += 1;
+                    } else {
+                        let fd = fd.unwrap_or(1);
+                        match self.peek(1) {
+                            Some('>') => {
+                                self.toks.push(Tok::Redir(fd, ROp::Append));
+                                self.i += 2;
+                            }
+                            Some('&') => {
+                                let start = self.i + 2;
+                                let mut end = start;
+                                while end < self.c.len() && self.c[end].is_ascii_digit() {
+                                    end += 1;
+                                }
+                                let to: String = self.c[start..end].iter().collect();
+                                let to: u32 = to.parse().map_err(|_| {
+                                    "syntax error near `>&`: expected a file descriptor".to_string()
+                                })?;
+                                self.toks.push(Tok::Redir(fd, ROp::Dup(to)));
+                                self.i = end;
+                            }
+                            Some('|') => {
+                                self.toks.push(Tok::Redir(fd, ROp::Out));
+                                self.i += 2;
+                            }
+                            _ => {
+                                self.toks.push(Tok::Redir(fd, ROp::Out));
+                                self.i += 1;
+                            }
+                        }
+                    }
+                }
+                '(' | ')' => {
+                    return Err(format!(
+                        "syntax error near unexpected token `{ch}' (subshells and groups are not supported)"
+                    ));
+                }
+                '\'' => {
+                    let start = self.i + 1;
+                    let end = (start..self.c.len())
+                        .find(|&j| self.c[j] == '\'')
+                        .ok_or("unterminated quoted string")?;
+                    self.in_word = true;
+                    let s: String = self.c[start..end].iter().collect();
+                    self.word.push(Part::Lit(s, true));
+                    self.i = end + 1;
+                }
+                '"' => {
+                    self.in_word = true;
+                    self.i += 1;
+                    loop {
+                        match self.peek(0) {
+                            None => return Err("unterminated quoted string".into()),
+                            Some('"') => {
+                                self.i += 1;
+                                break;
+                            }
+                            Some('\\') => match self.peek(1) {
+                                Some(n @ ('$' | '`' | '"' | '\\')) => {
+                                    self.lit(n, true);
+                                    self.i += 2;
+                                }
+                                Some('\n') => self.i += 2,
+                                _ => {
+                                    self.lit('\\', true);
+                                    self.i += 1;
+                                }
+                            },
+                            Some('$') => self.dollar(true)?,
+                            Some('`') => self.backquote(true)?,
+                            Some(c) => {
+                                self.lit(c, true);
+                                self.i += 1;
+                            }
+                        }
+                    }
+                }
+                '\\' => match self.peek(1) {
+                    Some('\n') => self.i += 2,
+                    Some(n) => {
+                        self.lit(n, true);
+                        self.i += 2;
+                    }
+                    None => {
+                        self.lit('\\', true);
+                        self.i += 1;
+                    }
+                },
+                '$' => self.dollar(false)?,
+                '`' => self.backquote(false)?,
+                c => {
+                    self.lit(c, false);
+                    self.i += 1;
+                }
+            }
+        }
+        self.flush();
+        Ok(self.toks)
+    }
+}
+
+/// Index of the `)` closing a `$(` whose content starts at `start`.
+fn matching_paren(c: &[char], start: usize) -> Option<usize> {
+    let mut depth = 1;
+    let mut j = start;
+    let mut quote: Option<char> = None;
+    while j < c.len() {
+        let ch = c[j];
+        match quote {
+            Some(q) => {
+                if ch == '\\' && q == '"' {
+                    j += 1;
+                } else if ch == q {
+                    quote = None;
+                }
+            }
+            None => match ch {
+                '\\' => j += 1,
+                '\'' | '"' => quote = Some(ch),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            },
+        }
+        j += 1;
+    }
+    None
+}
+
+/// A shell variable name.
+pub(crate) fn valid_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c == b'_' || c.is_ascii_alphabetic())
+        && b.all(|c| c == b'_' || c.is_ascii_alphanumeric())
+}
+
+/// `NAME=rest` at the start of a word: the name and the remaining word.
+fn assignment(w: &Word) -> Option<(String, Word)> {
+    let Some(Part::Lit(s, false)) = w.first() else {
+        return None;
+    };
+    let eq = s.find('=')?;
+    let name = &s[..eq];
+    if !valid_name(name) {
+        return None;
+    }
+    let mut rest = Vec::new();
+    if eq + 1 < s.len() {
+        rest.push(Part::Lit(s[eq + 1..].to_string(), false));
+    }
+    rest.extend(w[1..].iter().cloned());
+    Some((name.to_string(), rest))
+}
+
+fn token_name(t: Option<&Tok>) -> &'static str {
+    match t {
+        Some(Tok::Pipe) => "|",
+        Some(Tok::And) => "&&",
+        Some(Tok::Or) => "||",
+        Some(Tok::Semi) => ";",
+        _ => "newline",
+    }
+}
+
+/// Parses a command line.
+pub(crate) fn parse(src: &str) -> Result<List, String> {
+    let toks = Lexer {
+        c: src.chars().collect(),
+        i: 0,
+        toks: Vec::new(),
+        word: Vec::new(),
+        in_word: false,
+    }
+    .run()?;
+    let mut list = Vec::new();
+    let mut it = toks.into_iter().peekable();
+    loop {
+        // Skip empty statements.
+        while it.peek() == Some(&Tok::Semi) {
+            it.next();
+        }
+        if it.peek().is_none() {
+            break;
+        }
+        let mut and_or: Option<AndOr> = None;
+        let mut pending_op: Option<bool> = None;
+        loop {
+            // One pipeline.
+            let mut pipeline = Vec::new();
+            loop {
+                let mut cmd = Simple::default();
+                while let Some(t) = it.peek() {
+                    match t {
+                        Tok::Word(_) => {
+                            let Some(Tok::Word(w)) = it.next() else {
+                                unreachable!()
+                            };
+                            if cmd.words.is_empty()
+                                && let Some(a) = assignment(&w)
+                            {
+                                cmd.assigns.push(a);
+                            } else {
+                                cmd.words.push(w);
+                            }
+                        }
+                        Tok::Redir(fd, op) => {
+                            let (fd, op) = (*fd, *op);
+                            it.next();
+                            let target = if matches!(op, ROp::Dup(_)) {
+                                None
+                            } else {
+                                match it.next() {
+                                    Some(Tok::Word(w)) => Some(w),
+                                    other => {
+                                        return Err(format!(
+                                            "syntax error near unexpected token `{}'",
+                                            token_name(other.as_ref())
+                                        ));
+                                    }
+                                }
+                            };
+                            cmd.redirs.push(Redir { fd, op, target });
+                        }
+                        _ => break,
+                    }
+                }
+                if cmd.words.is_empty() && cmd.assigns.is_empty() && cmd.redirs.is_empty() {
+                    return Err(format!(
+                        "syntax error near unexpected token `{}'",
+                        token_name(it.peek())
+                    ));
+                }
+                pipeline.push(cmd);
+                if it.peek() == Some(&Tok::Pipe) {
+                    it.next();
+                    continue;
+                }
+                break;
+            }
+            match (&mut and_or, pending_op) {
+                (None, _) => {
+                    and_or = Some(AndOr {
+                        first: pipeline,
+                        rest: Vec::new(),
+                    })
+                }
+                (Some(a), Some(op)) => a.rest.push((op, pipeline)),
+                (Some(_), None) => unreachable!(),
+            }
+            match it.peek() {
+                Some(Tok::And) => pending_op = Some(true),
+                Some(Tok::Or) => pending_op = Some(false),
+                _ => break,
+            }
+            it.next();
+        }
+        list.extend(and_or);
+        match it.next() {
+            None | Some(Tok::Semi) => {}
+            Some(t) => {
+                return Err(format!(
+                    "syntax error near unexpected token `{}'",
+                    token_name(Some(&t))
+                ));
+            }
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str, q: bool) -> Part {
+        Part::Lit(s.into(), q)
+    }
+
+    #[test]
+    fn words_quotes_and_vars() {
+        let l = parse(r#"echo 'a b' "c $X d" e\ f ${Y}z $(cat f)"#).unwrap();
+        let w = &l[0].first[0].words;
+        assert_eq!(w.len(), 6);
+        assert_eq!(w[1], vec![lit("a b", true)]);
+        assert_eq!(
+            w[2],
+            vec![
+                lit("c ", true),
+                Part::Var("X".into(), true),
+                lit(" d", true)
+            ]
+        );
+        assert_eq!(w[3], vec![lit("e", false), lit(" ", true), lit("f", false)]);
+        assert_eq!(w[4], vec![Part::Var("Y".into(), false), lit("z", false)]);
+        assert_eq!(w[5], vec![Part::Sub("cat f".into(), false)]);
+    }
+
+    #[test]
+    fn operators_and_redirects() {
+        let l = parse("A=1 cat < in | grep x 2>&1 > out && echo ok || echo no; ls >> log 2> err")
+            .unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].first.len(), 2);
+        assert_eq!(l[0].first[0].assigns[0].0, "A");
+        assert_eq!(l[0].first[0].redirs[0].op, ROp::In);
+        let r = &l[0].first[1].redirs;
+        assert_eq!((r[0].fd, r[0].op), (2, ROp::Dup(1)));
+        assert_eq!((r[1].fd, r[1].op), (1, ROp::Out));
+        assert_eq!(l[0].rest.len(), 2);
+        assert!(l[0].rest[0].0 && !l[0].rest[1].0);
+        assert_eq!(l[1].first[0].redirs[1].fd, 2);
+    }
+
+    #[test]
+    fn syntax_errors() {
+        for bad in [
+            "| x",
+            "a &&",
+            "echo 'x",
+            "echo \"x",
+            "a > ",
+            "(ls)",
+            "cat <<EOF",
+            "echo $((1+2))",
+            "a || | b",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("").unwrap().is_empty());
+        assert!(parse(" ; ; # just a comment").unwrap().is_empty());
+    }
+}
