@@ -20,6 +20,13 @@ pub fn support() -> Spec {
     assay_spec::load_file(&p).expect("example loads").spec
 }
 
+/// The `FULL` world, compiled once per test binary.
+pub fn full() -> World {
+    static T: std::sync::LazyLock<WorldTemplate> =
+        std::sync::LazyLock::new(|| WorldTemplate::new(&spec_from(FULL)).expect("template"));
+    T.instantiate(&[], 7)
+}
+
 pub fn world(yaml: &str) -> World {
     WorldTemplate::new(&spec_from(yaml))
         .expect("template")
