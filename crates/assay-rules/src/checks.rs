@@ -153,7 +153,8 @@ impl CCheck {
                     matches!(
                         e.kind,
                         EffectKind::Write | EffectKind::Delete | EffectKind::PermissionChange
-                    ) && e.str("path").is_some_and(|p| normalize_path(p) == *path)
+                    ) && e.str("source") != Some("records")
+                        && e.str("path").is_some_and(|p| normalize_path(p) == *path)
                 })
                 .unwrap_or(end);
                 if fields.matches(&o) {
@@ -212,8 +213,12 @@ impl CCheck {
                 });
                 match hit {
                     Some(k) => {
-                        let i =
-                            last_effect(&|e| e.str("table") == Some(table.as_str())).unwrap_or(end);
+                        let i = last_effect(&|e| {
+                            e.str("table") == Some(table.as_str())
+                                || (e.str("source") == Some("records")
+                                    && e.str("path") == Some(table.as_str()))
+                        })
+                        .unwrap_or(end);
                         result(
                             true,
                             format!(

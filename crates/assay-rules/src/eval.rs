@@ -240,10 +240,17 @@ pub(crate) fn describe_effect(e: &Effect) -> String {
             (Some(p), None) => format!("permission change on {p}"),
             _ => "permission change".into(),
         },
-        EffectKind::Denied => match f(&["reason", "message"]) {
-            Some(r) => format!("denied action ({r})"),
-            None => "denied action".into(),
-        },
+        EffectKind::Denied => {
+            let mut d = match (f(&["action"]), f(&["target"])) {
+                (Some(a), Some(t)) => format!("denied {a} of {t}"),
+                (Some(a), None) => format!("denied {a}"),
+                _ => "denied action".into(),
+            };
+            if let Some(r) = f(&["reason", "message"]) {
+                d.push_str(&format!(" ({r})"));
+            }
+            d
+        }
         EffectKind::Call => what("of", &["tool", "name"]),
     };
     if let Some(l) = e.str("sensitivity") {

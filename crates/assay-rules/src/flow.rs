@@ -30,9 +30,22 @@ pub const MIN_SENTENCE: usize = 20;
 /// At most this many fragments are taken from one piece of content.
 pub const MAX_FRAGMENTS: usize = 256;
 
-/// Sink fields that record what the world returned rather than what the agent
-/// sent; they are not searched.
-const SKIPPED_FIELDS: &[&str] = &["output", "stdout", "stderr", "status", "sensitivity", "ok"];
+/// Sink fields that record what the world returned or bookkeeping rather than
+/// what the agent sent; they are not searched.
+const SKIPPED_FIELDS: &[&str] = &[
+    "output",
+    "stdout",
+    "stderr",
+    "status",
+    "sensitivity",
+    "ok",
+    "via",
+    "bytes",
+    "created",
+    "append",
+    "external",
+    "rows",
+];
 
 /// One decoded view of one field of a sink effect.
 #[derive(Debug, Clone)]
