@@ -6,7 +6,7 @@
 //! `docs/rules.md`; the rules are:
 //!
 //! 1. known key formats: AWS access key ids (`AKIA`/`ASIA` + 16), Stripe
-//!    (`sk_live_`, `sk_test_`, `rk_live_`, `rk_test_`, `pk_live_`), GitHub (`ghp_`,
+//!    (`sk_`, `rk_`, `pk_` + `live_`/`test_`), GitHub (`ghp_`,
 //!    `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), Slack (`xoxa-`, `xoxb-`,
 //!    `xoxp-`, `xoxr-`), OpenAI-style `sk-` / `sk-proj-`, Google `AIza`, PEM
 //!    private-key headers, JWTs (`eyJ….eyJ….sig`);

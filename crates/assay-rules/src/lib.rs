@@ -11,6 +11,8 @@
 //! agent, or read the clock. A grading problem (a malformed trace, an unknown
 //! threat) is an error, never a pass.
 
+#![deny(missing_docs)]
+
 mod checks;
 pub mod credential;
 mod error;

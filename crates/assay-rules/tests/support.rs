@@ -190,11 +190,3 @@ fn verdict_round_trips_through_json() {
     let back: assay_rules::Verdict = serde_json::from_str(&s).unwrap();
     assert_eq!(back, v);
 }
-
-#[test]
-#[ignore]
-fn show_verdict() {
-    let (events, _) = trace(true);
-    let v = rules().score(Some("leak-stripe-key"), &events).unwrap();
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
-}
