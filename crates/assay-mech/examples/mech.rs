@@ -1,0 +1,20 @@
+//! Stand-alone `mech` command: the same subcommands `assay mech ...` mounts, for use and
+//! testing without the main binary.
+//!
+//! `cargo run -p assay-mech --example mech -- probe --model M --data D.jsonl --out DIR`
+
+use clap::Parser;
+
+/// Mechanistic evidence on open-weight models.
+#[derive(Parser)]
+#[command(name = "mech")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: assay_mech::cli::MechCommand,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let code = assay_mech::cli::run(cli.cmd)?;
+    std::process::exit(code)
+}

@@ -1,0 +1,318 @@
+//! Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2) with hook points.
+
+use candle_core::{Device, Module, Tensor};
+use candle_nn::Linear;
+
+use crate::arch::{attention_bias, linear, repeat_kv};
+use crate::error::{MechError, Result};
+use crate::hooks::{HookCtx, HookPoint};
+use crate::weights::Weights;
+
+/// Shape and numerics of a Llama-family model.
+///
+/// Why: one struct covers the HF `config.json` and the GGUF metadata, so both loaders feed
+/// the same forward code.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LlamaConfig {
+    /// Residual stream width.
+    pub d_model: usize,
+    /// Number of blocks.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `n_heads`).
+    pub n_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// MLP hidden width.
+    pub d_mlp: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// Rotary base.
+    pub rope_theta: f64,
+    /// Llama-3 style rotary frequency scaling, if the config asks for it.
+    pub rope_scaling: Option<Llama3RopeScaling>,
+    /// Whether the unembedding reuses the token embedding.
+    pub tie_word_embeddings: bool,
+    /// Whether q/k/v projections have biases (Qwen2).
+    pub qkv_bias: bool,
+}
+
+/// Llama-3 rotary scaling parameters (`rope_scaling.rope_type == "llama3"`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Llama3RopeScaling {
+    /// Overall scaling factor.
+    pub factor: f64,
+    /// Low-frequency factor.
+    pub low_freq_factor: f64,
+    /// High-frequency factor.
+    pub high_freq_factor: f64,
+    /// Context length the model was trained with.
+    pub original_max_position_embeddings: usize,
+}
+
+struct Block {
+    ln1: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ln2: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A loaded Llama-family model.
+pub struct Llama {
+    /// Configuration.
+    pub cfg: LlamaConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    ln_f: Tensor,
+    lm_head: Linear,
+}
+
+/// Tensor names of one checkpoint layout.
+pub(crate) struct LlamaNames {
+    pub embed: String,
+    pub ln_f: String,
+    pub lm_head: String,
+    pub block: Box<dyn Fn(usize, &str) -> String>,
+}
+
+impl LlamaNames {
+    /// Hugging Face `transformers` names.
+    pub fn hf() -> Self {
+        LlamaNames {
+            embed: "model.embed_tokens.weight".into(),
+            ln_f: "model.norm.weight".into(),
+            lm_head: "lm_head.weight".into(),
+            block: Box::new(|l, part| {
+                let p = match part {
+                    "ln1" => "input_layernorm",
+                    "ln2" => "post_attention_layernorm",
+                    "q" => "self_attn.q_proj",
+                    "k" => "self_attn.k_proj",
+                    "v" => "self_attn.v_proj",
+                    "o" => "self_attn.o_proj",
+                    "gate" => "mlp.gate_proj",
+                    "up" => "mlp.up_proj",
+                    "down" => "mlp.down_proj",
+                    _ => unreachable!(),
+                };
+                format!("model.layers.{l}.{p}")
+            }),
+        }
+    }
+
+    /// GGUF (llama.cpp) names.
+    pub fn gguf() -> Self {
+        LlamaNames {
+            embed: "token_embd.weight".into(),
+            ln_f: "output_norm.weight".into(),
+            lm_head: "output.weight".into(),
+            block: Box::new(|l, part| {
+                let p = match part {
+                    "ln1" => "attn_norm",
+                    "ln2" => "ffn_norm",
+                    "q" => "attn_q",
+                    "k" => "attn_k",
+                    "v" => "attn_v",
+                    "o" => "attn_output",
+                    "gate" => "ffn_gate",
+                    "up" => "ffn_up",
+                    "down" => "ffn_down",
+                    _ => unreachable!(),
+                };
+                format!("blk.{l}.{p}")
+            }),
+        }
+    }
+}
+
+impl Llama {
+    /// Build from named weights. q/k weights must be in the Hugging Face (non-interleaved
+    /// rotary) row order; the GGUF loader un-permutes them before calling this.
+    pub(crate) fn new(cfg: LlamaConfig, w: &Weights, names: &LlamaNames) -> Result<Self> {
+        let d = cfg.d_model;
+        let hd = cfg.head_dim;
+        let q_out = cfg.n_heads * hd;
+        let kv_out = cfg.n_kv_heads * hd;
+        let embed = w.get(&names.embed, &[cfg.vocab_size, d])?;
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let n = |p: &str| (names.block)(l, p);
+            let lin = |p: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+                linear(w, &n(p), out, inp, bias)
+            };
+            blocks.push(Block {
+                ln1: w.get(&format!("{}.weight", n("ln1")), &[d])?,
+                q: lin("q", q_out, d, cfg.qkv_bias)?,
+                k: lin("k", kv_out, d, cfg.qkv_bias)?,
+                v: lin("v", kv_out, d, cfg.qkv_bias)?,
+                o: lin("o", d, q_out, false)?,
+                ln2: w.get(&format!("{}.weight", n("ln2")), &[d])?,
+                gate: lin("gate", cfg.d_mlp, d, false)?,
+                up: lin("up", cfg.d_mlp, d, false)?,
+                down: lin("down", d, cfg.d_mlp, false)?,
+            });
+        }
+        let ln_f = w.get(&names.ln_f, &[d])?;
+        let lm_head = if cfg.tie_word_embeddings || !w.contains(&names.lm_head) {
+            Linear::new(embed.clone(), None)
+        } else {
+            Linear::new(w.get(&names.lm_head, &[cfg.vocab_size, d])?, None)
+        };
+        w.finish()?;
+        Ok(Llama {
+            cfg,
+            embed,
+            blocks,
+            ln_f,
+            lm_head,
+        })
+    }
+
+    /// Every hook point this model exposes.
+    pub fn hook_points(&self) -> Vec<HookPoint> {
+        let mut v = vec![HookPoint::Embed];
+        for l in 0..self.cfg.n_layers {
+            v.extend([
+                HookPoint::ResidPre(l),
+                HookPoint::AttnPattern(l),
+                HookPoint::AttnOut(l),
+                HookPoint::ResidMid(l),
+                HookPoint::MlpOut(l),
+                HookPoint::ResidPost(l),
+            ]);
+        }
+        v.push(HookPoint::LnFinal);
+        v
+    }
+
+    fn rope_tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+        let hd = self.cfg.head_dim;
+        let mut inv: Vec<f64> = (0..hd)
+            .step_by(2)
+            .map(|i| 1.0 / self.cfg.rope_theta.powf(i as f64 / hd as f64))
+            .collect();
+        if let Some(s) = &self.cfg.rope_scaling {
+            let low_wl = s.original_max_position_embeddings as f64 / s.low_freq_factor;
+            let high_wl = s.original_max_position_embeddings as f64 / s.high_freq_factor;
+            for f in inv.iter_mut() {
+                let wl = 2.0 * std::f64::consts::PI / *f;
+                if wl > low_wl {
+                    *f /= s.factor;
+                } else if wl >= high_wl {
+                    let smooth = (s.original_max_position_embeddings as f64 / wl
+                        - s.low_freq_factor)
+                        / (s.high_freq_factor - s.low_freq_factor);
+                    *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
+                }
+            }
+        }
+        // Computed in f32 like the reference implementations, so positions round the same.
+        let inv32: Vec<f32> = inv.iter().map(|&x| x as f32).collect();
+        let half = inv32.len();
+        let theta = Tensor::from_vec(inv32, (1, half), device)?;
+        let pos = Tensor::arange(0u32, t as u32, device)?
+            .to_dtype(candle_core::DType::F32)?
+            .reshape((t, 1))?;
+        let idx = pos.matmul(&theta)?;
+        Ok((idx.cos()?, idx.sin()?))
+    }
+
+    /// Run the model over right-padded token ids `[batch, seq]`.
+    pub(crate) fn forward(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        ctx: &mut HookCtx,
+        stop_after: Option<usize>,
+    ) -> Result<Option<Tensor>> {
+        let (b, t) = ids.dims2()?;
+        let device = ids.device();
+        let cfg = &self.cfg;
+        let eps = cfg.rms_norm_eps as f32;
+        let mask = attention_bias(lengths, t, true, device)?;
+        let (cos, sin) = self.rope_tables(t, device)?;
+        let x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.d_model))?;
+        let mut x = ctx.at(HookPoint::Embed, x)?;
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let rep = cfg.n_heads / cfg.n_kv_heads;
+        for (l, blk) in self.blocks.iter().enumerate() {
+            x = ctx.at(HookPoint::ResidPre(l), x)?;
+            let h = candle_nn::ops::rms_norm(&x, &blk.ln1, eps)?;
+            let q = blk.q.forward(&h)?;
+            let k = blk.k.forward(&h)?;
+            let v = blk.v.forward(&h)?;
+            let q = q
+                .reshape((b, t, cfg.n_heads, cfg.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let k = k
+                .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let v = v
+                .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+            let k = repeat_kv(k, rep)?;
+            let v = repeat_kv(v, rep)?;
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let att = ctx.at(HookPoint::AttnPattern(l), att)?;
+            let y = att
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, cfg.n_heads * cfg.head_dim))?;
+            let attn_out = ctx.at(HookPoint::AttnOut(l), blk.o.forward(&y)?)?;
+            x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &blk.ln2, eps)?;
+            let m = (candle_nn::ops::silu(&blk.gate.forward(&h)?)? * blk.up.forward(&h)?)?;
+            let mlp_out = ctx.at(HookPoint::MlpOut(l), blk.down.forward(&m)?)?;
+            x = ctx.at(HookPoint::ResidPost(l), (x + mlp_out)?)?;
+            if stop_after == Some(l) {
+                return Ok(None);
+            }
+        }
+        let x = candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?;
+        let x = ctx.at(HookPoint::LnFinal, x)?;
+        if stop_after.is_some() {
+            return Ok(None);
+        }
+        let logits = self.lm_head.forward(&x)?;
+        Ok(Some(logits))
+    }
+
+    /// Check the configuration is internally consistent.
+    pub(crate) fn validate(cfg: &LlamaConfig) -> Result<()> {
+        if cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+            return Err(MechError::Invalid(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                cfg.n_heads, cfg.n_kv_heads
+            )));
+        }
+        if cfg.head_dim % 2 != 0 {
+            return Err(MechError::Invalid("head_dim must be even for rotary".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Undo llama.cpp's q/k row permutation (interleaved rotary → Hugging Face half-split
+/// rotary). `w` is `[n_heads * head_dim, d_in]`.
+pub(crate) fn unpermute_qk(w: &Tensor, n_heads: usize) -> Result<Tensor> {
+    let (rows, cols) = w.dims2()?;
+    let hd = rows / n_heads;
+    Ok(w.reshape((n_heads, hd / 2, 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, cols))?)
+}

@@ -1,0 +1,112 @@
+//! A plain SVG line chart of probe metrics by hook.
+
+use crate::probe::{HookMetrics, Method};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Render AUROC by hook: the primary probe with its bootstrap 95% band, the other method,
+/// the control task and the random-direction baseline; the chosen hook is marked.
+///
+/// Why: a reviewer should see at a glance where the property becomes linearly readable and
+/// how far it stands above the baselines, without running anything.
+pub fn metric_by_layer(per_hook: &[HookMetrics], method: Method, chosen: usize, title: &str) -> String {
+    let (w, h) = (760.0, 420.0);
+    let (l, r, t, b) = (60.0, 180.0, 40.0, 110.0);
+    let pw = w - l - r;
+    let ph = h - t - b;
+    let n = per_hook.len().max(1);
+    let x = |i: usize| l + if n == 1 { pw / 2.0 } else { pw * i as f64 / (n - 1) as f64 };
+    let (ymin, ymax) = (0.3, 1.0);
+    let y = |v: f64| t + ph * (1.0 - (v.clamp(ymin, ymax) - ymin) / (ymax - ymin));
+    let mut s = String::new();
+    s += &format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    s += &format!("<text x=\"{l}\" y=\"22\" font-size=\"14\">{}</text>\n", esc(title));
+    for k in 0..=7 {
+        let v = ymin + k as f64 * 0.1;
+        s += &format!(
+            "<line x1=\"{l}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.1}</text>\n",
+            l + pw,
+            l - 6.0,
+            y(v) + 4.0,
+            y = y(v)
+        );
+    }
+    s += &format!(
+        "<text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">AUROC (out-of-fold)</text>\n",
+        t + ph / 2.0,
+        t + ph / 2.0
+    );
+    let step = (n / 16).max(1);
+    for (i, hm) in per_hook.iter().enumerate() {
+        if i % step == 0 || i == chosen {
+            s += &format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" transform=\"rotate(-50 {:.1} {:.1})\" text-anchor=\"end\">{}</text>\n",
+                x(i),
+                t + ph + 12.0,
+                x(i),
+                t + ph + 12.0,
+                esc(&hm.hook)
+            );
+        }
+    }
+    // CI band of the primary method.
+    let prim = |hm: &HookMetrics| hm.primary(method).clone();
+    let mut band = String::new();
+    for (i, hm) in per_hook.iter().enumerate() {
+        let ci = prim(hm).auroc_ci95.unwrap_or([prim(hm).auroc; 2]);
+        band += &format!("{:.1},{:.1} ", x(i), y(ci[1]));
+    }
+    for (i, hm) in per_hook.iter().enumerate().rev() {
+        let ci = prim(hm).auroc_ci95.unwrap_or([prim(hm).auroc; 2]);
+        band += &format!("{:.1},{:.1} ", x(i), y(ci[0]));
+    }
+    s += &format!("<polygon points=\"{band}\" fill=\"#1f77b4\" fill-opacity=\"0.18\" stroke=\"none\"/>\n");
+    let other = match method {
+        Method::Logreg => Method::MassMean,
+        Method::MassMean => Method::Logreg,
+    };
+    let name = |m: Method| match m {
+        Method::Logreg => "logistic regression",
+        Method::MassMean => "mass-mean",
+    };
+    let series: Vec<(String, &str, &str, Vec<f64>)> = vec![
+        (format!("{} (95% CI)", name(method)), "#1f77b4", "", per_hook.iter().map(|h| h.primary(method).auroc).collect()),
+        (name(other).to_string(), "#ff7f0e", "6 3", per_hook.iter().map(|h| h.primary(other).auroc).collect()),
+        ("control task".into(), "#d62728", "2 3", per_hook.iter().map(|h| h.control_auroc).collect()),
+        ("random direction".into(), "#7f7f7f", "1 3", per_hook.iter().map(|h| h.random_direction_auroc_mean).collect()),
+    ];
+    for (k, (label, color, dash, vals)) in series.iter().enumerate() {
+        let pts: Vec<String> = vals.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        s += &format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>\n",
+            pts.join(" ")
+        );
+        let ly = t + 14.0 + 18.0 * k as f64;
+        s += &format!(
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            l + pw + 12.0,
+            l + pw + 36.0,
+            l + pw + 40.0,
+            ly + 4.0,
+            esc(label)
+        );
+    }
+    if let Some(hm) = per_hook.get(chosen) {
+        let v = hm.primary(method).auroc;
+        s += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"none\" stroke=\"black\" stroke-width=\"1.5\"/><text x=\"{:.1}\" y=\"{:.1}\">chosen: {} ({v:.3})</text>\n",
+            x(chosen),
+            y(v),
+            l + pw + 12.0,
+            t + 14.0 + 18.0 * 4.5,
+            esc(&hm.hook)
+        );
+    }
+    s += "</svg>\n";
+    s
+}
