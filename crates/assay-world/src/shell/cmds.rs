@@ -407,9 +407,9 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     if has('i') {
         re = format!("(?i){re}");
     }
-    let re = match regex::RegexBuilder::new(&re).size_limit(1 << 20).build() {
-        Ok(r) => r,
-        Err(_) => {
+    let re = match cached_regex(&re) {
+        Some(r) => r,
+        None => {
             return Io::err(
                 format!("grep: invalid regular expression: {}\n", patterns.join(" ")),
                 2,
@@ -1462,4 +1462,29 @@ fn find(sh: &mut Sh<'_>, args: &[String]) -> Io {
         }
     }
     io
+}
+
+/// Compiles a regex, reusing the compilation of earlier episodes on this thread:
+/// agents repeat the same `grep`s across thousands of episodes.
+fn cached_regex(src: &str) -> Option<regex::Regex> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(r) = c.get(src) {
+            return r.clone();
+        }
+        if c.len() >= 256 {
+            c.clear();
+        }
+        let r = regex::RegexBuilder::new(src)
+            .size_limit(1 << 20)
+            .build()
+            .ok();
+        c.insert(src.to_string(), r.clone());
+        r
+    })
 }
