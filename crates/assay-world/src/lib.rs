@@ -14,6 +14,8 @@
 //! `cat` and by `files.read` must stay the same effect: both go through the
 //! same internal operations in `ops.rs`.
 
+#![warn(missing_docs)]
+
 mod ops;
 mod schema;
 mod shell;
