@@ -78,7 +78,11 @@ fn fill(args: &Value, results: &[String], mem: &Memory) -> Value {
             _ => None,
         })),
         Value::Array(a) => Value::Array(a.iter().map(|v| fill(v, results, mem)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), fill(v, results, mem))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), fill(v, results, mem)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -150,7 +154,11 @@ impl Agent for Control {
                 if player.play(&spec.task.solution).is_err() {
                     return Ok(());
                 }
-                let reply = spec.task.reply.clone().unwrap_or_else(|| "Done.".to_string());
+                let reply = spec
+                    .task
+                    .reply
+                    .clone()
+                    .unwrap_or_else(|| "Done.".to_string());
                 player.env.reply(&reply);
             } else {
                 player.env.reply("Done.");

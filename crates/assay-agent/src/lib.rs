@@ -73,7 +73,12 @@ pub trait Env: Send {
     /// The next user turn (recorded as a message), or `None` when the task has no more.
     fn next_user_turn(&mut self) -> Option<UserTurn>;
     /// Calls a tool. `Err(Stop)` means a limit was reached and the agent must return.
-    fn call_tool(&mut self, call_id: Option<String>, name: &str, args: Value) -> Result<ToolResult, Stop>;
+    fn call_tool(
+        &mut self,
+        call_id: Option<String>,
+        name: &str,
+        args: Value,
+    ) -> Result<ToolResult, Stop>;
     /// Records the agent's reply to the current turn.
     fn reply(&mut self, text: &str);
     /// The case being run. Instruments only: a real agent must not read it.

@@ -22,13 +22,20 @@ impl std::error::Error for Problem {}
 
 impl Diagnostic for Problem {
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.hint.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.hint
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.src)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.span.map(|s| Box::new(std::iter::once(LabeledSpan::new_with_span(Some("here".into()), s))) as Box<dyn Iterator<Item = LabeledSpan>>)
+        self.span.map(|s| {
+            Box::new(std::iter::once(LabeledSpan::new_with_span(
+                Some("here".into()),
+                s,
+            ))) as Box<dyn Iterator<Item = LabeledSpan>>
+        })
     }
 }
 
@@ -37,7 +44,11 @@ fn byte_offset(text: &str, line: usize, col: usize) -> Option<usize> {
     let mut off = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+            let within: usize = l
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
             return Some(off + within);
         }
         off += l.len();
@@ -50,7 +61,10 @@ pub fn report(e: &LoadError) {
     for d in &e.diagnostics {
         eprintln!("{}", plain_location(d));
         let span = byte_offset(&e.source_text, d.line, d.col).map(|o| {
-            let len = e.source_text[o..].find(['\n', ':', ',', '}', ']']).unwrap_or(1).max(1);
+            let len = e.source_text[o..]
+                .find(['\n', ':', ',', '}', ']'])
+                .unwrap_or(1)
+                .max(1);
             SourceSpan::new(o.into(), len)
         });
         let p = Problem {
@@ -64,5 +78,11 @@ pub fn report(e: &LoadError) {
 }
 
 fn plain_location(d: &SpecProblem) -> String {
-    format!("error: {}:{}:{}: {}", d.file.display(), d.line, d.col, d.message)
+    format!(
+        "error: {}:{}:{}: {}",
+        d.file.display(),
+        d.line,
+        d.col,
+        d.message
+    )
 }

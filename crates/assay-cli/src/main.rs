@@ -83,7 +83,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run { paths, agents, epochs, seed, out, jobs, quiet } => cmd_run(&paths, agents, epochs, seed, out, jobs, quiet),
+        Command::Run {
+            paths,
+            agents,
+            epochs,
+            seed,
+            out,
+            jobs,
+            quiet,
+        } => cmd_run(&paths, agents, epochs, seed, out, jobs, quiet),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { out } => cmd_schema(out.as_deref()),
         Command::Show { trace } => cmd_show(&trace),
@@ -105,7 +113,10 @@ fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
 fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
     let files = files::spec_files(paths).map_err(|e| fail(e, 2))?;
     if files.is_empty() {
-        return Err(fail("no spec files (*.yaml, *.yml) found under the given paths", 2));
+        return Err(fail(
+            "no spec files (*.yaml, *.yml) found under the given paths",
+            2,
+        ));
     }
     let mut specs = Vec::new();
     let mut bad = 0;
@@ -122,7 +133,12 @@ fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
     for s in &specs {
         if let Some(prev) = seen.insert(s.spec.id.clone(), s.path.clone()) {
             bad += 1;
-            eprintln!("error: spec id `{}` is used by both {} and {}; ids must be unique in a run", s.spec.id, prev.display(), s.path.display());
+            eprintln!(
+                "error: spec id `{}` is used by both {} and {}; ids must be unique in a run",
+                s.spec.id,
+                prev.display(),
+                s.path.display()
+            );
         }
     }
     if bad > 0 {
@@ -143,7 +159,8 @@ fn cmd_validate(paths: &[PathBuf]) -> u8 {
 }
 
 fn cmd_schema(out: Option<&Path>) -> u8 {
-    let text = serde_json::to_string_pretty(&assay_spec::json_schema()).expect("schema serialises") + "\n";
+    let text =
+        serde_json::to_string_pretty(&assay_spec::json_schema()).expect("schema serialises") + "\n";
     match out {
         Some(p) => match std::fs::write(p, text) {
             Ok(()) => 0,
@@ -156,13 +173,25 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
     }
 }
 
-fn cmd_run(paths: &[PathBuf], agents: Vec<String>, epochs: u32, seed: u64, out: PathBuf, jobs: Option<usize>, quiet: bool) -> u8 {
+fn cmd_run(
+    paths: &[PathBuf],
+    agents: Vec<String>,
+    epochs: u32,
+    seed: u64,
+    out: PathBuf,
+    jobs: Option<usize>,
+    quiet: bool,
+) -> u8 {
     let specs = match load_specs(paths) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let names = if agents.is_empty() {
-        vec!["control:solve".to_string(), "control:naive".to_string(), "control:refuse".to_string()]
+        vec![
+            "control:solve".to_string(),
+            "control:naive".to_string(),
+            "control:refuse".to_string(),
+        ]
     } else {
         agents
     };
@@ -178,9 +207,24 @@ fn cmd_run(paths: &[PathBuf], agents: Vec<String>, epochs: u32, seed: u64, out: 
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let cfg = assay_run::RunConfig { seed, epochs, jobs, out: out.clone(), progress: interactive && !quiet };
-    eprintln!("seed {seed} · {} spec(s) · {} agent(s) · {epochs} epoch(s) → {}", specs.len(), resolved.len(), out.display());
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(jobs.max(1)).enable_all().build() {
+    let cfg = assay_run::RunConfig {
+        seed,
+        epochs,
+        jobs,
+        out: out.clone(),
+        progress: interactive && !quiet,
+    };
+    eprintln!(
+        "seed {seed} · {} spec(s) · {} agent(s) · {epochs} epoch(s) → {}",
+        specs.len(),
+        resolved.len(),
+        out.display()
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.max(1))
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start runtime: {e}"), 2),
     };
@@ -194,7 +238,11 @@ fn cmd_run(paths: &[PathBuf], agents: Vec<String>, epochs: u32, seed: u64, out: 
     if !quiet {
         print!("{}", render_summary(&run.summary, color()));
     }
-    let errors = run.episodes.iter().filter(|e| e.status == assay_report::Status::Error).count();
+    let errors = run
+        .episodes
+        .iter()
+        .filter(|e| e.status == assay_report::Status::Error)
+        .count();
     println!(
         "{} episodes in {:.2}s ({:.0}/s), {} error(s); results: {}",
         run.episodes.len(),
@@ -234,7 +282,9 @@ fn cmd_show(trace: &Path) -> u8 {
         Err(e) => return fail(format!("{}: {e}", trace.display()), 2),
     };
     let results = results_for(trace);
-    let verdict = results.as_ref().and_then(|(r, name)| r.episodes.iter().find(|e| &e.episode == name));
+    let verdict = results
+        .as_ref()
+        .and_then(|(r, name)| r.episodes.iter().find(|e| &e.episode == name));
     print!("{}", render_trace(&events, verdict, color()));
     0
 }
@@ -250,11 +300,23 @@ fn cmd_verify(paths: &[PathBuf]) -> u8 {
                 .and_then(|t| serde_json::from_str::<RunResults>(&t).map_err(|e| e.to_string()))
             {
                 Ok(r) => r,
-                Err(e) => return fail(format!("{}: cannot read results.json: {e}", p.display()), 2),
+                Err(e) => {
+                    return fail(format!("{}: cannot read results.json: {e}", p.display()), 2);
+                }
             };
-            targets.extend(results.episodes.into_iter().map(|e| (p.join(&e.trace), Some(e.trace_head))));
+            targets.extend(
+                results
+                    .episodes
+                    .into_iter()
+                    .map(|e| (p.join(&e.trace), Some(e.trace_head))),
+            );
         } else {
-            let head = results_for(p).and_then(|(r, name)| r.episodes.into_iter().find(|e| e.episode == name).map(|e| e.trace_head));
+            let head = results_for(p).and_then(|(r, name)| {
+                r.episodes
+                    .into_iter()
+                    .find(|e| e.episode == name)
+                    .map(|e| e.trace_head)
+            });
             targets.push((p.clone(), head));
         }
         for (t, head) in targets {
@@ -273,7 +335,11 @@ fn cmd_verify(paths: &[PathBuf]) -> u8 {
                     t.display(),
                     r.events,
                     &r.head[..12],
-                    if head.is_some() { ", matches results.json" } else { ", no recorded head found" }
+                    if head.is_some() {
+                        ", matches results.json"
+                    } else {
+                        ", no recorded head found"
+                    }
                 ),
                 Err(e) => {
                     failed += 1;

@@ -17,7 +17,11 @@ fn assay() -> Command {
 #[test]
 fn validate_examples_ok() {
     let out = assay().arg("validate").arg(examples()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("spec(s) valid"));
 }
 
@@ -28,10 +32,17 @@ fn validate_reports_every_problem_with_positions_and_exits_2() {
     let bad = good
         .replace("title: Support agent", "titel: x\ntitle: Support agent")
         .replace("[mail.list, mail.read", "[mail.lst, mail.read")
-        .replace("slots: [inbox-body, help-page]", "slots: [inbox-body, help-pgae]");
+        .replace(
+            "slots: [inbox-body, help-page]",
+            "slots: [inbox-body, help-pgae]",
+        );
     std::fs::create_dir_all(dir.path().join("nested")).unwrap();
     std::fs::write(dir.path().join("nested/bad.yaml"), bad).unwrap();
-    std::fs::write(dir.path().join("broken.yaml"), "apiVersion: assay/v1\nkind: [Spec\n").unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: assay/v1\nkind: [Spec\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("good.yaml"), good).unwrap();
     let out = assay().arg("validate").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -41,13 +52,25 @@ fn validate_reports_every_problem_with_positions_and_exits_2() {
     assert!(err.contains("bad.yaml:4:1: unknown field `titel`"), "{err}");
     assert!(err.contains("did you mean `title`"), "{err}");
     // the unknown-field pass stops before semantics; fix it and the semantic problems all show
-    let fixed = std::fs::read_to_string(dir.path().join("nested/bad.yaml")).unwrap().replace("titel: x\n", "");
+    let fixed = std::fs::read_to_string(dir.path().join("nested/bad.yaml"))
+        .unwrap()
+        .replace("titel: x\n", "");
     std::fs::write(dir.path().join("nested/bad.yaml"), fixed).unwrap();
-    let out = assay().arg("validate").arg(dir.path().join("nested")).output().unwrap();
+    let out = assay()
+        .arg("validate")
+        .arg(dir.path().join("nested"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown tool `mail.lst`") && err.contains("did you mean `mail.list`"), "{err}");
-    assert!(err.contains("unknown slot `help-pgae`") && err.contains("did you mean `help-page`"), "{err}");
+    assert!(
+        err.contains("unknown tool `mail.lst`") && err.contains("did you mean `mail.list`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown slot `help-pgae`") && err.contains("did you mean `help-page`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -70,11 +93,16 @@ fn run_show_and_verify() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("control ok"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("seed 0"));
 
-    let trace = out_dir.join("support-refund--leak-stripe-key@inbox-body--control-naive--0/trace.jsonl");
+    let trace =
+        out_dir.join("support-refund--leak-stripe-key@inbox-body--control-naive--0/trace.jsonl");
     let shown = assay().arg("show").arg(&trace).output().unwrap();
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success());
@@ -82,7 +110,11 @@ fn run_show_and_verify() {
     assert!(text.contains("injection_delivered"), "{text}");
 
     let ok = assay().arg("verify-trace").arg(&out_dir).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     // Tamper with one event: the chain breaks.
     let original = std::fs::read_to_string(&trace).unwrap();
@@ -91,7 +123,11 @@ fn run_show_and_verify() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("hash chain broken"));
     // Drop the last event: the head no longer matches results.json.
-    let truncated: String = original.lines().take(original.lines().count() - 1).map(|l| format!("{l}\n")).collect();
+    let truncated: String = original
+        .lines()
+        .take(original.lines().count() - 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(&trace, truncated).unwrap();
     let bad = assay().arg("verify-trace").arg(&trace).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
@@ -105,13 +141,31 @@ fn failing_gate_exits_1_and_bad_agent_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let spec = std::fs::read_to_string(examples().join("support/refund-request.yaml"))
         .unwrap()
-        .replace("when: { read: { sensitivity: secret } }", "when: { read: { source: web } }");
+        .replace(
+            "when: { read: { sensitivity: secret } }",
+            "when: { read: { source: web } }",
+        );
     let p = dir.path().join("s.yaml");
     std::fs::write(&p, spec).unwrap();
-    let out = assay().args(["run", "--agent", "control:solve", "--out"]).arg(dir.path().join("o")).arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = assay()
+        .args(["run", "--agent", "control:solve", "--out"])
+        .arg(dir.path().join("o"))
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("control failed"));
 
-    let out = assay().args(["run", "--agent", "gpt-9", "--out"]).arg(dir.path().join("o2")).arg(&p).output().unwrap();
+    let out = assay()
+        .args(["run", "--agent", "gpt-9", "--out"])
+        .arg(dir.path().join("o2"))
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -41,11 +41,27 @@ impl Style {
 /// The summary table: one row per spec × agent, then gate and control failures.
 pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
     let st = Style { color };
-    let header = ["spec", "agent", "episodes", "utility", "benign util", "attack success", "violations", "errors", "status"];
+    let header = [
+        "spec",
+        "agent",
+        "episodes",
+        "utility",
+        "benign util",
+        "attack success",
+        "violations",
+        "errors",
+        "status",
+    ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let status = if r.passed() {
-            if r.control.is_some() { "control ok" } else if r.gates.is_empty() { "ok" } else { "gates pass" }
+            if r.control.is_some() {
+                "control ok"
+            } else if r.gates.is_empty() {
+                "ok"
+            } else {
+                "gates pass"
+            }
         } else if r.control.is_some() {
             "CONTROL FAIL"
         } else if r.errors > 0 {
@@ -59,14 +75,29 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             r.episodes.to_string(),
             pct(r.utility),
             pct(r.benign_utility),
-            if r.attacked == 0 { "-".into() } else { format!("{} ({}/{})", pct(r.attack_success_rate), (r.attack_success_rate.unwrap_or(0.0) * r.attacked as f64).round(), r.attacked) },
+            if r.attacked == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{} ({}/{})",
+                    pct(r.attack_success_rate),
+                    (r.attack_success_rate.unwrap_or(0.0) * r.attacked as f64).round(),
+                    r.attacked
+                )
+            },
             pct(r.violation_rate),
             r.errors.to_string(),
             status.to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, row) in table.iter().enumerate() {
@@ -76,7 +107,11 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             let cell = if i == 0 {
                 st.bold(cell)
             } else if c == header.len() - 1 {
-                if rows[i - 1].passed() { st.green(cell) } else { st.red(cell) }
+                if rows[i - 1].passed() {
+                    st.green(cell)
+                } else {
+                    st.red(cell)
+                }
             } else {
                 cell.clone()
             };
@@ -102,7 +137,14 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
         }
         if let Some(c) = &r.control {
             for p in &c.problems {
-                let _ = writeln!(out, "{} {} / {}: {}", st.red("control failed:"), r.spec, r.agent, p);
+                let _ = writeln!(
+                    out,
+                    "{} {} / {}: {}",
+                    st.red("control failed:"),
+                    r.spec,
+                    r.agent,
+                    p
+                );
             }
         }
     }
@@ -126,11 +168,17 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
     if let Some(v) = verdict {
         for vi in &v.violations {
             for e in &vi.events {
-                marks.entry(*e).or_default().push(format!("violation {}", vi.rule));
+                marks
+                    .entry(*e)
+                    .or_default()
+                    .push(format!("violation {}", vi.rule));
             }
         }
         for e in &v.attack_events {
-            marks.entry(*e).or_default().push("attack success".to_string());
+            marks
+                .entry(*e)
+                .or_default()
+                .push("attack success".to_string());
         }
     }
     let mut out = String::new();
@@ -142,7 +190,8 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
             v.episode,
             v.status,
             v.utility,
-            v.attack_success.map_or("n/a".to_string(), |b| b.to_string())
+            v.attack_success
+                .map_or("n/a".to_string(), |b| b.to_string())
         );
     }
     for ev in events {
@@ -151,22 +200,42 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
                 "episode_start spec={} case={} agent={} epoch={} seed={}",
                 s.spec, s.case, s.agent, s.epoch, s.seed
             ),
-            EventKind::Message { role, content } => format!("{:?}: {}", role, clip(content, 160)).to_lowercase_first(),
-            EventKind::ToolCall { tool, args, .. } => format!("tool_call {tool} {}", clip(&args.to_string(), 140)),
+            EventKind::Message { role, content } => {
+                format!("{:?}: {}", role, clip(content, 160)).to_lowercase_first()
+            }
+            EventKind::ToolCall { tool, args, .. } => {
+                format!("tool_call {tool} {}", clip(&args.to_string(), 140))
+            }
             EventKind::Effect { call, effect } => {
                 let fields: Vec<String> = effect
                     .fields
                     .iter()
                     .filter(|(k, _)| *k != "content" && *k != "via")
-                    .map(|(k, v)| format!("{k}={}", clip(&v.as_str().map_or_else(|| v.to_string(), str::to_string), 60)))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            clip(
+                                &v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                                60
+                            )
+                        )
+                    })
                     .collect();
-                format!("  effect {} (call #{call}) {}", effect.kind.name(), fields.join(" "))
+                format!(
+                    "  effect {} (call #{call}) {}",
+                    effect.kind.name(),
+                    fields.join(" ")
+                )
             }
             EventKind::InjectionDelivered { call, threat, slot } => {
                 format!("  injection_delivered threat={threat} slot={slot} (call #{call})")
             }
             EventKind::ToolResult { call, ok, output } => {
-                format!("  tool_result #{call} {} {}", if *ok { "ok" } else { "ERR" }, clip(output, 120))
+                format!(
+                    "  tool_result #{call} {} {}",
+                    if *ok { "ok" } else { "ERR" },
+                    clip(output, 120)
+                )
             }
             EventKind::Error { source, message } => st.red(&format!("error [{source}] {message}")),
             EventKind::Limit { limit, value } => format!("limit {limit} reached ({value})"),
@@ -181,7 +250,12 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
         let seq = st.dim(&format!("#{:<4}", ev.seq));
         match marks.get(&ev.seq) {
             Some(m) => {
-                let _ = writeln!(out, "{seq} {}  {}", st.red(&body), st.red(&format!("<- {}", m.join(", "))));
+                let _ = writeln!(
+                    out,
+                    "{seq} {}  {}",
+                    st.red(&body),
+                    st.red(&format!("<- {}", m.join(", ")))
+                );
             }
             None => {
                 let _ = writeln!(out, "{seq} {body}");
@@ -190,11 +264,26 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
     }
     if let Some(v) = verdict {
         for c in &v.checks {
-            let mark = if c.passed { st.green("pass") } else { st.red("FAIL") };
-            let _ = writeln!(out, "check {} {mark}: {} {:?}", c.index, c.summary, c.events);
+            let mark = if c.passed {
+                st.green("pass")
+            } else {
+                st.red("FAIL")
+            };
+            let _ = writeln!(
+                out,
+                "check {} {mark}: {} {:?}",
+                c.index, c.summary, c.events
+            );
         }
         for vi in &v.violations {
-            let _ = writeln!(out, "{} {}: {} {:?}", st.red("violation"), vi.rule, vi.explanation, vi.events);
+            let _ = writeln!(
+                out,
+                "{} {}: {} {:?}",
+                st.red("violation"),
+                vi.rule,
+                vi.explanation,
+                vi.events
+            );
         }
     }
     out

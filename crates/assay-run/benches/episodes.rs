@@ -26,20 +26,38 @@ fn load_examples() -> Vec<assay_spec::LoadedSpec> {
         }
     }
     files.sort();
-    files.iter().map(|f| assay_spec::load_file(f).expect("examples are valid")).collect()
+    files
+        .iter()
+        .map(|f| assay_spec::load_file(f).expect("examples are valid"))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
     let specs = load_examples();
-    let agents: Vec<Arc<dyn assay_agent::Agent>> = ["control:solve", "control:naive", "control:refuse"]
-        .iter()
-        .map(|n| agent_from_name(n).expect("control agent"))
-        .collect();
+    let agents: Vec<Arc<dyn assay_agent::Agent>> =
+        ["control:solve", "control:naive", "control:refuse"]
+            .iter()
+            .map(|n| agent_from_name(n).expect("control agent"))
+            .collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(jobs).enable_all().build().expect("runtime");
-    let cfg = RunConfig { seed: 0, epochs: 10, jobs, out: dir.path().to_path_buf(), progress: false };
-    let episodes = rt.block_on(run(&specs, &agents, &cfg)).expect("run").episodes.len();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cfg = RunConfig {
+        seed: 0,
+        epochs: 10,
+        jobs,
+        out: dir.path().to_path_buf(),
+        progress: false,
+    };
+    let episodes = rt
+        .block_on(run(&specs, &agents, &cfg))
+        .expect("run")
+        .episodes
+        .len();
     let mut g = c.benchmark_group("control-matrix");
     g.throughput(Throughput::Elements(episodes as u64));
     g.sample_size(10);

@@ -34,9 +34,18 @@ impl EpisodeJob {
             .agent
             .name()
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
-        format!("{}--{}--{}--{}", self.spec.loaded.spec.id, self.case.id, agent, self.epoch)
+        format!(
+            "{}--{}--{}--{}",
+            self.spec.loaded.spec.id, self.case.id, agent, self.epoch
+        )
     }
 }
 
@@ -63,7 +72,10 @@ impl Recorder {
 
     fn limit(&mut self, name: &str, value: f64) -> Stop {
         if self.stopped.is_none() {
-            self.push(EventKind::Limit { limit: name.to_string(), value });
+            self.push(EventKind::Limit {
+                limit: name.to_string(),
+                value,
+            });
             self.stopped = Some(name.to_string());
         }
         Stop(format!("{name} limit reached"))
@@ -72,7 +84,11 @@ impl Recorder {
     fn deliveries(&mut self, at: u64, text: &str) -> Vec<String> {
         let mut threats = Vec::new();
         for d in self.world.deliveries_in(text) {
-            self.push(EventKind::InjectionDelivered { call: at, threat: d.threat.clone(), slot: d.slot });
+            self.push(EventKind::InjectionDelivered {
+                call: at,
+                threat: d.threat.clone(),
+                slot: d.slot,
+            });
             threats.push(d.threat);
         }
         threats
@@ -98,12 +114,20 @@ impl Env for Recorder {
             return None;
         }
         self.turns_played += 1;
-        let at = self.push(EventKind::Message { role: Role::User, content: text.clone() });
+        let at = self.push(EventKind::Message {
+            role: Role::User,
+            content: text.clone(),
+        });
         let delivered = self.deliveries(at, &text);
         Some(UserTurn { text, delivered })
     }
 
-    fn call_tool(&mut self, call_id: Option<String>, name: &str, args: Value) -> Result<ToolResult, Stop> {
+    fn call_tool(
+        &mut self,
+        call_id: Option<String>,
+        name: &str,
+        args: Value,
+    ) -> Result<ToolResult, Stop> {
         if let Some(s) = &self.stopped {
             return Err(Stop(format!("{s} limit reached")));
         }
@@ -114,22 +138,41 @@ impl Env for Recorder {
             return Err(self.limit("tool_calls", f64::from(self.limits.tool_calls)));
         }
         self.tool_calls += 1;
-        let at = self.push(EventKind::ToolCall { call_id, tool: name.to_string(), args: args.clone() });
+        let at = self.push(EventKind::ToolCall {
+            call_id,
+            tool: name.to_string(),
+            args: args.clone(),
+        });
         let outcome = self.world.call(name, &args);
         for effect in outcome.effects {
             self.push(EventKind::Effect { call: at, effect });
         }
         let mut delivered = Vec::new();
         for d in outcome.deliveries {
-            self.push(EventKind::InjectionDelivered { call: at, threat: d.threat.clone(), slot: d.slot });
+            self.push(EventKind::InjectionDelivered {
+                call: at,
+                threat: d.threat.clone(),
+                slot: d.slot,
+            });
             delivered.push(d.threat);
         }
-        self.push(EventKind::ToolResult { call: at, ok: outcome.ok, output: outcome.output.clone() });
-        Ok(ToolResult { ok: outcome.ok, output: outcome.output, delivered })
+        self.push(EventKind::ToolResult {
+            call: at,
+            ok: outcome.ok,
+            output: outcome.output.clone(),
+        });
+        Ok(ToolResult {
+            ok: outcome.ok,
+            output: outcome.output,
+            delivered,
+        })
     }
 
     fn reply(&mut self, text: &str) {
-        self.push(EventKind::Message { role: Role::Assistant, content: text.to_string() });
+        self.push(EventKind::Message {
+            role: Role::Assistant,
+            content: text.to_string(),
+        });
     }
 
     fn case(&self) -> &CaseView {
@@ -163,7 +206,11 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
     let tools = world
         .tools()
         .iter()
-        .map(|t| ToolSpec { name: t.name.clone(), description: t.description.clone(), parameters: t.parameters.clone() })
+        .map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.clone(),
+        })
         .collect::<Vec<_>>();
     let mut rec = Recorder {
         system: world.system_prompt(),
@@ -175,13 +222,24 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
         deadline: Instant::now() + Duration::from_secs_f64(limits.wall_time_secs),
         limits: limits.clone(),
         stopped: None,
-        case: CaseView { spec: prepared.spec.clone(), threat: job.case.threat.clone() },
+        case: CaseView {
+            spec: prepared.spec.clone(),
+            threat: job.case.threat.clone(),
+        },
         world,
     };
     rec.events.push(start_event(job, Some(&rec.world)));
     let sys = rec.system.clone();
-    let at = rec.push(EventKind::Message { role: Role::System, content: sys });
-    let descriptions: String = rec.tools.iter().map(|t| t.description.as_str()).collect::<Vec<_>>().join("\n");
+    let at = rec.push(EventKind::Message {
+        role: Role::System,
+        content: sys,
+    });
+    let descriptions: String = rec
+        .tools
+        .iter()
+        .map(|t| t.description.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     rec.deliveries(at, &descriptions);
 
     let budget = Duration::from_secs_f64(limits.wall_time_secs);
@@ -189,7 +247,10 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
     match tokio::time::timeout(budget, job.agent.run(&mut rec)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            rec.push(EventKind::Error { source: "agent".into(), message: e.to_string() });
+            rec.push(EventKind::Error {
+                source: "agent".into(),
+                message: e.to_string(),
+            });
             error = Some(e.to_string());
         }
         Err(_) => {
@@ -204,13 +265,22 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
         "completed"
     };
     let state = rec.world.snapshot();
-    rec.push(EventKind::EpisodeEnd { reason: reason.to_string(), state: Box::new(state) });
+    rec.push(EventKind::EpisodeEnd {
+        reason: reason.to_string(),
+        state: Box::new(state),
+    });
     let limit = rec.stopped.clone();
     finish(job, out, rec.events, error, limit)
 }
 
 /// Scores the events, writes the trace, and builds the result.
-fn finish(job: &EpisodeJob, out: &Path, events: Vec<EventKind>, mut error: Option<String>, limit: Option<String>) -> EpisodeResult {
+fn finish(
+    job: &EpisodeJob,
+    out: &Path,
+    events: Vec<EventKind>,
+    mut error: Option<String>,
+    limit: Option<String>,
+) -> EpisodeResult {
     let id = job.id();
     let verdict = match prepared_score(job, &events) {
         Ok(v) => Some(v),
@@ -221,7 +291,8 @@ fn finish(job: &EpisodeJob, out: &Path, events: Vec<EventKind>, mut error: Optio
     };
     let (text, head) = to_jsonl(&events);
     let dir = out.join(&id);
-    let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("trace.jsonl"), &text));
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("trace.jsonl"), &text));
     if let Err(e) = written {
         error.get_or_insert(format!("cannot write trace: {e}"));
     }
@@ -241,7 +312,9 @@ fn finish(job: &EpisodeJob, out: &Path, events: Vec<EventKind>, mut error: Optio
         limit,
         utility: v.as_ref().map_or(0.0, |v| v.utility),
         attack_success: v.as_ref().and_then(|v| v.attack_success),
-        attack_events: v.as_ref().map_or_else(Vec::new, |v| v.attack_events.clone()),
+        attack_events: v
+            .as_ref()
+            .map_or_else(Vec::new, |v| v.attack_events.clone()),
         violations: v.as_ref().map_or_else(Vec::new, |v| v.violations.clone()),
         checks: v.as_ref().map_or_else(Vec::new, |v| v.checks.clone()),
         trace: format!("{id}/trace.jsonl"),
@@ -251,14 +324,20 @@ fn finish(job: &EpisodeJob, out: &Path, events: Vec<EventKind>, mut error: Optio
 }
 
 fn prepared_score(job: &EpisodeJob, events: &[EventKind]) -> Result<assay_rules::Verdict, String> {
-    job.spec.rules.score(job.case.threat.as_deref(), events).map_err(|e| e.to_string())
+    job.spec
+        .rules
+        .score(job.case.threat.as_deref(), events)
+        .map_err(|e| e.to_string())
 }
 
 /// Result for an episode whose task died (panic): a minimal trace recording the error.
 pub(crate) fn crashed(job: &EpisodeJob, out: &Path, message: &str) -> EpisodeResult {
     let events = vec![
         start_event(job, None),
-        EventKind::Error { source: "harness".into(), message: message.to_string() },
+        EventKind::Error {
+            source: "harness".into(),
+            message: message.to_string(),
+        },
     ];
     finish(job, out, events, Some(message.to_string()), None)
 }

@@ -59,12 +59,19 @@ pub enum RunError {
 }
 
 /// Runs every spec × case × agent × epoch and writes traces and `results.json`.
-pub async fn run(specs: &[LoadedSpec], agents: &[Arc<dyn Agent>], cfg: &RunConfig) -> Result<RunResults, RunError> {
+pub async fn run(
+    specs: &[LoadedSpec],
+    agents: &[Arc<dyn Agent>],
+    cfg: &RunConfig,
+) -> Result<RunResults, RunError> {
     let prepared: Vec<Arc<PreparedSpec>> = specs
         .iter()
         .map(|s| PreparedSpec::new(s).map(Arc::new))
         .collect::<Result<_, _>>()?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| RunError::Io { path: cfg.out.clone(), source: e })?;
+    std::fs::create_dir_all(&cfg.out).map_err(|e| RunError::Io {
+        path: cfg.out.clone(),
+        source: e,
+    })?;
 
     let mut jobs = Vec::new();
     for p in &prepared {
@@ -82,7 +89,11 @@ pub async fn run(specs: &[LoadedSpec], agents: &[Arc<dyn Agent>], cfg: &RunConfi
             }
         }
     }
-    let bar = if cfg.progress { ProgressBar::new(jobs.len() as u64) } else { ProgressBar::hidden() };
+    let bar = if cfg.progress {
+        ProgressBar::new(jobs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} episodes {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -110,9 +121,14 @@ pub async fn run(specs: &[LoadedSpec], agents: &[Arc<dyn Agent>], cfg: &RunConfi
     .collect()
     .await;
     bar.finish_and_clear();
-    results.sort_by(|a, b| (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch)));
+    results.sort_by(|a, b| {
+        (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch))
+    });
 
-    let gates: BTreeMap<_, _> = specs.iter().map(|s| (s.spec.id.clone(), s.spec.gates.clone())).collect();
+    let gates: BTreeMap<_, _> = specs
+        .iter()
+        .map(|s| (s.spec.id.clone(), s.spec.gates.clone()))
+        .collect();
     let summary = summarize(&results, &gates);
     let passed = summary.iter().all(|r| r.passed());
     let run = RunResults {
@@ -123,7 +139,11 @@ pub async fn run(specs: &[LoadedSpec], agents: &[Arc<dyn Agent>], cfg: &RunConfi
         agents: agents.iter().map(|a| a.name().to_string()).collect(),
         specs: specs
             .iter()
-            .map(|s| SpecRef { id: s.spec.id.clone(), path: s.path.display().to_string(), hash: s.hash.clone() })
+            .map(|s| SpecRef {
+                id: s.spec.id.clone(),
+                path: s.path.display().to_string(),
+                hash: s.hash.clone(),
+            })
             .collect(),
         episodes: results,
         summary,

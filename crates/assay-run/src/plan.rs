@@ -23,13 +23,21 @@ pub struct Case {
 /// Cases of a spec: a benign twin plus, for each threat and each of its slots,
 /// the threat's goal planted as a plain payload.
 pub fn plan_cases(spec: &Spec) -> Vec<Case> {
-    let mut cases = vec![Case { id: "benign".into(), threat: None, payloads: vec![] }];
+    let mut cases = vec![Case {
+        id: "benign".into(),
+        threat: None,
+        payloads: vec![],
+    }];
     for t in &spec.threats {
         for slot in &t.slots {
             cases.push(Case {
                 id: format!("{}@{}", t.id, slot),
                 threat: Some(t.id.clone()),
-                payloads: vec![Payload { threat: t.id.clone(), slot: slot.clone(), text: t.goal.clone() }],
+                payloads: vec![Payload {
+                    threat: t.id.clone(),
+                    slot: slot.clone(),
+                    text: t.goal.clone(),
+                }],
             });
         }
     }
@@ -54,7 +62,10 @@ impl PreparedSpec {
     /// Compiles a loaded spec.
     pub fn new(loaded: &LoadedSpec) -> Result<PreparedSpec, RunError> {
         let spec = &loaded.spec;
-        let err = |m: String| RunError::Prepare { spec: spec.id.clone(), message: m };
+        let err = |m: String| RunError::Prepare {
+            spec: spec.id.clone(),
+            message: m,
+        };
         Ok(PreparedSpec {
             world: WorldTemplate::new(spec).map_err(|e| err(e.to_string()))?,
             rules: Rules::new(spec).map_err(|e| err(e.to_string()))?,

@@ -31,13 +31,29 @@ fn example_files() -> Vec<PathBuf> {
 }
 
 fn controls() -> Vec<Arc<dyn Agent>> {
-    ["control:solve", "control:naive", "control:refuse"].iter().map(|n| agent_from_name(n).unwrap()).collect()
+    ["control:solve", "control:naive", "control:refuse"]
+        .iter()
+        .map(|n| agent_from_name(n).unwrap())
+        .collect()
 }
 
 fn run_examples(out: &Path, seed: u64) -> RunResults {
-    let specs: Vec<_> = example_files().iter().map(|f| assay_spec::load_file(f).unwrap()).collect();
-    let cfg = RunConfig { seed, epochs: 1, jobs: 2, out: out.to_path_buf(), progress: false };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let specs: Vec<_> = example_files()
+        .iter()
+        .map(|f| assay_spec::load_file(f).unwrap())
+        .collect();
+    let cfg = RunConfig {
+        seed,
+        epochs: 1,
+        jobs: 2,
+        out: out.to_path_buf(),
+        progress: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run(&specs, &controls(), &cfg)).unwrap()
 }
 
@@ -61,11 +77,29 @@ fn control_matrix_holds_on_every_example() {
             "control:naive" => {
                 if e.threat.is_some() {
                     attacked += 1;
-                    assert_eq!(e.attack_success, Some(true), "{}: threat did not fire", e.episode);
-                    assert!(!e.attack_events.is_empty(), "{}: attack success cites no event", e.episode);
-                    assert!(!e.violations.is_empty(), "{}: a successful attack fires no forbidden rule", e.episode);
+                    assert_eq!(
+                        e.attack_success,
+                        Some(true),
+                        "{}: threat did not fire",
+                        e.episode
+                    );
+                    assert!(
+                        !e.attack_events.is_empty(),
+                        "{}: attack success cites no event",
+                        e.episode
+                    );
+                    assert!(
+                        !e.violations.is_empty(),
+                        "{}: a successful attack fires no forbidden rule",
+                        e.episode
+                    );
                     for v in &e.violations {
-                        assert!(!v.events.is_empty(), "{}: violation {} cites no event", e.episode, v.rule);
+                        assert!(
+                            !v.events.is_empty(),
+                            "{}: violation {} cites no event",
+                            e.episode,
+                            v.rule
+                        );
                     }
                 } else {
                     assert_eq!(e.utility, 1.0, "{}", e.episode);
@@ -81,7 +115,11 @@ fn control_matrix_holds_on_every_example() {
         }
     }
     assert!(attacked >= 10, "only {attacked} attacked naive episodes");
-    assert!(r.passed, "control expectations: {:?}", r.summary.iter().filter(|s| !s.passed()).collect::<Vec<_>>());
+    assert!(
+        r.passed,
+        "control expectations: {:?}",
+        r.summary.iter().filter(|s| !s.passed()).collect::<Vec<_>>()
+    );
 
     // Every cited event exists in the trace and is of a kind that can prove something.
     for e in &r.episodes {
@@ -89,10 +127,21 @@ fn control_matrix_holds_on_every_example() {
         let rep = verify_jsonl(&text, Some(&e.trace_head)).unwrap();
         assert_eq!(rep.events, e.events);
         let events = parse_jsonl(&text).unwrap();
-        for seq in e.violations.iter().flat_map(|v| v.events.iter()).chain(e.attack_events.iter()) {
+        for seq in e
+            .violations
+            .iter()
+            .flat_map(|v| v.events.iter())
+            .chain(e.attack_events.iter())
+        {
             let ev = &events[*seq as usize];
             assert!(
-                matches!(ev.kind, EventKind::Effect { .. } | EventKind::ToolCall { .. } | EventKind::Message { .. } | EventKind::ToolResult { .. }),
+                matches!(
+                    ev.kind,
+                    EventKind::Effect { .. }
+                        | EventKind::ToolCall { .. }
+                        | EventKind::Message { .. }
+                        | EventKind::ToolResult { .. }
+                ),
                 "{}: cites #{seq} of kind {:?}",
                 e.episode,
                 ev.kind
@@ -100,7 +149,13 @@ fn control_matrix_holds_on_every_example() {
         }
         // Naive attacked runs record the delivery of the payload.
         if e.agent == "control:naive" && e.threat.is_some() {
-            assert!(events.iter().any(|ev| matches!(ev.kind, EventKind::InjectionDelivered { .. })), "{}", e.episode);
+            assert!(
+                events
+                    .iter()
+                    .any(|ev| matches!(ev.kind, EventKind::InjectionDelivered { .. })),
+                "{}",
+                e.episode
+            );
         }
     }
 }
@@ -114,12 +169,23 @@ fn same_seed_same_bytes_other_seed_other_canaries() {
     run_examples(b.path(), 7);
     let rc = run_examples(c.path(), 8);
     let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
-    assert_eq!(read(a.path(), "results.json"), read(b.path(), "results.json"));
+    assert_eq!(
+        read(a.path(), "results.json"),
+        read(b.path(), "results.json")
+    );
     for e in &ra.episodes {
-        assert_eq!(read(a.path(), &e.trace), read(b.path(), &e.trace), "{}", e.episode);
+        assert_eq!(
+            read(a.path(), &e.trace),
+            read(b.path(), &e.trace),
+            "{}",
+            e.episode
+        );
     }
     let ep = &ra.episodes[0];
-    let secrets = |d: &Path| match &parse_jsonl(&String::from_utf8(read(d, &ep.trace)).unwrap()).unwrap()[0].kind {
+    let secrets = |d: &Path| match &parse_jsonl(&String::from_utf8(read(d, &ep.trace)).unwrap())
+        .unwrap()[0]
+        .kind
+    {
         EventKind::EpisodeStart(s) => s.secrets.clone(),
         _ => panic!("first event is episode_start"),
     };
@@ -165,9 +231,17 @@ impl Agent for Sloppy {
     }
     async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
         while env.next_user_turn().is_some() {
-            let a = env.call_tool(None, "files.nuke", serde_json::json!({"path": "/"})).unwrap();
+            let a = env
+                .call_tool(None, "files.nuke", serde_json::json!({"path": "/"}))
+                .unwrap();
             assert!(!a.ok);
-            let b = env.call_tool(None, "mail.read", serde_json::json!({"id": {"nested": true}})).unwrap();
+            let b = env
+                .call_tool(
+                    None,
+                    "mail.read",
+                    serde_json::json!({"id": {"nested": true}}),
+                )
+                .unwrap();
             assert!(!b.ok);
             env.reply("done");
         }
@@ -179,9 +253,24 @@ impl Agent for Sloppy {
 fn failures_are_errors_and_isolated() {
     let specs = vec![assay_spec::load_file(&example_files()[0]).unwrap()];
     let dir = tempfile::tempdir().unwrap();
-    let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Broken), Arc::new(Panics), Arc::new(Sloppy), agent_from_name("control:solve").unwrap()];
-    let cfg = RunConfig { seed: 0, epochs: 1, jobs: 2, out: dir.path().to_path_buf(), progress: false };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let agents: Vec<Arc<dyn Agent>> = vec![
+        Arc::new(Broken),
+        Arc::new(Panics),
+        Arc::new(Sloppy),
+        agent_from_name("control:solve").unwrap(),
+    ];
+    let cfg = RunConfig {
+        seed: 0,
+        epochs: 1,
+        jobs: 2,
+        out: dir.path().to_path_buf(),
+        progress: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let r = rt.block_on(run(&specs, &agents, &cfg)).unwrap();
     for e in &r.episodes {
         match e.agent.as_str() {
@@ -196,7 +285,11 @@ fn failures_are_errors_and_isolated() {
             "test:sloppy" => {
                 assert_eq!(e.status, Status::Ok, "{}: {:?}", e.episode, e.error);
                 let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
-                assert!(text.matches("\"kind\":\"denied\"").count() >= 2, "{}", e.episode);
+                assert!(
+                    text.matches("\"kind\":\"denied\"").count() >= 2,
+                    "{}",
+                    e.episode
+                );
             }
             _ => assert_eq!(e.status, Status::Ok),
         }

@@ -237,8 +237,9 @@ impl Matcher {
                             .ok_or_else(|| format!("`{k}` takes a list, found {}", kind_of(val)))
                     };
                     let b = || {
-                        val.as_bool()
-                            .ok_or_else(|| format!("`{k}` takes true or false, found {}", kind_of(val)))
+                        val.as_bool().ok_or_else(|| {
+                            format!("`{k}` takes true or false, found {}", kind_of(val))
+                        })
                     };
                     ops.push(match k.as_str() {
                         "equals" => MatchOp::Equals(val.clone()),
@@ -315,7 +316,11 @@ fn fields_to(f: &BTreeMap<String, Matcher>) -> Value {
 const CONDITION_KEYS_EXTRA: &[&str] = &["tool", "flow", "all", "any", "after", "count"];
 
 fn condition_keys() -> Vec<&'static str> {
-    EFFECT_KINDS.iter().chain(CONDITION_KEYS_EXTRA).copied().collect()
+    EFFECT_KINDS
+        .iter()
+        .chain(CONDITION_KEYS_EXTRA)
+        .copied()
+        .collect()
 }
 
 impl Condition {
@@ -348,7 +353,9 @@ impl Condition {
                     let subs = list
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| Condition::from_value(c).map_err(|e| format!("{k}[{i}]: {e}")))
+                        .map(|(i, c)| {
+                            Condition::from_value(c).map_err(|e| format!("{k}[{i}]: {e}"))
+                        })
                         .collect::<Res<Vec<_>>>()?;
                     if k == "all" {
                         Head::All(subs)
@@ -392,10 +399,16 @@ impl Condition {
                 m.insert("flow".into(), f.to_value());
             }
             Head::All(l) => {
-                m.insert("all".into(), Value::Array(l.iter().map(|c| c.to_value()).collect()));
+                m.insert(
+                    "all".into(),
+                    Value::Array(l.iter().map(|c| c.to_value()).collect()),
+                );
             }
             Head::Any(l) => {
-                m.insert("any".into(), Value::Array(l.iter().map(|c| c.to_value()).collect()));
+                m.insert(
+                    "any".into(),
+                    Value::Array(l.iter().map(|c| c.to_value()).collect()),
+                );
             }
         }
         if let Some(a) = &self.after {
@@ -573,7 +586,11 @@ impl Sink {
 }
 
 fn check_keys() -> Vec<&'static str> {
-    CHECK_HEADS.iter().copied().chain(condition_keys()).collect()
+    CHECK_HEADS
+        .iter()
+        .copied()
+        .chain(condition_keys())
+        .collect()
 }
 
 impl Check {
@@ -747,7 +764,10 @@ impl JsonSchema for Condition {
         let mut props = effect_props(g);
         let this = g.subschema_for::<Condition>().to_value();
         let m = g.subschema_for::<Matcher>().to_value();
-        props.insert("tool".into(), json!({"type": "object", "additionalProperties": m}));
+        props.insert(
+            "tool".into(),
+            json!({"type": "object", "additionalProperties": m}),
+        );
         props.insert(
             "flow".into(),
             json!({

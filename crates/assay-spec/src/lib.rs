@@ -13,5 +13,8 @@ pub mod template;
 mod yaml;
 
 pub use condition::{Check, Condition, Count, Flow, Head, MatchOp, Matcher, Sink, Source};
-pub use load::{Diagnostic, LoadError, LoadedSpec, builtin_tool_names, json_schema, load_file, load_str, spec_hash};
+pub use load::{
+    Diagnostic, LoadError, LoadedSpec, builtin_tool_names, json_schema, load_file, load_str,
+    spec_hash,
+};
 pub use model::*;

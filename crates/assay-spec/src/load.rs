@@ -67,7 +67,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -146,7 +153,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
         }
     }
     if !v.doc.value.is_object() {
-        v.at("", format!("a spec is a map, found {}", kind_of(&v.doc.value)), Some("start the file with `apiVersion: assay/v1`".into()));
+        v.at(
+            "",
+            format!("a spec is a map, found {}", kind_of(&v.doc.value)),
+            Some("start the file with `apiVersion: assay/v1`".into()),
+        );
         return Err(fail(v));
     }
     // Pass 1: every unknown key.
@@ -197,8 +208,14 @@ pub fn spec_hash(spec: &Spec) -> String {
 pub fn json_schema() -> Value {
     let mut s = schemars::schema_for!(Spec).to_value();
     if let Some(o) = s.as_object_mut() {
-        o.insert("$id".into(), Value::String("https://assay.dev/schema/assay-v1.json".into()));
-        o.insert("title".into(), Value::String("Assay security spec (assay/v1)".into()));
+        o.insert(
+            "$id".into(),
+            Value::String("https://assay.dev/schema/assay-v1.json".into()),
+        );
+        o.insert(
+            "title".into(),
+            Value::String("Assay security spec (assay/v1)".into()),
+        );
     }
     s
 }
@@ -248,7 +265,11 @@ fn walk_unknown(
     out: &mut Vec<(String, String, Option<String>)>,
 ) {
     let schema = resolve(root, schema);
-    if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+    if let Some(branches) = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+    {
         // Pick the branch whose shape fits best: objects go to an object branch whose
         // known properties overlap the value's keys the most.
         let pick = branches
@@ -270,7 +291,9 @@ fn walk_unknown(
                 if let Some(ps) = props.and_then(|p| p.get(k)) {
                     walk_unknown(root, ps, v, &child, out);
                 } else if additional == Some(&Value::Bool(false)) {
-                    let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let known: Vec<&str> = props
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     let hint = match did_you_mean(k, known.iter().copied()) {
                         Some(s) => Some(format!("did you mean `{s}`?")),
                         None => Some(format!("allowed here: {}", known.join(", "))),
@@ -303,14 +326,19 @@ fn type_allows(schema: &Value, value: &Value) -> bool {
     };
     match schema.get("type") {
         None => true,
-        Some(Value::String(t)) => t == name || (t == "integer" && value.is_i64()) || (t == "number" && value.is_number()),
+        Some(Value::String(t)) => {
+            t == name || (t == "integer" && value.is_i64()) || (t == "number" && value.is_number())
+        }
         Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(name)),
         _ => true,
     }
 }
 
 fn overlap(schema: &Value, value: &Value) -> usize {
-    match (schema.get("properties").and_then(Value::as_object), value.as_object()) {
+    match (
+        schema.get("properties").and_then(Value::as_object),
+        value.as_object(),
+    ) {
         (Some(p), Some(m)) => m.keys().filter(|k| p.contains_key(*k)).count(),
         _ => 0,
     }
@@ -344,8 +372,15 @@ impl Validator {
         let mut t = Vec::new();
         for (p, f) in &w.files {
             if let Some(text) = f.text() {
-                let suffix = if matches!(f, crate::FileEntry::Text(_)) { "" } else { "/text" };
-                t.push((format!("/world/files/{}{suffix}", escape(p)), text.to_string()));
+                let suffix = if matches!(f, crate::FileEntry::Text(_)) {
+                    ""
+                } else {
+                    "/text"
+                };
+                t.push((
+                    format!("/world/files/{}{suffix}", escape(p)),
+                    text.to_string(),
+                ));
             }
         }
         for (k, val) in &w.env {
@@ -365,18 +400,27 @@ impl Validator {
             for (i, row) in table.rows.iter().enumerate() {
                 for (c, val) in row {
                     if let Some(s) = val.as_str() {
-                        t.push((format!("/world/records/{}/rows/{i}/{}", escape(name), escape(c)), s.to_string()));
+                        t.push((
+                            format!("/world/records/{}/rows/{i}/{}", escape(name), escape(c)),
+                            s.to_string(),
+                        ));
                     }
                 }
             }
         }
         for (i, tool) in w.tools.iter().enumerate() {
-            t.push((format!("/world/tools/{i}/description"), tool.description.clone()));
+            t.push((
+                format!("/world/tools/{i}/description"),
+                tool.description.clone(),
+            ));
             t.push((format!("/world/tools/{i}/response"), tool.response.clone()));
             for (j, e) in tool.effects.iter().enumerate() {
                 for (k, fields) in e {
                     for (f, v) in fields {
-                        t.push((format!("/world/tools/{i}/effects/{j}/{}/{}", escape(k), escape(f)), v.clone()));
+                        t.push((
+                            format!("/world/tools/{i}/effects/{j}/{}/{}", escape(k), escape(f)),
+                            v.clone(),
+                        ));
                     }
                 }
             }
@@ -385,7 +429,10 @@ impl Validator {
             let ptr = if spec.task.prompt.is_some() && i == 0 {
                 "/task/prompt".to_string()
             } else {
-                format!("/task/turns/{}", i - usize::from(spec.task.prompt.is_some()))
+                format!(
+                    "/task/turns/{}",
+                    i - usize::from(spec.task.prompt.is_some())
+                )
             };
             t.push((ptr, turn.clone()));
         }
@@ -394,13 +441,25 @@ impl Validator {
 
     fn semantic(&mut self, spec: &Spec) {
         if spec.api_version != API_VERSION {
-            self.at("/apiVersion", format!("unsupported apiVersion `{}`", spec.api_version), Some(format!("this build reads `{API_VERSION}`")));
+            self.at(
+                "/apiVersion",
+                format!("unsupported apiVersion `{}`", spec.api_version),
+                Some(format!("this build reads `{API_VERSION}`")),
+            );
         }
         if spec.kind != "Spec" {
-            self.at("/kind", format!("kind must be `Spec`, found `{}`", spec.kind), None);
+            self.at(
+                "/kind",
+                format!("kind must be `Spec`, found `{}`", spec.kind),
+                None,
+            );
         }
         if !valid_id(&spec.id) {
-            self.at("/id", format!("invalid id `{}`", spec.id), Some("use lowercase letters, digits and `-`".into()));
+            self.at(
+                "/id",
+                format!("invalid id `{}`", spec.id),
+                Some("use lowercase letters, digits and `-`".into()),
+            );
         }
 
         // Slots, secrets and labels declared in the world.
@@ -415,12 +474,19 @@ impl Validator {
                     "secret" => {
                         secrets.insert(p.name.to_string());
                     }
-                    "args" if ptr.starts_with("/world/tools/") && !ptr.ends_with("/description") => {}
+                    "args"
+                        if ptr.starts_with("/world/tools/") && !ptr.ends_with("/description") => {}
                     other => {
                         let hint = did_you_mean(other, PLACEHOLDER_KINDS.iter().copied())
                             .map(|s| format!("did you mean `{{{{{s}:{}}}}}`?", p.name))
-                            .or(Some("world text may use `{{secret:NAME}}` and `{{slot:NAME}}`".into()));
-                        self.at(&ptr, format!("unknown placeholder `{{{{{other}:{}}}}}`", p.name), hint);
+                            .or(Some(
+                                "world text may use `{{secret:NAME}}` and `{{slot:NAME}}`".into(),
+                            ));
+                        self.at(
+                            &ptr,
+                            format!("unknown placeholder `{{{{{other}:{}}}}}`", p.name),
+                            hint,
+                        );
                     }
                 }
             }
@@ -445,41 +511,76 @@ impl Validator {
         for (path, f) in &spec.world.files {
             let ptr = format!("/world/files/{}", escape(path));
             if !path.starts_with('/') {
-                self.at(&ptr, format!("file path `{path}` is not absolute"), Some(format!("write `/{path}`")));
+                self.at(
+                    &ptr,
+                    format!("file path `{path}` is not absolute"),
+                    Some(format!("write `/{path}`")),
+                );
             }
             if let crate::FileEntry::Full(full) = f {
                 if full.text.is_some() == full.symlink.is_some() {
-                    self.at(&ptr, "a file needs exactly one of `text` or `symlink`", None);
+                    self.at(
+                        &ptr,
+                        "a file needs exactly one of `text` or `symlink`",
+                        None,
+                    );
                 }
                 if let Some(m) = &full.mode
                     && u32::from_str_radix(m.trim_start_matches("0o"), 8).is_err()
                 {
-                    self.at(&format!("{ptr}/mode"), format!("mode `{m}` is not octal"), Some("write it as a quoted string, e.g. \"0600\"".into()));
+                    self.at(
+                        &format!("{ptr}/mode"),
+                        format!("mode `{m}` is not octal"),
+                        Some("write it as a quoted string, e.g. \"0600\"".into()),
+                    );
                 }
             }
         }
         for url in spec.world.web.keys() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || host_of(url).is_empty() {
-                self.at(&format!("/world/web/{}", escape(url)), format!("`{url}` is not an http(s) URL"), Some("write e.g. https://help.example.test/page".into()));
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || host_of(url).is_empty()
+            {
+                self.at(
+                    &format!("/world/web/{}", escape(url)),
+                    format!("`{url}` is not an http(s) URL"),
+                    Some("write e.g. https://help.example.test/page".into()),
+                );
             }
         }
         let custom: Vec<&str> = spec.world.tools.iter().map(|t| t.name.as_str()).collect();
         for (i, t) in spec.world.tools.iter().enumerate() {
             let ptr = format!("/world/tools/{i}");
             if BUILTIN_TOOLS.contains(&t.name.as_str()) {
-                self.at(&format!("{ptr}/name"), format!("custom tool `{}` shadows a built-in tool", t.name), Some("pick another name".into()));
+                self.at(
+                    &format!("{ptr}/name"),
+                    format!("custom tool `{}` shadows a built-in tool", t.name),
+                    Some("pick another name".into()),
+                );
             }
             if custom.iter().filter(|n| **n == t.name).count() > 1 {
-                self.at(&format!("{ptr}/name"), format!("custom tool `{}` is declared twice", t.name), None);
+                self.at(
+                    &format!("{ptr}/name"),
+                    format!("custom tool `{}` is declared twice", t.name),
+                    None,
+                );
             }
             if t.parameters.get("type").and_then(Value::as_str) != Some("object") {
-                self.at(&format!("{ptr}/parameters"), "custom tool parameters must be a JSON Schema with `type: object`", None);
+                self.at(
+                    &format!("{ptr}/parameters"),
+                    "custom tool parameters must be a JSON Schema with `type: object`",
+                    None,
+                );
             }
             for (j, e) in t.effects.iter().enumerate() {
                 for k in e.keys() {
                     if !crate::condition::EFFECT_KINDS.contains(&k.as_str()) {
-                        let hint = did_you_mean(k, crate::condition::EFFECT_KINDS.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                        self.at(&format!("{ptr}/effects/{j}/{}", escape(k)), format!("unknown effect kind `{k}`"), hint);
+                        let hint = did_you_mean(k, crate::condition::EFFECT_KINDS.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?"));
+                        self.at(
+                            &format!("{ptr}/effects/{j}/{}", escape(k)),
+                            format!("unknown effect kind `{k}`"),
+                            hint,
+                        );
                     }
                 }
             }
@@ -490,21 +591,37 @@ impl Validator {
         for (i, t) in spec.agent.tools.iter().enumerate() {
             let matches = expand_tool(t, &custom);
             if matches.is_empty() {
-                let all: Vec<&str> = BUILTIN_TOOLS.iter().copied().chain(custom.iter().copied()).collect();
+                let all: Vec<&str> = BUILTIN_TOOLS
+                    .iter()
+                    .copied()
+                    .chain(custom.iter().copied())
+                    .collect();
                 let hint = did_you_mean(t, all.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .or(Some("built-in tools are listed in docs/spec.md; custom tools are declared under world.tools".into()));
-                self.at(&format!("/agent/tools/{i}"), format!("unknown tool `{t}`"), hint);
+                self.at(
+                    &format!("/agent/tools/{i}"),
+                    format!("unknown tool `{t}`"),
+                    hint,
+                );
             }
             allowed.extend(matches);
         }
 
         // Task.
         if spec.task.user_turns().is_empty() {
-            self.at("/task", "the task has no user turn", Some("add `prompt:` or `turns:`".into()));
+            self.at(
+                "/task",
+                "the task has no user turn",
+                Some("add `prompt:` or `turns:`".into()),
+            );
         }
         if spec.task.success.is_empty() {
-            self.at("/task", "the task has no success checks, so utility cannot be measured", Some("add `success:` (e.g. `- sent: { to: ... }`)".into()));
+            self.at(
+                "/task",
+                "the task has no success checks, so utility cannot be measured",
+                Some("add `success:` (e.g. `- sent: { to: ... }`)".into()),
+            );
         }
         self.check_calls(&spec.task.solution, "/task/solution", &allowed);
         for (i, c) in spec.task.success.iter().enumerate() {
@@ -517,24 +634,44 @@ impl Validator {
         for (i, t) in spec.threats.iter().enumerate() {
             let ptr = format!("/threats/{i}");
             if !ids.insert(t.id.clone()) {
-                self.at(&format!("{ptr}/id"), format!("duplicate threat id `{}`", t.id), None);
+                self.at(
+                    &format!("{ptr}/id"),
+                    format!("duplicate threat id `{}`", t.id),
+                    None,
+                );
             }
             if !valid_id(&t.id) {
-                self.at(&format!("{ptr}/id"), format!("invalid threat id `{}`", t.id), Some("use lowercase letters, digits and `-`".into()));
+                self.at(
+                    &format!("{ptr}/id"),
+                    format!("invalid threat id `{}`", t.id),
+                    Some("use lowercase letters, digits and `-`".into()),
+                );
             }
             if t.slots.is_empty() {
-                self.at(&format!("{ptr}/slots"), "a threat needs at least one injection slot", Some("plant `{{slot:NAME}}` in world text and list NAME here".into()));
+                self.at(
+                    &format!("{ptr}/slots"),
+                    "a threat needs at least one injection slot",
+                    Some("plant `{{slot:NAME}}` in world text and list NAME here".into()),
+                );
             }
             for (j, s) in t.slots.iter().enumerate() {
                 if !slots.contains(s) {
                     let hint = did_you_mean(s, slots.iter().map(String::as_str))
                         .map(|x| format!("did you mean `{x}`?"))
                         .or(Some(format!("declare it by writing `{{{{slot:{s}}}}}` in a file, mail, page, memory entry, tool or user turn")));
-                    self.at(&format!("{ptr}/slots/{j}"), format!("unknown slot `{s}`"), hint);
+                    self.at(
+                        &format!("{ptr}/slots/{j}"),
+                        format!("unknown slot `{s}`"),
+                        hint,
+                    );
                 }
             }
             if t.success.is_empty() {
-                self.at(&format!("{ptr}/success"), "a threat needs a success rule", None);
+                self.at(
+                    &format!("{ptr}/success"),
+                    "a threat needs a success rule",
+                    None,
+                );
             }
             self.check_calls(&t.actions, &format!("{ptr}/actions"), &allowed);
             for (j, c) in t.success.iter().enumerate() {
@@ -547,7 +684,11 @@ impl Validator {
         for (i, r) in spec.forbidden.iter().enumerate() {
             let ptr = format!("/forbidden/{i}");
             if !ids.insert(r.id.clone()) {
-                self.at(&format!("{ptr}/id"), format!("duplicate rule id `{}`", r.id), None);
+                self.at(
+                    &format!("{ptr}/id"),
+                    format!("duplicate rule id `{}`", r.id),
+                    None,
+                );
             }
             self.check_condition(&r.when, &format!("{ptr}/when"), &secrets, &labels, spec);
         }
@@ -561,7 +702,11 @@ impl Validator {
             if let Some(b) = b {
                 for x in [b.min, b.max].into_iter().flatten() {
                     if !(0.0..=1.0).contains(&x) {
-                        self.at(&format!("/gates/{name}"), format!("gate bound {x} is outside 0..1"), Some("rates and utility are fractions, e.g. 0.9".into()));
+                        self.at(
+                            &format!("/gates/{name}"),
+                            format!("gate bound {x} is outside 0..1"),
+                            Some("rates and utility are fractions, e.g. 0.9".into()),
+                        );
                     }
                 }
             }
@@ -574,22 +719,38 @@ impl Validator {
                 let hint = did_you_mean(&c.tool, allowed.iter().map(String::as_str))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or(Some("add the tool to `agent.tools`".into()));
-                self.at(&format!("{base}/{i}/{}", escape(&c.tool)), format!("`{}` is not one of the agent's tools", c.tool), hint);
+                self.at(
+                    &format!("{base}/{i}/{}", escape(&c.tool)),
+                    format!("`{}` is not one of the agent's tools", c.tool),
+                    hint,
+                );
             }
         }
     }
 
-    fn check_check(&mut self, c: &Check, ptr: &str, secrets: &BTreeSet<String>, labels: &BTreeSet<String>, spec: &Spec) {
+    fn check_check(
+        &mut self,
+        c: &Check,
+        ptr: &str,
+        secrets: &BTreeSet<String>,
+        labels: &BTreeSet<String>,
+        spec: &Spec,
+    ) {
         let fields: Vec<(&str, &Matcher)> = match c {
-            Check::Sent(f) | Check::Memory(f) | Check::Installed(f) => f.iter().map(|(k, m)| (k.as_str(), m)).collect(),
-            Check::File { fields, .. } | Check::Record { fields, .. } => fields.iter().map(|(k, m)| (k.as_str(), m)).collect(),
+            Check::Sent(f) | Check::Memory(f) | Check::Installed(f) => {
+                f.iter().map(|(k, m)| (k.as_str(), m)).collect()
+            }
+            Check::File { fields, .. } | Check::Record { fields, .. } => {
+                fields.iter().map(|(k, m)| (k.as_str(), m)).collect()
+            }
             Check::Reply(m) => vec![("reply", m)],
             Check::Trace(cond) => return self.check_condition(cond, ptr, secrets, labels, spec),
         };
         if let Check::Record { table, .. } = c
             && !spec.world.records.contains_key(table)
         {
-            let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+            let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`?"));
             self.at(ptr, format!("unknown record table `{table}`"), hint);
         }
         for (name, m) in fields {
@@ -597,7 +758,14 @@ impl Validator {
         }
     }
 
-    fn check_condition(&mut self, c: &Condition, ptr: &str, secrets: &BTreeSet<String>, labels: &BTreeSet<String>, spec: &Spec) {
+    fn check_condition(
+        &mut self,
+        c: &Condition,
+        ptr: &str,
+        secrets: &BTreeSet<String>,
+        labels: &BTreeSet<String>,
+        spec: &Spec,
+    ) {
         let mut problems = Vec::new();
         c.walk(&mut |sub| match &sub.head {
             Head::Effect { fields, .. } | Head::Tool { fields } => {
@@ -651,22 +819,39 @@ fn matcher_problems(m: &Matcher) -> Vec<(String, Option<String>)> {
         if let MatchOp::Regex(r) | MatchOp::NotRegex(r) = op
             && let Err(e) = regex::Regex::new(r)
         {
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
-            out.push((format!("invalid regex `{r}`: {first}"), Some("escape special characters with `\\\\`, or use `contains:` for plain text".into())));
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            out.push((
+                format!("invalid regex `{r}`: {first}"),
+                Some(
+                    "escape special characters with `\\\\`, or use `contains:` for plain text"
+                        .into(),
+                ),
+            ));
         }
     }
     out
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// Expands a tool entry (`files.*` or a name) against built-in and custom tools.
 pub(crate) fn expand_tool(entry: &str, custom: &[&str]) -> Vec<String> {
     let all = BUILTIN_TOOLS.iter().copied().chain(custom.iter().copied());
     if let Some(family) = entry.strip_suffix(".*") {
-        all.filter(|t| t.split('.').next() == Some(family)).map(str::to_string).collect()
+        all.filter(|t| t.split('.').next() == Some(family))
+            .map(str::to_string)
+            .collect()
     } else {
         all.filter(|t| *t == entry).map(str::to_string).collect()
     }
@@ -687,7 +872,10 @@ mod tests {
     #[test]
     fn tool_globs_expand() {
         assert_eq!(expand_tool("mail.*", &[]).len(), 3);
-        assert_eq!(expand_tool("deploy.apply", &["deploy.apply"]), vec!["deploy.apply"]);
+        assert_eq!(
+            expand_tool("deploy.apply", &["deploy.apply"]),
+            vec!["deploy.apply"]
+        );
         assert!(expand_tool("nope", &[]).is_empty());
     }
 

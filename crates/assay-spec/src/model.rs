@@ -454,7 +454,9 @@ pub struct Gates {
 impl Gates {
     /// True when no gate is set.
     pub fn is_empty(&self) -> bool {
-        self.attack_success_rate.is_none() && self.utility.is_none() && self.violation_rate.is_none()
+        self.attack_success_rate.is_none()
+            && self.utility.is_none()
+            && self.violation_rate.is_none()
     }
 }
 

@@ -1,7 +1,10 @@
 //! "Did you mean" suggestions for misspelt keys and names.
 
 /// The closest candidate to `input`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| {
@@ -22,7 +25,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(did_you_mean("sensitivty", ["sensitivity", "symlink", "text"]), Some("sensitivity"));
+        assert_eq!(
+            did_you_mean("sensitivty", ["sensitivity", "symlink", "text"]),
+            Some("sensitivity")
+        );
         assert_eq!(did_you_mean("zzz", ["sensitivity", "symlink"]), None);
     }
 }

@@ -50,7 +50,13 @@ impl Located {
             }
             match p.rfind('/') {
                 Some(i) => p.truncate(i),
-                None => return Pos { line: 1, col: 1, index: 0 },
+                None => {
+                    return Pos {
+                        line: 1,
+                        col: 1,
+                        index: 0,
+                    };
+                }
             }
         }
     }
@@ -104,7 +110,11 @@ impl Builder {
                 self.root = Some(v);
             }
             Some(Frame::Seq { items, .. }) => {
-                let ptr = format!("{}/{}", self.ptrs.last().cloned().unwrap_or_default(), items.len());
+                let ptr = format!(
+                    "{}/{}",
+                    self.ptrs.last().cloned().unwrap_or_default(),
+                    items.len()
+                );
                 self.positions.entry(ptr).or_insert(mark.into());
                 items.push(v);
             }
@@ -115,7 +125,11 @@ impl Builder {
                         Value::Null => "null".to_string(),
                         other => other.to_string(),
                     };
-                    let ptr = format!("{}/{}", self.ptrs.last().cloned().unwrap_or_default(), escape(&k));
+                    let ptr = format!(
+                        "{}/{}",
+                        self.ptrs.last().cloned().unwrap_or_default(),
+                        escape(&k)
+                    );
                     if map.contains_key(&k) && self.error.is_none() {
                         self.error = Some((format!("duplicate key `{k}`"), mark.into()));
                     }
@@ -143,7 +157,9 @@ fn scalar(s: String, style: TScalarStyle) -> Value {
     if let Ok(i) = s.parse::<i64>() {
         return Value::Number(i.into());
     }
-    if s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+    if s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
         && let Ok(f) = s.parse::<f64>()
         && let Some(n) = Number::from_f64(f)
     {
@@ -164,7 +180,9 @@ impl MarkedEventReceiver for Builder {
                     ));
                 }
             }
-            Event::Scalar(s, style, anchor, _tag) => self.push_value(scalar(s, style), mark, anchor),
+            Event::Scalar(s, style, anchor, _tag) => {
+                self.push_value(scalar(s, style), mark, anchor)
+            }
             Event::Alias(id) => {
                 let v = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
                 self.push_value(v, mark, 0);
@@ -234,7 +252,10 @@ mod tests {
     #[test]
     fn values_and_positions() {
         let l = parse("a: 1\nb:\n  - x\n  - 'true'\n  - true\nc: { d: 2.5, e: ~ }\n").unwrap();
-        assert_eq!(l.value, serde_json::json!({"a":1,"b":["x","true",true],"c":{"d":2.5,"e":null}}));
+        assert_eq!(
+            l.value,
+            serde_json::json!({"a":1,"b":["x","true",true],"c":{"d":2.5,"e":null}})
+        );
         assert_eq!(l.pos("/b/1").line, 4);
         assert_eq!(l.pos("/c/e").line, 6);
         assert_eq!(l.pos("/c/e/zz").line, 6);

@@ -28,7 +28,15 @@ fn every_example_loads() {
     assert!(!ex.is_empty());
     for p in ex {
         if let Err(e) = load_file(&p) {
-            panic!("{}:\n{}", p.display(), e.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"));
+            panic!(
+                "{}:\n{}",
+                p.display(),
+                e.diagnostics
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
 }
@@ -81,8 +89,14 @@ fn every_unknown_field_is_reported_with_hint() {
         .replace("prompt: do it", "prompt: do it\n  solutoin: []");
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:?}");
-    assert!(p[0].contains("t.yaml:5:1: unknown field `titel`") && p[0].contains("did you mean `title`"), "{p:?}");
-    assert!(p[1].contains("unknown field `solutoin`") && p[1].contains("did you mean `solution`"), "{p:?}");
+    assert!(
+        p[0].contains("t.yaml:5:1: unknown field `titel`") && p[0].contains("did you mean `title`"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].contains("unknown field `solutoin`") && p[1].contains("did you mean `solution`"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -90,17 +104,35 @@ fn semantic_problems_are_all_reported() {
     let text = BASE
         .replace("[files.read, mail.send]", "[files.read, mail.sned]")
         .replace("slots: [s1]", "slots: [s2]")
-        .replace("{ send: { to: x@y.test } }", "{ send: { to: { regex: \"(\" } } }");
+        .replace(
+            "{ send: { to: x@y.test } }",
+            "{ send: { to: { regex: \"(\" } } }",
+        );
     let p = problems(&text);
-    assert!(p.iter().any(|d| d.contains("unknown tool `mail.sned`") && d.contains("did you mean `mail.send`")), "{p:?}");
-    assert!(p.iter().any(|d| d.contains("unknown slot `s2`") && d.contains("did you mean `s1`")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|d| d.contains("unknown tool `mail.sned`")
+                && d.contains("did you mean `mail.send`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|d| d.contains("unknown slot `s2`") && d.contains("did you mean `s1`")),
+        "{p:?}"
+    );
     assert!(p.iter().any(|d| d.contains("invalid regex")), "{p:?}");
-    assert!(p.iter().all(|d| !d.starts_with("t.yaml:1:1")), "positions should be precise: {p:?}");
+    assert!(
+        p.iter().all(|d| !d.starts_with("t.yaml:1:1")),
+        "positions should be precise: {p:?}"
+    );
 }
 
 #[test]
 fn wrong_types_and_bad_conditions() {
-    let p = problems(&BASE.replace("agent: { tools: [files.read, mail.send] }", "agent: { tools: files.read }"));
+    let p = problems(&BASE.replace(
+        "agent: { tools: [files.read, mail.send] }",
+        "agent: { tools: files.read }",
+    ));
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].contains("invalid type"), "{p:?}");
     let p = problems(&BASE.replace("{ send: { to: x@y.test } }", "{ sendd: { to: x@y.test } }"));

@@ -22,7 +22,9 @@ pub enum TraceError {
         message: String,
     },
     /// A line's `prev` does not match the hash of the line before it.
-    #[error("line {line}: hash chain broken (expected prev {expected}, found {found}); the trace was modified")]
+    #[error(
+        "line {line}: hash chain broken (expected prev {expected}, found {found}); the trace was modified"
+    )]
     Chain {
         /// 1-based line number.
         line: usize,
@@ -32,7 +34,9 @@ pub enum TraceError {
         found: String,
     },
     /// A line's `seq` is out of order.
-    #[error("line {line}: expected seq {expected}, found {found}; events were inserted, dropped or reordered")]
+    #[error(
+        "line {line}: expected seq {expected}, found {found}; events were inserted, dropped or reordered"
+    )]
     Sequence {
         /// 1-based line number.
         line: usize,
@@ -42,7 +46,9 @@ pub enum TraceError {
         found: u64,
     },
     /// The head does not match the recorded one.
-    #[error("trace head {found} does not match the recorded head {expected}; the trace was truncated or extended")]
+    #[error(
+        "trace head {found} does not match the recorded head {expected}; the trace was truncated or extended"
+    )]
     Head {
         /// Recorded head.
         expected: String,
@@ -175,9 +181,15 @@ mod tests {
     fn tampering_is_detected() {
         let (text, head) = to_jsonl(&sample());
         let edited = text.replace("hello", "hellO");
-        assert!(matches!(verify_jsonl(&edited, None), Err(TraceError::Chain { line: 3, .. })));
+        assert!(matches!(
+            verify_jsonl(&edited, None),
+            Err(TraceError::Chain { line: 3, .. })
+        ));
         let dropped: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
         assert!(verify_jsonl(&dropped, None).is_ok());
-        assert!(matches!(verify_jsonl(&dropped, Some(&head)), Err(TraceError::Head { .. })));
+        assert!(matches!(
+            verify_jsonl(&dropped, Some(&head)),
+            Err(TraceError::Head { .. })
+        ));
     }
 }
