@@ -206,14 +206,19 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let acts = probe::extract(&model, &tokens, &hooks, params.position, params.batch_size)?;
     let n_tok: usize = tokens.iter().map(Vec::len).sum();
-    eprintln!("probe: read activations for {n_tok} tokens in {:.1?}", t0.elapsed());
+    eprintln!(
+        "probe: read activations for {n_tok} tokens in {:.1?}",
+        t0.elapsed()
+    );
     let outcome = probe::run_probe(&acts, &examples, &params)?;
     mkdir(&a.out)?;
 
     // Direction file.
     let dir_path = a.out.join("direction.safetensors");
     let p = &outcome.probe;
-    let t = |v: &[f64]| Tensor::from_vec(v.to_vec(), v.len(), &Device::Cpu).and_then(|t| t.to_dtype(DType::F64));
+    let t = |v: &[f64]| {
+        Tensor::from_vec(v.to_vec(), v.len(), &Device::Cpu).and_then(|t| t.to_dtype(DType::F64))
+    };
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
     tensors.insert("w".into(), t(&p.w)?);
     tensors.insert("b".into(), t(&[p.b])?);
@@ -233,7 +238,10 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
         model.info.architecture, outcome.n, outcome.split.kind
     );
     let svg_path = a.out.join("metric_by_layer.svg");
-    write_text(&svg_path, &crate::svg::metric_by_layer(&outcome.per_hook, a.method, outcome.chosen, &title))?;
+    write_text(
+        &svg_path,
+        &crate::svg::metric_by_layer(&outcome.per_hook, a.method, outcome.chosen, &title),
+    )?;
 
     let data_ref = DataRef {
         role: "train".into(),
@@ -242,7 +250,9 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
     };
     let score_rule = match a.method {
         Method::Logreg => "probability = sigmoid(w·x + b); predict 1 when w·x + b > 0",
-        Method::MassMean => "score = w·x + b; predict 1 when score > 0 (threshold midway between class means)",
+        Method::MassMean => {
+            "score = w·x + b; predict 1 when score > 0 (threshold midway between class means)"
+        }
     };
     let probe_json = json!({
         "schema_version": "assay.probe/v1",
@@ -265,12 +275,19 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
         "per_hook": outcome.per_hook,
     });
     let probe_path = a.out.join("probe.json");
-    write_text(&probe_path, &(serde_json::to_string_pretty(&probe_json).expect("serialisable") + "\n"))?;
+    write_text(
+        &probe_path,
+        &(serde_json::to_string_pretty(&probe_json).expect("serialisable") + "\n"),
+    )?;
 
-    let artifacts: Vec<FileDigest> = [("probe.json", &probe_path), ("direction.safetensors", &dir_path), ("metric_by_layer.svg", &svg_path)]
-        .iter()
-        .map(|(n, p)| file_digest(p, n))
-        .collect::<Result<_>>()?;
+    let artifacts: Vec<FileDigest> = [
+        ("probe.json", &probe_path),
+        ("direction.safetensors", &dir_path),
+        ("metric_by_layer.svg", &svg_path),
+    ]
+    .iter()
+    .map(|(n, p)| file_digest(p, n))
+    .collect::<Result<_>>()?;
     let prim = chosen.primary(a.method);
     let results = json!({
         "chosen_hook": chosen.hook,
@@ -309,10 +326,15 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
     let ev_path = a.out.join("evidence.json");
     rec.write(&ev_path)?;
 
-    println!("{:<32} {:>7} {:>15} {:>6} {:>8} {:>7} {:>7} {:>7}", "hook", "AUROC", "95% CI", "acc", "rec@1%", "control", "select", "random");
+    println!(
+        "{:<32} {:>7} {:>15} {:>6} {:>8} {:>7} {:>7} {:>7}",
+        "hook", "AUROC", "95% CI", "acc", "rec@1%", "control", "select", "random"
+    );
     for (i, h) in outcome.per_hook.iter().enumerate() {
         let m = h.primary(a.method);
-        let ci = m.auroc_ci95.map_or("-".into(), |c| format!("[{:.3},{:.3}]", c[0], c[1]));
+        let ci = m
+            .auroc_ci95
+            .map_or("-".into(), |c| format!("[{:.3},{:.3}]", c[0], c[1]));
         println!(
             "{:<32} {:>7.3} {:>15} {:>6.3} {:>8} {:>7.3} {:>7.3} {:>7.3}{}",
             h.hook,
@@ -323,11 +345,24 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
             h.control_auroc,
             h.selectivity_auroc,
             h.random_direction_auroc_mean,
-            if i == outcome.chosen { "  <- chosen" } else { "" }
+            if i == outcome.chosen {
+                "  <- chosen"
+            } else {
+                ""
+            }
         );
     }
-    println!("chosen: {} ({} split, {} folds, seed {})", chosen.hook, outcome.split.kind, outcome.split.folds, a.seed);
-    println!("wrote {}, {}, {}, {}", probe_path.display(), dir_path.display(), svg_path.display(), ev_path.display());
+    println!(
+        "chosen: {} ({} split, {} folds, seed {})",
+        chosen.hook, outcome.split.kind, outcome.split.folds, a.seed
+    );
+    println!(
+        "wrote {}, {}, {}, {}",
+        probe_path.display(),
+        dir_path.display(),
+        svg_path.display(),
+        ev_path.display()
+    );
     Ok(())
 }
 
@@ -356,33 +391,54 @@ impl SavedProbe {
     pub fn load(dir: &Path) -> Result<SavedProbe> {
         let pj = dir.join("probe.json");
         let s = std::fs::read_to_string(&pj).map_err(|e| MechError::io(&pj, e))?;
-        let bad = |m: &str| MechError::Parse { path: pj.clone(), message: m.to_string() };
+        let bad = |m: &str| MechError::Parse {
+            path: pj.clone(),
+            message: m.to_string(),
+        };
         let json: serde_json::Value = serde_json::from_str(&s).map_err(|e| bad(&e.to_string()))?;
         let hook: HookPoint = json["chosen"]["hook"]
             .as_str()
             .ok_or_else(|| bad("missing chosen.hook"))?
             .parse()
             .map_err(|e: String| bad(&e))?;
-        let position: Reduce = serde_json::from_value(json["chosen"]["position"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let method: Method = serde_json::from_value(json["chosen"]["method"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let text_format: TextFormat =
-            serde_json::from_value(json["params"]["text_format"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let df = dir.join(json["direction_file"].as_str().unwrap_or("direction.safetensors"));
-        let tensors = candle_core::safetensors::load(&df, &Device::Cpu).map_err(|e| MechError::Parse {
-            path: df.clone(),
-            message: e.to_string(),
-        })?;
+        let position: Reduce = serde_json::from_value(json["chosen"]["position"].clone())
+            .map_err(|e| bad(&e.to_string()))?;
+        let method: Method = serde_json::from_value(json["chosen"]["method"].clone())
+            .map_err(|e| bad(&e.to_string()))?;
+        let text_format: TextFormat = serde_json::from_value(json["params"]["text_format"].clone())
+            .map_err(|e| bad(&e.to_string()))?;
+        let df = dir.join(
+            json["direction_file"]
+                .as_str()
+                .unwrap_or("direction.safetensors"),
+        );
+        let tensors =
+            candle_core::safetensors::load(&df, &Device::Cpu).map_err(|e| MechError::Parse {
+                path: df.clone(),
+                message: e.to_string(),
+            })?;
         let get = |k: &str| -> Result<Vec<f64>> {
             tensors
                 .get(k)
-                .ok_or_else(|| MechError::Parse { path: df.clone(), message: format!("missing tensor `{k}`") })?
+                .ok_or_else(|| MechError::Parse {
+                    path: df.clone(),
+                    message: format!("missing tensor `{k}`"),
+                })?
                 .to_dtype(DType::F64)?
                 .to_vec1::<f64>()
                 .map_err(MechError::from)
         };
         let w = get("w")?;
         let b = get("b")?.first().copied().unwrap_or(0.0);
-        Ok(SavedProbe { json, hook, position, method, w, b, text_format })
+        Ok(SavedProbe {
+            json,
+            hook,
+            position,
+            method,
+            w,
+            b,
+            text_format,
+        })
     }
 
     /// Model digest the probe was fitted on.
@@ -415,9 +471,15 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
     let acts = probe::extract(&model, &tokens, &[sp.hook], sp.position, a.batch_size)?;
     let x = &acts[&sp.hook];
     if x.d != sp.w.len() {
-        return Err(MechError::Invalid(format!("probe has {} weights, activations have {}", sp.w.len(), x.d)));
+        return Err(MechError::Invalid(format!(
+            "probe has {} weights, activations have {}",
+            sp.w.len(),
+            x.d
+        )));
     }
-    let scores: Vec<f64> = (0..x.n).map(|i| x.row(i).iter().zip(&sp.w).map(|(a, b)| a * b).sum::<f64>() + sp.b).collect();
+    let scores: Vec<f64> = (0..x.n)
+        .map(|i| x.row(i).iter().zip(&sp.w).map(|(a, b)| a * b).sum::<f64>() + sp.b)
+        .collect();
     let out = a.out.clone().unwrap_or_else(|| a.probe.join("apply"));
     mkdir(&out)?;
     let mut lines = String::new();
@@ -443,17 +505,26 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
         let y: Vec<f64> = examples.iter().map(|e| e.label.unwrap_or(0.0)).collect();
         let mut rng = crate::rng::Rng::new(0, 3000);
         results["auroc"] = json!(probe::metrics::auroc(&scores, &y));
-        results["auroc_ci95"] = json!(probe::metrics::bootstrap_auroc_ci(&scores, &y, 1000, &mut rng));
+        results["auroc_ci95"] = json!(probe::metrics::bootstrap_auroc_ci(
+            &scores, &y, 1000, &mut rng
+        ));
         results["accuracy"] = json!(probe::metrics::accuracy(&scores, &y, 0.0));
         results["recall_at_1pct_fpr"] = json!(probe::metrics::recall_at_fpr(&scores, &y, 0.01));
     }
-    let artifacts = vec![file_digest(&scores_path, "scores.jsonl")?, file_digest(&a.probe.join("probe.json"), "probe/probe.json")?];
+    let artifacts = vec![
+        file_digest(&scores_path, "scores.jsonl")?,
+        file_digest(&a.probe.join("probe.json"), "probe/probe.json")?,
+    ];
     let rec = EvidenceRecord::new(
         "probe_application",
         &["weights_read", "activations_read"],
         a.claim.clone(),
         model.info.clone(),
-        vec![DataRef { role: "apply".into(), file: data_digest, rows: examples.len() }],
+        vec![DataRef {
+            role: "apply".into(),
+            file: data_digest,
+            rows: examples.len(),
+        }],
         0,
         json!({"probe_dir": a.probe.display().to_string(), "hook": sp.hook.to_string(), "position": sp.position, "method": sp.method, "batch_size": a.batch_size, "bootstrap_seed": 0}),
         results.clone(),
@@ -461,7 +532,10 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
     )?;
     let ev_path = out.join("evidence.json");
     rec.write(&ev_path)?;
-    println!("{}", serde_json::to_string_pretty(&results).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&results).expect("serialisable")
+    );
     println!("wrote {} and {}", scores_path.display(), ev_path.display());
     Ok(())
 }
@@ -472,22 +546,39 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     if a.json {
         let v = json!({"model": model.info, "hooks": hooks,
             "tokenizer": model.tokenizer.as_ref().map(|t| json!({"source": t.source, "chat_template": t.chat_template.is_some()}))});
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("serialisable")
+        );
         return Ok(());
     }
     let i = &model.info;
     println!("model:        {}", i.path);
     println!("format:       {}", i.format);
     println!("architecture: {} (runs as {})", i.architecture, i.family);
-    println!("layers:       {}   d_model: {}   vocab: {}", i.n_layers, i.d_model, i.vocab_size);
+    println!(
+        "layers:       {}   d_model: {}   vocab: {}",
+        i.n_layers, i.d_model, i.vocab_size
+    );
     if i.dequantized {
         println!("weights:      dequantised to f32 from {:?}", i.quantization);
     }
     for f in &i.files {
-        println!("file:         {}  sha256:{}  {} bytes", f.path, f.sha256, f.bytes);
+        println!(
+            "file:         {}  sha256:{}  {} bytes",
+            f.path, f.sha256, f.bytes
+        );
     }
     match &model.tokenizer {
-        Some(t) => println!("tokenizer:    {} (chat template: {})", t.source, if t.chat_template.is_some() { "yes" } else { "no" }),
+        Some(t) => println!(
+            "tokenizer:    {} (chat template: {})",
+            t.source,
+            if t.chat_template.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
         None => println!("tokenizer:    none"),
     }
     println!("hooks ({}):", hooks.len());

@@ -121,7 +121,8 @@ impl EvidenceRecord {
 
     /// Write as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let s = serde_json::to_string_pretty(self).map_err(|e| MechError::Invalid(e.to_string()))?;
+        let s =
+            serde_json::to_string_pretty(self).map_err(|e| MechError::Invalid(e.to_string()))?;
         std::fs::write(path, s + "\n").map_err(|e| MechError::io(path, e))
     }
 

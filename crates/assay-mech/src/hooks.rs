@@ -352,7 +352,12 @@ pub(crate) struct HookCtx<'a> {
 }
 
 impl<'a> HookCtx<'a> {
-    pub(crate) fn new(plan: &'a RunPlan, lengths: &'a [usize], seq_len: usize, device: &Device) -> Self {
+    pub(crate) fn new(
+        plan: &'a RunPlan,
+        lengths: &'a [usize],
+        seq_len: usize,
+        device: &Device,
+    ) -> Self {
         HookCtx {
             plan,
             lengths,
@@ -404,7 +409,13 @@ impl<'a> HookCtx<'a> {
         Ok(mask.broadcast_as(x.shape())?)
     }
 
-    fn apply(&self, position: &Position, action: &Action, hook: HookPoint, x: Tensor) -> Result<Tensor> {
+    fn apply(
+        &self,
+        position: &Position,
+        action: &Action,
+        hook: HookPoint,
+        x: Tensor,
+    ) -> Result<Tensor> {
         let shape = x.shape().clone();
         let new = match action {
             Action::Zero => x.zeros_like()?,
@@ -507,9 +518,19 @@ mod tests {
             HookPoint::MlpOut(1),
         ];
         let got = resolve_hooks("blocks.*.hook_resid_post", &valid).unwrap();
-        assert_eq!(got, vec![HookPoint::ResidPost(0), HookPoint::ResidPost(1), HookPoint::ResidPost(10)]);
+        assert_eq!(
+            got,
+            vec![
+                HookPoint::ResidPost(0),
+                HookPoint::ResidPost(1),
+                HookPoint::ResidPost(10)
+            ]
+        );
         let err = resolve_hooks("blocks.1.hook_resid_max", &valid).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("blocks.1.hook_resid_max") && msg.contains("blocks.10.hook_resid_post"), "{msg}");
+        assert!(
+            msg.contains("blocks.1.hook_resid_max") && msg.contains("blocks.10.hook_resid_post"),
+            "{msg}"
+        );
     }
 }

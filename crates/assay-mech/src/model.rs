@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::arch::bert::{Bert, BertConfig};
 use crate::arch::gpt2::{Gpt2, Gpt2Config};
-use crate::arch::llama::{Llama, LlamaConfig, LlamaNames, Llama3RopeScaling, unpermute_qk};
+use crate::arch::llama::{Llama, Llama3RopeScaling, LlamaConfig, LlamaNames, unpermute_qk};
 use crate::digest::{FileDigest, combined_digest, file_digest};
 use crate::error::{MechError, Result};
 use crate::hooks::{ActivationCache, HookCtx, HookPoint, RunPlan};
@@ -313,12 +313,17 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
     let mut files = vec![file_digest(&cfg_path, "config.json")?];
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for s in &shards {
-        let name = s.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = s
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         files.push(file_digest(s, &name)?);
-        let part = candle_core::safetensors::load(s, device).map_err(|e| MechError::ModelFormat {
-            path: s.clone(),
-            message: e.to_string(),
-        })?;
+        let part =
+            candle_core::safetensors::load(s, device).map_err(|e| MechError::ModelFormat {
+                path: s.clone(),
+                message: e.to_string(),
+            })?;
         map.extend(part);
     }
     let tok_path = dir.join("tokenizer.json");
@@ -349,14 +354,21 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
                         .and_then(Value::as_str)
                         .unwrap_or("");
                     match kind {
-                        "llama3" => Some(serde_json::from_value::<Llama3RopeScaling>(rs.clone()).map_err(|e| {
-                            MechError::ModelFormat { path: cfg_path.clone(), message: format!("rope_scaling: {e}") }
-                        })?),
+                        "llama3" => Some(
+                            serde_json::from_value::<Llama3RopeScaling>(rs.clone()).map_err(
+                                |e| MechError::ModelFormat {
+                                    path: cfg_path.clone(),
+                                    message: format!("rope_scaling: {e}"),
+                                },
+                            )?,
+                        ),
                         "default" => None,
                         other => {
                             return Err(MechError::ModelFormat {
                                 path: cfg_path.clone(),
-                                message: format!("rope_scaling type `{other}` is not supported (only llama3)"),
+                                message: format!(
+                                    "rope_scaling type `{other}` is not supported (only llama3)"
+                                ),
                             });
                         }
                     }
@@ -378,7 +390,10 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 qkv_bias: model_type == "qwen2"
-                    || cfg.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+                    || cfg
+                        .get("attention_bias")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
             };
             Llama::validate(&lc)?;
             let w = Weights::new(map, &[""], device);
@@ -386,7 +401,10 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
             (Arch::Llama(m), lc.n_layers, lc.d_model, lc.vocab_size, true)
         }
         "gpt2" => {
-            if cfg.get("scale_attn_by_inverse_layer_idx").and_then(Value::as_bool) == Some(true)
+            if cfg
+                .get("scale_attn_by_inverse_layer_idx")
+                .and_then(Value::as_bool)
+                == Some(true)
                 || cfg.get("reorder_and_upcast_attn").and_then(Value::as_bool) == Some(true)
             {
                 return Err(MechError::ModelFormat {
@@ -521,7 +539,9 @@ fn load_gguf(path: &Path, device: &Device) -> Result<Model> {
         head_dim,
         d_mlp: need_u("feed_forward_length")?,
         vocab_size: vocab,
-        rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon").map(f64::from).unwrap_or(1e-5),
+        rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")
+            .map(f64::from)
+            .unwrap_or(1e-5),
         rope_theta: opt_f("rope.freq_base").map(f64::from).unwrap_or(10000.0),
         rope_scaling: None,
         tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
@@ -535,10 +555,12 @@ fn load_gguf(path: &Path, device: &Device) -> Result<Model> {
     for name in names {
         let info = &ct.tensor_infos[name];
         *quant.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
-        let q = ct.tensor(&mut f, name, device).map_err(|e| MechError::ModelFormat {
-            path: path.into(),
-            message: format!("tensor {name}: {e}"),
-        })?;
+        let q = ct
+            .tensor(&mut f, name, device)
+            .map_err(|e| MechError::ModelFormat {
+                path: path.into(),
+                message: format!("tensor {name}: {e}"),
+            })?;
         let mut t = q.dequantize(device)?;
         if interleaved && name.ends_with(".weight") {
             if name.contains(".attn_q.") {
@@ -555,7 +577,11 @@ fn load_gguf(path: &Path, device: &Device) -> Result<Model> {
         Ok(t) => Some(ModelTokenizer::from_gguf(t, &ct)),
         Err(_) => None,
     };
-    let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let files = vec![file_digest(path, &name)?];
     let digest = combined_digest(&files);
     let dequantized = quant.keys().any(|k| k != "F32");

@@ -3,7 +3,9 @@
 use crate::probe::{HookMetrics, Method};
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Render AUROC by hook: the primary probe with its bootstrap 95% band, the other method,
@@ -11,13 +13,24 @@ fn esc(s: &str) -> String {
 ///
 /// Why: a reviewer should see at a glance where the property becomes linearly readable and
 /// how far it stands above the baselines, without running anything.
-pub fn metric_by_layer(per_hook: &[HookMetrics], method: Method, chosen: usize, title: &str) -> String {
+pub fn metric_by_layer(
+    per_hook: &[HookMetrics],
+    method: Method,
+    chosen: usize,
+    title: &str,
+) -> String {
     let (w, h) = (760.0, 420.0);
     let (l, r, t, b) = (60.0, 180.0, 40.0, 110.0);
     let pw = w - l - r;
     let ph = h - t - b;
     let n = per_hook.len().max(1);
-    let x = |i: usize| l + if n == 1 { pw / 2.0 } else { pw * i as f64 / (n - 1) as f64 };
+    let x = |i: usize| {
+        l + if n == 1 {
+            pw / 2.0
+        } else {
+            pw * i as f64 / (n - 1) as f64
+        }
+    };
     let (ymin, ymax) = (0.3, 1.0);
     let y = |v: f64| t + ph * (1.0 - (v.clamp(ymin, ymax) - ymin) / (ymax - ymin));
     let mut s = String::new();
@@ -25,7 +38,10 @@ pub fn metric_by_layer(per_hook: &[HookMetrics], method: Method, chosen: usize, 
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n"
     );
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-    s += &format!("<text x=\"{l}\" y=\"22\" font-size=\"14\">{}</text>\n", esc(title));
+    s += &format!(
+        "<text x=\"{l}\" y=\"22\" font-size=\"14\">{}</text>\n",
+        esc(title)
+    );
     for k in 0..=7 {
         let v = ymin + k as f64 * 0.1;
         s += &format!(
@@ -65,7 +81,9 @@ pub fn metric_by_layer(per_hook: &[HookMetrics], method: Method, chosen: usize, 
         let ci = prim(hm).auroc_ci95.unwrap_or([prim(hm).auroc; 2]);
         band += &format!("{:.1},{:.1} ", x(i), y(ci[0]));
     }
-    s += &format!("<polygon points=\"{band}\" fill=\"#1f77b4\" fill-opacity=\"0.18\" stroke=\"none\"/>\n");
+    s += &format!(
+        "<polygon points=\"{band}\" fill=\"#1f77b4\" fill-opacity=\"0.18\" stroke=\"none\"/>\n"
+    );
     let other = match method {
         Method::Logreg => Method::MassMean,
         Method::MassMean => Method::Logreg,
@@ -75,13 +93,40 @@ pub fn metric_by_layer(per_hook: &[HookMetrics], method: Method, chosen: usize, 
         Method::MassMean => "mass-mean",
     };
     let series: Vec<(String, &str, &str, Vec<f64>)> = vec![
-        (format!("{} (95% CI)", name(method)), "#1f77b4", "", per_hook.iter().map(|h| h.primary(method).auroc).collect()),
-        (name(other).to_string(), "#ff7f0e", "6 3", per_hook.iter().map(|h| h.primary(other).auroc).collect()),
-        ("control task".into(), "#d62728", "2 3", per_hook.iter().map(|h| h.control_auroc).collect()),
-        ("random direction".into(), "#7f7f7f", "1 3", per_hook.iter().map(|h| h.random_direction_auroc_mean).collect()),
+        (
+            format!("{} (95% CI)", name(method)),
+            "#1f77b4",
+            "",
+            per_hook.iter().map(|h| h.primary(method).auroc).collect(),
+        ),
+        (
+            name(other).to_string(),
+            "#ff7f0e",
+            "6 3",
+            per_hook.iter().map(|h| h.primary(other).auroc).collect(),
+        ),
+        (
+            "control task".into(),
+            "#d62728",
+            "2 3",
+            per_hook.iter().map(|h| h.control_auroc).collect(),
+        ),
+        (
+            "random direction".into(),
+            "#7f7f7f",
+            "1 3",
+            per_hook
+                .iter()
+                .map(|h| h.random_direction_auroc_mean)
+                .collect(),
+        ),
     ];
     for (k, (label, color, dash, vals)) in series.iter().enumerate() {
-        let pts: Vec<String> = vals.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        let pts: Vec<String> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+            .collect();
         s += &format!(
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\"/>\n",
             pts.join(" ")

@@ -4,6 +4,9 @@
 //! direction at a known layer) and parity fixtures that do not depend on downloaded weights.
 //! Everything here goes through the same loader as real checkpoints.
 
+// Index loops read more clearly than iterator chains in this numeric code.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -30,7 +33,9 @@ impl Mat {
         Mat {
             rows,
             cols,
-            data: (0..rows * cols).map(|_| (rng.normal() * std) as f32).collect(),
+            data: (0..rows * cols)
+                .map(|_| (rng.normal() * std) as f32)
+                .collect(),
         }
     }
     /// All zeros.
@@ -149,30 +154,71 @@ pub fn tiny_llama_weights(c: &TinyLlama, seed: u64) -> Result<(TensorSet, serde_
     let d = c.d_model;
     let hd = d / c.n_heads;
     let mut ts = TensorSet::default();
-    ts.mat("model.embed_tokens.weight", &Mat::randn(c.vocab, d, 1.0, &mut rng))?;
+    ts.mat(
+        "model.embed_tokens.weight",
+        &Mat::randn(c.vocab, d, 1.0, &mut rng),
+    )?;
     for l in 0..c.n_layers {
         let p = format!("model.layers.{l}");
         let s = 1.0 / (d as f64).sqrt();
         let mut ln = Mat::ones(1, d);
-        ln.data.iter_mut().for_each(|x| *x += (rng.normal() * 0.1) as f32);
+        ln.data
+            .iter_mut()
+            .for_each(|x| *x += (rng.normal() * 0.1) as f32);
         ts.vec(&format!("{p}.input_layernorm.weight"), &ln)?;
-        ts.vec(&format!("{p}.post_attention_layernorm.weight"), &Mat::ones(1, d))?;
-        ts.mat(&format!("{p}.self_attn.q_proj.weight"), &Mat::randn(c.n_heads * hd, d, s, &mut rng))?;
-        ts.mat(&format!("{p}.self_attn.k_proj.weight"), &Mat::randn(c.n_kv_heads * hd, d, s, &mut rng))?;
-        ts.mat(&format!("{p}.self_attn.v_proj.weight"), &Mat::randn(c.n_kv_heads * hd, d, s, &mut rng))?;
+        ts.vec(
+            &format!("{p}.post_attention_layernorm.weight"),
+            &Mat::ones(1, d),
+        )?;
+        ts.mat(
+            &format!("{p}.self_attn.q_proj.weight"),
+            &Mat::randn(c.n_heads * hd, d, s, &mut rng),
+        )?;
+        ts.mat(
+            &format!("{p}.self_attn.k_proj.weight"),
+            &Mat::randn(c.n_kv_heads * hd, d, s, &mut rng),
+        )?;
+        ts.mat(
+            &format!("{p}.self_attn.v_proj.weight"),
+            &Mat::randn(c.n_kv_heads * hd, d, s, &mut rng),
+        )?;
         if c.qkv_bias {
-            ts.vec(&format!("{p}.self_attn.q_proj.bias"), &Mat::randn(1, c.n_heads * hd, 0.1, &mut rng))?;
-            ts.vec(&format!("{p}.self_attn.k_proj.bias"), &Mat::randn(1, c.n_kv_heads * hd, 0.1, &mut rng))?;
-            ts.vec(&format!("{p}.self_attn.v_proj.bias"), &Mat::randn(1, c.n_kv_heads * hd, 0.1, &mut rng))?;
+            ts.vec(
+                &format!("{p}.self_attn.q_proj.bias"),
+                &Mat::randn(1, c.n_heads * hd, 0.1, &mut rng),
+            )?;
+            ts.vec(
+                &format!("{p}.self_attn.k_proj.bias"),
+                &Mat::randn(1, c.n_kv_heads * hd, 0.1, &mut rng),
+            )?;
+            ts.vec(
+                &format!("{p}.self_attn.v_proj.bias"),
+                &Mat::randn(1, c.n_kv_heads * hd, 0.1, &mut rng),
+            )?;
         }
-        ts.mat(&format!("{p}.self_attn.o_proj.weight"), &Mat::randn(d, c.n_heads * hd, s, &mut rng))?;
-        ts.mat(&format!("{p}.mlp.gate_proj.weight"), &Mat::randn(c.d_mlp, d, s, &mut rng))?;
-        ts.mat(&format!("{p}.mlp.up_proj.weight"), &Mat::randn(c.d_mlp, d, s, &mut rng))?;
-        ts.mat(&format!("{p}.mlp.down_proj.weight"), &Mat::randn(d, c.d_mlp, 1.0 / (c.d_mlp as f64).sqrt(), &mut rng))?;
+        ts.mat(
+            &format!("{p}.self_attn.o_proj.weight"),
+            &Mat::randn(d, c.n_heads * hd, s, &mut rng),
+        )?;
+        ts.mat(
+            &format!("{p}.mlp.gate_proj.weight"),
+            &Mat::randn(c.d_mlp, d, s, &mut rng),
+        )?;
+        ts.mat(
+            &format!("{p}.mlp.up_proj.weight"),
+            &Mat::randn(c.d_mlp, d, s, &mut rng),
+        )?;
+        ts.mat(
+            &format!("{p}.mlp.down_proj.weight"),
+            &Mat::randn(d, c.d_mlp, 1.0 / (c.d_mlp as f64).sqrt(), &mut rng),
+        )?;
     }
     ts.vec("model.norm.weight", &Mat::ones(1, d))?;
     if !c.tie {
-        ts.mat("lm_head.weight", &Mat::randn(c.vocab, d, 1.0 / (d as f64).sqrt(), &mut rng))?;
+        ts.mat(
+            "lm_head.weight",
+            &Mat::randn(c.vocab, d, 1.0 / (d as f64).sqrt(), &mut rng),
+        )?;
     }
     let cfg = json!({
         "architectures": [if c.qkv_bias {"Qwen2ForCausalLM"} else {"LlamaForCausalLM"}],
@@ -203,18 +249,36 @@ pub fn write_tiny_llama(dir: &Path, c: &TinyLlama, seed: u64) -> Result<()> {
 }
 
 /// Write a tiny random BERT encoder (bare tensor names, like all-MiniLM) into `dir`.
-pub fn write_tiny_bert(dir: &Path, d: usize, n_layers: usize, n_heads: usize, vocab: usize, seed: u64) -> Result<()> {
+pub fn write_tiny_bert(
+    dir: &Path,
+    d: usize,
+    n_layers: usize,
+    n_heads: usize,
+    vocab: usize,
+    seed: u64,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| MechError::io(dir, e))?;
     let mut rng = Rng::new(seed, 2);
     let mut ts = TensorSet::default();
     let d_mlp = 4 * d;
     let s = 1.0 / (d as f64).sqrt();
-    ts.mat("embeddings.word_embeddings.weight", &Mat::randn(vocab, d, 1.0, &mut rng))?;
-    ts.mat("embeddings.position_embeddings.weight", &Mat::randn(64, d, 0.5, &mut rng))?;
-    ts.mat("embeddings.token_type_embeddings.weight", &Mat::randn(2, d, 0.5, &mut rng))?;
+    ts.mat(
+        "embeddings.word_embeddings.weight",
+        &Mat::randn(vocab, d, 1.0, &mut rng),
+    )?;
+    ts.mat(
+        "embeddings.position_embeddings.weight",
+        &Mat::randn(64, d, 0.5, &mut rng),
+    )?;
+    ts.mat(
+        "embeddings.token_type_embeddings.weight",
+        &Mat::randn(2, d, 0.5, &mut rng),
+    )?;
     let ln = |ts: &mut TensorSet, rng: &mut Rng, n: &str| -> Result<()> {
         let mut w = Mat::ones(1, d);
-        w.data.iter_mut().for_each(|x| *x += (rng.normal() * 0.1) as f32);
+        w.data
+            .iter_mut()
+            .for_each(|x| *x += (rng.normal() * 0.1) as f32);
         ts.vec(&format!("{n}.weight"), &w)?;
         ts.vec(&format!("{n}.bias"), &Mat::randn(1, d, 0.1, rng))
     };
@@ -229,10 +293,20 @@ pub fn write_tiny_bert(dir: &Path, d: usize, n_layers: usize, n_heads: usize, vo
             ("intermediate.dense", d_mlp, d),
             ("output.dense", d, d_mlp),
         ] {
-            ts.mat(&format!("{p}.{n}.weight"), &Mat::randn(o, i, 1.0 / (i as f64).sqrt(), &mut rng))?;
-            ts.vec(&format!("{p}.{n}.bias"), &Mat::randn(1, o, s * 0.1, &mut rng))?;
+            ts.mat(
+                &format!("{p}.{n}.weight"),
+                &Mat::randn(o, i, 1.0 / (i as f64).sqrt(), &mut rng),
+            )?;
+            ts.vec(
+                &format!("{p}.{n}.bias"),
+                &Mat::randn(1, o, s * 0.1, &mut rng),
+            )?;
         }
-        ln(&mut ts, &mut rng, &format!("{p}.attention.output.LayerNorm"))?;
+        ln(
+            &mut ts,
+            &mut rng,
+            &format!("{p}.attention.output.LayerNorm"),
+        )?;
         ln(&mut ts, &mut rng, &format!("{p}.output.LayerNorm"))?;
     }
     ts.save(&dir.join("model.safetensors"))?;
@@ -297,7 +371,9 @@ pub fn write_planted_llama(dir: &Path, layer: usize, seed: u64) -> Result<Plante
     let hd = d / n_heads;
     let d_mlp = 128;
     if layer >= n_layers {
-        return Err(MechError::Invalid(format!("planted layer {layer} >= {n_layers}")));
+        return Err(MechError::Invalid(format!(
+            "planted layer {layer} >= {n_layers}"
+        )));
     }
     let n_pairs = 6;
     let n_fill = 24;
@@ -419,7 +495,11 @@ pub fn planted_dataset(p: &Planted, n: usize, seed: u64) -> Vec<serde_json::Valu
             let mut toks: Vec<String> = (0..len)
                 .map(|_| p.filler_words[rng.below(p.filler_words.len())].clone())
                 .collect();
-            let markers = if label == 1 { &p.positive_words } else { &p.negative_words };
+            let markers = if label == 1 {
+                &p.positive_words
+            } else {
+                &p.negative_words
+            };
             for _ in 0..1 + rng.below(3) {
                 let at = rng.below(toks.len());
                 toks[at] = markers[rng.below(markers.len())].clone();

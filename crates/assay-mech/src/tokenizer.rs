@@ -112,7 +112,11 @@ impl ModelTokenizer {
         self.inner
             .get_padding()
             .map(|p| p.pad_id)
-            .or_else(|| self.eos_token.as_deref().and_then(|t| self.inner.token_to_id(t)))
+            .or_else(|| {
+                self.eos_token
+                    .as_deref()
+                    .and_then(|t| self.inner.token_to_id(t))
+            })
             .unwrap_or(0)
     }
 

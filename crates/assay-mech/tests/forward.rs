@@ -1,12 +1,25 @@
 //! Hooked forward behaviour: caching, interventions, padding, early stop, bad input.
 
-use assay_mech::synthetic::{TinyLlama, TensorSet, tiny_llama_weights, write_json, write_tiny_llama};
-use assay_mech::{Action, Batch, HookPoint, Intervention, MechError, Model, Position, Reduce, RunPlan};
+use assay_mech::synthetic::{
+    TensorSet, TinyLlama, tiny_llama_weights, write_json, write_tiny_llama,
+};
+use assay_mech::{
+    Action, Batch, HookPoint, Intervention, MechError, Model, Position, Reduce, RunPlan,
+};
 use candle_core::{DType, Device, IndexOp, Tensor};
 
 fn tiny() -> (tempfile::TempDir, Model) {
     let dir = tempfile::tempdir().unwrap();
-    let c = TinyLlama { d_model: 32, n_layers: 3, n_heads: 4, n_kv_heads: 2, d_mlp: 64, vocab: 50, tie: true, qkv_bias: true };
+    let c = TinyLlama {
+        d_model: 32,
+        n_layers: 3,
+        n_heads: 4,
+        n_kv_heads: 2,
+        d_mlp: 64,
+        vocab: 50,
+        tie: true,
+        qkv_bias: true,
+    };
     write_tiny_llama(dir.path(), &c, 3).unwrap();
     let m = Model::load_on(dir.path(), &Device::Cpu).unwrap();
     (dir, m)
@@ -17,7 +30,16 @@ fn vec_of(t: &Tensor) -> Vec<f32> {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -31,7 +53,7 @@ fn padded_batch_equals_separate_runs() {
     let out = m.run(&batch, &plan).unwrap();
     let logits = out.output.unwrap();
     for (r, row) in rows.iter().enumerate() {
-        let single = Batch::from_token_ids(&[row.clone()], 0, &Device::Cpu).unwrap();
+        let single = Batch::from_token_ids(std::slice::from_ref(row), 0, &Device::Cpu).unwrap();
         let o = m.run(&single, &plan).unwrap();
         let l1 = o.output.unwrap().i((0, row.len() - 1)).unwrap();
         let lb = logits.i((r, row.len() - 1)).unwrap();
@@ -48,7 +70,10 @@ fn padded_batch_equals_separate_runs() {
 fn caching_is_selective_and_stops_early() {
     let (_d, m) = tiny();
     let batch = Batch::from_token_ids(&[vec![1, 2, 3]], 0, &Device::Cpu).unwrap();
-    let plan = RunPlan::caching(&[HookPoint::ResidPost(0), HookPoint::AttnPattern(1)], Reduce::None);
+    let plan = RunPlan::caching(
+        &[HookPoint::ResidPost(0), HookPoint::AttnPattern(1)],
+        Reduce::None,
+    );
     let out = m.run(&batch, &plan).unwrap();
     assert!(out.output.is_none());
     assert_eq!(out.cache.tensors.len(), 2);
@@ -65,9 +90,20 @@ fn caching_is_selective_and_stops_early() {
         }
     }
     // Residual decomposition: resid_post = resid_pre + attn_out + mlp_out.
-    let hooks = [HookPoint::ResidPre(2), HookPoint::AttnOut(2), HookPoint::MlpOut(2), HookPoint::ResidPost(2), HookPoint::ResidMid(2)];
-    let c = m.run(&batch, &RunPlan::caching(&hooks, Reduce::None)).unwrap().cache;
-    let sum = ((c.get(&hooks[0]).unwrap() + c.get(&hooks[1]).unwrap()).unwrap() + c.get(&hooks[2]).unwrap()).unwrap();
+    let hooks = [
+        HookPoint::ResidPre(2),
+        HookPoint::AttnOut(2),
+        HookPoint::MlpOut(2),
+        HookPoint::ResidPost(2),
+        HookPoint::ResidMid(2),
+    ];
+    let c = m
+        .run(&batch, &RunPlan::caching(&hooks, Reduce::None))
+        .unwrap()
+        .cache;
+    let sum = ((c.get(&hooks[0]).unwrap() + c.get(&hooks[1]).unwrap()).unwrap()
+        + c.get(&hooks[2]).unwrap())
+    .unwrap();
     assert!(max_diff(&sum, c.get(&hooks[3]).unwrap()) < 1e-5);
     let mid = (c.get(&hooks[0]).unwrap() + c.get(&hooks[1]).unwrap()).unwrap();
     assert!(max_diff(&mid, c.get(&hooks[4]).unwrap()) < 1e-5);
@@ -90,7 +126,11 @@ fn interventions_replace_add_zero_patch() {
 
     // Patching the clean residual at every position restores the clean run exactly.
     let mut p = RunPlan::output_only();
-    p.interventions.push(Intervention { hook: h, position: Position::All, action: Action::Patch(clean_act.clone()) });
+    p.interventions.push(Intervention {
+        hook: h,
+        position: Position::All,
+        action: Action::Patch(clean_act.clone()),
+    });
     let patched = m.run(&corrupt, &p).unwrap().output.unwrap();
     assert!(max_diff(&patched, &clean_logits) < 1e-5);
 
@@ -98,24 +138,49 @@ fn interventions_replace_add_zero_patch() {
     // the clean residual there; other positions are identical anyway up to layer 1?) — not
     // in general, but positions before 1 must be untouched: check the patched activation.
     let mut p = RunPlan::caching(&[h], Reduce::None);
-    p.interventions.push(Intervention { hook: h, position: Position::Index(1), action: Action::Patch(clean_act.clone()) });
+    p.interventions.push(Intervention {
+        hook: h,
+        position: Position::Index(1),
+        action: Action::Patch(clean_act.clone()),
+    });
     let act = m.run(&corrupt, &p).unwrap().cache.get(&h).unwrap().clone();
     let corrupt_act = x_out.cache.get(&h).unwrap();
     assert!(max_diff(&act.i((.., 1)).unwrap(), &clean_act.i((.., 1)).unwrap()) < 1e-6);
     assert!(max_diff(&act.i((.., 0)).unwrap(), &corrupt_act.i((.., 0)).unwrap()) < 1e-6);
-    assert!(max_diff(&act.i((.., 2..)).unwrap(), &corrupt_act.i((.., 2..)).unwrap()) < 1e-6);
+    assert!(
+        max_diff(
+            &act.i((.., 2..)).unwrap(),
+            &corrupt_act.i((.., 2..)).unwrap()
+        ) < 1e-6
+    );
 
     // Zero at the last position; add a vector; replace with a vector.
     let d = m.info.d_model;
-    let v = Tensor::from_vec((0..d).map(|i| i as f32 / d as f32).collect::<Vec<_>>(), d, &Device::Cpu).unwrap();
+    let v = Tensor::from_vec(
+        (0..d).map(|i| i as f32 / d as f32).collect::<Vec<_>>(),
+        d,
+        &Device::Cpu,
+    )
+    .unwrap();
     for (action, check) in [
         (Action::Zero, 0),
         (Action::Add(v.clone()), 1),
         (Action::Replace(v.clone()), 2),
     ] {
         let mut p = RunPlan::caching(&[h], Reduce::None);
-        p.interventions.push(Intervention { hook: h, position: Position::Last, action });
-        let got = m.run(&clean, &p).unwrap().cache.get(&h).unwrap().i((0, 3)).unwrap();
+        p.interventions.push(Intervention {
+            hook: h,
+            position: Position::Last,
+            action,
+        });
+        let got = m
+            .run(&clean, &p)
+            .unwrap()
+            .cache
+            .get(&h)
+            .unwrap()
+            .i((0, 3))
+            .unwrap();
         let base = clean_act.i((0, 3)).unwrap();
         let want = match check {
             0 => base.zeros_like().unwrap(),
@@ -131,15 +196,34 @@ fn interventions_replace_add_zero_patch() {
 fn unknown_hook_lists_valid_hooks() {
     let (_d, m) = tiny();
     let batch = Batch::from_token_ids(&[vec![1, 2]], 0, &Device::Cpu).unwrap();
-    let err = m.run(&batch, &RunPlan::caching(&[HookPoint::ResidPost(7)], Reduce::Last)).unwrap_err();
+    let err = m
+        .run(
+            &batch,
+            &RunPlan::caching(&[HookPoint::ResidPost(7)], Reduce::Last),
+        )
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, MechError::UnknownHook { .. }));
-    assert!(msg.contains("blocks.7.hook_resid_post") && msg.contains("blocks.2.hook_resid_post") && msg.contains("hook_embed"), "{msg}");
+    assert!(
+        msg.contains("blocks.7.hook_resid_post")
+            && msg.contains("blocks.2.hook_resid_post")
+            && msg.contains("hook_embed"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn broken_checkpoints_fail_clearly() {
-    let c = TinyLlama { d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 4, d_mlp: 64, vocab: 40, tie: false, qkv_bias: false };
+    let c = TinyLlama {
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 4,
+        d_mlp: 64,
+        vocab: 40,
+        tie: false,
+        qkv_bias: false,
+    };
     // Missing tensors: all are listed.
     let dir = tempfile::tempdir().unwrap();
     let (mut ts, cfg) = tiny_llama_weights(&c, 1).unwrap();
@@ -149,7 +233,10 @@ fn broken_checkpoints_fail_clearly() {
     write_json(&dir.path().join("config.json"), &cfg).unwrap();
     let err = Model::load_on(dir.path(), &Device::Cpu).err().unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("model.layers.1.mlp.up_proj.weight") && msg.contains("model.norm.weight"), "{msg}");
+    assert!(
+        msg.contains("model.layers.1.mlp.up_proj.weight") && msg.contains("model.norm.weight"),
+        "{msg}"
+    );
 
     // Mismatched shape.
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +255,10 @@ fn broken_checkpoints_fail_clearly() {
     ts.save(&dir.path().join("model.safetensors")).unwrap();
     write_json(&dir.path().join("config.json"), &cfg).unwrap();
     let err = Model::load_on(dir.path(), &Device::Cpu).err().unwrap();
-    assert!(matches!(err, MechError::UnsupportedArchitecture { .. }), "{err}");
+    assert!(
+        matches!(err, MechError::UnsupportedArchitecture { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("mamba"));
 
     // Not a model at all.

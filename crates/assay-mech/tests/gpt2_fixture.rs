@@ -1,6 +1,8 @@
 //! GPT-2 parity against reference outputs produced by Hugging Face `transformers` on a tiny
 //! randomly initialised GPT-2 (fixture made by scripts/make-gpt2-fixture.py).
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -31,7 +33,8 @@ fn gpt2_matches_transformers_reference() {
     assert_eq!(model.info.architecture, "gpt2");
     let n_layers = model.info.n_layers;
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let mut worst_logit = 0f32;
     let mut worst_hidden = 0f32;
     for case in reference["cases"].as_array().unwrap() {
@@ -39,16 +42,35 @@ fn gpt2_matches_transformers_reference() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as u32)
+                    .collect()
+            })
             .collect();
         let mask: Vec<Vec<u8>> = case["attention_mask"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect())
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as u8)
+                    .collect()
+            })
             .collect();
-        let lengths: Vec<usize> = mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).collect();
-        let rows: Vec<Vec<u32>> = ids.iter().zip(&lengths).map(|(r, &l)| r[..l].to_vec()).collect();
+        let lengths: Vec<usize> = mask
+            .iter()
+            .map(|m| m.iter().filter(|&&x| x == 1).count())
+            .collect();
+        let rows: Vec<Vec<u32>> = ids
+            .iter()
+            .zip(&lengths)
+            .map(|(r, &l)| r[..l].to_vec())
+            .collect();
         let batch = Batch::from_token_ids(&rows, 0, &Device::Cpu).unwrap();
         let mut hooks: Vec<HookPoint> = (0..n_layers).map(HookPoint::ResidPre).collect();
         hooks.push(HookPoint::LnFinal);
@@ -71,7 +93,14 @@ fn gpt2_matches_transformers_reference() {
             }
         }
         for (li, h) in hooks.iter().enumerate() {
-            let ours = out.cache.get(h).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let ours = out
+                .cache
+                .get(h)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let theirs = flat3(&hs[li]);
             for r in 0..b {
                 for p in 0..lengths[r] {

@@ -40,19 +40,36 @@ fn llama_safetensors_matches_candle_transformers_llama() {
     let got = ours_last_logits(&ours, &TOKENS);
 
     let cfg_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     let cfg: llama::LlamaConfig = serde_json::from_value(cfg_json).unwrap();
     let cfg = cfg.into_config(false);
     let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &Device::Cpu)
-            .unwrap()
+        VarBuilder::from_mmaped_safetensors(
+            &[dir.path().join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
     };
     let reference = llama::Llama::load(vb, &cfg).unwrap();
     let mut cache = llama::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
-    let ids = Tensor::new(&TOKENS[..], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let want: Vec<f32> = reference.forward(&ids, 0, &mut cache).unwrap().i(0).unwrap().to_vec1().unwrap();
+    let ids = Tensor::new(&TOKENS[..], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let want: Vec<f32> = reference
+        .forward(&ids, 0, &mut cache)
+        .unwrap()
+        .i(0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let diff = max_abs_diff(&got, &want);
-    println!("llama f32 parity: max |Δlogit| = {diff:e} over {} logits", want.len());
+    println!(
+        "llama f32 parity: max |Δlogit| = {diff:e} over {} logits",
+        want.len()
+    );
     assert!(diff < 1e-4, "max abs diff {diff}");
     assert_eq!(argmax(&got), argmax(&want));
 }
@@ -86,21 +103,34 @@ fn write_tiny_gguf(path: &std::path::Path, dtype: GgmlDType) -> TinyLlama {
     let (ts, _) = tiny_llama_weights(&c, 11).unwrap();
     let dir = tempfile::tempdir().unwrap();
     ts.save(&dir.path().join("w.safetensors")).unwrap();
-    let map = candle_core::safetensors::load(dir.path().join("w.safetensors"), &Device::Cpu).unwrap();
+    let map =
+        candle_core::safetensors::load(dir.path().join("w.safetensors"), &Device::Cpu).unwrap();
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let q = |t: &Tensor, is_norm: bool| {
         let dt = if is_norm { GgmlDType::F32 } else { dtype };
         QTensor::quantize(t, dt).unwrap()
     };
-    tensors.push(("token_embd.weight".into(), q(&map["model.embed_tokens.weight"], false)));
-    tensors.push(("output_norm.weight".into(), q(&map["model.norm.weight"], true)));
+    tensors.push((
+        "token_embd.weight".into(),
+        q(&map["model.embed_tokens.weight"], false),
+    ));
+    tensors.push((
+        "output_norm.weight".into(),
+        q(&map["model.norm.weight"], true),
+    ));
     for l in 0..c.n_layers {
         let hf = |n: &str| map[&format!("model.layers.{l}.{n}.weight")].clone();
         let b = |n: &str| format!("blk.{l}.{n}.weight");
         tensors.push((b("attn_norm"), q(&hf("input_layernorm"), true)));
         tensors.push((b("ffn_norm"), q(&hf("post_attention_layernorm"), true)));
-        tensors.push((b("attn_q"), q(&permute_qk(&hf("self_attn.q_proj"), c.n_heads), false)));
-        tensors.push((b("attn_k"), q(&permute_qk(&hf("self_attn.k_proj"), c.n_kv_heads), false)));
+        tensors.push((
+            b("attn_q"),
+            q(&permute_qk(&hf("self_attn.q_proj"), c.n_heads), false),
+        ));
+        tensors.push((
+            b("attn_k"),
+            q(&permute_qk(&hf("self_attn.k_proj"), c.n_kv_heads), false),
+        ));
         tensors.push((b("attn_v"), q(&hf("self_attn.v_proj"), false)));
         tensors.push((b("attn_output"), q(&hf("self_attn.o_proj"), false)));
         tensors.push((b("ffn_gate"), q(&hf("mlp.gate_proj"), false)));
@@ -115,7 +145,10 @@ fn write_tiny_gguf(path: &std::path::Path, dtype: GgmlDType) -> TinyLlama {
         ("llama.feed_forward_length", V::U32(c.d_mlp as u32)),
         ("llama.attention.head_count", V::U32(c.n_heads as u32)),
         ("llama.attention.head_count_kv", V::U32(c.n_kv_heads as u32)),
-        ("llama.rope.dimension_count", V::U32((c.d_model / c.n_heads) as u32)),
+        (
+            "llama.rope.dimension_count",
+            V::U32((c.d_model / c.n_heads) as u32),
+        ),
         ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
         ("llama.rope.freq_base", V::F32(10000.0)),
     ];
@@ -130,7 +163,10 @@ fn reference_quantized_logits(path: &std::path::Path, ids: &[u32]) -> Vec<f32> {
     let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let mut m = quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
-    let x = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     m.forward(&x, 0).unwrap().i(0).unwrap().to_vec1().unwrap()
 }
 
@@ -185,13 +221,21 @@ fn bert_matches_candle_transformers_bert() {
         .to_vec1()
         .unwrap();
     let cfg: bert::Config =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &Device::Cpu)
-            .unwrap()
+        VarBuilder::from_mmaped_safetensors(
+            &[dir.path().join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
     };
     let reference = bert::BertModel::load(vb, &cfg).unwrap();
-    let ids = Tensor::new(&TOKENS[..], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let ids = Tensor::new(&TOKENS[..], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     let want: Vec<f32> = reference
         .forward(&ids, &ids.zeros_like().unwrap(), None)
         .unwrap()
@@ -200,12 +244,22 @@ fn bert_matches_candle_transformers_bert() {
         .to_vec1()
         .unwrap();
     let diff = max_abs_diff(&got, &want);
-    println!("bert parity: max |Δhidden| = {diff:e} over {} values", want.len());
+    println!(
+        "bert parity: max |Δhidden| = {diff:e} over {} values",
+        want.len()
+    );
     assert!(diff < 1e-4, "max abs diff {diff}");
     // The cached last block output is the same tensor.
     let plan = RunPlan::caching(&[HookPoint::ResidPost(1)], Reduce::None);
     let cached = ours.run(&batch, &plan).unwrap();
-    let c: Vec<f32> = cached.cache.get(&HookPoint::ResidPost(1)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let c: Vec<f32> = cached
+        .cache
+        .get(&HookPoint::ResidPost(1))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(c, got);
 }
 
@@ -213,21 +267,39 @@ fn bert_matches_candle_transformers_bert() {
 fn minilm_matches_candle_transformers_bert() {
     let Some(dir) = common::minilm() else { return };
     let ours = Model::load_on(&dir, &Device::Cpu).unwrap();
-    let texts = ["The quick brown fox jumps over the lazy dog.", "Assay produces auditable evidence."];
+    let texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Assay produces auditable evidence.",
+    ];
     let cfg: bert::Config =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu).unwrap()
+        VarBuilder::from_mmaped_safetensors(
+            &[dir.join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
     };
     let reference = bert::BertModel::load(vb, &cfg).unwrap();
     let mut worst = 0f32;
     for text in texts {
         let ids = ours.tokenizer().unwrap().encode(text, true).unwrap();
         assert_eq!(ids[0], 101, "[CLS] first");
-        let batch = Batch::from_token_ids(&[ids.clone()], 0, &Device::Cpu).unwrap();
-        let got: Vec<f32> =
-            ours.run(&batch, &RunPlan::output_only()).unwrap().output.unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let batch = Batch::from_token_ids(std::slice::from_ref(&ids), 0, &Device::Cpu).unwrap();
+        let got: Vec<f32> = ours
+            .run(&batch, &RunPlan::output_only())
+            .unwrap()
+            .output
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let x = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let want: Vec<f32> = reference
             .forward(&x, &x.zeros_like().unwrap(), None)
             .unwrap()

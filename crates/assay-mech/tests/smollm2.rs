@@ -13,7 +13,10 @@ fn reference(path: &std::path::Path, ids: &[u32]) -> Vec<f32> {
     let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let mut m = quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
-    let x = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     m.forward(&x, 0).unwrap().i(0).unwrap().to_vec1().unwrap()
 }
 
@@ -26,16 +29,27 @@ fn top_k(v: &[f32], k: usize) -> Vec<usize> {
 
 #[test]
 fn smollm2_gguf_matches_candle_quantized_llama() {
-    let Some(path) = common::smollm2() else { return };
+    let Some(path) = common::smollm2() else {
+        return;
+    };
     let t0 = std::time::Instant::now();
     let model = Model::load_on(&path, &Device::Cpu).unwrap();
-    println!("loaded SmolLM2 in {:?}: {:?}", t0.elapsed(), model.info.quantization);
+    println!(
+        "loaded SmolLM2 in {:?}: {:?}",
+        t0.elapsed(),
+        model.info.quantization
+    );
     assert_eq!(model.info.architecture, "llama");
     assert_eq!(model.info.n_layers, 30);
     assert!(model.info.dequantized);
     assert!(model.info.quantization.contains_key("Q4_1"));
     let tok = model.tokenizer().unwrap();
-    assert!(tok.chat_template.as_deref().unwrap_or("").contains("im_start"));
+    assert!(
+        tok.chat_template
+            .as_deref()
+            .unwrap_or("")
+            .contains("im_start")
+    );
     let prompt = tok
         .apply_chat_template(
             &[assay_mech::tokenizer::ChatMessage {
@@ -47,10 +61,17 @@ fn smollm2_gguf_matches_candle_quantized_llama() {
         .unwrap();
     assert!(prompt.contains("<|im_start|>user\nWhat is the capital of France?<|im_end|>"));
     let ids = tok.encode(&prompt, false).unwrap();
-    let batch = Batch::from_token_ids(&[ids.clone()], 0, &Device::Cpu).unwrap();
-    let out = model.run(&batch, &RunPlan::output_only()).unwrap().output.unwrap();
+    let batch = Batch::from_token_ids(std::slice::from_ref(&ids), 0, &Device::Cpu).unwrap();
+    let out = model
+        .run(&batch, &RunPlan::output_only())
+        .unwrap()
+        .output
+        .unwrap();
     let got: Vec<f32> = out.i((0, ids.len() - 1)).unwrap().to_vec1().unwrap();
-    println!("answer token: {:?}", tok.decode(&[argmax(&got) as u32]).unwrap());
+    println!(
+        "answer token: {:?}",
+        tok.decode(&[argmax(&got) as u32]).unwrap()
+    );
 
     // 1. The reference as shipped: quantized matmuls (activations quantized to 8 bits).
     let want_q = reference(&path, &ids);
@@ -60,7 +81,11 @@ fn smollm2_gguf_matches_candle_quantized_llama() {
     let overlap = top_ours.iter().filter(|i| top_ref.contains(i)).count();
     println!(
         "SmolLM2 vs quantized_llama (quantized matmul): max |Δlogit| = {diff_q:.4}, top-1 {} , top-10 overlap {overlap}/10",
-        if top_ours[0] == top_ref[0] { "agrees" } else { "DIFFERS" }
+        if top_ours[0] == top_ref[0] {
+            "agrees"
+        } else {
+            "DIFFERS"
+        }
     );
     assert_eq!(top_ours[0], top_ref[0]);
     assert!(overlap >= 8);
@@ -72,7 +97,9 @@ fn smollm2_gguf_matches_candle_quantized_llama() {
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
     let p2 = path.clone();
     let ids2 = ids.clone();
-    let want_f = std::thread::spawn(move || reference(&p2, &ids2)).join().unwrap();
+    let want_f = std::thread::spawn(move || reference(&p2, &ids2))
+        .join()
+        .unwrap();
     let diff_f = max_abs_diff(&got, &want_f);
     println!("SmolLM2 vs quantized_llama (dequantized f32): max |Δlogit| = {diff_f:e}");
     assert!(diff_f < 2e-3, "{diff_f}");

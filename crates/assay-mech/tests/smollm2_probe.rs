@@ -11,8 +11,11 @@ use assay_mech::probe::Method;
 
 #[test]
 fn smollm2_english_vs_french_probe() {
-    let Some(model) = common::smollm2() else { return };
-    let data = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/english-french.jsonl");
+    let Some(model) = common::smollm2() else {
+        return;
+    };
+    let data =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/english-french.jsonl");
     let out = tempfile::tempdir().unwrap();
     let t0 = std::time::Instant::now();
     let code = run(MechCommand::Probe(ProbeArgs {
@@ -41,8 +44,12 @@ fn smollm2_english_vs_french_probe() {
     let r = &ev.results;
     println!(
         "SmolLM2 English-vs-French: chosen {} AUROC {:.3} CI {} control {:.3} selectivity {:.3} random {:.3}",
-        r["chosen_hook"], r["auroc"].as_f64().unwrap(), r["auroc_ci95"], r["control_auroc"].as_f64().unwrap(),
-        r["selectivity_auroc"].as_f64().unwrap(), r["random_direction_auroc_mean"].as_f64().unwrap()
+        r["chosen_hook"],
+        r["auroc"].as_f64().unwrap(),
+        r["auroc_ci95"],
+        r["control_auroc"].as_f64().unwrap(),
+        r["selectivity_auroc"].as_f64().unwrap(),
+        r["random_direction_auroc_mean"].as_f64().unwrap()
     );
     assert!(ev.model.dequantized);
     assert!(ev.caveats.iter().any(|c| c.contains("Q4_1")));

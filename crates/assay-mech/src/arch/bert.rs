@@ -165,9 +165,17 @@ impl Bert {
         let nh = cfg.n_heads;
         let hd = d / nh;
         let mask = attention_bias(lengths, t, false, device)?;
-        let tok = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let tok = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, d))?;
         let tok = ctx.at(HookPoint::Embed, tok)?;
-        let pos = self.pos.narrow(0, 0, t)?.unsqueeze(0)?.broadcast_as((b, t, d))?.contiguous()?;
+        let pos = self
+            .pos
+            .narrow(0, 0, t)?
+            .unsqueeze(0)?
+            .broadcast_as((b, t, d))?
+            .contiguous()?;
         let pos = ctx.at(HookPoint::PosEmbed, pos)?;
         let tt = self.token_type.narrow(0, 0, 1)?.unsqueeze(0)?;
         let x = (tok + pos)?.broadcast_add(&tt)?;
@@ -188,7 +196,10 @@ impl Bert {
             let att = ctx.at(HookPoint::AttnPattern(l), att)?;
             let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
             let attn_out = ctx.at(HookPoint::AttnOut(l), ly.o.forward(&y)?)?;
-            x = ctx.at(HookPoint::ResidMid(l), ly.ln1.forward(&(x + attn_out)?, eps)?)?;
+            x = ctx.at(
+                HookPoint::ResidMid(l),
+                ly.ln1.forward(&(x + attn_out)?, eps)?,
+            )?;
             let h = ly.inter.forward(&x)?;
             let h = match cfg.hidden_act.as_str() {
                 "gelu" => h.gelu_erf()?,
@@ -196,7 +207,10 @@ impl Bert {
                 _ => h.gelu()?,
             };
             let mlp_out = ctx.at(HookPoint::MlpOut(l), ly.out.forward(&h)?)?;
-            x = ctx.at(HookPoint::ResidPost(l), ly.ln2.forward(&(x + mlp_out)?, eps)?)?;
+            x = ctx.at(
+                HookPoint::ResidPost(l),
+                ly.ln2.forward(&(x + mlp_out)?, eps)?,
+            )?;
             if stop_after == Some(l) {
                 return Ok(None);
             }

@@ -68,7 +68,10 @@ pub struct Gpt2 {
 
 /// GPT-2 stores weights as `Conv1D`, i.e. `[in, out]`; transpose into a `Linear`.
 fn conv1d(w: &Weights, name: &str, inp: usize, out: usize) -> Result<Linear> {
-    let weight = w.get(&format!("{name}.weight"), &[inp, out])?.t()?.contiguous()?;
+    let weight = w
+        .get(&format!("{name}.weight"), &[inp, out])?
+        .t()?
+        .contiguous()?;
     let bias = w.get(&format!("{name}.bias"), &[out])?;
     Ok(Linear::new(weight, Some(bias)))
 }
@@ -148,9 +151,17 @@ impl Gpt2 {
         let nh = cfg.n_heads;
         let hd = cfg.d_model / nh;
         let mask = attention_bias(lengths, t, true, device)?;
-        let tok = self.wte.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.d_model))?;
+        let tok = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, cfg.d_model))?;
         let tok = ctx.at(HookPoint::Embed, tok)?;
-        let pos = self.wpe.narrow(0, 0, t)?.unsqueeze(0)?.broadcast_as((b, t, cfg.d_model))?.contiguous()?;
+        let pos = self
+            .wpe
+            .narrow(0, 0, t)?
+            .unsqueeze(0)?
+            .broadcast_as((b, t, cfg.d_model))?
+            .contiguous()?;
         let pos = ctx.at(HookPoint::PosEmbed, pos)?;
         let mut x = (tok + pos)?;
         let scale = 1.0 / (hd as f64).sqrt();
@@ -169,7 +180,10 @@ impl Gpt2 {
             let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let att = ctx.at(HookPoint::AttnPattern(l), att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, cfg.d_model))?;
+            let y = att
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, cfg.d_model))?;
             let attn_out = ctx.at(HookPoint::AttnOut(l), blk.c_proj.forward(&y)?)?;
             x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
             let h = blk.ln2.forward(&x, eps)?;

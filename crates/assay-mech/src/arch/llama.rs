@@ -75,12 +75,15 @@ pub struct Llama {
     lm_head: Linear,
 }
 
+/// Maps (block index, part) to a tensor name prefix.
+type BlockNameFn = Box<dyn Fn(usize, &str) -> String>;
+
 /// Tensor names of one checkpoint layout.
 pub(crate) struct LlamaNames {
     pub embed: String,
     pub ln_f: String,
     pub lm_head: String,
-    pub block: Box<dyn Fn(usize, &str) -> String>,
+    pub block: BlockNameFn,
 }
 
 impl LlamaNames {
@@ -239,7 +242,10 @@ impl Llama {
         let eps = cfg.rms_norm_eps as f32;
         let mask = attention_bias(lengths, t, true, device)?;
         let (cos, sin) = self.rope_tables(t, device)?;
-        let x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.d_model))?;
+        let x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, cfg.d_model))?;
         let mut x = ctx.at(HookPoint::Embed, x)?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let rep = cfg.n_heads / cfg.n_kv_heads;
@@ -300,7 +306,9 @@ impl Llama {
             )));
         }
         if cfg.head_dim % 2 != 0 {
-            return Err(MechError::Invalid("head_dim must be even for rotary".into()));
+            return Err(MechError::Invalid(
+                "head_dim must be even for rotary".into(),
+            ));
         }
         Ok(())
     }

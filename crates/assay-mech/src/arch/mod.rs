@@ -33,7 +33,13 @@ pub(crate) fn attention_bias(
 }
 
 /// A linear layer `weight: [out, inp]`, `bias: [out]` under `{name}.weight` / `{name}.bias`.
-pub(crate) fn linear(w: &Weights, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+pub(crate) fn linear(
+    w: &Weights,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+) -> Result<Linear> {
     let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
     let bias = if bias {
         Some(w.get(&format!("{name}.bias"), &[out])?)

@@ -1,5 +1,8 @@
 //! Linear probe fitting: L2 logistic regression (L-BFGS) and mass-mean directions.
 
+// Index loops read more clearly than iterator chains in this numeric code.
+#![allow(clippy::needless_range_loop)]
+
 /// Row-major `n × d` matrix of f64.
 ///
 /// Why: probe maths runs in f64 for stable optimisation, independent of the tensor library.
@@ -142,12 +145,18 @@ fn logreg_obj(x: &Matrix, y: &[f64], lambda: f64, p: &[f64], grad: &mut [f64]) -
         // y in {0,1}: loss = softplus(z) - y z
         loss += softplus(z) - y[i] * z;
         let g = (sigmoid(z) - y[i]) / n;
-        grad[..d].iter_mut().zip(r).for_each(|(gj, xj)| *gj += g * xj);
+        grad[..d]
+            .iter_mut()
+            .zip(r)
+            .for_each(|(gj, xj)| *gj += g * xj);
         grad[d] += g;
     }
     loss /= n;
     loss += 0.5 * lambda * dot(w, w);
-    grad[..d].iter_mut().zip(w).for_each(|(g, wj)| *g += lambda * wj);
+    grad[..d]
+        .iter_mut()
+        .zip(w)
+        .for_each(|(g, wj)| *g += lambda * wj);
     loss
 }
 
@@ -186,7 +195,9 @@ pub fn fit_logreg(x: &Matrix, y: &[f64], c: f64, max_iter: usize) -> LinearScore
         for i in (0..k).rev() {
             let rho = 1.0 / dot(&y_hist[i], &s_hist[i]);
             alpha[i] = rho * dot(&s_hist[i], &q);
-            q.iter_mut().zip(&y_hist[i]).for_each(|(qj, yj)| *qj -= alpha[i] * yj);
+            q.iter_mut()
+                .zip(&y_hist[i])
+                .for_each(|(qj, yj)| *qj -= alpha[i] * yj);
         }
         let gamma = if k > 0 {
             dot(&s_hist[k - 1], &y_hist[k - 1]) / dot(&y_hist[k - 1], &y_hist[k - 1])
@@ -197,7 +208,9 @@ pub fn fit_logreg(x: &Matrix, y: &[f64], c: f64, max_iter: usize) -> LinearScore
         for i in 0..k {
             let rho = 1.0 / dot(&y_hist[i], &s_hist[i]);
             let beta = rho * dot(&y_hist[i], &q);
-            q.iter_mut().zip(&s_hist[i]).for_each(|(qj, sj)| *qj += (alpha[i] - beta) * sj);
+            q.iter_mut()
+                .zip(&s_hist[i])
+                .for_each(|(qj, sj)| *qj += (alpha[i] - beta) * sj);
         }
         let dir: Vec<f64> = q.iter().map(|v| -v).collect();
         let slope = dot(&g, &dir);
@@ -248,18 +261,30 @@ pub fn fit_logreg(x: &Matrix, y: &[f64], c: f64, max_iter: usize) -> LinearScore
 /// `w = μ₊ − μ₋`, or with `covariance_correction` `w = Σ⁻¹(μ₊ − μ₋)` where Σ is the pooled
 /// within-class covariance shrunk towards `tr(Σ)/d · I` by `shrinkage` (the LDA direction).
 /// The bias puts the threshold midway between the projected class means.
-pub fn fit_mass_mean(x: &Matrix, y: &[f64], covariance_correction: bool, shrinkage: f64) -> LinearScorer {
+pub fn fit_mass_mean(
+    x: &Matrix,
+    y: &[f64],
+    covariance_correction: bool,
+    shrinkage: f64,
+) -> LinearScorer {
     let d = x.d;
     let mut mp = vec![0.0; d];
     let mut mn = vec![0.0; d];
     let (mut np, mut nn) = (0usize, 0usize);
     for i in 0..x.n {
-        let (m, c) = if y[i] > 0.5 { (&mut mp, &mut np) } else { (&mut mn, &mut nn) };
+        let (m, c) = if y[i] > 0.5 {
+            (&mut mp, &mut np)
+        } else {
+            (&mut mn, &mut nn)
+        };
         m.iter_mut().zip(x.row(i)).for_each(|(a, b)| *a += b);
         *c += 1;
     }
     if np == 0 || nn == 0 {
-        return LinearScorer { w: vec![0.0; d], b: 0.0 };
+        return LinearScorer {
+            w: vec![0.0; d],
+            b: 0.0,
+        };
     }
     mp.iter_mut().for_each(|v| *v /= np as f64);
     mn.iter_mut().for_each(|v| *v /= nn as f64);
@@ -269,14 +294,20 @@ pub fn fit_mass_mean(x: &Matrix, y: &[f64], covariance_correction: bool, shrinka
         let mut centred = vec![0.0; d];
         for i in 0..x.n {
             let m = if y[i] > 0.5 { &mp } else { &mn };
-            centred.iter_mut().zip(x.row(i)).zip(m).for_each(|((c, v), mu)| *c = v - mu);
+            centred
+                .iter_mut()
+                .zip(x.row(i))
+                .zip(m)
+                .for_each(|((c, v), mu)| *c = v - mu);
             for a in 0..d {
                 let ca = centred[a];
                 if ca == 0.0 {
                     continue;
                 }
                 let row = &mut cov[a * d..(a + 1) * d];
-                row.iter_mut().zip(&centred).for_each(|(r, cb)| *r += ca * cb);
+                row.iter_mut()
+                    .zip(&centred)
+                    .for_each(|(r, cb)| *r += ca * cb);
             }
         }
         let denom = (x.n as f64 - 2.0).max(1.0);

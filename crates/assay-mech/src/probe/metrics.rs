@@ -69,7 +69,12 @@ pub fn recall_at_fpr(scores: &[f64], labels: &[f64], fpr: f64) -> Option<f64> {
 
 /// Percentile bootstrap 95% interval of AUROC over rows resampled with replacement
 /// (resamples lacking a class are redrawn).
-pub fn bootstrap_auroc_ci(scores: &[f64], labels: &[f64], reps: usize, rng: &mut Rng) -> Option<(f64, f64)> {
+pub fn bootstrap_auroc_ci(
+    scores: &[f64],
+    labels: &[f64],
+    reps: usize,
+    rng: &mut Rng,
+) -> Option<(f64, f64)> {
     let n = scores.len();
     if reps == 0 || n == 0 {
         return None;
@@ -103,11 +108,23 @@ mod tests {
 
     #[test]
     fn auroc_known_values() {
-        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]), Some(1.0));
-        assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), Some(0.0));
-        assert_eq!(auroc(&[0.5, 0.5, 0.5, 0.5], &[0.0, 1.0, 0.0, 1.0]), Some(0.5));
+        assert_eq!(
+            auroc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auroc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.0)
+        );
+        assert_eq!(
+            auroc(&[0.5, 0.5, 0.5, 0.5], &[0.0, 1.0, 0.0, 1.0]),
+            Some(0.5)
+        );
         // One inversion out of four pairs.
-        assert_eq!(auroc(&[0.1, 0.6, 0.5, 0.9], &[0.0, 0.0, 1.0, 1.0]), Some(0.75));
+        assert_eq!(
+            auroc(&[0.1, 0.6, 0.5, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.75)
+        );
         assert_eq!(auroc(&[0.1, 0.2], &[1.0, 1.0]), None);
     }
 

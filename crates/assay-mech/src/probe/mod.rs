@@ -45,7 +45,8 @@ pub fn read_jsonl(path: &Path, require_labels: bool) -> Result<Vec<Example>> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| perr(ln, e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| perr(ln, e.to_string()))?;
         let text = v
             .get("text")
             .and_then(|t| t.as_str())
@@ -59,7 +60,12 @@ pub fn read_jsonl(path: &Path, require_labels: bool) -> Result<Vec<Example>> {
             Some(serde_json::Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
             Some(l) => match l.as_f64() {
                 Some(x) if x == 0.0 || x == 1.0 => Some(x),
-                _ => return Err(perr(ln, format!("`label` must be 0, 1, true or false, got {l}"))),
+                _ => {
+                    return Err(perr(
+                        ln,
+                        format!("`label` must be 0, 1, true or false, got {l}"),
+                    ));
+                }
             },
         };
         if require_labels && label.is_none() {
@@ -199,7 +205,9 @@ pub fn extract(
     batch_size: usize,
 ) -> Result<BTreeMap<HookPoint, Matrix>> {
     if matches!(reduce, Reduce::None) {
-        return Err(MechError::Invalid("probes need one vector per text: position must be last, mean or an index".into()));
+        return Err(MechError::Invalid(
+            "probes need one vector per text: position must be last, mean or an index".into(),
+        ));
     }
     if hooks.iter().any(|h| matches!(h, HookPoint::AttnPattern(_))) {
         return Err(MechError::Invalid("attention patterns are not residual-stream vectors; probe a resid/attn_out/mlp_out hook".into()));
@@ -209,7 +217,8 @@ pub fn extract(
     order.sort_by_key(|&i| (token_rows[i].len(), i));
     let plan = RunPlan::caching(hooks, reduce);
     let pad = model.tokenizer.as_ref().map_or(0, |t| t.pad_id());
-    let mut rows: BTreeMap<HookPoint, Vec<Vec<f32>>> = hooks.iter().map(|h| (*h, vec![Vec::new(); n])).collect();
+    let mut rows: BTreeMap<HookPoint, Vec<Vec<f32>>> =
+        hooks.iter().map(|h| (*h, vec![Vec::new(); n])).collect();
     for chunk in order.chunks(batch_size.max(1)) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| token_rows[i].clone()).collect();
         let batch = Batch::from_token_ids(&ids, pad, model.device())?;
@@ -224,7 +233,10 @@ pub fn extract(
             }
         }
     }
-    Ok(rows.into_iter().map(|(h, r)| (h, Matrix::from_rows(&r))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(h, r)| (h, Matrix::from_rows(&r)))
+        .collect())
 }
 
 /// Cross-validated metrics of one method.
@@ -322,7 +334,11 @@ pub struct ProbeOutcome {
 
 fn unit(v: &[f64]) -> Vec<f64> {
     let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if n == 0.0 { v.to_vec() } else { v.iter().map(|x| x / n).collect() }
+    if n == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / n).collect()
+    }
 }
 
 /// Fit a scorer of `method` on training rows and return it in raw activation space.
@@ -335,7 +351,10 @@ fn fit_raw(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> (LinearSco
             let b = s.b - w.iter().zip(&st.mean).map(|(w, m)| w * m).sum::<f64>();
             (LinearScorer { w, b }, st)
         }
-        Method::MassMean => (fit_mass_mean(x, y, p.covariance_correction, p.shrinkage), st),
+        Method::MassMean => (
+            fit_mass_mean(x, y, p.covariance_correction, p.shrinkage),
+            st,
+        ),
     }
 }
 
@@ -352,7 +371,10 @@ fn method_metrics(scores: &[f64], y: &[f64], reps: usize, rng: &mut Rng) -> Meth
 pub fn check_labels(examples: &[Example]) -> Result<Vec<f64>> {
     let y: Vec<f64> = examples
         .iter()
-        .map(|e| e.label.ok_or_else(|| MechError::Data("every row needs a label".into())))
+        .map(|e| {
+            e.label
+                .ok_or_else(|| MechError::Data("every row needs a label".into()))
+        })
         .collect::<Result<_>>()?;
     let pos = y.iter().filter(|&&l| l > 0.5).count();
     let neg = y.len() - pos;
@@ -379,9 +401,16 @@ pub fn run_probe(
     let y = check_labels(examples)?;
     let n = y.len();
     let groups: Option<Vec<String>> = if examples.iter().all(|e| e.group.is_some()) {
-        Some(examples.iter().map(|e| e.group.clone().unwrap_or_default()).collect())
+        Some(
+            examples
+                .iter()
+                .map(|e| e.group.clone().unwrap_or_default())
+                .collect(),
+        )
     } else if examples.iter().any(|e| e.group.is_some()) {
-        return Err(MechError::Data("some rows have `group` and some do not; give it on every row or none".into()));
+        return Err(MechError::Data(
+            "some rows have `group` and some do not; give it on every row or none".into(),
+        ));
     } else {
         None
     };
@@ -393,7 +422,10 @@ pub fn run_probe(
     let mut directions = BTreeMap::new();
     for (hi, (hook, x)) in acts.iter().enumerate() {
         if x.n != n {
-            return Err(MechError::Invalid(format!("{hook}: {} rows for {n} labels", x.n)));
+            return Err(MechError::Invalid(format!(
+                "{hook}: {} rows for {n} labels",
+                x.n
+            )));
         }
         let mut oof_lr = vec![0.0; n];
         let mut oof_mm = vec![0.0; n];
@@ -427,7 +459,9 @@ pub fn run_probe(
             let ztr = st.transform(&xtr);
             let zte = st.transform(&xte);
             for (ri, dir) in rand_dirs.iter().enumerate() {
-                let proj = |m: &Matrix, i: usize| m.row(i).iter().zip(dir).map(|(a, b)| a * b).sum::<f64>();
+                let proj = |m: &Matrix, i: usize| {
+                    m.row(i).iter().zip(dir).map(|(a, b)| a * b).sum::<f64>()
+                };
                 let (mut sp, mut sn, mut np_, mut nn_) = (0.0, 0.0, 0usize, 0usize);
                 for (i, &l) in ytr.iter().enumerate() {
                     if l > 0.5 {
@@ -438,7 +472,11 @@ pub fn run_probe(
                         nn_ += 1;
                     }
                 }
-                let sign = if sp / np_.max(1) as f64 >= sn / nn_.max(1) as f64 { 1.0 } else { -1.0 };
+                let sign = if sp / np_.max(1) as f64 >= sn / nn_.max(1) as f64 {
+                    1.0
+                } else {
+                    -1.0
+                };
                 for (j, &i) in test.iter().enumerate() {
                     oof_rand[ri][i] = sign * proj(&zte, j);
                 }
@@ -449,7 +487,10 @@ pub fn run_probe(
         let mm_m = method_metrics(&oof_mm, &y, params.bootstrap, &mut brng);
         let ctrl_auc = auroc(&oof_ctrl, &y_ctrl).unwrap_or(0.5);
         let ctrl_acc = accuracy(&oof_ctrl, &y_ctrl, 0.0);
-        let mut rand_aucs: Vec<f64> = oof_rand.iter().map(|s| auroc(s, &y).unwrap_or(0.5)).collect();
+        let mut rand_aucs: Vec<f64> = oof_rand
+            .iter()
+            .map(|s| auroc(s, &y).unwrap_or(0.5))
+            .collect();
         rand_aucs.sort_by(f64::total_cmp);
         let (rmean, rp95) = if rand_aucs.is_empty() {
             (0.5, 0.5)
@@ -459,7 +500,11 @@ pub fn run_probe(
                 rand_aucs[((0.95 * (rand_aucs.len() - 1) as f64).round()) as usize],
             )
         };
-        let prim = if params.method == Method::Logreg { &lr_m } else { &mm_m };
+        let prim = if params.method == Method::Logreg {
+            &lr_m
+        } else {
+            &mm_m
+        };
         let hm = HookMetrics {
             hook: hook.to_string(),
             d: x.d,
@@ -514,5 +559,9 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let d: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { d / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        d / (na * nb)
+    }
 }

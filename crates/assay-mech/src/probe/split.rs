@@ -21,7 +21,12 @@ pub struct SplitInfo {
 /// With groups, whole groups go to one fold (so a probe cannot pass by memorising a
 /// template): groups are shuffled and dealt greedily to the currently smallest fold. Without
 /// groups, each class is shuffled and dealt round-robin so folds keep the class balance.
-pub fn assign_folds(labels: &[f64], groups: Option<&[String]>, k: usize, rng: &mut Rng) -> Result<(Vec<usize>, SplitInfo)> {
+pub fn assign_folds(
+    labels: &[f64],
+    groups: Option<&[String]>,
+    k: usize,
+    rng: &mut Rng,
+) -> Result<(Vec<usize>, SplitInfo)> {
     let n = labels.len();
     let mut fold = vec![0usize; n];
     match groups {
@@ -60,7 +65,9 @@ pub fn assign_folds(labels: &[f64], groups: Option<&[String]>, k: usize, rng: &m
             let n_pos = labels.iter().filter(|&&l| l > 0.5).count();
             let k = k.min(n_pos).min(n - n_pos).max(2);
             for class in [0.0, 1.0] {
-                let mut rows: Vec<usize> = (0..n).filter(|&i| (labels[i] > 0.5) == (class > 0.5)).collect();
+                let mut rows: Vec<usize> = (0..n)
+                    .filter(|&i| (labels[i] > 0.5) == (class > 0.5))
+                    .collect();
                 rng.shuffle(&mut rows);
                 for (j, r) in rows.into_iter().enumerate() {
                     fold[r] = j % k;
@@ -93,7 +100,8 @@ pub fn control_labels(labels: &[f64], groups: Option<&[String]>, rng: &mut Rng) 
     let p = labels.iter().filter(|&&l| l > 0.5).count() as f64 / n.max(1) as f64;
     let mut order: Vec<usize> = (0..uniq.len()).collect();
     rng.shuffle(&mut order);
-    let n_pos = ((p * uniq.len() as f64).round() as usize).clamp(1, uniq.len().saturating_sub(1).max(1));
+    let n_pos =
+        ((p * uniq.len() as f64).round() as usize).clamp(1, uniq.len().saturating_sub(1).max(1));
     let mut lab: BTreeMap<&String, f64> = BTreeMap::new();
     for (rank, &gi) in order.iter().enumerate() {
         lab.insert(uniq[gi], if rank < n_pos { 1.0 } else { 0.0 });

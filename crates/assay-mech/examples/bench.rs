@@ -1,0 +1,67 @@
+//! Throughput of the hooked forward pass and of probe fitting, for comparison with PyTorch
+//! and scikit-learn (bench/mech_bench.py runs both sides). Not a test: timings only.
+//!
+//! `cargo run --release -p assay-mech --example bench -- [MODEL.gguf|DIR]`
+//! Without a model path, only the probe-fitting benchmark runs.
+
+use std::time::Instant;
+
+use assay_mech::probe::linear::{Matrix, Standardizer, fit_logreg, fit_mass_mean};
+use assay_mech::rng::Rng;
+use assay_mech::{Batch, HookPoint, Model, Reduce, RunPlan};
+
+fn main() -> anyhow::Result<()> {
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    println!("threads: {threads}");
+    if let Some(path) = std::env::args().nth(1) {
+        let model = Model::load(std::path::Path::new(&path))?;
+        let (b, t) = (8usize, 128usize);
+        let mut rng = Rng::new(0, 0);
+        let vocab = model.info.vocab_size;
+        let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..t).map(|_| rng.below(vocab) as u32).collect()).collect();
+        let batch = Batch::from_token_ids(&rows, 0, model.device())?;
+        let last = model.info.n_layers - 1;
+        let plans = [
+            ("full logits", RunPlan::output_only()),
+            ("no output layer, cache every resid_post (last token)", {
+                let hooks: Vec<HookPoint> = (0..=last).map(HookPoint::ResidPost).collect();
+                RunPlan::caching(&hooks, Reduce::Last)
+            }),
+        ];
+        for (name, plan) in plans {
+            model.run(&batch, &plan)?; // warm-up
+            let reps = 3;
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                model.run(&batch, &plan)?;
+            }
+            let s = t0.elapsed().as_secs_f64() / reps as f64;
+            println!("forward {b}x{t} ({name}): {s:.3} s/batch, {:.0} tokens/s", (b * t) as f64 / s);
+        }
+    }
+    // Probe fitting: 10,000 x 576, label along a random direction plus noise.
+    let (n, d) = (10_000usize, 576usize);
+    let mut rng = Rng::new(1, 0);
+    let dir: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+    let mut data = Vec::with_capacity(n * d);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 2) as f64;
+        for j in 0..d {
+            data.push(rng.normal() * (1.0 + (j % 7) as f64) + 0.05 * (2.0 * label - 1.0) * dir[j]);
+        }
+        y.push(label);
+    }
+    let x = Matrix { n, d, data };
+    let t0 = Instant::now();
+    let st = Standardizer::fit(&x);
+    let z = st.transform(&x);
+    let s = fit_logreg(&z, &y, 1.0, 100);
+    let lr = t0.elapsed().as_secs_f64();
+    let acc = s.scores(&z).iter().zip(&y).filter(|(a, b)| (**a > 0.0) == (**b > 0.5)).count() as f64 / n as f64;
+    println!("logreg fit {n}x{d} (standardise + L-BFGS, C=1, max_iter 100): {lr:.3} s (train acc {acc:.3})");
+    let t0 = Instant::now();
+    let _ = fit_mass_mean(&x, &y, false, 0.0);
+    println!("mass-mean fit {n}x{d}: {:.4} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
