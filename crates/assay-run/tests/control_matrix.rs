@@ -296,3 +296,93 @@ fn failures_are_errors_and_isolated() {
     }
     assert!(!r.passed, "errored episodes must fail the run");
 }
+
+/// Calls tools forever; the tool-call limit must stop it and be recorded.
+struct Looper;
+
+#[async_trait::async_trait]
+impl Agent for Looper {
+    fn name(&self) -> &str {
+        "test:looper"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        while env
+            .call_tool(None, "mail.list", serde_json::json!({}))
+            .is_ok()
+        {}
+        Ok(())
+    }
+}
+
+/// Never answers; the wall-time limit must end it.
+struct Sleeper;
+
+#[async_trait::async_trait]
+impl Agent for Sleeper {
+    fn name(&self) -> &str {
+        "test:sleeper"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        Ok(())
+    }
+}
+
+#[test]
+fn limits_end_episodes_and_are_recorded() {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("support/refund-request.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  tools: [mail.list,",
+        "  limits: { tool_calls: 5, wall_time_secs: 0.3 }\n  tools: [mail.list,",
+    );
+    let spec = assay_spec::load_str(&text, &path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Looper), Arc::new(Sleeper)];
+    let cfg = RunConfig {
+        seed: 0,
+        epochs: 1,
+        jobs: 2,
+        out: dir.path().to_path_buf(),
+        progress: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(run(&[spec], &agents, &cfg)).unwrap();
+    for e in &r.episodes {
+        assert_eq!(
+            e.status,
+            Status::Ok,
+            "{}: a limit is not an error",
+            e.episode
+        );
+        let events =
+            parse_jsonl(&std::fs::read_to_string(dir.path().join(&e.trace)).unwrap()).unwrap();
+        let calls = events
+            .iter()
+            .filter(|ev| matches!(ev.kind, EventKind::ToolCall { .. }))
+            .count();
+        match e.agent.as_str() {
+            "test:looper" => {
+                assert_eq!(e.limit.as_deref(), Some("tool_calls"));
+                assert_eq!(calls, 5);
+            }
+            _ => assert_eq!(e.limit.as_deref(), Some("wall_time")),
+        }
+        assert!(
+            events
+                .iter()
+                .any(|ev| matches!(ev.kind, EventKind::Limit { .. }))
+        );
+        assert!(
+            matches!(&events.last().unwrap().kind, EventKind::EpisodeEnd { reason, .. } if reason == "limit")
+        );
+    }
+}

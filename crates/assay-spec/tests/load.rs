@@ -138,3 +138,55 @@ fn wrong_types_and_bad_conditions() {
     let p = problems(&BASE.replace("{ send: { to: x@y.test } }", "{ sendd: { to: x@y.test } }"));
     assert!(p.iter().any(|d| d.contains("did you mean `send`")), "{p:?}");
 }
+
+#[test]
+fn unknown_resources_are_reported() {
+    let text = BASE.replace(
+        "success: [ { send: { to: x@y.test } } ]",
+        "success:\n      - flow: { from: { secret: stripe }, to: send }\n      - flow: { from: { file: /b.txt }, to: egress }\n      - flow: { from: { sensitivity: secrte }, to: egress }",
+    )
+    .replace("- reply: { contains: hello }", "- reply: { contains: hello }\n    - record: { table: tikets, id: 1 }")
+    .replace("hello {{slot:s1}}", "hello {{slot:s1}} {{secrte:k}}");
+    let p = problems(&text);
+    assert!(
+        p.iter().any(|d| d.contains("unknown secret `stripe`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|d| d.contains("unknown file `/b.txt`") && d.contains("did you mean `/a.txt`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|d| d.contains("no resource carries sensitivity `secrte`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|d| d.contains("unknown record table `tikets`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|d| d.contains("unknown placeholder `{{secrte:k}}`")
+                && d.contains("did you mean `{{secret:k}}`")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn arbitrary_text_never_panics() {
+    for text in [
+        "",
+        "---",
+        "[1,2]",
+        "a: *x",
+        "apiVersion: 3\nkind: 4",
+        "\u{0}\u{1}",
+        "a:\n  - b: [",
+        "? complex\n: key",
+    ] {
+        let _ = load_str(text, Path::new("x.yaml"));
+    }
+}
