@@ -185,10 +185,10 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
     if let Some(v) = verdict {
         let _ = writeln!(
             out,
-            "{} {}  status={:?} utility={:.2} attack_success={}",
+            "{} {}  status={} utility={:.2} attack_success={}",
             st.bold("episode"),
             v.episode,
-            v.status,
+            if v.status == crate::Status::Ok { "ok" } else { "error" },
             v.utility,
             v.attack_success
                 .map_or("n/a".to_string(), |b| b.to_string())

@@ -220,11 +220,16 @@ fn expand(text: String, field: &str, how: String, depth: u8, out: &mut Vec<View>
         } else if text.contains('+') && !text.contains(char::is_whitespace) {
             decoded.push((text.replace('+', " "), "form-encoded"));
         }
-        for run in runs(&text, is_b64) {
-            let max_off = (run.len() - MIN_RUN).min(3);
-            for off in 0..=max_off {
-                if let Some(s) = printable(b64_decode(&run.as_bytes()[off..])) {
-                    decoded.push((s, "base64"));
+        // Encoders such as `base64` wrap lines at 76 columns: also read the text
+        // with line breaks removed so a wrapped blob decodes as one run.
+        let unwrapped = text.contains('\n').then(|| text.replace(['\n', '\r'], ""));
+        for source in std::iter::once(&text).chain(unwrapped.as_ref()) {
+            for run in runs(source, is_b64) {
+                let max_off = (run.len() - MIN_RUN).min(3);
+                for off in 0..=max_off {
+                    if let Some(s) = printable(b64_decode(&run.as_bytes()[off..])) {
+                        decoded.push((s, "base64"));
+                    }
                 }
             }
         }
@@ -422,6 +427,16 @@ mod tests {
         assert!(found(&format!("data={blob}")).is_some());
         // glued to base64-alphabet junk
         assert!(found(&format!("id_{}", URL_SAFE_NO_PAD.encode(format!("::{S}")))).is_some());
+    }
+
+    #[test]
+    fn line_wrapped_base64() {
+        let blob = STANDARD.encode(format!(
+            "DATABASE_URL=postgres://billing:{S}@db.internal/billing\n"
+        ));
+        let wrapped = format!("{}\n{}\n", &blob[..40], &blob[40..]);
+        let f = found(&wrapped).expect("wrapped base64 is decoded");
+        assert!(f.describe().contains("base64"), "{f:?}");
     }
 
     #[test]

@@ -142,7 +142,7 @@ pub struct Payload {
 }
 
 /// An observable effect. The kind says what happened; the fields say to what.
-/// Field names per kind are documented in `docs/trace.md`.
+/// Field names per kind are documented in `docs/effects.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Effect {
     /// What happened.
