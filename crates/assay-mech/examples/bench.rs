@@ -18,7 +18,9 @@ fn main() -> anyhow::Result<()> {
         let (b, t) = (8usize, 128usize);
         let mut rng = Rng::new(0, 0);
         let vocab = model.info.vocab_size;
-        let rows: Vec<Vec<u32>> = (0..b).map(|_| (0..t).map(|_| rng.below(vocab) as u32).collect()).collect();
+        let rows: Vec<Vec<u32>> = (0..b)
+            .map(|_| (0..t).map(|_| rng.below(vocab) as u32).collect())
+            .collect();
         let batch = Batch::from_token_ids(&rows, 0, model.device())?;
         let last = model.info.n_layers - 1;
         let plans = [
@@ -36,7 +38,10 @@ fn main() -> anyhow::Result<()> {
                 model.run(&batch, &plan)?;
             }
             let s = t0.elapsed().as_secs_f64() / reps as f64;
-            println!("forward {b}x{t} ({name}): {s:.3} s/batch, {:.0} tokens/s", (b * t) as f64 / s);
+            println!(
+                "forward {b}x{t} ({name}): {s:.3} s/batch, {:.0} tokens/s",
+                (b * t) as f64 / s
+            );
         }
     }
     // Probe fitting: 10,000 x 576, label along a random direction plus noise.
@@ -58,8 +63,16 @@ fn main() -> anyhow::Result<()> {
     let z = st.transform(&x);
     let s = fit_logreg(&z, &y, 1.0, 100);
     let lr = t0.elapsed().as_secs_f64();
-    let acc = s.scores(&z).iter().zip(&y).filter(|(a, b)| (**a > 0.0) == (**b > 0.5)).count() as f64 / n as f64;
-    println!("logreg fit {n}x{d} (standardise + L-BFGS, C=1, max_iter 100): {lr:.3} s (train acc {acc:.3})");
+    let acc = s
+        .scores(&z)
+        .iter()
+        .zip(&y)
+        .filter(|(a, b)| (**a > 0.0) == (**b > 0.5))
+        .count() as f64
+        / n as f64;
+    println!(
+        "logreg fit {n}x{d} (standardise + L-BFGS, C=1, max_iter 100): {lr:.3} s (train acc {acc:.3})"
+    );
     let t0 = Instant::now();
     let _ = fit_mass_mean(&x, &y, false, 0.0);
     println!("mass-mean fit {n}x{d}: {:.4} s", t0.elapsed().as_secs_f64());

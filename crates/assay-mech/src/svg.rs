@@ -19,8 +19,32 @@ pub fn metric_by_layer(
     chosen: usize,
     title: &str,
 ) -> String {
-    let (w, h) = (760.0, 420.0);
-    let (l, r, t, b) = (60.0, 180.0, 40.0, 110.0);
+    // When every hook is `blocks.N.<same tail>`, label the axis by block number.
+    let tails: Vec<Option<(String, String)>> = per_hook
+        .iter()
+        .map(|hm| {
+            let rest = hm.hook.strip_prefix("blocks.")?;
+            let (n, tail) = rest.split_once('.')?;
+            Some((n.to_string(), tail.to_string()))
+        })
+        .collect();
+    let common_tail = match tails.first() {
+        Some(Some((_, t0)))
+            if tails
+                .iter()
+                .all(|t| t.as_ref().is_some_and(|(_, t)| t == t0)) =>
+        {
+            Some(t0.clone())
+        }
+        _ => None,
+    };
+    let (w, h) = (820.0, 420.0);
+    let (l, r, t, b) = (
+        90.0,
+        230.0,
+        40.0,
+        if common_tail.is_some() { 60.0 } else { 130.0 },
+    );
     let pw = w - l - r;
     let ph = h - t - b;
     let n = per_hook.len().max(1);
@@ -53,13 +77,30 @@ pub fn metric_by_layer(
         );
     }
     s += &format!(
-        "<text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">AUROC (out-of-fold)</text>\n",
+        "<text x=\"40\" y=\"{:.1}\" transform=\"rotate(-90 40 {:.1})\" text-anchor=\"middle\">AUROC (out-of-fold)</text>\n",
         t + ph / 2.0,
         t + ph / 2.0
     );
+    if let Some(tail) = &common_tail {
+        for (i, tl) in tails.iter().enumerate() {
+            let num = tl.as_ref().map_or("", |(n, _)| n.as_str());
+            s += &format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+                x(i),
+                t + ph + 16.0,
+                esc(num)
+            );
+        }
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">block N of blocks.N.{}</text>\n",
+            l + pw / 2.0,
+            t + ph + 38.0,
+            esc(tail)
+        );
+    }
     let step = (n / 16).max(1);
     for (i, hm) in per_hook.iter().enumerate() {
-        if i % step == 0 || i == chosen {
+        if common_tail.is_none() && (i % step == 0 || i == chosen) {
             s += &format!(
                 "<text x=\"{:.1}\" y=\"{:.1}\" transform=\"rotate(-50 {:.1} {:.1})\" text-anchor=\"end\">{}</text>\n",
                 x(i),
@@ -144,14 +185,57 @@ pub fn metric_by_layer(
     if let Some(hm) = per_hook.get(chosen) {
         let v = hm.primary(method).auroc;
         s += &format!(
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"none\" stroke=\"black\" stroke-width=\"1.5\"/><text x=\"{:.1}\" y=\"{:.1}\">chosen: {} ({v:.3})</text>\n",
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"none\" stroke=\"black\" stroke-width=\"1.5\"/><text x=\"{:.1}\" y=\"{:.1}\">chosen (circled), AUROC {v:.3}:</text><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             x(chosen),
             y(v),
             l + pw + 12.0,
             t + 14.0 + 18.0 * 4.5,
+            l + pw + 12.0,
+            t + 14.0 + 18.0 * 5.5,
             esc(&hm.hook)
         );
     }
     s += "</svg>\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::MethodMetrics;
+
+    fn hm(i: usize) -> HookMetrics {
+        let a = 0.5 + 0.5 * (i as f64 / 11.0);
+        let m = MethodMetrics {
+            auroc: a,
+            auroc_ci95: Some([a - 0.05, (a + 0.05).min(1.0)]),
+            accuracy: a,
+            recall_at_1pct_fpr: None,
+        };
+        HookMetrics {
+            hook: format!("blocks.{i}.hook_resid_post"),
+            d: 8,
+            logreg: m.clone(),
+            mass_mean: m,
+            control_auroc: 0.5,
+            control_accuracy: 0.5,
+            selectivity_auroc: a - 0.5,
+            selectivity_accuracy: a - 0.5,
+            random_direction_auroc_mean: 0.55,
+            random_direction_auroc_p95: 0.6,
+        }
+    }
+
+    #[test]
+    fn chart_labels_blocks_and_marks_choice() {
+        let per: Vec<HookMetrics> = (0..12).map(hm).collect();
+        let s = metric_by_layer(&per, Method::Logreg, 11, "t <&>");
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        assert!(s.contains("block N of blocks.N.hook_resid_post"));
+        assert!(s.contains("t &lt;&amp;&gt;"));
+        assert!(s.contains("blocks.11.hook_resid_post"));
+        if let Ok(p) = std::env::var("ASSAY_SVG_OUT") {
+            std::fs::write(p, &s).unwrap();
+        }
+    }
 }

@@ -22,7 +22,7 @@ fn smollm2_english_vs_french_probe() {
         model,
         data,
         hooks: "blocks.*.hook_resid_post".into(),
-        position: Reduce::Mean,
+        position: Reduce::Last,
         out: out.path().into(),
         method: Method::Logreg,
         c: 1.0,
