@@ -6,7 +6,6 @@
 //! 2 invalid input.
 
 mod diagnostics;
-mod files;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -111,7 +110,7 @@ fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
 
 /// Loads every spec under `paths`; prints all diagnostics and returns None if any is invalid.
 fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
-    let files = files::spec_files(paths).map_err(|e| fail(e, 2))?;
+    let files = assay_spec::spec_files(paths).map_err(|e| fail(e, 2))?;
     if files.is_empty() {
         return Err(fail(
             "no spec files (*.yaml, *.yml) found under the given paths",

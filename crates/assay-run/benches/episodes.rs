@@ -13,19 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn load_examples() -> Vec<assay_spec::LoadedSpec> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut files = Vec::new();
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).expect("examples dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "yaml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = assay_spec::spec_files(&[root]).expect("examples dir");
     files
         .iter()
         .map(|f| assay_spec::load_file(f).expect("examples are valid"))

@@ -13,21 +13,7 @@ use assay_run::{RunConfig, run};
 use assay_trace::{EventKind, parse_jsonl, verify_jsonl};
 
 fn example_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "yaml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    assay_spec::spec_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]).unwrap()
 }
 
 fn controls() -> Vec<Arc<dyn Agent>> {
@@ -259,19 +245,7 @@ fn failures_are_errors_and_isolated() {
         Arc::new(Sloppy),
         agent_from_name("control:solve").unwrap(),
     ];
-    let cfg = RunConfig {
-        seed: 0,
-        epochs: 1,
-        jobs: 2,
-        out: dir.path().to_path_buf(),
-        progress: false,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(run(&specs, &agents, &cfg)).unwrap();
+    let r = run_with(&specs, &agents, dir.path(), 0);
     for e in &r.episodes {
         match e.agent.as_str() {
             "test:broken" | "test:panics" => {
@@ -343,19 +317,7 @@ fn limits_end_episodes_and_are_recorded() {
     let spec = assay_spec::load_str(&text, &path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Looper), Arc::new(Sleeper)];
-    let cfg = RunConfig {
-        seed: 0,
-        epochs: 1,
-        jobs: 2,
-        out: dir.path().to_path_buf(),
-        progress: false,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(run(&[spec], &agents, &cfg)).unwrap();
+    let r = run_with(&[spec], &agents, dir.path(), 0);
     for e in &r.episodes {
         assert_eq!(
             e.status,

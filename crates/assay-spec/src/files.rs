@@ -1,4 +1,6 @@
-//! Finding spec files under the paths a user names.
+//! Finding spec files under the paths a user names, one rule for every caller
+//! (CLI, tests, benchmarks): named files as given, directories searched
+//! recursively for `*.yaml` / `*.yml`.
 
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,7 @@
 //! world, no agents, no scoring) and must not panic on any input.
 
 pub mod condition;
+mod files;
 mod load;
 pub mod model;
 pub mod suggest;
@@ -13,6 +14,7 @@ pub mod template;
 mod yaml;
 
 pub use condition::{Check, Condition, Count, Flow, Head, MatchOp, Matcher, Sink, Source};
+pub use files::spec_files;
 pub use load::{
     Diagnostic, LoadError, LoadedSpec, builtin_tool_names, json_schema, load_file, load_str,
     spec_hash,
