@@ -8,7 +8,7 @@ use assay_mech::{Batch, HookPoint, Model, Reduce, RunPlan};
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::{bert, llama, quantized_llama};
+use candle_transformers::models::{bert, llama, quantized_llama, qwen2};
 use common::{argmax, max_abs_diff};
 
 const TOKENS: [u32; 9] = [3, 17, 42, 5, 0, 63, 8, 21, 30];
@@ -311,4 +311,63 @@ fn minilm_matches_candle_transformers_bert() {
     }
     println!("all-MiniLM-L6-v2 parity: max |Δhidden| = {worst:e}");
     assert!(worst < 1e-4, "max abs diff {worst}");
+}
+
+#[test]
+fn qwen2_safetensors_matches_candle_transformers_qwen2() {
+    // Qwen2: q/k/v biases, tied embeddings, grouped-query attention.
+    let dir = tempfile::tempdir().unwrap();
+    let c = TinyLlama {
+        d_model: 64,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        d_mlp: 96,
+        vocab: 80,
+        tie: true,
+        qkv_bias: true,
+    };
+    write_tiny_llama(dir.path(), &c, 13).unwrap();
+    let ours = Model::load_on(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(ours.info.architecture, "qwen2");
+    let got = ours_last_logits(&ours, &TOKENS);
+    let cfg = qwen2::Config {
+        vocab_size: c.vocab,
+        hidden_size: c.d_model,
+        intermediate_size: c.d_mlp,
+        num_hidden_layers: c.n_layers,
+        num_attention_heads: c.n_heads,
+        num_key_value_heads: c.n_kv_heads,
+        max_position_embeddings: 256,
+        sliding_window: 256,
+        max_window_layers: 0,
+        tie_word_embeddings: true,
+        rope_theta: 10000.0,
+        rms_norm_eps: 1e-5,
+        use_sliding_window: false,
+        hidden_act: candle_nn::Activation::Silu,
+    };
+    let vb = unsafe {
+        VarBuilder::from_mmaped_safetensors(
+            &[dir.path().join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let mut reference = qwen2::ModelForCausalLM::new(&cfg, vb).unwrap();
+    let ids = Tensor::new(&TOKENS[..], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let want: Vec<f32> = reference
+        .forward(&ids, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let diff = max_abs_diff(&got, &want);
+    println!("qwen2 f32 parity: max |Δlogit| = {diff:e}");
+    assert!(diff < 1e-4, "max abs diff {diff}");
 }

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""The Python side of the assay-mech benchmark: the same work in PyTorch and scikit-learn.
+
+forward: a Llama with SmolLM2-135M's exact shape (random weights: throughput does not depend
+         on the values), float32, eager attention, no KV cache, batch 8 x 128 tokens, with
+         and without the output layer.
+probe:   StandardScaler + LogisticRegression(C=1, lbfgs, max_iter=100) on 10,000 x 576
+         features built with the same recipe as examples/bench.rs (different RNG).
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+def bench_forward(threads: int) -> None:
+    torch.set_num_threads(threads)
+    cfg = LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, rms_norm_eps=1e-5, rope_theta=100000.0,
+        tie_word_embeddings=True, max_position_embeddings=8192,
+    )
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 49152, (8, 128))
+    with torch.no_grad():
+        for name, fn in [
+            ("full logits", lambda: model(ids, use_cache=False).logits),
+            ("no output layer", lambda: model.model(ids, use_cache=False).last_hidden_state),
+        ]:
+            fn()
+            reps = 3
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            s = (time.perf_counter() - t0) / reps
+            print(f"torch forward 8x128 ({name}, {threads} threads): {s:.3f} s/batch, {8 * 128 / s:.0f} tokens/s")
+
+
+def bench_probe() -> None:
+    rng = np.random.default_rng(1)
+    n, d = 10_000, 576
+    direction = rng.standard_normal(d)
+    y = (np.arange(n) % 2).astype(float)
+    scale = 1.0 + (np.arange(d) % 7)
+    x = rng.standard_normal((n, d)) * scale + 0.05 * (2 * y - 1)[:, None] * direction[None, :]
+    t0 = time.perf_counter()
+    z = StandardScaler().fit_transform(x)
+    clf = LogisticRegression(C=1.0, max_iter=100).fit(z, y)
+    s = time.perf_counter() - t0
+    print(f"sklearn logreg fit {n}x{d} (StandardScaler + lbfgs, C=1, max_iter 100): {s:.3f} s (train acc {clf.score(z, y):.3f})")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    if what in ("all", "forward"):
+        bench_forward(threads)
+    if what in ("all", "probe"):
+        bench_probe()
