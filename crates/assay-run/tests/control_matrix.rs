@@ -23,11 +23,12 @@ fn controls() -> Vec<Arc<dyn Agent>> {
         .collect()
 }
 
-fn run_examples(out: &Path, seed: u64) -> RunResults {
-    let specs: Vec<_> = example_files()
-        .iter()
-        .map(|f| assay_spec::load_file(f).unwrap())
-        .collect();
+fn run_with(
+    specs: &[assay_spec::LoadedSpec],
+    agents: &[Arc<dyn Agent>],
+    out: &Path,
+    seed: u64,
+) -> RunResults {
     let cfg = RunConfig {
         seed,
         epochs: 1,
@@ -40,7 +41,15 @@ fn run_examples(out: &Path, seed: u64) -> RunResults {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(&specs, &controls(), &cfg)).unwrap()
+    rt.block_on(run(specs, agents, &cfg)).unwrap()
+}
+
+fn run_examples(out: &Path, seed: u64) -> RunResults {
+    let specs: Vec<_> = example_files()
+        .iter()
+        .map(|f| assay_spec::load_file(f).unwrap())
+        .collect();
+    run_with(&specs, &controls(), out, seed)
 }
 
 #[test]
