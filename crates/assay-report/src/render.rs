@@ -188,7 +188,11 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
             "{} {}  status={} utility={:.2} attack_success={}",
             st.bold("episode"),
             v.episode,
-            if v.status == crate::Status::Ok { "ok" } else { "error" },
+            if v.status == crate::Status::Ok {
+                "ok"
+            } else {
+                "error"
+            },
             v.utility,
             v.attack_success
                 .map_or("n/a".to_string(), |b| b.to_string())
