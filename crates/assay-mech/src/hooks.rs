@@ -18,7 +18,7 @@ use crate::error::{MechError, Result};
 /// Why: the string forms are TransformerLens's (`blocks.3.hook_resid_post`), which are the de
 /// facto standard that SAE releases and papers refer to; an enum keeps the hot path free of
 /// string handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HookPoint {
     /// Token embeddings, `[batch, pos, d_model]`.
     Embed,
@@ -41,6 +41,21 @@ pub enum HookPoint {
 }
 
 impl HookPoint {
+    /// Position in the forward pass, so hooks sort in the order they are computed.
+    fn forward_order(&self) -> (usize, usize) {
+        match self {
+            HookPoint::Embed => (0, 0),
+            HookPoint::PosEmbed => (0, 1),
+            HookPoint::ResidPre(l) => (1 + l, 0),
+            HookPoint::AttnPattern(l) => (1 + l, 1),
+            HookPoint::AttnOut(l) => (1 + l, 2),
+            HookPoint::ResidMid(l) => (1 + l, 3),
+            HookPoint::MlpOut(l) => (1 + l, 4),
+            HookPoint::ResidPost(l) => (1 + l, 5),
+            HookPoint::LnFinal => (usize::MAX, 0),
+        }
+    }
+
     /// The block index, if this hook belongs to a block.
     pub fn layer(&self) -> Option<usize> {
         match self {
@@ -60,6 +75,19 @@ impl HookPoint {
             HookPoint::AttnPattern(_) => 2,
             _ => 1,
         }
+    }
+}
+
+impl PartialOrd for HookPoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Hooks order as the forward pass computes them.
+impl Ord for HookPoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.forward_order().cmp(&other.forward_order())
     }
 }
 
@@ -506,6 +534,24 @@ mod tests {
             assert_eq!(h.to_string().parse::<HookPoint>().unwrap(), h);
         }
         assert!("blocks.x.hook_resid_pre".parse::<HookPoint>().is_err());
+        let mut v = vec![
+            HookPoint::ResidPost(0),
+            HookPoint::ResidPre(1),
+            HookPoint::LnFinal,
+            HookPoint::Embed,
+            HookPoint::MlpOut(0),
+        ];
+        v.sort();
+        assert_eq!(
+            v,
+            vec![
+                HookPoint::Embed,
+                HookPoint::MlpOut(0),
+                HookPoint::ResidPost(0),
+                HookPoint::ResidPre(1),
+                HookPoint::LnFinal
+            ]
+        );
     }
 
     #[test]
