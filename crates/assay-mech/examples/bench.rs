@@ -52,8 +52,8 @@ fn main() -> anyhow::Result<()> {
     let mut y = Vec::with_capacity(n);
     for i in 0..n {
         let label = (i % 2) as f64;
-        for j in 0..d {
-            data.push(rng.normal() * (1.0 + (j % 7) as f64) + 0.05 * (2.0 * label - 1.0) * dir[j]);
+        for (j, dj) in dir.iter().enumerate() {
+            data.push(rng.normal() * (1.0 + (j % 7) as f64) + 0.05 * (2.0 * label - 1.0) * dj);
         }
         y.push(label);
     }

@@ -456,9 +456,7 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
         None => PathBuf::from(sp.json["model"]["path"].as_str().unwrap_or_default()),
     };
     let model = Model::load(&model_path)?;
-    if let Some(d) = sp.model_digest()
-        && d != model.info.digest
-    {
+    if let Some(d) = sp.model_digest().filter(|d| *d != model.info.digest) {
         return Err(MechError::Invalid(format!(
             "model at {} (digest {}) is not the model the probe was fitted on (digest {d})",
             model_path.display(),

@@ -452,8 +452,10 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
                     .unwrap_or("gelu")
                     .to_string(),
             };
-            if let Some(pe) = cfg.get("position_embedding_type").and_then(Value::as_str)
-                && pe != "absolute"
+            if let Some(pe) = cfg
+                .get("position_embedding_type")
+                .and_then(Value::as_str)
+                .filter(|pe| *pe != "absolute")
             {
                 return Err(MechError::ModelFormat {
                     path: cfg_path,
