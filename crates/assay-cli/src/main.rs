@@ -2,18 +2,20 @@
 //! the library crates, renders their results and picks the exit code; it holds
 //! no evaluation logic of its own.
 //!
-//! Exit codes: 0 success, 1 a gate, control expectation or trace check failed,
-//! 2 invalid input.
+//! Exit codes: 0 success, 1 a gate, control expectation, QA or trace check
+//! failed, 2 invalid input.
 
 mod diagnostics;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use assay_report::{RunResults, render_summary, render_trace};
-use clap::{Parser, Subcommand};
+use assay_report::{
+    QA_SCHEMA, QaReport, RunResults, render_breakdown, render_qa, render_summary, render_trace,
+};
+use assay_synth::{Catalog, SynthOptions};
+use clap::{Args, Parser, Subcommand};
 
 /// Auditable safety evidence about AI agents: write a security spec, run agents
 /// against it in an isolated world, and get verdicts that cite the events
@@ -25,14 +27,31 @@ struct Cli {
     command: Command,
 }
 
+/// How specs are expanded into cases.
+#[derive(Args, Clone)]
+struct SynthArgs {
+    /// Only these technique ids (comma-separated; see `assay catalog`).
+    #[arg(long, value_delimiter = ',')]
+    techniques: Option<Vec<String>>,
+    /// Keep at most N cases per threat, sampled with the seed, stratified across evasion axes.
+    #[arg(long, value_name = "N")]
+    per_threat: Option<usize>,
+    /// Technique catalog directory (default: the catalog built into this binary).
+    #[arg(long, value_name = "DIR")]
+    catalog: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run agents against specs and score every episode.
+    /// Run agents against specs or case files and score every episode.
     ///
-    /// Each spec yields a benign case and one case per threat × injection slot;
-    /// every case runs once per agent and epoch in a fresh embedded world.
+    /// A spec is expanded on the fly into its benign twin and one case per
+    /// threat × technique × compatible slot (as `assay synth` would); case files
+    /// run as they are. Cases that fail case QA are skipped unless
+    /// --include-invalid. Every case runs per agent and epoch in a fresh
+    /// embedded world.
     Run {
-        /// Spec files or directories (searched recursively for *.yaml).
+        /// Spec files, case files, or directories of them (searched recursively for *.yaml).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Agent to run (repeatable). Default: the three control agents.
@@ -41,7 +60,7 @@ enum Command {
         /// Repetitions of every case × agent.
         #[arg(long, default_value_t = 1)]
         epochs: u32,
-        /// Run seed; every episode seed derives from it (printed and stored).
+        /// Run seed: episode seeds and case sampling derive from it (printed and stored).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Output directory for results.json and traces.
@@ -50,13 +69,60 @@ enum Command {
         /// Episodes run at once (default: number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
-        /// No progress bar and no summary table.
+        /// Also run cases that fail case QA.
+        #[arg(long)]
+        include_invalid: bool,
+        /// No progress bar and no tables.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        synth: SynthArgs,
     },
-    /// Check spec files; report every problem with file:line:column and a hint.
+    /// Expand specs into self-contained, content-addressed case files.
+    Synth {
+        /// Spec files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output directory (case files and manifest.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Sampling seed (with --per-threat).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        synth: SynthArgs,
+    },
+    /// Check cases with the control agents: solvable, delivered, reachable, specific.
+    Qa {
+        /// Case directories or files (a spec is expanded first). Writes qa.json into a single directory argument.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Episodes run at once (default: number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        synth: SynthArgs,
+    },
+    /// List the attack techniques of the catalog.
+    Catalog {
+        /// Technique catalog directory (default: the built-in catalog).
+        #[arg(long, value_name = "DIR")]
+        catalog: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn an incident trace into a regression case.
+    Regress {
+        /// A trace.jsonl in which a forbidden rule fired.
+        trace: PathBuf,
+        /// Where to write the case file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check spec and case files; report every problem with file:line:column and a hint.
     Validate {
-        /// Spec files or directories (searched recursively for *.yaml).
+        /// Files or directories (searched recursively for *.yaml).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -89,8 +155,29 @@ fn main() -> ExitCode {
             seed,
             out,
             jobs,
+            include_invalid,
             quiet,
-        } => cmd_run(&paths, agents, epochs, seed, out, jobs, quiet),
+            synth,
+        } => cmd_run(
+            &paths,
+            agents,
+            epochs,
+            seed,
+            out,
+            jobs,
+            include_invalid,
+            quiet,
+            &synth,
+        ),
+        Command::Synth {
+            paths,
+            out,
+            seed,
+            synth,
+        } => cmd_synth(&paths, &out, seed, &synth),
+        Command::Qa { paths, jobs, synth } => cmd_qa(&paths, jobs, &synth),
+        Command::Catalog { catalog, json } => cmd_catalog(catalog.as_deref(), json),
+        Command::Regress { trace, out } => cmd_regress(&trace, &out),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { out } => cmd_schema(out.as_deref()),
         Command::Show { trace } => cmd_show(&trace),
@@ -103,25 +190,50 @@ fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+fn interactive() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
 fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
     eprintln!("error: {msg}");
     code
 }
 
-/// Loads every spec under `paths`; prints all diagnostics and returns None if any is invalid.
-fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
+fn jobs_or_default(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1)
+}
+
+fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start runtime: {e}"), 2))
+}
+
+fn load_catalog(dir: Option<&Path>) -> Result<Catalog, u8> {
+    match dir {
+        Some(d) => Catalog::load_dir(d),
+        None => Catalog::embedded(),
+    }
+    .map_err(|e| fail(e, 2))
+}
+
+/// Loads every spec and case file under `paths`, printing all diagnostics.
+fn load_documents(paths: &[PathBuf]) -> Result<Vec<assay_spec::Document>, u8> {
     let files = assay_spec::spec_files(paths).map_err(|e| fail(e, 2))?;
     if files.is_empty() {
         return Err(fail(
-            "no spec files (*.yaml, *.yml) found under the given paths",
+            "no spec or case files (*.yaml, *.yml) found under the given paths",
             2,
         ));
     }
-    let mut specs = Vec::new();
+    let mut docs = Vec::new();
     let mut bad = 0;
     for f in &files {
-        match assay_spec::load_file(f) {
-            Ok(s) => specs.push(s),
+        match assay_spec::load_document(f) {
+            Ok(d) => docs.push(d),
             Err(e) => {
                 bad += 1;
                 diagnostics::report(&e);
@@ -129,8 +241,10 @@ fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
         }
     }
     let mut seen = std::collections::BTreeMap::new();
-    for s in &specs {
-        if let Some(prev) = seen.insert(s.spec.id.clone(), s.path.clone()) {
+    for d in &docs {
+        if let assay_spec::Document::Spec(s) = d
+            && let Some(prev) = seen.insert(s.spec.id.clone(), s.path.clone())
+        {
             bad += 1;
             eprintln!(
                 "error: spec id `{}` is used by both {} and {}; ids must be unique in a run",
@@ -141,16 +255,54 @@ fn load_specs(paths: &[PathBuf]) -> Result<Vec<assay_spec::LoadedSpec>, u8> {
         }
     }
     if bad > 0 {
-        eprintln!("{bad} of {} spec file(s) invalid", files.len());
+        eprintln!("{bad} of {} file(s) invalid", files.len());
         return Err(2);
     }
-    Ok(specs)
+    Ok(docs)
+}
+
+/// Specs expanded into cases, plus case files as they are.
+fn load_cases(
+    paths: &[PathBuf],
+    args: &SynthArgs,
+    seed: u64,
+) -> Result<Vec<(assay_spec::Case, PathBuf)>, u8> {
+    let docs = load_documents(paths)?;
+    let needs_catalog = docs
+        .iter()
+        .any(|d| matches!(d, assay_spec::Document::Spec(_)));
+    let catalog = if needs_catalog {
+        load_catalog(args.catalog.as_deref())?
+    } else {
+        Catalog::default()
+    };
+    let opts = SynthOptions {
+        techniques: args.techniques.clone(),
+        per_threat: args.per_threat,
+        seed,
+    };
+    let mut cases = Vec::new();
+    for d in docs {
+        match d {
+            assay_spec::Document::Spec(s) => {
+                let synthesized =
+                    assay_synth::synthesize(&s, &catalog, &opts).map_err(|e| fail(e, 2))?;
+                cases.extend(synthesized.into_iter().map(|c| (c.case, s.path.clone())));
+            }
+            assay_spec::Document::Case(c) => cases.push((c.case, c.path)),
+        }
+    }
+    Ok(cases)
 }
 
 fn cmd_validate(paths: &[PathBuf]) -> u8 {
-    match load_specs(paths) {
-        Ok(specs) => {
-            println!("{} spec(s) valid", specs.len());
+    match load_documents(paths) {
+        Ok(docs) => {
+            let specs = docs
+                .iter()
+                .filter(|d| matches!(d, assay_spec::Document::Spec(_)))
+                .count();
+            println!("{specs} spec(s) and {} case(s) valid", docs.len() - specs);
             0
         }
         Err(code) => code,
@@ -172,6 +324,7 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn cmd_run(
     paths: &[PathBuf],
     agents: Vec<String>,
@@ -179,12 +332,13 @@ fn cmd_run(
     seed: u64,
     out: PathBuf,
     jobs: Option<usize>,
+    include_invalid: bool,
     quiet: bool,
+    synth: &SynthArgs,
 ) -> u8 {
-    let specs = match load_specs(paths) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    if epochs == 0 {
+        return fail("--epochs must be at least 1", 2);
+    }
     let names = if agents.is_empty() {
         vec![
             "control:solve".to_string(),
@@ -201,41 +355,82 @@ fn cmd_run(
             Err(e) => return fail(e, 2),
         }
     }
-    if epochs == 0 {
-        return fail("--epochs must be at least 1", 2);
+    let cases = match load_cases(paths, synth, seed) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let prepared = match assay_run::prepare(cases) {
+        Ok(p) => p,
+        Err(e) => return fail(e, 2),
+    };
+    let jobs = jobs_or_default(jobs);
+    let rt = match runtime(jobs) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let progress = interactive() && !quiet;
+    let specs: std::collections::BTreeSet<String> =
+        prepared.iter().map(|c| c.spec_id().to_string()).collect();
+    eprintln!(
+        "seed {seed} · {} spec(s) · {} case(s) · {} agent(s) · {epochs} epoch(s) → {}",
+        specs.len(),
+        prepared.len(),
+        resolved.len(),
+        out.display()
+    );
+    let started = std::time::Instant::now();
+    let verdicts = rt.block_on(assay_run::qa(&prepared, jobs, progress));
+    let mut keep = Vec::new();
+    let mut skipped = Vec::new();
+    for (case, v) in prepared.into_iter().zip(verdicts) {
+        if v.valid || include_invalid {
+            keep.push(case);
+        } else {
+            skipped.push(v);
+        }
     }
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    if !skipped.is_empty() {
+        eprintln!(
+            "skipped {} case(s) that failed case QA (see `assay qa`; --include-invalid runs them):",
+            skipped.len()
+        );
+        for s in &skipped {
+            eprintln!("  {} / {}: {}", s.spec, s.case, s.reasons.join("; "));
+        }
+    }
+    // A spec none of whose cases survived QA has no evidence to give: fail
+    // loudly instead of reporting an empty pass.
+    let kept: std::collections::BTreeSet<&str> = keep.iter().map(|c| c.spec_id()).collect();
+    let dead: Vec<&str> = specs
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !kept.contains(s))
+        .collect();
     let cfg = assay_run::RunConfig {
         seed,
         epochs,
         jobs,
         out: out.clone(),
-        progress: interactive && !quiet,
+        progress,
     };
-    eprintln!(
-        "seed {seed} · {} spec(s) · {} agent(s) · {epochs} epoch(s) → {}",
-        specs.len(),
-        resolved.len(),
-        out.display()
-    );
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.max(1))
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start runtime: {e}"), 2),
-    };
-    let started = std::time::Instant::now();
-    let result = rt.block_on(assay_run::run(&specs, &resolved, &cfg));
-    let run = match result {
+    let run = match rt.block_on(assay_run::run(&keep, &resolved, &cfg, skipped)) {
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
     let secs = started.elapsed().as_secs_f64();
     if !quiet {
         print!("{}", render_summary(&run.summary, color()));
+        if run.episodes.iter().any(|e| e.technique.is_some()) {
+            print!(
+                "{}",
+                render_breakdown("by evasion axis:", &run.breakdowns.by_axis)
+            );
+            print!(
+                "{}",
+                render_breakdown("by slot kind:", &run.breakdowns.by_slot_kind)
+            );
+            println!("(per technique: `breakdowns.by_technique` in results.json)");
+        }
     }
     let errors = run
         .episodes
@@ -243,19 +438,207 @@ fn cmd_run(
         .filter(|e| e.status == assay_report::Status::Error)
         .count();
     println!(
-        "{} episodes in {:.2}s ({:.0}/s), {} error(s); results: {}",
+        "{} episodes in {:.2}s ({:.0}/s, including case QA), {} error(s), {} case(s) skipped; results: {}",
         run.episodes.len(),
         secs,
         run.episodes.len() as f64 / secs.max(1e-9),
         errors,
+        run.skipped.len(),
         out.join("results.json").display()
     );
+    if !dead.is_empty() {
+        println!(
+            "FAILED: every case of {} failed case QA, so nothing was measured (see above)",
+            dead.join(", ")
+        );
+        return 1;
+    }
     if run.passed {
         0
     } else {
         println!("FAILED: a gate or control expectation did not hold (see above)");
         1
     }
+}
+
+fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
+    let docs = match load_documents(paths) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let catalog = match load_catalog(args.catalog.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = SynthOptions {
+        techniques: args.techniques.clone(),
+        per_threat: args.per_threat,
+        seed,
+    };
+    let mut all = Vec::new();
+    for d in docs {
+        match d {
+            assay_spec::Document::Spec(s) => match assay_synth::synthesize(&s, &catalog, &opts) {
+                Ok(c) => all.extend(c),
+                Err(e) => return fail(e, 2),
+            },
+            assay_spec::Document::Case(c) => {
+                return fail(
+                    format!("{}: is a case file; synth takes specs", c.path.display()),
+                    2,
+                );
+            }
+        }
+    }
+    match assay_synth::write_cases(out, &all, &catalog, &opts) {
+        Ok(()) => {
+            let specs = all
+                .iter()
+                .filter(|c| c.case.provenance.threat.is_none())
+                .count();
+            println!(
+                "{} case(s) from {specs} spec(s) written to {} (seed {seed})",
+                all.len(),
+                out.display()
+            );
+            0
+        }
+        Err(e) => fail(e, 2),
+    }
+}
+
+fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, args: &SynthArgs) -> u8 {
+    let cases = match load_cases(paths, args, 0) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let prepared = match assay_run::prepare(cases) {
+        Ok(p) => p,
+        Err(e) => return fail(e, 2),
+    };
+    let jobs = jobs_or_default(jobs);
+    let rt = match runtime(jobs) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let results = rt.block_on(assay_run::qa(&prepared, jobs, interactive()));
+    print!("{}", render_qa(&results));
+    if let [dir] = paths
+        && dir.is_dir()
+    {
+        let report = QaReport {
+            schema_version: QA_SCHEMA.into(),
+            cases: results.len(),
+            valid: results.iter().filter(|r| r.valid).count(),
+            results: results.clone(),
+        };
+        let path = dir.join("qa.json");
+        let text = serde_json::to_string_pretty(&report).expect("qa serialises") + "\n";
+        if let Err(e) = std::fs::write(&path, text) {
+            return fail(format!("cannot write {}: {e}", path.display()), 2);
+        }
+        println!("wrote {}", path.display());
+    }
+    if results.iter().all(|r| r.valid) {
+        0
+    } else {
+        1
+    }
+}
+
+fn cmd_catalog(dir: Option<&Path>, json: bool) -> u8 {
+    let catalog = match load_catalog(dir) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&catalog.techniques).expect("techniques serialise")
+        );
+        return 0;
+    }
+    let w = catalog
+        .techniques
+        .iter()
+        .map(|t| t.id.len())
+        .max()
+        .unwrap_or(2);
+    println!(
+        "{:w$}  {:8}  {:8}  {:12}  {:30}  name",
+        "id", "family", "axis", "transform", "slots"
+    );
+    for t in &catalog.techniques {
+        let slots = if t.turn_only() {
+            "(adds user turns)".to_string()
+        } else {
+            t.slots.join(",")
+        };
+        println!(
+            "{:w$}  {:8}  {:8}  {:12}  {:30}  {}",
+            t.id, t.family, t.axis, t.transform, slots, t.name
+        );
+    }
+    println!("{} techniques", catalog.techniques.len());
+    0
+}
+
+/// Forbidden rules that fire on a trace, re-scored with the case embedded in it.
+fn trace_violations(events: &[assay_trace::Event]) -> Result<Vec<String>, String> {
+    let Some(assay_trace::EventKind::EpisodeStart(start)) = events.first().map(|e| &e.kind) else {
+        return Err("the trace does not begin with episode_start".into());
+    };
+    let doc = start
+        .case_doc
+        .clone()
+        .ok_or("the trace does not embed the case it ran")?;
+    let case: assay_spec::Case =
+        serde_json::from_value(doc).map_err(|e| format!("embedded case is invalid: {e}"))?;
+    let rules = assay_rules::Rules::new(&case.spec).map_err(|e| e.to_string())?;
+    let kinds: Vec<assay_trace::EventKind> = events.iter().map(|e| e.kind.clone()).collect();
+    let verdict = rules
+        .score(start.threat.as_deref(), &kinds)
+        .map_err(|e| e.to_string())?;
+    Ok(verdict.violations.into_iter().map(|v| v.rule).collect())
+}
+
+fn cmd_regress(trace: &Path, out: &Path) -> u8 {
+    let text = match std::fs::read_to_string(trace) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot read {}: {e}", trace.display()), 2),
+    };
+    if let Err(e) = assay_trace::verify_jsonl(&text, None) {
+        return fail(
+            format!(
+                "{}: {e}; refusing to build a case from a modified trace",
+                trace.display()
+            ),
+            2,
+        );
+    }
+    let events = match assay_trace::parse_jsonl(&text) {
+        Ok(e) => e,
+        Err(e) => return fail(format!("{}: {e}", trace.display()), 2),
+    };
+    // Re-score from the trace alone: the case it ran is embedded in it.
+    let violations = match trace_violations(&events) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("{}: {e}", trace.display()), 2),
+    };
+    let case = match assay_synth::regression_case(&events, &violations) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{}: {e}", trace.display()), 2),
+    };
+    if let Err(e) = std::fs::write(out, assay_synth::case_to_yaml(&case)) {
+        return fail(format!("cannot write {}: {e}", out.display()), 2);
+    }
+    println!(
+        "regression case {} ({}) written to {}",
+        case.id,
+        violations.join(", "),
+        out.display()
+    );
+    0
 }
 
 /// The results file of the run a trace belongs to: `DIR/<episode>/trace.jsonl` → `DIR/results.json`.
@@ -354,6 +737,3 @@ fn cmd_verify(paths: &[PathBuf]) -> u8 {
         0
     }
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: Arc<dyn assay_agent::Agent>) {}

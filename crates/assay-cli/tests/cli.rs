@@ -22,7 +22,7 @@ fn validate_examples_ok() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("spec(s) valid"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("spec(s) and 0 case(s) valid"));
 }
 
 #[test]
@@ -87,7 +87,12 @@ fn run_show_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("run");
     let out = assay()
-        .args(["run", "--out"])
+        .args([
+            "run",
+            "--techniques",
+            "plain-instruction,base64-encoded,split-user-turns",
+            "--out",
+        ])
         .arg(&out_dir)
         .arg(examples().join("support"))
         .output()
@@ -102,7 +107,7 @@ fn run_show_and_verify() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("seed 0"));
 
     let trace =
-        out_dir.join("support-refund--leak-stripe-key@inbox-body--control-naive--0/trace.jsonl");
+        out_dir.join("support-refund--leak-stripe-key.plain-instruction@inbox-body--control-naive--0/trace.jsonl");
     let shown = assay().arg("show").arg(&trace).output().unwrap();
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success());
@@ -159,7 +164,16 @@ fn failing_gate_exits_1_and_bad_agent_exits_2() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("control failed"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not specific: the reference solution fires secret-read"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("every case of support-refund failed case QA"),
+        "{stdout}"
+    );
 
     let out = assay()
         .args(["run", "--agent", "gpt-9", "--out"])

@@ -8,6 +8,10 @@ mod metrics;
 mod render;
 mod results;
 
-pub use metrics::{ControlCheck, GateResult, SummaryRow, summarize};
-pub use render::{render_summary, render_trace};
-pub use results::{EpisodeResult, RESULTS_SCHEMA, RunResults, SpecRef, Status};
+pub use metrics::{
+    BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
+};
+pub use render::{render_breakdown, render_qa, render_summary, render_trace};
+pub use results::{
+    EpisodeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, Status,
+};

@@ -231,3 +231,84 @@ impl SummaryRow {
             && self.control.as_ref().is_none_or(|c| c.ok)
     }
 }
+
+/// Attack metrics of one agent on one group of cases (a technique, an axis or a slot kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakdownRow {
+    /// Technique id, axis name or slot kind.
+    pub key: String,
+    /// Agent name.
+    pub agent: String,
+    /// Scored attacked episodes in the group.
+    pub attacked: usize,
+    /// Share of them where the threat succeeded.
+    pub attack_success_rate: Option<f64>,
+    /// Mean utility over them.
+    pub utility_under_attack: Option<f64>,
+    /// Mean utility of the same agent on the benign twins of the specs in the group.
+    pub benign_utility: Option<f64>,
+}
+
+/// Attack metrics broken down three ways.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Breakdowns {
+    /// By technique id.
+    pub by_technique: Vec<BreakdownRow>,
+    /// By evasion axis.
+    pub by_axis: Vec<BreakdownRow>,
+    /// By slot kind (an episode with two slots counts in both kinds).
+    pub by_slot_kind: Vec<BreakdownRow>,
+}
+
+/// Computes the breakdowns over scored episodes.
+pub fn breakdowns(episodes: &[EpisodeResult]) -> Breakdowns {
+    let ok: Vec<&EpisodeResult> = episodes.iter().filter(|e| e.status == Status::Ok).collect();
+    let benign: BTreeMap<(&str, &str), Vec<f64>> =
+        ok.iter()
+            .filter(|e| e.threat.is_none())
+            .fold(BTreeMap::new(), |mut m, e| {
+                m.entry((e.agent.as_str(), e.spec.as_str()))
+                    .or_insert_with(Vec::new)
+                    .push(e.utility);
+                m
+            });
+    let group = |keys: &dyn Fn(&EpisodeResult) -> Vec<String>| {
+        let mut g: BTreeMap<(String, String), Vec<&EpisodeResult>> = BTreeMap::new();
+        for e in ok.iter().filter(|e| e.threat.is_some()) {
+            for k in keys(e) {
+                g.entry((k, e.agent.clone())).or_default().push(e);
+            }
+        }
+        g.into_iter()
+            .map(|((key, agent), eps)| {
+                let specs: std::collections::BTreeSet<&str> =
+                    eps.iter().map(|e| e.spec.as_str()).collect();
+                let benign_utility = mean(specs.iter().flat_map(|s| {
+                    benign
+                        .get(&(agent.as_str(), *s))
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                }));
+                BreakdownRow {
+                    attacked: eps.len(),
+                    attack_success_rate: mean(
+                        eps.iter()
+                            .map(|e| f64::from(u8::from(e.attack_success == Some(true)))),
+                    ),
+                    utility_under_attack: mean(eps.iter().map(|e| e.utility)),
+                    benign_utility,
+                    key,
+                    agent,
+                }
+            })
+            .collect()
+    };
+    Breakdowns {
+        by_technique: group(&|e| {
+            vec![e.technique.clone().unwrap_or_else(|| "(plain goal)".into())]
+        }),
+        by_axis: group(&|e| vec![e.axis.clone().unwrap_or_else(|| "none".into())]),
+        by_slot_kind: group(&|e| e.slot_kinds.clone()),
+    }
+}

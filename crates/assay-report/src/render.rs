@@ -151,6 +151,72 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
     out
 }
 
+/// A breakdown table (one row per key × agent).
+pub fn render_breakdown(title: &str, rows: &[crate::BreakdownRow]) -> String {
+    let mut out = format!("{title}\n");
+    let w = rows
+        .iter()
+        .map(|r| r.key.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let a = rows
+        .iter()
+        .map(|r| r.agent.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "  {:w$}  {:a$}  {:>8}  {:>14}  {:>19}  {:>14}",
+        "key", "agent", "attacked", "attack success", "utility under attack", "benign utility"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:w$}  {:a$}  {:>8}  {:>14}  {:>19}  {:>14}",
+            r.key,
+            r.agent,
+            r.attacked,
+            pct(r.attack_success_rate),
+            pct(r.utility_under_attack),
+            pct(r.benign_utility)
+        );
+    }
+    out
+}
+
+/// Case QA results: counts, then every invalid case with its reasons.
+pub fn render_qa(results: &[crate::QaResult]) -> String {
+    let valid = results.iter().filter(|r| r.valid).count();
+    let mut out = format!("{valid} of {} case(s) valid\n", results.len());
+    for (name, f) in [
+        (
+            "not solvable",
+            (|r: &crate::QaResult| !r.solvable) as fn(&crate::QaResult) -> bool,
+        ),
+        ("not specific", |r| !r.specific),
+        ("not delivered", |r| r.delivered == Some(false)),
+        ("not reachable", |r| r.reachable == Some(false)),
+    ] {
+        let n = results.iter().filter(|r| f(r)).count();
+        if n > 0 {
+            let _ = writeln!(out, "  {name}: {n}");
+        }
+    }
+    for r in results.iter().filter(|r| !r.valid) {
+        let _ = writeln!(
+            out,
+            "invalid {} / {} ({}): {}",
+            r.spec,
+            r.case,
+            r.source,
+            r.reasons.join("; ")
+        );
+    }
+    out
+}
+
 fn clip(s: &str, n: usize) -> String {
     let one = s.replace('\n', "\\n");
     if one.chars().count() <= n {

@@ -3,7 +3,7 @@
 use assay_rules::{CheckResult, Violation};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::SummaryRow;
+use crate::metrics::{Breakdowns, SummaryRow};
 
 /// Version tag of `results.json`.
 pub const RESULTS_SCHEMA: &str = "assay-results/v1";
@@ -28,6 +28,10 @@ pub struct RunResults {
     pub episodes: Vec<EpisodeResult>,
     /// Metrics per spec × agent.
     pub summary: Vec<SummaryRow>,
+    /// Attack metrics per agent by technique, evasion axis and slot kind.
+    pub breakdowns: Breakdowns,
+    /// Cases left out because case QA found them invalid (see `assay qa`).
+    pub skipped: Vec<QaResult>,
     /// True when every gate and control expectation held and no episode errored.
     pub passed: bool,
 }
@@ -60,12 +64,22 @@ pub struct EpisodeResult {
     pub episode: String,
     /// Spec id.
     pub spec: String,
-    /// Case id (`benign` or `THREAT@SLOT`).
+    /// Case label, unique within the spec (`benign`, `THREAT.TECHNIQUE@SLOTS`).
     pub case: String,
+    /// Content address of the case.
+    pub case_id: String,
     /// Threat planted, if any.
     pub threat: Option<String>,
+    /// Technique that rendered the payload, if any.
+    pub technique: Option<String>,
+    /// Evasion axis of the technique.
+    pub axis: Option<String>,
     /// Slots that carried a payload.
     pub slots: Vec<String>,
+    /// Kinds of those slots (`file`, `mail`, `web`, ...).
+    pub slot_kinds: Vec<String>,
+    /// Slots whose payload reached the agent's observations.
+    pub delivered: Vec<String>,
     /// Agent name.
     pub agent: String,
     /// Repetition index.
@@ -97,4 +111,45 @@ pub struct EpisodeResult {
     pub trace_head: String,
     /// Number of events in the trace.
     pub events: usize,
+}
+
+/// Version tag of `qa.json`.
+pub const QA_SCHEMA: &str = "assay-qa/v1";
+
+/// Case QA: whether a case can count, judged by the control agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaResult {
+    /// Case label.
+    pub case: String,
+    /// Case id.
+    pub case_id: String,
+    /// Spec id.
+    pub spec: String,
+    /// File the case came from.
+    pub source: String,
+    /// `control:solve` reaches utility 1.
+    pub solvable: bool,
+    /// `control:solve` fires no forbidden rule.
+    pub specific: bool,
+    /// Every payload reached the naive agent's observations (null for benign cases).
+    pub delivered: Option<bool>,
+    /// `control:naive` makes the threat's success rule fire (null for benign cases).
+    pub reachable: Option<bool>,
+    /// All of the above hold.
+    pub valid: bool,
+    /// Why the case is invalid, one line per failed property.
+    pub reasons: Vec<String>,
+}
+
+/// The `qa.json` file `assay qa` writes next to the cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaReport {
+    /// [`QA_SCHEMA`].
+    pub schema_version: String,
+    /// Cases checked.
+    pub cases: usize,
+    /// Valid cases.
+    pub valid: usize,
+    /// One entry per case, sorted by spec and label.
+    pub results: Vec<QaResult>,
 }

@@ -1,27 +1,35 @@
-//! Episodes per second for the control agents over every example spec,
-//! including world construction, trace serialisation and writing, and scoring.
+//! Throughput of the runner over every example spec expanded with the full
+//! technique catalog:
 //!
-//! Run: `cargo bench -p assay-run --bench episodes`. The figure to compare is
-//! reported as "episodes/s" (elements per second).
+//! - `control-matrix`: episodes per second for the three control agents,
+//!   including world construction, trace serialisation and writing, and scoring;
+//! - `case-qa`: cases per second checked by case QA (solve + naive runs, no traces).
+//!
+//! Run: `cargo bench -p assay-run --bench episodes` (figures are "elements/s").
 
 use std::path::Path;
 use std::sync::Arc;
 
 use assay_agent::agent_from_name;
-use assay_run::{RunConfig, run};
+use assay_run::{PreparedCase, RunConfig, qa, run};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn load_examples() -> Vec<assay_spec::LoadedSpec> {
+fn example_cases() -> Vec<Arc<PreparedCase>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let files = assay_spec::spec_files(&[root]).expect("examples dir");
-    files
-        .iter()
-        .map(|f| assay_spec::load_file(f).expect("examples are valid"))
-        .collect()
+    let catalog = assay_synth::Catalog::embedded().expect("catalog");
+    let mut cases = Vec::new();
+    for f in assay_spec::spec_files(&[root]).expect("examples dir") {
+        let spec = assay_spec::load_file(&f).expect("examples are valid");
+        let synthesized =
+            assay_synth::synthesize(&spec, &catalog, &assay_synth::SynthOptions::default())
+                .expect("synth");
+        cases.extend(synthesized.into_iter().map(|c| (c.case, f.clone())));
+    }
+    assay_run::prepare(cases).expect("prepare")
 }
 
 fn bench(c: &mut Criterion) {
-    let specs = load_examples();
+    let cases = example_cases();
     let agents: Vec<Arc<dyn assay_agent::Agent>> =
         ["control:solve", "control:naive", "control:refuse"]
             .iter()
@@ -36,21 +44,33 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let cfg = RunConfig {
         seed: 0,
-        epochs: 10,
+        epochs: 1,
         jobs,
         out: dir.path().to_path_buf(),
         progress: false,
     };
     let episodes = rt
-        .block_on(run(&specs, &agents, &cfg))
+        .block_on(run(&cases, &agents, &cfg, vec![]))
         .expect("run")
         .episodes
         .len();
+
     let mut g = c.benchmark_group("control-matrix");
     g.throughput(Throughput::Elements(episodes as u64));
     g.sample_size(10);
     g.bench_function(format!("{episodes} episodes"), |b| {
-        b.iter(|| rt.block_on(run(&specs, &agents, &cfg)).expect("run"));
+        b.iter(|| {
+            rt.block_on(run(&cases, &agents, &cfg, vec![]))
+                .expect("run")
+        });
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("case-qa");
+    g.throughput(Throughput::Elements(cases.len() as u64));
+    g.sample_size(10);
+    g.bench_function(format!("{} cases", cases.len()), |b| {
+        b.iter(|| rt.block_on(qa(&cases, jobs, false)));
     });
     g.finish();
 }

@@ -10,15 +10,13 @@ use assay_trace::{EpisodeStart, EventKind, Role, SCHEMA_VERSION, to_jsonl};
 use assay_world::World;
 use serde_json::Value;
 
-use crate::plan::{Case, PreparedSpec};
+use crate::plan::PreparedCase;
 
 /// Everything needed to play one episode.
 #[derive(Clone)]
 pub struct EpisodeJob {
-    /// The compiled spec.
-    pub spec: Arc<PreparedSpec>,
-    /// The case.
-    pub case: Case,
+    /// The compiled case.
+    pub case: Arc<PreparedCase>,
     /// The agent.
     pub agent: Arc<dyn Agent>,
     /// Repetition index.
@@ -44,7 +42,10 @@ impl EpisodeJob {
             .collect();
         format!(
             "{}--{}--{}--{}",
-            self.spec.loaded.spec.id, self.case.id, agent, self.epoch
+            self.case.spec_id(),
+            self.case.label,
+            agent,
+            self.epoch
         )
     }
 }
@@ -62,6 +63,8 @@ struct Recorder {
     deadline: Instant,
     stopped: Option<String>,
     case: CaseView,
+    /// Deliveries through tool descriptions, handed to the agent with the first turn.
+    pending: Vec<String>,
 }
 
 impl Recorder {
@@ -118,7 +121,8 @@ impl Env for Recorder {
             role: Role::User,
             content: text.clone(),
         });
-        let delivered = self.deliveries(at, &text);
+        let mut delivered = std::mem::take(&mut self.pending);
+        delivered.extend(self.deliveries(at, &text));
         Some(UserTurn { text, delivered })
     }
 
@@ -181,28 +185,30 @@ impl Env for Recorder {
 }
 
 fn start_event(job: &EpisodeJob, world: Option<&World>) -> EventKind {
-    let spec = &job.spec.loaded;
+    let c = &job.case;
     EventKind::EpisodeStart(Box::new(EpisodeStart {
         schema_version: SCHEMA_VERSION.to_string(),
         episode: job.id(),
-        spec: spec.spec.id.clone(),
-        spec_hash: spec.hash.clone(),
-        case: job.case.id.clone(),
+        spec: c.spec_id().to_string(),
+        spec_hash: c.case.provenance.spec_hash.clone(),
+        case: c.case.id.clone(),
         agent: job.agent.name().to_string(),
         epoch: job.epoch,
         seed: job.seed,
-        threat: job.case.threat.clone(),
+        threat: c.threat().map(str::to_string),
         secrets: world.map(|w| w.secrets().clone()).unwrap_or_default(),
-        payloads: job.case.payloads.clone(),
+        payloads: c.payloads.clone(),
+        case_doc: Some(c.doc.clone()),
     }))
 }
 
-/// Plays one episode, writes its trace under `out/<episode>/trace.jsonl`, and
-/// returns its verdict. Never fails: problems become an `error` episode.
-pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
-    let prepared = &job.spec;
-    let world = prepared.world.instantiate(&job.case.payloads, job.seed);
-    let limits = prepared.loaded.spec.agent.limits.clone();
+/// Plays one episode, writes its trace under `out/<episode>/trace.jsonl` (when
+/// `out` is given), and returns its verdict. Never fails: problems become an
+/// `error` episode.
+pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult {
+    let prepared = &job.case;
+    let world = prepared.world.instantiate(&prepared.payloads, job.seed);
+    let limits = prepared.spec.agent.limits.clone();
     let tools = world
         .tools()
         .iter()
@@ -224,8 +230,9 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
         stopped: None,
         case: CaseView {
             spec: prepared.spec.clone(),
-            threat: job.case.threat.clone(),
+            threat: prepared.threat().map(str::to_string),
         },
+        pending: Vec::new(),
         world,
     };
     rec.events.push(start_event(job, Some(&rec.world)));
@@ -240,7 +247,7 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
         .map(|t| t.description.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    rec.deliveries(at, &descriptions);
+    rec.pending = rec.deliveries(at, &descriptions);
 
     let budget = Duration::from_secs_f64(limits.wall_time_secs);
     let mut error = None;
@@ -276,7 +283,7 @@ pub async fn run_episode(job: &EpisodeJob, out: &Path) -> EpisodeResult {
 /// Scores the events, writes the trace, and builds the result.
 fn finish(
     job: &EpisodeJob,
-    out: &Path,
+    out: Option<&Path>,
     events: Vec<EventKind>,
     mut error: Option<String>,
     limit: Option<String>,
@@ -289,21 +296,45 @@ fn finish(
             None
         }
     };
+    let mut delivered: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::InjectionDelivered { slot, .. } => Some(slot.clone()),
+            _ => None,
+        })
+        .collect();
+    delivered.sort();
+    delivered.dedup();
     let (text, head) = to_jsonl(&events);
-    let dir = out.join(&id);
-    let written =
-        std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("trace.jsonl"), &text));
-    if let Err(e) = written {
-        error.get_or_insert(format!("cannot write trace: {e}"));
+    if let Some(out) = out {
+        let dir = out.join(&id);
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join("trace.jsonl"), &text));
+        if let Err(e) = written {
+            error.get_or_insert(format!("cannot write trace: {e}"));
+        }
     }
     let ok = error.is_none();
     let v = verdict.filter(|_| ok);
+    let c = &job.case;
+    let technique = c.case.provenance.technique.as_ref();
     EpisodeResult {
         episode: id.clone(),
-        spec: job.spec.loaded.spec.id.clone(),
-        case: job.case.id.clone(),
-        threat: job.case.threat.clone(),
-        slots: job.case.payloads.iter().map(|p| p.slot.clone()).collect(),
+        spec: c.spec_id().to_string(),
+        case: c.label.clone(),
+        case_id: c.case.id.clone(),
+        threat: c.threat().map(str::to_string),
+        technique: technique.map(|t| t.id.clone()),
+        axis: technique.map(|t| t.axis.clone()),
+        slots: c
+            .case
+            .provenance
+            .slots
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+        slot_kinds: c.slot_kinds.clone(),
+        delivered,
         agent: job.agent.name().to_string(),
         epoch: job.epoch,
         seed: job.seed,
@@ -324,14 +355,14 @@ fn finish(
 }
 
 fn prepared_score(job: &EpisodeJob, events: &[EventKind]) -> Result<assay_rules::Verdict, String> {
-    job.spec
+    job.case
         .rules
-        .score(job.case.threat.as_deref(), events)
+        .score(job.case.threat(), events)
         .map_err(|e| e.to_string())
 }
 
 /// Result for an episode whose task died (panic): a minimal trace recording the error.
-pub(crate) fn crashed(job: &EpisodeJob, out: &Path, message: &str) -> EpisodeResult {
+pub(crate) fn crashed(job: &EpisodeJob, out: Option<&Path>, message: &str) -> EpisodeResult {
     let events = vec![
         start_event(job, None),
         EventKind::Error {

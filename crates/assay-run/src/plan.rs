@@ -1,77 +1,135 @@
-//! Which cases a spec yields, and the per-spec state compiled once for all of them.
+//! The unit of work: a case compiled once (world template, rules) and shared by
+//! every agent and epoch that plays it.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use assay_rules::Rules;
-use assay_spec::{LoadedSpec, Spec};
+use assay_spec::{Case, Spec, slot_kinds};
 use assay_trace::Payload;
 use assay_world::WorldTemplate;
+use serde_json::Value;
 
 use crate::RunError;
 
-/// One concrete case of a spec: the benign run, or one threat planted in one slot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Case {
-    /// `benign` or `THREAT@SLOT`.
-    pub id: String,
-    /// Threat planted, if any.
-    pub threat: Option<String>,
-    /// Payloads planted.
-    pub payloads: Vec<Payload>,
-}
-
-/// Cases of a spec: a benign twin plus, for each threat and each of its slots,
-/// the threat's goal planted as a plain payload.
-pub fn plan_cases(spec: &Spec) -> Vec<Case> {
-    let mut cases = vec![Case {
-        id: "benign".into(),
-        threat: None,
-        payloads: vec![],
-    }];
-    for t in &spec.threats {
-        for slot in &t.slots {
-            cases.push(Case {
-                id: format!("{}@{}", t.id, slot),
-                threat: Some(t.id.clone()),
-                payloads: vec![Payload {
-                    threat: t.id.clone(),
-                    slot: slot.clone(),
-                    text: t.goal.clone(),
-                }],
-            });
-        }
-    }
-    cases
-}
-
-/// A spec compiled for running: its world template, rules and cases.
-pub struct PreparedSpec {
-    /// The spec as loaded.
-    pub loaded: LoadedSpec,
-    /// Shared copy handed to control agents.
+/// A case ready to run.
+pub struct PreparedCase {
+    /// The case document.
+    pub case: Case,
+    /// Where it came from (case file, or the spec it was synthesised from).
+    pub source: PathBuf,
+    /// Readable label, unique within a run: `benign`, `THREAT.TECHNIQUE@SLOTS`.
+    pub label: String,
+    /// The case's spec, shared with control agents.
     pub spec: Arc<Spec>,
     /// World template instantiated per episode.
     pub world: WorldTemplate,
     /// Compiled rules.
     pub rules: Rules,
-    /// Cases to run.
-    pub cases: Vec<Case>,
+    /// Payloads as the world plants them.
+    pub payloads: Vec<Payload>,
+    /// Kinds of the slots carrying payloads.
+    pub slot_kinds: Vec<String>,
+    /// The case as JSON, embedded in every trace of it.
+    pub doc: Value,
 }
 
-impl PreparedSpec {
-    /// Compiles a loaded spec.
-    pub fn new(loaded: &LoadedSpec) -> Result<PreparedSpec, RunError> {
-        let spec = &loaded.spec;
+impl PreparedCase {
+    /// Compiles a case.
+    pub fn new(case: Case, source: PathBuf) -> Result<PreparedCase, RunError> {
         let err = |m: String| RunError::Prepare {
-            spec: spec.id.clone(),
+            spec: case.title.clone(),
             message: m,
         };
-        Ok(PreparedSpec {
-            world: WorldTemplate::new(spec).map_err(|e| err(e.to_string()))?,
-            rules: Rules::new(spec).map_err(|e| err(e.to_string()))?,
-            cases: plan_cases(spec),
-            spec: Arc::new(spec.clone()),
-            loaded: loaded.clone(),
+        let world = WorldTemplate::new(&case.spec).map_err(|e| err(e.to_string()))?;
+        let rules = Rules::new(&case.spec).map_err(|e| err(e.to_string()))?;
+        let threat = case.provenance.threat.clone().unwrap_or_default();
+        let payloads = case
+            .payloads
+            .iter()
+            .map(|p| Payload {
+                threat: threat.clone(),
+                slot: p.slot.clone(),
+                text: p.text.clone(),
+            })
+            .collect();
+        let kinds = slot_kinds(&case.spec);
+        let mut slot_kinds: Vec<String> = case
+            .provenance
+            .slots
+            .iter()
+            .map(|s| {
+                if s.kind.is_empty() {
+                    kinds.get(&s.name).map_or("file", |k| k).to_string()
+                } else {
+                    s.kind.clone()
+                }
+            })
+            .collect();
+        slot_kinds.dedup();
+        Ok(PreparedCase {
+            label: label_of(&case),
+            spec: Arc::new(case.spec.clone()),
+            doc: serde_json::to_value(&case).expect("cases always serialise"),
+            world,
+            rules,
+            payloads,
+            slot_kinds,
+            source,
+            case,
         })
+    }
+
+    /// Threat planted, if any.
+    pub fn threat(&self) -> Option<&str> {
+        self.case.provenance.threat.as_deref()
+    }
+
+    /// Spec id.
+    pub fn spec_id(&self) -> &str {
+        &self.case.provenance.spec
+    }
+}
+
+fn label_of(case: &Case) -> String {
+    let p = &case.provenance;
+    let Some(threat) = &p.threat else {
+        return if p.regression.is_some() {
+            format!("regression-{}", &case.id)
+        } else {
+            "benign".into()
+        };
+    };
+    let slots: Vec<&str> = p.slots.iter().map(|s| s.name.as_str()).collect();
+    let slots = if slots == ["turn"] {
+        "turns".to_string()
+    } else {
+        slots.join("+")
+    };
+    let base = match &p.technique {
+        Some(t) if t.variant > 1 => format!("{threat}.{}-v{}@{slots}", t.id, t.variant),
+        Some(t) => format!("{threat}.{}@{slots}", t.id),
+        None => format!("{threat}@{slots}"),
+    };
+    if p.regression.is_some() {
+        format!("{base}.regression-{}", &case.id)
+    } else {
+        base
+    }
+}
+
+/// Makes labels unique per spec (variants of one technique share a base label).
+pub(crate) fn dedupe_labels(cases: &mut [PreparedCase]) {
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for c in cases.iter() {
+        *counts
+            .entry((c.spec_id().to_string(), c.label.clone()))
+            .or_default() += 1;
+    }
+    for c in cases.iter_mut() {
+        if counts[&(c.spec_id().to_string(), c.label.clone())] > 1 {
+            c.label = format!("{}.{}", c.label, &c.case.id);
+        }
     }
 }

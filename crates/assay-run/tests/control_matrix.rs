@@ -23,6 +23,18 @@ fn controls() -> Vec<Arc<dyn Agent>> {
         .collect()
 }
 
+/// Expands specs into cases with the built-in catalog.
+fn cases_of(specs: &[assay_spec::LoadedSpec]) -> Vec<Arc<assay_run::PreparedCase>> {
+    let catalog = assay_synth::Catalog::embedded().unwrap();
+    let mut cases = Vec::new();
+    for s in specs {
+        let synthesized =
+            assay_synth::synthesize(s, &catalog, &assay_synth::SynthOptions::default()).unwrap();
+        cases.extend(synthesized.into_iter().map(|c| (c.case, s.path.clone())));
+    }
+    assay_run::prepare(cases).unwrap()
+}
+
 fn run_with(
     specs: &[assay_spec::LoadedSpec],
     agents: &[Arc<dyn Agent>],
@@ -41,7 +53,8 @@ fn run_with(
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(specs, agents, &cfg)).unwrap()
+    rt.block_on(run(&cases_of(specs), agents, &cfg, vec![]))
+        .unwrap()
 }
 
 fn run_examples(out: &Path, seed: u64) -> RunResults {

@@ -5,18 +5,21 @@
 //! This crate is a leaf. It describes scenarios; it must not execute them (no
 //! world, no agents, no scoring) and must not panic on any input.
 
+pub mod case;
 pub mod condition;
 mod files;
 mod load;
 pub mod model;
 pub mod suggest;
 pub mod template;
-mod yaml;
+pub mod yaml;
 
+pub use case::{CASE_KIND, Case, CasePayload, Provenance, Regression, SlotRef, TechniqueRef};
 pub use condition::{Check, Condition, Count, Flow, Head, MatchOp, Matcher, Sink, Source};
 pub use files::spec_files;
 pub use load::{
-    Diagnostic, LoadError, LoadedSpec, builtin_tool_names, json_schema, load_file, load_str,
-    spec_hash,
+    Diagnostic, Document, LoadError, LoadedCase, LoadedSpec, builtin_tool_names, case_schema,
+    json_schema, load_document, load_document_str, load_file, load_str, slot_kind_of_pointer,
+    slot_kinds, spec_hash,
 };
 pub use model::*;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::case::{CASE_KIND, Case};
 use crate::condition::{Check, Condition, Head, MatchOp, Matcher, Source, kind_of};
 use crate::model::{API_VERSION, Spec, ToolCall};
 use crate::suggest::did_you_mean;
@@ -127,10 +128,61 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, LoadError> {
 
 /// Validates spec text; `path` is only used in diagnostics.
 pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
+    match load_document_str(text, path)? {
+        Document::Spec(s) => Ok(s),
+        Document::Case(_) => Err(LoadError {
+            file: path.to_path_buf(),
+            source_text: text.to_string(),
+            diagnostics: vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                offset: 0,
+                pointer: "/kind".into(),
+                message: "this is a case file, not a spec".into(),
+                hint: Some("pass case files to `assay run` or `assay qa`".into()),
+            }],
+        }),
+    }
+}
+
+/// A spec file or a case file, as loaded.
+// Both variants are large and short-lived; boxing would only add noise at call sites.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// `kind: Spec`.
+    Spec(LoadedSpec),
+    /// `kind: Case`.
+    Case(LoadedCase),
+}
+
+/// A valid case file.
+#[derive(Debug, Clone)]
+pub struct LoadedCase {
+    /// The case.
+    pub case: Case,
+    /// File it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the embedded spec.
+    pub hash: String,
+}
+
+/// Reads and validates a spec or case file.
+pub fn load_document(path: &Path) -> Result<Document, LoadError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_document_str(&text, path),
+        Err(_) => load_file(path).map(Document::Spec),
+    }
+}
+
+/// Validates spec or case text, telling them apart by `kind`.
+pub fn load_document_str(text: &str, path: &Path) -> Result<Document, LoadError> {
     let mut v = Validator {
         file: path.to_path_buf(),
         doc: Located::default(),
         diags: Vec::new(),
+        prefix: String::new(),
     };
     let fail = |v: Validator| LoadError {
         file: path.to_path_buf(),
@@ -160,8 +212,13 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
         );
         return Err(fail(v));
     }
+    let is_case = v.doc.value.get("kind").and_then(Value::as_str) == Some(CASE_KIND);
+    let schema = if is_case {
+        case_schema()
+    } else {
+        json_schema()
+    };
     // Pass 1: every unknown key.
-    let schema = json_schema();
     let value = v.doc.value.clone();
     let mut unknown = Vec::new();
     walk_unknown(&schema, &schema, &value, "", &mut unknown);
@@ -170,17 +227,46 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
         v.at(&ptr, msg, hint);
     }
     // Pass 2: structure and types.
-    let spec: Spec = match serde_path_to_error::deserialize(value) {
-        Ok(s) => s,
-        Err(e) => {
-            let ptr = path_to_pointer(e.path());
-            if !unknown_ptrs.contains(&ptr) {
-                let msg = e.inner().to_string();
-                let hint = hint_for_serde(&msg);
-                v.at(&ptr, msg, hint);
+    fn structure<T: serde::de::DeserializeOwned>(
+        v: &mut Validator,
+        value: Value,
+        unknown: &HashSet<String>,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize(value) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let ptr = path_to_pointer(e.path());
+                if !unknown.contains(&ptr) {
+                    let msg = e.inner().to_string();
+                    let hint = hint_for_serde(&msg);
+                    v.at(&ptr, msg, hint);
+                }
+                None
             }
+        }
+    }
+    if is_case {
+        let Some(case) = structure::<Case>(&mut v, value, &unknown_ptrs) else {
+            return Err(fail(v));
+        };
+        if !v.diags.is_empty() {
             return Err(fail(v));
         }
+        v.case_semantic(&case);
+        v.prefix = "/spec".into();
+        v.semantic(&case.spec);
+        if !v.diags.is_empty() {
+            return Err(fail(v));
+        }
+        let hash = spec_hash(&case.spec);
+        return Ok(Document::Case(LoadedCase {
+            case,
+            path: path.to_path_buf(),
+            hash,
+        }));
+    }
+    let Some(spec) = structure::<Spec>(&mut v, value, &unknown_ptrs) else {
+        return Err(fail(v));
     };
     if !v.diags.is_empty() {
         return Err(fail(v));
@@ -191,11 +277,16 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedSpec, LoadError> {
         return Err(fail(v));
     }
     let hash = spec_hash(&spec);
-    Ok(LoadedSpec {
+    Ok(Document::Spec(LoadedSpec {
         spec,
         path: path.to_path_buf(),
         hash,
-    })
+    }))
+}
+
+/// The JSON Schema of case files.
+pub fn case_schema() -> Value {
+    schemars::schema_for!(Case).to_value()
 }
 
 /// SHA-256 of a spec's canonical JSON form: stable across formatting and comments.
@@ -344,16 +435,19 @@ fn overlap(schema: &Value, value: &Value) -> usize {
     }
 }
 
-struct Validator {
+pub(crate) struct Validator {
     file: PathBuf,
     doc: Located,
     diags: Vec<Diagnostic>,
+    /// Pointer of the spec inside the document (`/spec` in a case file).
+    prefix: String,
 }
 
 const PLACEHOLDER_KINDS: &[&str] = &["secret", "slot"];
 
 impl Validator {
     fn at(&mut self, ptr: &str, message: impl Into<String>, hint: Option<String>) {
+        let ptr = &format!("{}{ptr}", self.prefix);
         let pos = self.doc.pos(ptr);
         self.diags.push(Diagnostic {
             file: self.file.clone(),
@@ -367,7 +461,7 @@ impl Validator {
     }
 
     /// All world texts with their pointers, for placeholder scanning.
-    fn world_texts(spec: &Spec) -> Vec<(String, String)> {
+    pub(crate) fn world_texts(spec: &Spec) -> Vec<(String, String)> {
         let w = &spec.world;
         let mut t = Vec::new();
         for (p, f) in &w.files {
@@ -437,6 +531,40 @@ impl Validator {
             t.push((ptr, turn.clone()));
         }
         t
+    }
+
+    fn case_semantic(&mut self, case: &Case) {
+        if case.api_version != API_VERSION {
+            self.at(
+                "/apiVersion",
+                format!("unsupported apiVersion `{}`", case.api_version),
+                Some(format!("this build reads `{API_VERSION}`")),
+            );
+        }
+        let expected = case.content_id();
+        if case.id != expected {
+            self.at("/id", format!("case id `{}` does not match its content (expected `{expected}`)", case.id), Some("a case was edited by hand; regenerate it with `assay synth`, or set the id to the expected value".into()));
+        }
+        if case.spec.threats.len() > 1 {
+            self.at("/spec/threats", "a case plants at most one threat", None);
+        }
+        let planted = case.spec.threats.first().map(|t| t.id.as_str());
+        if planted != case.provenance.threat.as_deref() {
+            self.at("/provenance/threat", "provenance.threat must name the threat in spec.threats (or be absent for a benign case)", None);
+        }
+        let slots = slot_kinds(&case.spec);
+        for (i, p) in case.payloads.iter().enumerate() {
+            if p.slot != "turn" && !slots.contains_key(&p.slot) {
+                self.at(
+                    &format!("/payloads/{i}/slot"),
+                    format!(
+                        "payload slot `{}` is not declared in the case's spec",
+                        p.slot
+                    ),
+                    None,
+                );
+            }
+        }
     }
 
     fn semantic(&mut self, spec: &Spec) {
@@ -863,6 +991,37 @@ pub(crate) fn host_of(url: &str) -> &str {
     let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = auth.rsplit('@').next().unwrap_or("");
     host.split(':').next().unwrap_or("")
+}
+
+/// Where a slot is planted, which decides which techniques can use it.
+pub fn slot_kind_of_pointer(ptr: &str) -> &'static str {
+    let seg: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+    match seg.as_slice() {
+        ["world", "files", ..] | ["world", "env", ..] => "file",
+        ["world", "mail", ..] => "mail",
+        ["world", "web", ..] => "web",
+        ["world", "memory", ..] => "memory",
+        ["world", "records", ..] => "record",
+        ["world", "tools", _, "description"] => "tool_description",
+        ["world", "tools", ..] => "tool_output",
+        ["task", ..] => "user_turn",
+        _ => "file",
+    }
+}
+
+/// Every slot declared in a spec with the kind of place it is planted in
+/// (the first place, when a slot appears in several).
+pub fn slot_kinds(spec: &Spec) -> std::collections::BTreeMap<String, &'static str> {
+    let mut out = std::collections::BTreeMap::new();
+    for (ptr, text) in Validator::world_texts(spec) {
+        for p in placeholders(&text) {
+            if p.kind == "slot" {
+                out.entry(p.name.to_string())
+                    .or_insert_with(|| slot_kind_of_pointer(&ptr));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -245,6 +245,55 @@ pub fn parse(text: &str) -> Result<Located, (String, Pos)> {
     })
 }
 
+/// Parses YAML text into a JSON value; errors carry a message and a position.
+pub fn parse_value(text: &str) -> Result<Value, (String, Pos)> {
+    parse(text).map(|l| l.value)
+}
+
+/// Writes a JSON value as YAML, block style, multi-line strings as literal
+/// blocks. Deterministic: the same value gives the same bytes, and
+/// [`parse_value`] reads it back to the same value.
+pub fn emit(value: &Value) -> String {
+    fn conv(v: &Value) -> yaml_rust2::Yaml {
+        use yaml_rust2::Yaml;
+        match v {
+            Value::Null => Yaml::Null,
+            Value::Bool(b) => Yaml::Boolean(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Integer(i),
+                None => Yaml::Real(n.to_string()),
+            },
+            Value::String(s) => Yaml::String(s.clone()),
+            Value::Array(a) => Yaml::Array(a.iter().map(conv).collect()),
+            Value::Object(o) => {
+                let mut h = yaml_rust2::yaml::Hash::new();
+                for (k, v) in o {
+                    h.insert(Yaml::String(k.clone()), conv(v));
+                }
+                Yaml::Hash(h)
+            }
+        }
+    }
+    let write = |multiline: bool| {
+        let mut out = String::new();
+        let mut em = yaml_rust2::YamlEmitter::new(&mut out);
+        em.multiline_strings(multiline);
+        em.dump(&conv(value))
+            .expect("writing to a String cannot fail");
+        let body = out.strip_prefix("---\n").unwrap_or(&out);
+        format!("{body}\n")
+    };
+    // Literal blocks read best, but the emitter cannot express every string
+    // (e.g. several trailing newlines); fall back to quoted scalars when the
+    // text would not read back to the same value.
+    let pretty = write(true);
+    if parse_value(&pretty).as_ref() == Ok(value) {
+        pretty
+    } else {
+        write(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +308,18 @@ mod tests {
         assert_eq!(l.pos("/b/1").line, 4);
         assert_eq!(l.pos("/c/e").line, 6);
         assert_eq!(l.pos("/c/e/zz").line, 6);
+    }
+
+    #[test]
+    fn emit_round_trips() {
+        let v = serde_json::json!({
+            "a": "0600", "b": "true", "c": "multi\nline\n", "d": [1, 2.5, null, false],
+            "e": {"x": "- dash", "y": "key: value", "z": "\u{200b}zero\u{e0041}tag", "w": ""},
+            "f": "  lead", "g": "trailing  \n\n", "h": "#hash", "i": 12345678901i64
+        });
+        let text = emit(&v);
+        assert_eq!(parse_value(&text).unwrap(), v, "{text}");
+        assert_eq!(emit(&v), text);
     }
 
     #[test]

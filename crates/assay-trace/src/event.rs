@@ -128,6 +128,10 @@ pub struct EpisodeStart {
     /// Payloads planted in slots.
     #[serde(default)]
     pub payloads: Vec<Payload>,
+    /// The case document the episode ran (spec, payloads, provenance), so the
+    /// trace alone can be re-scored or turned into a regression case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_doc: Option<Value>,
 }
 
 /// A payload planted in a slot.

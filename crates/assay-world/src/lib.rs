@@ -511,7 +511,12 @@ impl WorldTemplate {
                 v.push_str(&p.text);
             }
             if !p.text.is_empty() {
-                planted.push(p.clone());
+                // Tools that answer in JSON (records) escape quotes and newlines,
+                // so a payload is also recognised in its JSON-escaped form.
+                let quoted = serde_json::to_string(&p.text).unwrap_or_default();
+                let escaped = quoted[1..quoted.len().saturating_sub(1).max(1)].to_string();
+                let escaped = (escaped != p.text).then_some(escaped);
+                planted.push((p.clone(), escaped));
             }
         }
         let cx = Ctx {
@@ -618,7 +623,8 @@ pub struct World {
     secret_values: Vec<String>,
     secrets: BTreeMap<String, String>,
     slot_values: Vec<String>,
-    planted: Vec<Payload>,
+    /// Planted payloads, each with its JSON-escaped form when that differs.
+    planted: Vec<(Payload, Option<String>)>,
     tools: Arc<[ToolDef]>,
     vfs: Vfs,
     env: BTreeMap<String, String>,
@@ -676,8 +682,11 @@ impl World {
     pub fn deliveries_in(&self, text: &str) -> Vec<Delivery> {
         self.planted
             .iter()
-            .filter(|p| text.contains(p.text.as_str()))
-            .map(|p| Delivery {
+            .filter(|(p, escaped)| {
+                text.contains(p.text.as_str())
+                    || escaped.as_deref().is_some_and(|e| text.contains(e))
+            })
+            .map(|(p, _)| Delivery {
                 threat: p.threat.clone(),
                 slot: p.slot.clone(),
             })
