@@ -132,26 +132,76 @@ fn sigmoid(t: f64) -> f64 {
     }
 }
 
-/// Objective (mean log-loss + L2 on weights, not bias) and gradient; params = `[w, b]`.
-fn logreg_obj(x: &Matrix, y: &[f64], lambda: f64, p: &[f64], grad: &mut [f64]) -> f64 {
+/// Sum of log-losses and of their gradients over rows `lo..hi` (one pass over the rows).
+fn logreg_partial(
+    x: &Matrix,
+    y: &[f64],
+    w: &[f64],
+    b: f64,
+    lo: usize,
+    hi: usize,
+    grad: &mut [f64],
+) -> f64 {
     let d = x.d;
-    let (w, b) = (&p[..d], p[d]);
-    grad.iter_mut().for_each(|g| *g = 0.0);
-    let n = x.n as f64;
     let mut loss = 0.0;
-    for i in 0..x.n {
+    for i in lo..hi {
         let r = x.row(i);
         let z = dot(w, r) + b;
         // y in {0,1}: loss = softplus(z) - y z
         loss += softplus(z) - y[i] * z;
-        let g = (sigmoid(z) - y[i]) / n;
+        let g = sigmoid(z) - y[i];
         grad[..d]
             .iter_mut()
             .zip(r)
             .for_each(|(gj, xj)| *gj += g * xj);
         grad[d] += g;
     }
+    loss
+}
+
+/// Objective (mean log-loss + L2 on weights, not bias) and gradient; params = `[w, b]`.
+/// Large problems are split over the available cores (rows in contiguous chunks, partial
+/// sums added in a fixed order, so results do not depend on scheduling).
+fn logreg_obj(x: &Matrix, y: &[f64], lambda: f64, p: &[f64], grad: &mut [f64]) -> f64 {
+    let d = x.d;
+    let (w, b) = (&p[..d], p[d]);
+    let n = x.n as f64;
+    let threads = if x.n * x.d >= 1 << 20 {
+        std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8)
+    } else {
+        1
+    };
+    grad.iter_mut().for_each(|g| *g = 0.0);
+    let mut loss = 0.0;
+    if threads <= 1 {
+        loss = logreg_partial(x, y, w, b, 0, x.n, grad);
+    } else {
+        let chunk = x.n.div_ceil(threads);
+        let parts: Vec<(f64, Vec<f64>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    sc.spawn(move || {
+                        let mut g = vec![0.0; d + 1];
+                        let lo = (t * chunk).min(x.n);
+                        let hi = ((t + 1) * chunk).min(x.n);
+                        (logreg_partial(x, y, w, b, lo, hi, &mut g), g)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("probe worker"))
+                .collect()
+        });
+        for (l, g) in parts {
+            loss += l;
+            grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+        }
+    }
     loss /= n;
+    grad.iter_mut().for_each(|g| *g /= n);
     loss += 0.5 * lambda * dot(w, w);
     grad[..d]
         .iter_mut()
