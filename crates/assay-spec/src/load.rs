@@ -775,7 +775,8 @@ impl Validator {
                     Some("use lowercase letters, digits and `-`".into()),
                 );
             }
-            if t.slots.is_empty() {
+            // A case may carry a threat whose payload only arrives in added user turns.
+            if t.slots.is_empty() && self.prefix.is_empty() {
                 self.at(
                     &format!("{ptr}/slots"),
                     "a threat needs at least one injection slot",

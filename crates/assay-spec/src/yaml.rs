@@ -157,6 +157,9 @@ fn scalar(s: String, style: TScalarStyle) -> Value {
     if let Ok(i) = s.parse::<i64>() {
         return Value::Number(i.into());
     }
+    if let Ok(u) = s.parse::<u64>() {
+        return Value::Number(u.into());
+    }
     if s.chars()
         .next()
         .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
@@ -315,7 +318,7 @@ mod tests {
         let v = serde_json::json!({
             "a": "0600", "b": "true", "c": "multi\nline\n", "d": [1, 2.5, null, false],
             "e": {"x": "- dash", "y": "key: value", "z": "\u{200b}zero\u{e0041}tag", "w": ""},
-            "f": "  lead", "g": "trailing  \n\n", "h": "#hash", "i": 12345678901i64
+            "f": "  lead", "g": "trailing  \n\n", "h": "#hash", "i": 12345678901i64, "u": u64::MAX
         });
         let text = emit(&v);
         assert_eq!(parse_value(&text).unwrap(), v, "{text}");
