@@ -9,6 +9,8 @@
 //! crate, and must not present a result without the digests, seed and parameters needed to
 //! reproduce it.
 
+#![deny(missing_docs)]
+
 pub mod arch;
 pub mod cli;
 pub mod digest;
