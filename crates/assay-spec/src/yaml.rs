@@ -289,11 +289,36 @@ pub fn emit(value: &Value) -> String {
     // Literal blocks read best, but the emitter cannot express every string
     // (e.g. several trailing newlines); fall back to quoted scalars when the
     // text would not read back to the same value.
-    let pretty = write(true);
-    if parse_value(&pretty).as_ref() == Ok(value) {
-        pretty
+    if block_safe(value) {
+        write(true)
     } else {
         write(false)
+    }
+}
+
+/// Whether every multi-line string in `v` survives the emitter's literal-block
+/// form. Scalars are emitted independently of where they sit, so checking each
+/// one alone is enough, and much cheaper than re-reading the whole document.
+fn block_safe(v: &Value) -> bool {
+    match v {
+        Value::String(s) if s.contains('\n') => {
+            let mut out = String::new();
+            let mut em = yaml_rust2::YamlEmitter::new(&mut out);
+            em.multiline_strings(true);
+            // Block scalars are only used for mapping values: test it as one.
+            let mut h = yaml_rust2::yaml::Hash::new();
+            h.insert(
+                yaml_rust2::Yaml::String("k".into()),
+                yaml_rust2::Yaml::String(s.clone()),
+            );
+            h.insert(yaml_rust2::Yaml::String("z".into()), yaml_rust2::Yaml::Null);
+            em.dump(&yaml_rust2::Yaml::Hash(h))
+                .expect("writing to a String cannot fail");
+            matches!(parse_value(&out), Ok(v) if v.get("k").and_then(Value::as_str) == Some(s))
+        }
+        Value::Array(a) => a.iter().all(block_safe),
+        Value::Object(o) => o.values().all(block_safe),
+        _ => true,
     }
 }
 
