@@ -295,6 +295,16 @@ fn load_cases(
     Ok(cases)
 }
 
+/// Cases loaded and synthesised from `paths`, compiled for running.
+fn prepared_cases(
+    paths: &[PathBuf],
+    args: &SynthArgs,
+    seed: u64,
+) -> Result<Vec<std::sync::Arc<assay_run::PreparedCase>>, u8> {
+    let cases = load_cases(paths, args, seed)?;
+    assay_run::prepare(cases).map_err(|e| fail(e, 2))
+}
+
 fn cmd_validate(paths: &[PathBuf]) -> u8 {
     match load_documents(paths) {
         Ok(docs) => {
@@ -355,13 +365,9 @@ fn cmd_run(
             Err(e) => return fail(e, 2),
         }
     }
-    let cases = match load_cases(paths, synth, seed) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let prepared = match assay_run::prepare(cases) {
+    let prepared = match prepared_cases(paths, synth, seed) {
         Ok(p) => p,
-        Err(e) => return fail(e, 2),
+        Err(code) => return code,
     };
     let jobs = jobs_or_default(jobs);
     let rt = match runtime(jobs) {
@@ -508,13 +514,9 @@ fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
 }
 
 fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, args: &SynthArgs) -> u8 {
-    let cases = match load_cases(paths, args, 0) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let prepared = match assay_run::prepare(cases) {
+    let prepared = match prepared_cases(paths, args, 0) {
         Ok(p) => p,
-        Err(e) => return fail(e, 2),
+        Err(code) => return code,
     };
     let jobs = jobs_or_default(jobs);
     let rt = match runtime(jobs) {

@@ -189,7 +189,10 @@ fn catalog_lists_techniques() {
     let out = assay().arg("catalog").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("important-instructions") && text.contains("techniques"), "{text}");
+    assert!(
+        text.contains("important-instructions") && text.contains("techniques"),
+        "{text}"
+    );
     let out = assay().args(["catalog", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.as_array().unwrap().len() >= 30);
@@ -200,40 +203,109 @@ fn synth_qa_run_over_cases_and_regress() {
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases");
     let spec = examples().join("ops/deploy-dry-run.yaml");
-    let out = assay().args(["synth", "--per-threat", "6", "--seed", "4", "--out"]).arg(&cases).arg(&spec).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = assay()
+        .args(["synth", "--per-threat", "6", "--seed", "4", "--out"])
+        .arg(&cases)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(cases.join("manifest.json").exists());
     assert!(cases.join("ops-deploy-dry-run/benign.yaml").exists());
 
     let qa = assay().arg("qa").arg(&cases).output().unwrap();
-    assert!(qa.status.success(), "{}", String::from_utf8_lossy(&qa.stdout));
+    assert!(
+        qa.status.success(),
+        "{}",
+        String::from_utf8_lossy(&qa.stdout)
+    );
     assert!(String::from_utf8_lossy(&qa.stdout).contains("7 of 7 case(s) valid"));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(cases.join("qa.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cases.join("qa.json")).unwrap()).unwrap();
     assert_eq!(report["valid"], 7);
 
     let run_dir = dir.path().join("run");
-    let out = assay().args(["run", "--agent", "control:naive", "--out"]).arg(&run_dir).arg(&cases).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
-    let ep = results["episodes"].as_array().unwrap().iter().find(|e| e["technique"].is_string()).unwrap().clone();
+    let out = assay()
+        .args(["run", "--agent", "control:naive", "--out"])
+        .arg(&run_dir)
+        .arg(&cases)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
+    let ep = results["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["technique"].is_string())
+        .unwrap()
+        .clone();
     assert!(ep["axis"].is_string() && ep["slots"].is_array() && ep["slot_kinds"].is_array());
-    assert!(!results["breakdowns"]["by_technique"].as_array().unwrap().is_empty());
+    assert!(
+        !results["breakdowns"]["by_technique"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     let regression = dir.path().join("regression.yaml");
-    let out = assay().arg("regress").arg(run_dir.join(ep["trace"].as_str().unwrap())).arg("--out").arg(&regression).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = assay()
+        .arg("regress")
+        .arg(run_dir.join(ep["trace"].as_str().unwrap()))
+        .arg("--out")
+        .arg(&regression)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("apply-during-dry-run"));
-    let out = assay().args(["validate"]).arg(&regression).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = assay()
+        .args(["validate"])
+        .arg(&regression)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A benign trace has nothing to regress.
-    let benign = results["episodes"].as_array().unwrap().iter().find(|e| e["threat"].is_null()).unwrap();
-    let out = assay().arg("regress").arg(run_dir.join(benign["trace"].as_str().unwrap())).arg("--out").arg(dir.path().join("x.yaml")).output().unwrap();
+    let benign = results["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["threat"].is_null())
+        .unwrap();
+    let out = assay()
+        .arg("regress")
+        .arg(run_dir.join(benign["trace"].as_str().unwrap()))
+        .arg("--out")
+        .arg(dir.path().join("x.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no violation"));
 
     // Unknown technique on the command line.
-    let out = assay().args(["synth", "--techniques", "plain", "--out"]).arg(dir.path().join("y")).arg(&spec).output().unwrap();
+    let out = assay()
+        .args(["synth", "--techniques", "plain", "--out"])
+        .arg(dir.path().join("y"))
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown technique `plain`"));
 }
