@@ -69,7 +69,31 @@ impl ModelTokenizer {
     }
 
     /// Wrap a tokenizer built from GGUF metadata.
-    pub fn from_gguf(inner: tokenizers::Tokenizer, ct: &gguf_file::Content) -> Self {
+    ///
+    /// candle's GGUF pipeline for plain gpt2-style BPE uses a byte-level pre-tokenizer that
+    /// adds a prefix space, which llama.cpp and the models' own `tokenizer.json` files do
+    /// not: the first word would get a different id. We replace it with the Hugging Face
+    /// equivalent (no prefix space; SmolLM's individual-digit split), checked against
+    /// `transformers` by `tests/smollm2_tokenizer.rs`.
+    pub fn from_gguf(mut inner: tokenizers::Tokenizer, ct: &gguf_file::Content) -> Self {
+        use tokenizers::pre_tokenizers::{
+            PreTokenizerWrapper, byte_level::ByteLevel, digits::Digits, sequence::Sequence,
+        };
+        let pre = ct
+            .metadata
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .map(String::as_str)
+            .unwrap_or("gpt2");
+        if !matches!(pre, "qwen2" | "llama3" | "smaug-bpe" | "lfm2") {
+            let byte_level: PreTokenizerWrapper = ByteLevel::new(false, true, true).into();
+            let wrapper: PreTokenizerWrapper = if pre == "smollm" {
+                Sequence::new(vec![Digits::new(true).into(), byte_level]).into()
+            } else {
+                byte_level
+            };
+            inner.with_pre_tokenizer(Some(wrapper));
+        }
         let tokens = ct
             .metadata
             .get("tokenizer.ggml.tokens")
