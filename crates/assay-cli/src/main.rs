@@ -143,6 +143,11 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Mechanistic evidence on open-weight models: hooked forward passes, probes.
+    Mech {
+        #[command(subcommand)]
+        command: assay_mech::cli::MechCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -182,6 +187,10 @@ fn main() -> ExitCode {
         Command::Schema { out } => cmd_schema(out.as_deref()),
         Command::Show { trace } => cmd_show(&trace),
         Command::VerifyTrace { paths } => cmd_verify(&paths),
+        Command::Mech { command } => match assay_mech::cli::run(command) {
+            Ok(code) => u8::try_from(code).unwrap_or(1),
+            Err(e) => fail(format!("{e:#}"), 2),
+        },
     };
     ExitCode::from(code)
 }

@@ -77,7 +77,7 @@ impl Bert {
     /// Build from named weights (bare or `bert.`-prefixed names).
     pub(crate) fn new(cfg: BertConfig, w: &Weights) -> Result<Self> {
         let d = cfg.d_model;
-        if d % cfg.n_heads != 0 {
+        if !d.is_multiple_of(cfg.n_heads) {
             return Err(MechError::Invalid(format!(
                 "hidden_size {d} is not a multiple of num_attention_heads {}",
                 cfg.n_heads

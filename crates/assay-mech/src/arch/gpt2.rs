@@ -80,7 +80,7 @@ impl Gpt2 {
     /// Build from named weights (bare or `transformer.`-prefixed names).
     pub(crate) fn new(cfg: Gpt2Config, w: &Weights) -> Result<Self> {
         let d = cfg.d_model;
-        if d % cfg.n_heads != 0 {
+        if !d.is_multiple_of(cfg.n_heads) {
             return Err(MechError::Invalid(format!(
                 "n_embd {d} is not a multiple of n_head {}",
                 cfg.n_heads

@@ -299,13 +299,13 @@ impl Llama {
 
     /// Check the configuration is internally consistent.
     pub(crate) fn validate(cfg: &LlamaConfig) -> Result<()> {
-        if cfg.n_kv_heads == 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+        if cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
             return Err(MechError::Invalid(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 cfg.n_heads, cfg.n_kv_heads
             )));
         }
-        if cfg.head_dim % 2 != 0 {
+        if !cfg.head_dim.is_multiple_of(2) {
             return Err(MechError::Invalid(
                 "head_dim must be even for rotary".into(),
             ));
