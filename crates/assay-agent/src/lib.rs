@@ -63,6 +63,19 @@ pub struct CaseView {
     pub threat: Option<String>,
 }
 
+/// Cost and speed of one model request, reported by model adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Prompt tokens billed.
+    pub input_tokens: u64,
+    /// Completion tokens billed.
+    pub output_tokens: u64,
+    /// Wall time of the request including retries, in milliseconds.
+    pub latency_ms: u64,
+    /// Retries the request needed.
+    pub retries: u32,
+}
+
 /// The episode as the agent sees it. Implemented by the runner, which records
 /// every call into the trace before and after executing it.
 pub trait Env: Send {
@@ -83,6 +96,10 @@ pub trait Env: Send {
     fn reply(&mut self, text: &str);
     /// The case being run. Instruments only: a real agent must not read it.
     fn case(&self) -> &CaseView;
+    /// Records the usage of one model request (adapters call this per request).
+    fn record_usage(&mut self, usage: Usage) {
+        let _ = usage;
+    }
 }
 
 /// Why an agent failed. An episode whose agent fails is `error`, never a pass.

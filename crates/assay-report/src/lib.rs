@@ -14,4 +14,5 @@ pub use metrics::{
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
     EpisodeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, Status,
+    UsageTotals,
 };

@@ -105,6 +105,9 @@ pub struct EpisodeResult {
     pub violations: Vec<Violation>,
     /// Result of each success check.
     pub checks: Vec<CheckResult>,
+    /// Model usage of the episode (absent for agents that use no model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
     /// Trace path, relative to the results file.
     pub trace: String,
     /// Hash of the trace's last line (tamper evidence).
@@ -152,4 +155,19 @@ pub struct QaReport {
     pub valid: usize,
     /// One entry per case, sorted by spec and label.
     pub results: Vec<QaResult>,
+}
+
+/// Model usage summed over an episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Model requests made.
+    pub requests: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Summed request wall time, in milliseconds (not deterministic).
+    pub latency_ms: u64,
+    /// Retries across requests.
+    pub retries: u64,
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assay_agent::{Agent, CaseView, Env, Stop, ToolResult, ToolSpec, UserTurn};
+use assay_agent::{Agent, CaseView, Env, Stop, ToolResult, ToolSpec, Usage, UserTurn};
 use assay_report::{EpisodeResult, Status};
 use assay_trace::{EpisodeStart, EventKind, Role, SCHEMA_VERSION, to_jsonl};
 use assay_world::World;
@@ -65,6 +65,8 @@ struct Recorder {
     case: CaseView,
     /// Deliveries through tool descriptions, handed to the agent with the first turn.
     pending: Vec<String>,
+    /// Model usage summed over the episode (None until an adapter reports any).
+    usage: Option<assay_report::UsageTotals>,
 }
 
 impl Recorder {
@@ -182,6 +184,15 @@ impl Env for Recorder {
     fn case(&self) -> &CaseView {
         &self.case
     }
+
+    fn record_usage(&mut self, u: Usage) {
+        let t = self.usage.get_or_insert_with(Default::default);
+        t.requests += 1;
+        t.input_tokens += u.input_tokens;
+        t.output_tokens += u.output_tokens;
+        t.latency_ms += u.latency_ms;
+        t.retries += u64::from(u.retries);
+    }
 }
 
 fn start_event(job: &EpisodeJob, world: Option<&World>) -> EventKind {
@@ -233,6 +244,7 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
             threat: prepared.threat().map(str::to_string),
         },
         pending: Vec::new(),
+        usage: None,
         world,
     };
     rec.events.push(start_event(job, Some(&rec.world)));
@@ -277,7 +289,9 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
         state: Box::new(state),
     });
     let limit = rec.stopped.clone();
-    finish(job, out, rec.events, error, limit)
+    let mut r = finish(job, out, rec.events, error, limit);
+    r.usage = rec.usage;
+    r
 }
 
 /// Scores the events, writes the trace, and builds the result.
@@ -348,6 +362,7 @@ fn finish(
             .map_or_else(Vec::new, |v| v.attack_events.clone()),
         violations: v.as_ref().map_or_else(Vec::new, |v| v.violations.clone()),
         checks: v.as_ref().map_or_else(Vec::new, |v| v.checks.clone()),
+        usage: None,
         trace: format!("{id}/trace.jsonl"),
         trace_head: head,
         events: events.len(),
