@@ -1,0 +1,370 @@
+//! `exec-jsonl:'COMMAND'`: an agent process that speaks the `assay-agent/v1`
+//! JSON-lines protocol on stdin/stdout (documented in `docs/agent-protocol.md`).
+//!
+//! Every tool call the process asks for goes through [`Env::call_tool`], so it
+//! is recorded and scored exactly like a built-in agent's. Anything the process
+//! does wrong (malformed line, exit before replying, non-zero exit, running
+//! past its wall-clock budget) fails the episode with the reason.
+
+use std::time::Duration;
+
+use assay_agent::{Agent, AgentError, Env};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::time::Instant;
+
+use crate::process::{self, STDERR_TAIL};
+
+/// Protocol identifier sent in the `start` message. A breaking change to the
+/// protocol gets a new identifier; additions (new optional fields, new message
+/// types an agent may ignore) do not.
+pub const PROTOCOL: &str = "assay-agent/v1";
+
+/// How long an agent may take to exit after `end` before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// A message from the harness to the agent.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToAgent<'a> {
+    Start {
+        protocol: &'a str,
+        system: &'a str,
+        tools: Vec<ToolJson<'a>>,
+    },
+    User {
+        text: &'a str,
+    },
+    ToolResult {
+        id: &'a str,
+        ok: bool,
+        output: &'a str,
+    },
+    End {
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct ToolJson<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+/// A message from the agent to the harness.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromAgent {
+    ToolCall {
+        id: String,
+        name: String,
+        #[serde(default)]
+        args: Option<Value>,
+    },
+    Reply {
+        text: String,
+    },
+}
+
+/// Parses one line from the agent; the error says what is wrong with it.
+fn parse_line(line: &str) -> Result<FromAgent, String> {
+    let msg: FromAgent = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if let FromAgent::ToolCall { args: Some(a), .. } = &msg
+        && !a.is_object()
+    {
+        return Err("`args` must be a JSON object".into());
+    }
+    Ok(msg)
+}
+
+/// An agent played by an external process over the `assay-agent/v1`
+/// JSON-lines protocol: one process per episode, all user turns in it.
+#[derive(Debug, Clone)]
+pub struct ExecJsonlAgent {
+    name: String,
+    command: String,
+    timeout: Option<Duration>,
+}
+
+impl ExecJsonlAgent {
+    /// An agent running `command` with `sh -c`. Its name in results is
+    /// `exec-jsonl:COMMAND`.
+    pub fn new(command: impl Into<String>) -> ExecJsonlAgent {
+        let command = command.into();
+        ExecJsonlAgent {
+            name: format!("exec-jsonl:{command}"),
+            command,
+            timeout: None,
+        }
+    }
+
+    /// Overrides the process's wall-clock budget (default: the spec's
+    /// `agent.limits.wall_time_secs` less a small margin, so the process is
+    /// killed and the episode fails before the runner's own timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> ExecJsonlAgent {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// The live process and its pipes.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: tokio::task::JoinHandle<String>,
+    deadline: Instant,
+    budget: Duration,
+}
+
+impl Session {
+    async fn send(&mut self, msg: &ToAgent<'_>) -> Result<(), String> {
+        let mut line = serde_json::to_string(msg).expect("protocol messages serialise");
+        line.push('\n');
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err("stdin already closed".into());
+        };
+        let write = async {
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.flush().await
+        };
+        match tokio::time::timeout_at(self.deadline, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                // Usually the process has exited: say how.
+                let exited = tokio::time::timeout(Duration::from_millis(500), self.child.wait());
+                match exited.await {
+                    Ok(Ok(s)) => Err(format!(
+                        "agent process exited before replying ({})",
+                        process::describe(s)
+                    )),
+                    _ => Err(format!("cannot write to the agent's stdin: {e}")),
+                }
+            }
+            Err(_) => Err(self.over_budget()),
+        }
+    }
+
+    fn over_budget(&self) -> String {
+        format!(
+            "agent process exceeded its wall-clock limit of {:.1}s and was killed",
+            self.budget.as_secs_f64()
+        )
+    }
+
+    /// Kills the process and builds the error, with the tail of stderr.
+    async fn fail(mut self, message: String) -> AgentError {
+        process::kill(&mut self.child).await;
+        let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
+        AgentError::Backend(format!("{message}{}", process::stderr_note(&stderr)))
+    }
+
+    /// Sends `end`, closes stdin, and waits for a clean exit.
+    async fn end(
+        mut self,
+        reason: &str,
+        message: Option<&str>,
+        strict: bool,
+    ) -> Result<(), AgentError> {
+        // The agent may already have exited after its last reply; that is fine.
+        let _ = self.send(&ToAgent::End { reason, message }).await;
+        self.stdin = None;
+        let deadline = self.deadline.min(Instant::now() + EXIT_GRACE);
+        match process::wait_until(&mut self.child, deadline).await {
+            Ok(s) if s.success() || !strict => Ok(()),
+            Ok(s) => {
+                let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
+                Err(AgentError::Backend(format!(
+                    "agent process ended with {}{}",
+                    process::describe(s),
+                    process::stderr_note(&stderr)
+                )))
+            }
+            Err(()) if !strict => Ok(()),
+            Err(()) => {
+                let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
+                Err(AgentError::Backend(format!(
+                    "agent process did not exit within {}s of `end` and was killed{}",
+                    EXIT_GRACE.as_secs(),
+                    process::stderr_note(&stderr)
+                )))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for ExecJsonlAgent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
+        let budget = process::budget(self.timeout, env);
+        let mut cmd = process::sh(&self.command);
+        cmd.env("ASSAY_AGENT_PROTOCOL", PROTOCOL);
+        let mut child = process::spawn(cmd, "exec-jsonl agent")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = process::capture(
+            child.stderr.take().expect("stderr is piped"),
+            STDERR_TAIL,
+            true,
+        );
+        let mut s = Session {
+            child,
+            stdin,
+            stderr,
+            deadline: Instant::now() + budget,
+            budget,
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let mut line_no = 0usize;
+
+        let tools = env
+            .tools()
+            .iter()
+            .map(|t| ToolJson {
+                name: &t.name,
+                description: &t.description,
+                parameters: &t.parameters,
+            })
+            .collect();
+        let start = ToAgent::Start {
+            protocol: PROTOCOL,
+            system: env.system_prompt(),
+            tools,
+        };
+        if let Err(m) = s.send(&start).await {
+            return Err(s.fail(m).await);
+        }
+
+        while let Some(turn) = env.next_user_turn() {
+            if let Err(m) = s.send(&ToAgent::User { text: &turn.text }).await {
+                return Err(s.fail(m).await);
+            }
+            loop {
+                let line = match tokio::time::timeout_at(s.deadline, lines.next_line()).await {
+                    Err(_) => {
+                        let m = s.over_budget();
+                        return Err(s.fail(m).await);
+                    }
+                    Ok(Err(e)) => {
+                        return Err(s.fail(format!("cannot read the agent's stdout: {e}")).await);
+                    }
+                    Ok(Ok(None)) => {
+                        let status = process::wait_until(&mut s.child, s.deadline).await;
+                        let how = status.map_or_else(|()| "was killed".into(), process::describe);
+                        return Err(s
+                            .fail(format!("agent process exited before replying ({how})"))
+                            .await);
+                    }
+                    Ok(Ok(Some(l))) => l,
+                };
+                line_no += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let msg = match parse_line(&line) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let shown: String = line.chars().take(200).collect();
+                        return Err(s
+                            .fail(format!(
+                                "malformed {PROTOCOL} line {line_no} from the agent: {e}: {shown}"
+                            ))
+                            .await);
+                    }
+                };
+                match msg {
+                    FromAgent::Reply { text } => {
+                        env.reply(&text);
+                        break;
+                    }
+                    FromAgent::ToolCall { id, name, args } => {
+                        let args = args.unwrap_or_else(|| Value::Object(Default::default()));
+                        match env.call_tool(Some(id.clone()), &name, args) {
+                            Ok(r) => {
+                                let msg = ToAgent::ToolResult {
+                                    id: &id,
+                                    ok: r.ok,
+                                    output: &r.output,
+                                };
+                                if let Err(m) = s.send(&msg).await {
+                                    return Err(s.fail(m).await);
+                                }
+                            }
+                            // A limit: the runner recorded it; tell the agent and stop.
+                            Err(stop) => {
+                                let m = stop.to_string();
+                                return s.end("limit", Some(&m), false).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        s.end("done", None, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_or_say_why() {
+        assert!(matches!(
+            parse_line(r#"{"type":"reply","text":"hi"}"#),
+            Ok(FromAgent::Reply { .. })
+        ));
+        assert!(matches!(
+            parse_line(r#"{"type":"tool_call","id":"1","name":"files.read","args":{"path":"/a"}}"#),
+            Ok(FromAgent::ToolCall { .. })
+        ));
+        assert!(parse_line("not json").is_err());
+        assert!(parse_line(r#"{"type":"shout"}"#).is_err());
+        assert!(parse_line(r#"{"type":"tool_call","name":"x"}"#).is_err());
+        assert!(parse_line(r#"{"type":"tool_call","id":"1","name":"x","args":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn messages_have_the_documented_shape() {
+        let p = serde_json::json!({"type": "object"});
+        let start = ToAgent::Start {
+            protocol: PROTOCOL,
+            system: "sys",
+            tools: vec![ToolJson {
+                name: "files.read",
+                description: "d",
+                parameters: &p,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&start).unwrap(),
+            r#"{"type":"start","protocol":"assay-agent/v1","system":"sys","tools":[{"name":"files.read","description":"d","parameters":{"type":"object"}}]}"#
+        );
+        let end = ToAgent::End {
+            reason: "done",
+            message: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&end).unwrap(),
+            r#"{"type":"end","reason":"done"}"#
+        );
+        let r = ToAgent::ToolResult {
+            id: "c1",
+            ok: true,
+            output: "x",
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"type":"tool_result","id":"c1","ok":true,"output":"x"}"#
+        );
+    }
+}
