@@ -2,6 +2,10 @@
 //!
 //! - [`ExecJsonlAgent`] (`exec-jsonl:'COMMAND'`) runs a process that speaks the
 //!   `assay-agent/v1` JSON-lines protocol (`docs/agent-protocol.md`).
+//! - [`ExecAgent`] (`exec:'COMMAND'`) runs an MCP-capable program per user turn
+//!   against an MCP server (streamable HTTP on 127.0.0.1) over the episode's tools.
+//! - [`McpServeAgent`] and [`serve_case`] (`assay mcp serve CASE`) serve a case's
+//!   tools over MCP (stdio or streamable HTTP) to a client driven from outside.
 //!
 //! Every action an external agent takes reaches the world only through the
 //! episode's [`assay_agent::Env`], so it is recorded in the hash-chained trace
@@ -9,23 +13,34 @@
 //! itself, score anything, or listen anywhere but the address it is given
 //! (loopback for the agents it starts).
 
+mod exec;
 mod jsonl;
 mod process;
+mod serve;
+mod server;
 
 use std::sync::Arc;
 
 use assay_agent::{Agent, AgentError};
 
+pub use exec::{ExecAgent, PromptMode, SERVER_NAME, mcp_config};
 pub use jsonl::{ExecJsonlAgent, PROTOCOL};
+pub use serve::{McpServeAgent, OnListen, ServeOptions, Transport, serve_case};
 
 /// Resolves the agent names this crate provides, so the CLI can try it before
-/// `assay_agent::agent_from_name`: `Some` for `exec-jsonl:COMMAND` (the command
-/// may be wrapped in one pair of quotes), `None` for any other name.
+/// `assay_agent::agent_from_name`: `Some` for `exec:COMMAND` and
+/// `exec-jsonl:COMMAND` (the command may be wrapped in one pair of quotes),
+/// `None` for any other name.
 pub fn agent_from_name(name: &str) -> Option<Result<Arc<dyn Agent>, AgentError>> {
     if let Some(rest) = name.strip_prefix("exec-jsonl:") {
         return Some(
             process::parse_command(rest)
                 .map(|c| Arc::new(ExecJsonlAgent::new(c)) as Arc<dyn Agent>),
+        );
+    }
+    if let Some(rest) = name.strip_prefix("exec:") {
+        return Some(
+            process::parse_command(rest).map(|c| Arc::new(ExecAgent::new(c)) as Arc<dyn Agent>),
         );
     }
     None

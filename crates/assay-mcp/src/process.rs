@@ -14,7 +14,6 @@ use tokio::time::Instant;
 /// Most bytes of stderr kept (the tail) for error messages.
 pub(crate) const STDERR_TAIL: usize = 4096;
 /// Most bytes of stdout kept from an `exec` agent (its answer).
-#[allow(dead_code)] // used by the `exec` agent
 pub(crate) const STDOUT_MAX: usize = 1 << 20;
 
 /// The command after `exec:` / `exec-jsonl:`, with one pair of enclosing quotes
@@ -35,7 +34,6 @@ pub(crate) fn parse_command(rest: &str) -> Result<String, AgentError> {
 }
 
 /// Quotes `s` as one word for `sh`.
-#[allow(dead_code)] // used by the `exec` agent
 pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -1,0 +1,222 @@
+//! `exec:'COMMAND'`: an MCP-capable agent program, run once per user turn
+//! against an MCP server that serves the episode's tools on 127.0.0.1.
+//!
+//! The program finds the server through an MCP configuration file in the
+//! common `mcpServers` shape; its final stdout is its answer to the turn.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use assay_agent::{Agent, AgentError, Env};
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use crate::process::{self, STDERR_TAIL, STDOUT_MAX};
+use crate::server::{EnvServer, HttpServer, Pumped, pump};
+
+/// Name of the server in the generated MCP configuration.
+pub const SERVER_NAME: &str = "assay";
+
+/// Where an `exec` agent finds the task prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptMode {
+    /// Written to the process's stdin, which is then closed.
+    Stdin,
+    /// Substituted for `{prompt}` in the command, as one shell-quoted word.
+    Arg,
+    /// Written to a file whose path is substituted for `{prompt_file}` (also
+    /// in `ASSAY_PROMPT_FILE`).
+    File,
+}
+
+impl PromptMode {
+    /// The mode a command implies: `{prompt_file}` → file, `{prompt}` → argument,
+    /// neither → stdin.
+    pub fn implied_by(command: &str) -> PromptMode {
+        if command.contains("{prompt_file}") {
+            PromptMode::File
+        } else if command.contains("{prompt}") {
+            PromptMode::Arg
+        } else {
+            PromptMode::Stdin
+        }
+    }
+}
+
+/// An MCP-capable agent program: per user turn, one run of `sh -c COMMAND`
+/// with an MCP configuration pointing at the episode's tools.
+#[derive(Debug, Clone)]
+pub struct ExecAgent {
+    name: String,
+    command: String,
+    prompt: PromptMode,
+    timeout: Option<Duration>,
+}
+
+impl ExecAgent {
+    /// An agent running `command`; the prompt mode is implied by its
+    /// placeholders (see [`PromptMode::implied_by`]). Its name in results is
+    /// `exec:COMMAND`.
+    pub fn new(command: impl Into<String>) -> ExecAgent {
+        let command = command.into();
+        ExecAgent {
+            name: format!("exec:{command}"),
+            prompt: PromptMode::implied_by(&command),
+            command,
+            timeout: None,
+        }
+    }
+
+    /// Overrides where the prompt goes.
+    pub fn with_prompt_mode(mut self, mode: PromptMode) -> ExecAgent {
+        self.prompt = mode;
+        self
+    }
+
+    /// Overrides the wall-clock budget of the episode's processes (default:
+    /// the spec's `agent.limits.wall_time_secs` less a small margin).
+    pub fn with_timeout(mut self, timeout: Duration) -> ExecAgent {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The shell command for one turn, placeholders substituted.
+    fn render(&self, prompt: &str, prompt_file: &str, config: &str, url: &str) -> String {
+        let mut c = self
+            .command
+            .replace("{prompt_file}", &process::shell_quote(prompt_file))
+            .replace("{mcp_config}", &process::shell_quote(config))
+            .replace("{mcp_url}", &process::shell_quote(url));
+        if self.prompt == PromptMode::Arg {
+            c = c.replace("{prompt}", &process::shell_quote(prompt));
+        }
+        c
+    }
+}
+
+/// The MCP configuration file's content for a server at `url`.
+pub fn mcp_config(url: &str) -> serde_json::Value {
+    serde_json::json!({ "mcpServers": { SERVER_NAME: { "type": "http", "url": url } } })
+}
+
+#[async_trait]
+impl Agent for ExecAgent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
+        let budget = process::budget(self.timeout, env);
+        let deadline = Instant::now() + budget;
+        let (server, mut rx) = EnvServer::new(env.tools(), env.system_prompt().to_string());
+        let http = HttpServer::start(server, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
+        let result = self.turns(env, &mut rx, &http, deadline, budget).await;
+        drop(rx);
+        http.shutdown().await;
+        result
+    }
+}
+
+impl ExecAgent {
+    async fn turns(
+        &self,
+        env: &mut dyn Env,
+        rx: &mut tokio::sync::mpsc::Receiver<crate::server::ToolRequest>,
+        http: &HttpServer,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(), AgentError> {
+        let io = |what: &str, e: std::io::Error| AgentError::Backend(format!("{what}: {e}"));
+        let dir = tempfile::tempdir().map_err(|e| io("cannot create a temp dir", e))?;
+        let url = http.url();
+        let config = dir.path().join("mcp.json");
+        let text = serde_json::to_string_pretty(&mcp_config(&url)).expect("config serialises");
+        std::fs::write(&config, text).map_err(|e| io("cannot write the MCP config", e))?;
+        let config = config.display().to_string();
+        let mut n = 0;
+        while let Some(turn) = env.next_user_turn() {
+            n += 1;
+            let prompt_file = dir.path().join(format!("prompt-{n}.txt"));
+            std::fs::write(&prompt_file, &turn.text)
+                .map_err(|e| io("cannot write the prompt file", e))?;
+            let prompt_file = prompt_file.display().to_string();
+            let mut cmd = process::sh(&self.render(&turn.text, &prompt_file, &config, &url));
+            cmd.env("ASSAY_MCP_CONFIG", &config)
+                .env("ASSAY_MCP_URL", &url)
+                .env("ASSAY_PROMPT_FILE", &prompt_file);
+            let mut child = process::spawn(cmd, "exec agent")?;
+            let stdin = child.stdin.take();
+            let stdout = process::capture(child.stdout.take().expect("piped"), STDOUT_MAX, false);
+            let stderr = process::capture(child.stderr.take().expect("piped"), STDERR_TAIL, true);
+            let feed = (self.prompt == PromptMode::Stdin).then(|| turn.text.clone());
+            tokio::spawn(async move {
+                if let (Some(mut stdin), Some(text)) = (stdin, feed) {
+                    let _ = stdin.write_all(text.as_bytes()).await;
+                }
+                // Dropping stdin closes it: the agent sees end of input.
+            });
+            let waited = pump(env, rx, process::wait_until(&mut child, deadline)).await;
+            let grace = Duration::from_secs(1);
+            match waited {
+                Pumped::Stopped => {
+                    process::kill(&mut child).await;
+                    return Ok(());
+                }
+                Pumped::Done(Err(())) => {
+                    let err = process::collect(stderr, grace).await;
+                    return Err(AgentError::Backend(format!(
+                        "agent process exceeded its wall-clock limit of {:.1}s and was killed{}",
+                        budget.as_secs_f64(),
+                        process::stderr_note(&err)
+                    )));
+                }
+                Pumped::Done(Ok(status)) => {
+                    // A background grandchild may hold the pipes open: kill the
+                    // group once the leader is gone.
+                    process::kill(&mut child).await;
+                    let out = process::collect(stdout, grace).await;
+                    let err = process::collect(stderr, grace).await;
+                    if !status.success() {
+                        return Err(AgentError::Backend(format!(
+                            "agent process ended with {} on turn {n}{}",
+                            process::describe(status),
+                            process::stderr_note(&err)
+                        )));
+                    }
+                    env.reply(out.trim_end());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_choose_the_prompt_mode_and_are_quoted() {
+        let a = ExecAgent::new("agent --prompt {prompt} --mcp {mcp_config}");
+        assert_eq!(a.prompt, PromptMode::Arg);
+        assert_eq!(
+            a.render("it's", "/p", "/c", "u"),
+            r"agent --prompt 'it'\''s' --mcp '/c'"
+        );
+        let f = ExecAgent::new("agent -f {prompt_file}");
+        assert_eq!(f.prompt, PromptMode::File);
+        assert_eq!(f.render("x", "/t/p 1", "/c", "u"), "agent -f '/t/p 1'");
+        assert_eq!(ExecAgent::new("agent").prompt, PromptMode::Stdin);
+    }
+
+    #[test]
+    fn the_config_has_the_common_shape() {
+        assert_eq!(
+            mcp_config("http://127.0.0.1:1/mcp"),
+            serde_json::json!({"mcpServers": {"assay": {"type": "http", "url": "http://127.0.0.1:1/mcp"}}})
+        );
+    }
+}
