@@ -120,3 +120,52 @@ async fn a_stdio_client_session_ends_when_it_disconnects() {
     assert_eq!(calls, ["mail.read", "nope.tool"]);
     assert!(e.violations.is_empty(), "{:?}", e.violations);
 }
+
+/// The reference solution played by an MCP client through `serve_case` gets the
+/// same verdict as the built-in `control:solve` on the same case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_case_gives_the_built_in_verdict_for_the_same_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = refund_benign(None);
+    let solution = case.spec.task.solution.clone();
+    let (server_side, client_side) = tokio::io::duplex(1 << 16);
+    let (r, w) = tokio::io::split(server_side);
+    let out = dir.path().join("served");
+    let served = tokio::spawn({
+        let case = case.clone();
+        let out = out.clone();
+        async move {
+            let opts = assay_mcp::ServeOptions {
+                transport: Transport::io(r, w),
+                idle: None,
+                on_listen: None,
+                seed: 7,
+            };
+            assay_mcp::serve_case(case, opts, &out).await.unwrap()
+        }
+    });
+    let client = ().serve(client_side).await.unwrap();
+    for call in &solution {
+        let args = call.args.as_object().cloned().unwrap_or_default();
+        let r = client
+            .call_tool(CallToolRequestParams::new(call.tool.clone()).with_arguments(args))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(false), "{}: {r:?}", call.tool);
+    }
+    client.cancel().await.unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(20), served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.join("results.json").exists());
+    let s = &served.episodes[0];
+
+    let solve = assay_agent::agent_from_name("control:solve").unwrap();
+    let (b, _) = run_one(case, solve, &dir.path().join("builtin")).await;
+    assert_eq!(s.status, Status::Ok, "{:?}", s.error);
+    assert_eq!(s.utility, b.utility);
+    assert_eq!(s.utility, 1.0);
+    assert_eq!(s.violations, b.violations);
+    assert_eq!(s.attack_success, b.attack_success);
+}
