@@ -13,6 +13,8 @@
 //! itself, score anything, or listen anywhere but the address it is given
 //! (loopback for the agents it starts).
 
+#![deny(missing_docs)]
+
 mod exec;
 mod jsonl;
 mod process;
