@@ -1,12 +1,19 @@
 //! The agent side of an episode: the [`Agent`] trait every subject implements,
 //! the [`Env`] through which it sees the task and acts, and the control agents
-//! (`control:solve`, `control:naive`, `control:refuse`) that serve as instruments.
+//! (`control:solve`, `control:naive`, `control:refuse`) that serve as instruments,
+//! and the model adapters (`openai:MODEL`, `anthropic:MODEL`, agents files) that
+//! evaluate real models over HTTP with retries, concurrency limits and
+//! record/replay (see `docs/agents.md`).
 //!
 //! This crate knows nothing of how tools are executed or scored: the runner
 //! implements [`Env`] over a world and records the trace. Agents must only act
 //! through [`Env`], so every action they take is observed.
 
+mod anthropic;
 mod control;
+mod http;
+mod model;
+mod openai;
 
 use std::sync::Arc;
 
@@ -15,6 +22,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use control::{ControlKind, control_agent};
+pub use model::{
+    AgentOptions, ModelConfig, Provider, agents_from_file, agents_from_file_with, model_agent,
+    model_agent_from_name, model_agent_with_key, read_agents_file,
+};
 
 /// A tool as offered to an agent: what model adapters turn into tool definitions.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +107,10 @@ pub trait Env: Send {
     fn reply(&mut self, text: &str);
     /// The case being run. Instruments only: a real agent must not read it.
     fn case(&self) -> &CaseView;
+    /// Records output an external agent process wrote (stderr and the like).
+    fn record_log(&mut self, stream: &str, text: &str) {
+        let _ = (stream, text);
+    }
     /// Records the usage of one model request (adapters call this per request).
     fn record_usage(&mut self, usage: Usage) {
         let _ = usage;
@@ -122,14 +137,26 @@ pub trait Agent: Send + Sync {
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError>;
 }
 
-/// Resolves an agent name from the command line. Only control agents exist in
-/// this build; other adapters register here as they land.
+/// Resolves an agent name from the command line (`control:solve`,
+/// `openai:gpt-4o-mini`, `anthropic:claude-sonnet-4-5`) with default run
+/// options. Model agents read their API key from the provider's default
+/// environment variable.
 pub fn agent_from_name(name: &str) -> Result<Arc<dyn Agent>, AgentError> {
+    agent_from_name_with(name, &AgentOptions::default())
+}
+
+/// Like [`agent_from_name`], with the run's record/replay options applied to
+/// model agents.
+pub fn agent_from_name_with(name: &str, opts: &AgentOptions) -> Result<Arc<dyn Agent>, AgentError> {
     if let Some(kind) = name.strip_prefix("control:") {
         return control_agent(kind)
             .ok_or_else(|| AgentError::Config(format!("unknown control agent `{name}`; expected control:solve, control:naive or control:refuse")));
     }
+    if let Some(agent) = model_agent_from_name(name, opts) {
+        return agent;
+    }
     Err(AgentError::Config(format!(
-        "unknown agent `{name}`; this build provides control:solve, control:naive and control:refuse"
+        "unknown agent `{name}`; expected control:solve, control:naive, control:refuse, \
+         openai:MODEL or anthropic:MODEL (or define agents in a file with --agents)"
     )))
 }

@@ -143,10 +143,43 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Serve a case's world to an external MCP client (the agent under test).
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
     /// Mechanistic evidence on open-weight models: hooked forward passes, probes.
     Mech {
         #[command(subcommand)]
         command: assay_mech::cli::MechCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Expose one case's world tools as an MCP server (stdio by default).
+    ///
+    /// Every tool call is recorded into the trace exactly as `assay run` does,
+    /// and the verdict is written when the session ends (stdin closes, Ctrl-C,
+    /// or the idle timeout).
+    Serve {
+        /// A case file, or a spec (its benign case unless --case picks another).
+        case: PathBuf,
+        /// Case label to serve when CASE is a spec or a directory (see `assay run` output).
+        #[arg(long = "case", value_name = "LABEL")]
+        label: Option<String>,
+        /// Serve streamable HTTP at this address (e.g. 127.0.0.1:8765) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// HTTP only: end the session after this many seconds without requests.
+        #[arg(long, value_name = "SECS")]
+        idle: Option<u64>,
+        /// Seed the episode's canaries derive from.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory for results.json and the trace.
+        #[arg(long, default_value = "assay-out")]
+        out: PathBuf,
     },
 }
 
@@ -187,6 +220,17 @@ fn main() -> ExitCode {
         Command::Schema { out } => cmd_schema(out.as_deref()),
         Command::Show { trace } => cmd_show(&trace),
         Command::VerifyTrace { paths } => cmd_verify(&paths),
+        Command::Mcp {
+            command:
+                McpCommand::Serve {
+                    case,
+                    label,
+                    http,
+                    idle,
+                    seed,
+                    out,
+                },
+        } => cmd_mcp_serve(&case, label.as_deref(), http, idle, seed, &out),
         Command::Mech { command } => match assay_mech::cli::run(command) {
             Ok(code) => u8::try_from(code).unwrap_or(1),
             Err(e) => fail(format!("{e:#}"), 2),
@@ -369,7 +413,10 @@ fn cmd_run(
     };
     let mut resolved = Vec::new();
     for n in &names {
-        match assay_agent::agent_from_name(n) {
+        // Process-based agents (exec:, exec-jsonl:) first, then built-in adapters.
+        let agent =
+            assay_mcp::agent_from_name(n).unwrap_or_else(|| assay_agent::agent_from_name(n));
+        match agent {
             Ok(a) => resolved.push(a),
             Err(e) => return fail(e, 2),
         }
@@ -592,6 +639,81 @@ fn cmd_catalog(dir: Option<&Path>, json: bool) -> u8 {
     }
     println!("{} techniques", catalog.techniques.len());
     0
+}
+
+fn cmd_mcp_serve(
+    path: &Path,
+    label: Option<&str>,
+    http: Option<std::net::SocketAddr>,
+    idle: Option<u64>,
+    seed: u64,
+    out: &Path,
+) -> u8 {
+    let args = SynthArgs {
+        techniques: None,
+        per_threat: None,
+        catalog: None,
+    };
+    let prepared = match prepared_cases(&[path.to_path_buf()], &args, seed) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let want = label.unwrap_or("benign");
+    let Some(case) = prepared
+        .iter()
+        .find(|c| c.label == want || c.case.id == want)
+        .cloned()
+        .or_else(|| (prepared.len() == 1 && label.is_none()).then(|| prepared[0].clone()))
+    else {
+        let labels: Vec<&str> = prepared.iter().map(|c| c.label.as_str()).take(20).collect();
+        return fail(
+            format!(
+                "no case `{want}` in {}; some labels: {}",
+                path.display(),
+                labels.join(", ")
+            ),
+            2,
+        );
+    };
+    let transport = match http {
+        Some(addr) => assay_mcp::Transport::Http(addr),
+        None => assay_mcp::Transport::Stdio,
+    };
+    let opts = assay_mcp::ServeOptions {
+        transport,
+        idle: idle.map(std::time::Duration::from_secs),
+        on_listen: Some(Box::new(|addr| {
+            eprintln!("serving MCP at http://{addr}/mcp")
+        })),
+        seed,
+    };
+    let rt = match runtime(2) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    eprintln!(
+        "serving case {} ({}) → {}",
+        case.label,
+        case.case.id,
+        out.display()
+    );
+    match rt.block_on(assay_mcp::serve_case(case, opts, out)) {
+        Ok(run) => {
+            // Never write to stdout here: with stdio it carries the MCP session.
+            for e in &run.episodes {
+                let rules: Vec<&str> = e.violations.iter().map(|v| v.rule.as_str()).collect();
+                eprintln!(
+                    "{}: utility {:.2}, violations [{}], trace {}",
+                    e.episode,
+                    e.utility,
+                    rules.join(", "),
+                    out.join(&e.trace).display()
+                );
+            }
+            0
+        }
+        Err(e) => fail(e, 2),
+    }
 }
 
 /// Forbidden rules that fire on a trace, re-scored with the case embedded in it.

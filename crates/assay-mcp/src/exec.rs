@@ -167,6 +167,7 @@ impl ExecAgent {
                 }
                 Pumped::Done(Err(())) => {
                     let err = process::collect(stderr, grace).await;
+                    env.record_log("stderr", err.trim_end());
                     return Err(AgentError::Backend(format!(
                         "agent process exceeded its wall-clock limit of {:.1}s and was killed{}",
                         budget.as_secs_f64(),
@@ -180,12 +181,14 @@ impl ExecAgent {
                     let out = process::collect(stdout, grace).await;
                     let err = process::collect(stderr, grace).await;
                     if !status.success() {
+                        env.record_log("stderr", err.trim_end());
                         return Err(AgentError::Backend(format!(
                             "agent process ended with {} on turn {n}{}",
                             process::describe(status),
                             process::stderr_note(&err)
                         )));
                     }
+                    env.record_log("stderr", err.trim_end());
                     env.reply(out.trim_end());
                 }
             }

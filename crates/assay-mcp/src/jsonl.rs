@@ -170,13 +170,15 @@ impl Session {
         reason: &str,
         message: Option<&str>,
         strict: bool,
-    ) -> Result<(), AgentError> {
+    ) -> Result<String, AgentError> {
         // The agent may already have exited after its last reply; that is fine.
         let _ = self.send(&ToAgent::End { reason, message }).await;
         self.stdin = None;
         let deadline = self.deadline.min(Instant::now() + EXIT_GRACE);
         match process::wait_until(&mut self.child, deadline).await {
-            Ok(s) if s.success() || !strict => Ok(()),
+            Ok(s) if s.success() || !strict => {
+                Ok(process::collect(self.stderr, Duration::from_secs(1)).await)
+            }
             Ok(s) => {
                 let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
                 Err(AgentError::Backend(format!(
@@ -185,7 +187,7 @@ impl Session {
                     process::stderr_note(&stderr)
                 )))
             }
-            Err(()) if !strict => Ok(()),
+            Err(()) if !strict => Ok(process::collect(self.stderr, Duration::from_secs(1)).await),
             Err(()) => {
                 let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
                 Err(AgentError::Backend(format!(
@@ -302,14 +304,18 @@ impl Agent for ExecJsonlAgent {
                             // A limit: the runner recorded it; tell the agent and stop.
                             Err(stop) => {
                                 let m = stop.to_string();
-                                return s.end("limit", Some(&m), false).await;
+                                let err = s.end("limit", Some(&m), false).await?;
+                                env.record_log("stderr", err.trim_end());
+                                return Ok(());
                             }
                         }
                     }
                 }
             }
         }
-        s.end("done", None, true).await
+        let err = s.end("done", None, true).await?;
+        env.record_log("stderr", err.trim_end());
+        Ok(())
     }
 }
 

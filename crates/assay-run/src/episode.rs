@@ -185,6 +185,15 @@ impl Env for Recorder {
         &self.case
     }
 
+    fn record_log(&mut self, stream: &str, text: &str) {
+        if !text.is_empty() {
+            self.push(EventKind::Log {
+                stream: stream.to_string(),
+                text: text.to_string(),
+            });
+        }
+    }
+
     fn record_usage(&mut self, u: Usage) {
         let t = self.usage.get_or_insert_with(Default::default);
         t.requests += 1;

@@ -72,6 +72,14 @@ pub enum EventKind {
         /// What went wrong.
         message: String,
     },
+    /// Output an external agent process wrote outside the protocol (stderr,
+    /// stdout beyond its answer), kept for diagnosis.
+    Log {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The text (a tail, if it was long).
+        text: String,
+    },
     /// A per-episode limit was hit and the episode was cut short.
     Limit {
         /// Which limit (`turns`, `tool_calls`, `wall_time`).

@@ -1,0 +1,451 @@
+//! Model adapters: agents backed by a chat model behind an HTTP API
+//! (OpenAI-compatible Chat Completions or Anthropic Messages), their
+//! configuration, and the agents file that names several of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{Endpoint, EndpointConfig, Failure, Reply};
+use crate::{Agent, AgentError, Env, ToolSpec, Usage};
+
+/// Which wire protocol a model adapter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI Chat Completions (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM, ...).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl Provider {
+    /// Base URL used when none is configured.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::Openai => "https://api.openai.com/v1",
+            Provider::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    /// Environment variable the API key is read from when none is configured.
+    pub fn default_api_key_env(self) -> &'static str {
+        match self {
+            Provider::Openai => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// One model agent as written in an agents file (or implied by
+/// `openai:MODEL` / `anthropic:MODEL`). Every field but `name`, `provider`
+/// and `model` has a default; unknown fields are rejected so a typo never
+/// silently changes an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Name used in results and episode ids.
+    pub name: String,
+    /// Wire protocol.
+    pub provider: Provider,
+    /// Model id sent to the endpoint.
+    pub model: String,
+    /// Endpoint base URL (`https://api.openai.com/v1`, `http://localhost:11434/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key; `""` sends no key (local servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Sampling temperature; the provider's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Sampling seed sent to OpenAI-compatible endpoints; also seeds retry jitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Completion token cap (Anthropic requires one: 4096 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Per-request timeout in seconds, connect to last byte (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    /// Retries after the first attempt on 408/429/5xx, transport errors and
+    /// malformed responses (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Requests in flight at once across all episodes of this agent (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// First backoff in milliseconds, doubled each retry (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+}
+
+impl ModelConfig {
+    /// A config with every optional field at its default.
+    pub fn new(name: &str, provider: Provider, model: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            provider,
+            model: model.to_string(),
+            base_url: None,
+            api_key_env: None,
+            temperature: None,
+            seed: None,
+            max_tokens: None,
+            timeout_secs: None,
+            retries: None,
+            concurrency: None,
+            backoff_ms: None,
+        }
+    }
+}
+
+/// Run-wide options the CLI passes to every model agent it builds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentOptions {
+    /// Store every request/response pair under this directory (`--record DIR`).
+    pub record: Option<PathBuf>,
+    /// Serve responses from this directory instead of the network (`--replay DIR`).
+    /// No API key is needed, and a request missing from it is an error.
+    pub replay: Option<PathBuf>,
+}
+
+/// An agent backed by a chat model over HTTP.
+pub(crate) struct ModelAgent {
+    pub cfg: ModelConfig,
+    pub endpoint: Endpoint,
+}
+
+/// Builds a model agent, reading its API key from the configured environment
+/// variable. A missing key is a configuration error naming the variable,
+/// except when replaying (no request leaves the machine).
+pub fn model_agent(cfg: &ModelConfig, opts: &AgentOptions) -> Result<Arc<dyn Agent>, AgentError> {
+    let var = cfg
+        .api_key_env
+        .clone()
+        .unwrap_or_else(|| cfg.provider.default_api_key_env().to_string());
+    let key = if var.is_empty() {
+        None
+    } else {
+        match std::env::var(&var) {
+            Ok(k) if !k.is_empty() => Some(k),
+            _ if opts.replay.is_some() => None,
+            _ => {
+                return Err(AgentError::Config(format!(
+                    "agent `{}`: environment variable {var} is not set; export the API key \
+                     there, or set `api_key_env` to another variable (\"\" for none)",
+                    cfg.name
+                )));
+            }
+        }
+    };
+    model_agent_with_key(cfg, key, opts)
+}
+
+/// Builds a model agent with an explicit API key (or none), for programs that
+/// embed Assay and hold the key themselves.
+pub fn model_agent_with_key(
+    cfg: &ModelConfig,
+    key: Option<String>,
+    opts: &AgentOptions,
+) -> Result<Arc<dyn Agent>, AgentError> {
+    if opts.record.is_some() && opts.replay.is_some() {
+        return Err(AgentError::Config(
+            "--record and --replay cannot be used together".into(),
+        ));
+    }
+    let bad = |what: &str| AgentError::Config(format!("agent `{}`: {what}", cfg.name));
+    if cfg.model.is_empty() {
+        return Err(bad("`model` is empty"));
+    }
+    let timeout = cfg.timeout_secs.unwrap_or(120.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(bad("`timeout_secs` must be a positive number"));
+    }
+    if cfg.concurrency == Some(0) {
+        return Err(bad("`concurrency` must be at least 1"));
+    }
+    let base_url = cfg
+        .base_url
+        .clone()
+        .unwrap_or_else(|| cfg.provider.default_base_url().to_string());
+    if reqwest::Url::parse(&base_url).is_err() {
+        return Err(bad(&format!("`base_url` {base_url:?} is not a URL")));
+    }
+    let mut headers = Vec::new();
+    match cfg.provider {
+        Provider::Openai => {
+            if let Some(k) = key {
+                headers.push(("authorization".to_string(), format!("Bearer {k}")));
+            }
+        }
+        Provider::Anthropic => {
+            if let Some(k) = key {
+                headers.push(("x-api-key".to_string(), k));
+            }
+            headers.push((
+                "anthropic-version".to_string(),
+                crate::anthropic::VERSION.to_string(),
+            ));
+        }
+    }
+    let endpoint = Endpoint::new(EndpointConfig {
+        base_url,
+        headers,
+        timeout: Duration::from_secs_f64(timeout),
+        retries: cfg.retries.unwrap_or(4),
+        concurrency: cfg.concurrency.unwrap_or(8),
+        backoff: Duration::from_millis(cfg.backoff_ms.unwrap_or(1000)),
+        seed: cfg.seed.unwrap_or(0),
+        record: opts.record.clone(),
+        replay: opts.replay.clone(),
+    })?;
+    Ok(Arc::new(ModelAgent {
+        cfg: cfg.clone(),
+        endpoint,
+    }))
+}
+
+/// Resolves `openai:MODEL` or `anthropic:MODEL` to a model agent with default
+/// options, or `None` when the name has neither prefix.
+pub fn model_agent_from_name(
+    name: &str,
+    opts: &AgentOptions,
+) -> Option<Result<Arc<dyn Agent>, AgentError>> {
+    let (provider, model) = if let Some(m) = name.strip_prefix("openai:") {
+        (Provider::Openai, m)
+    } else if let Some(m) = name.strip_prefix("anthropic:") {
+        (Provider::Anthropic, m)
+    } else {
+        return None;
+    };
+    Some(model_agent(&ModelConfig::new(name, provider, model), opts))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsFile {
+    agents: Vec<ModelConfig>,
+}
+
+/// Reads the model agent configs of an agents file (`agents: [...]`) without
+/// building them; names must be unique.
+pub fn read_agents_file(path: &Path) -> Result<Vec<ModelConfig>, AgentError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AgentError::Config(format!("cannot read {}: {e}", path.display())))?;
+    parse_agents(&text, path)
+}
+
+fn parse_agents(text: &str, path: &Path) -> Result<Vec<ModelConfig>, AgentError> {
+    let value = assay_spec::yaml::parse_value(text).map_err(|(msg, pos)| {
+        AgentError::Config(format!(
+            "{}:{}:{}: {msg}",
+            path.display(),
+            pos.line,
+            pos.col
+        ))
+    })?;
+    let file: AgentsFile = serde_json::from_value(value)
+        .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+    let mut seen = BTreeMap::new();
+    for a in &file.agents {
+        if a.name.is_empty() {
+            return Err(AgentError::Config(format!(
+                "{}: an agent has an empty `name`",
+                path.display()
+            )));
+        }
+        if seen.insert(a.name.clone(), ()).is_some() {
+            return Err(AgentError::Config(format!(
+                "{}: agent name `{}` is used twice",
+                path.display(),
+                a.name
+            )));
+        }
+    }
+    if file.agents.is_empty() {
+        return Err(AgentError::Config(format!(
+            "{}: `agents` is empty",
+            path.display()
+        )));
+    }
+    Ok(file.agents)
+}
+
+/// Builds every agent of an agents file with default run options.
+pub fn agents_from_file(path: &Path) -> Result<Vec<Arc<dyn Agent>>, AgentError> {
+    agents_from_file_with(path, &AgentOptions::default())
+}
+
+/// Builds every agent of an agents file with the run's record/replay options.
+pub fn agents_from_file_with(
+    path: &Path,
+    opts: &AgentOptions,
+) -> Result<Vec<Arc<dyn Agent>>, AgentError> {
+    read_agents_file(path)?
+        .iter()
+        .map(|c| model_agent(c, opts))
+        .collect()
+}
+
+/// Maps world tool names (`files.read`) to names every provider accepts
+/// (`^[a-zA-Z0-9_-]{1,64}$`): `.` becomes `__`, other characters `_`. The
+/// reverse map gives back the world name; a name the model invents is turned
+/// back by replacing `__` with `.`, and the runner then denies it.
+pub(crate) struct ToolNames {
+    wire: Vec<String>,
+    back: BTreeMap<String, String>,
+}
+
+impl ToolNames {
+    pub fn new(tools: &[ToolSpec]) -> Self {
+        let mut wire = Vec::with_capacity(tools.len());
+        let mut back = BTreeMap::new();
+        for t in tools {
+            let mut w: String = t
+                .name
+                .replace('.', "__")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            w.truncate(60);
+            let mut n = 2;
+            let stem = w.clone();
+            while back.contains_key(&w) {
+                w = format!("{stem}_{n}");
+                n += 1;
+            }
+            back.insert(w.clone(), t.name.clone());
+            wire.push(w);
+        }
+        Self { wire, back }
+    }
+
+    /// Provider-safe name of the i-th tool.
+    pub fn wire(&self, i: usize) -> &str {
+        &self.wire[i]
+    }
+
+    /// World name for a name the model used.
+    pub fn world(&self, wire: &str) -> String {
+        self.back
+            .get(wire)
+            .cloned()
+            .unwrap_or_else(|| wire.replace("__", "."))
+    }
+}
+
+/// Reports a request's usage to the episode and turns a failure into the
+/// agent error that makes the episode `error`.
+pub(crate) fn account(
+    env: &mut dyn Env,
+    outcome: Result<Reply, Failure>,
+    tokens: impl Fn(&serde_json::Value) -> (u64, u64),
+) -> Result<serde_json::Value, AgentError> {
+    match outcome {
+        Ok(r) => {
+            let (input_tokens, output_tokens) = tokens(&r.body);
+            env.record_usage(Usage {
+                input_tokens,
+                output_tokens,
+                latency_ms: r.latency_ms,
+                retries: r.retries,
+            });
+            Ok(r.body)
+        }
+        Err(f) => {
+            env.record_usage(Usage {
+                input_tokens: 0,
+                output_tokens: 0,
+                latency_ms: f.latency_ms,
+                retries: f.retries,
+            });
+            Err(AgentError::Backend(f.reason))
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for ModelAgent {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
+        let r = match self.cfg.provider {
+            Provider::Openai => crate::openai::run(self, env).await,
+            Provider::Anthropic => crate::anthropic::run(self, env).await,
+        };
+        r.map_err(|e| match e {
+            AgentError::Backend(m) => AgentError::Backend(format!(
+                "{} ({}): {m}",
+                self.cfg.provider.label(),
+                self.cfg.model
+            )),
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_names_round_trip() {
+        let t = |n: &str| ToolSpec {
+            name: n.into(),
+            description: String::new(),
+            parameters: json!({}),
+        };
+        let names = ToolNames::new(&[t("files.read"), t("mail.send"), t("files__read")]);
+        assert_eq!(names.wire(0), "files__read");
+        assert_eq!(names.wire(1), "mail__send");
+        assert_eq!(names.wire(2), "files__read_2");
+        assert_eq!(names.world("files__read"), "files.read");
+        assert_eq!(names.world("files__read_2"), "files__read");
+        assert_eq!(names.world("shell__exec"), "shell.exec");
+    }
+
+    #[test]
+    fn agents_file_rejects_unknown_fields_and_duplicates() {
+        let p = Path::new("agents.yaml");
+        let ok = "agents:\n  - { name: a, provider: openai, model: m, temperature: 0 }\n";
+        assert_eq!(parse_agents(ok, p).unwrap()[0].temperature, Some(0.0));
+        let typo = "agents:\n  - { name: a, provider: openai, model: m, temprature: 0 }\n";
+        let e = parse_agents(typo, p).unwrap_err().to_string();
+        assert!(e.contains("temprature"), "{e}");
+        let dup = "agents:\n  - { name: a, provider: openai, model: m }\n  - { name: a, provider: anthropic, model: m }\n";
+        assert!(
+            parse_agents(dup, p)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        let prov = "agents:\n  - { name: a, provider: gemini, model: m }\n";
+        assert!(
+            parse_agents(prov, p)
+                .unwrap_err()
+                .to_string()
+                .contains("gemini")
+        );
+    }
+}
