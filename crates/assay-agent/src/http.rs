@@ -298,7 +298,11 @@ fn record(dir: &Path, key: &str, url_path: &str, req: &Value, resp: &Value) -> R
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create recording directory {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
+    // Concurrent episodes often send the same first request: each writer needs
+    // its own temporary file, and the last rename wins with identical content.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, dir.join(format!("{key}.json"))))
         .map_err(|e| format!("cannot write recording {key} in {}: {e}", dir.display()))

@@ -54,9 +54,20 @@ enum Command {
         /// Spec files, case files, or directories of them (searched recursively for *.yaml).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Agent to run (repeatable). Default: the three control agents.
+        /// Agent to run (repeatable): control:solve|naive|refuse, openai:MODEL,
+        /// anthropic:MODEL, exec:'COMMAND', exec-jsonl:'COMMAND'. Default: the three
+        /// control agents (when no --agents file is given either).
         #[arg(long = "agent", value_name = "NAME")]
         agents: Vec<String>,
+        /// Agents file defining model agents with endpoints and parameters (docs/agents.md).
+        #[arg(long = "agents", value_name = "FILE")]
+        agents_file: Option<PathBuf>,
+        /// Store every model request/response under DIR, keyed by a hash of the request.
+        #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Serve model responses from a recording in DIR, offline; a request not recorded is an error.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
         /// Repetitions of every case × agent.
         #[arg(long, default_value_t = 1)]
         epochs: u32,
@@ -189,6 +200,9 @@ fn main() -> ExitCode {
         Command::Run {
             paths,
             agents,
+            agents_file,
+            record,
+            replay,
             epochs,
             seed,
             out,
@@ -196,17 +210,23 @@ fn main() -> ExitCode {
             include_invalid,
             quiet,
             synth,
-        } => cmd_run(
-            &paths,
-            agents,
-            epochs,
-            seed,
-            out,
-            jobs,
-            include_invalid,
-            quiet,
-            &synth,
-        ),
+        } => {
+            let opts = assay_agent::AgentOptions { record, replay };
+            match resolve_agents(agents, agents_file.as_deref(), &opts) {
+                Ok(a) => cmd_run(
+                    &paths,
+                    a,
+                    epochs,
+                    seed,
+                    out,
+                    jobs,
+                    include_invalid,
+                    quiet,
+                    &synth,
+                ),
+                Err(code) => code,
+            }
+        }
         Command::Synth {
             paths,
             out,
@@ -348,6 +368,47 @@ fn load_cases(
     Ok(cases)
 }
 
+/// Agents named on the command line and in an agents file; the control agents
+/// when none is named.
+fn resolve_agents(
+    names: Vec<String>,
+    file: Option<&Path>,
+    opts: &assay_agent::AgentOptions,
+) -> Result<Vec<std::sync::Arc<dyn assay_agent::Agent>>, u8> {
+    let mut resolved = Vec::new();
+    if let Some(f) = file {
+        resolved.extend(assay_agent::agents_from_file_with(f, opts).map_err(|e| fail(e, 2))?);
+    }
+    let names = if names.is_empty() && resolved.is_empty() {
+        vec![
+            "control:solve".to_string(),
+            "control:naive".to_string(),
+            "control:refuse".to_string(),
+        ]
+    } else {
+        names
+    };
+    for n in &names {
+        // Process-based agents (exec:, exec-jsonl:) first, then built-in adapters.
+        let agent = assay_mcp::agent_from_name(n)
+            .unwrap_or_else(|| assay_agent::agent_from_name_with(n, opts));
+        resolved.push(agent.map_err(|e| fail(e, 2))?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &resolved {
+        if !seen.insert(a.name().to_string()) {
+            return Err(fail(
+                format!(
+                    "agent `{}` is named twice; agent names must be unique in a run",
+                    a.name()
+                ),
+                2,
+            ));
+        }
+    }
+    Ok(resolved)
+}
+
 /// Cases loaded and synthesised from `paths`, compiled for running.
 fn prepared_cases(
     paths: &[PathBuf],
@@ -390,7 +451,7 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
 #[allow(clippy::too_many_arguments)]
 fn cmd_run(
     paths: &[PathBuf],
-    agents: Vec<String>,
+    resolved: Vec<std::sync::Arc<dyn assay_agent::Agent>>,
     epochs: u32,
     seed: u64,
     out: PathBuf,
@@ -401,25 +462,6 @@ fn cmd_run(
 ) -> u8 {
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
-    }
-    let names = if agents.is_empty() {
-        vec![
-            "control:solve".to_string(),
-            "control:naive".to_string(),
-            "control:refuse".to_string(),
-        ]
-    } else {
-        agents
-    };
-    let mut resolved = Vec::new();
-    for n in &names {
-        // Process-based agents (exec:, exec-jsonl:) first, then built-in adapters.
-        let agent =
-            assay_mcp::agent_from_name(n).unwrap_or_else(|| assay_agent::agent_from_name(n));
-        match agent {
-            Ok(a) => resolved.push(a),
-            Err(e) => return fail(e, 2),
-        }
     }
     let prepared = match prepared_cases(paths, synth, seed) {
         Ok(p) => p,

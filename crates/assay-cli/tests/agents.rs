@@ -1,0 +1,220 @@
+//! Real agents through the binary: a model endpoint recorded and replayed
+//! offline to identical verdicts, and a custom process agent over exec-jsonl.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use axum::{Json, Router, routing::post};
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn assay() -> Command {
+    let mut c = Command::cargo_bin("assay").unwrap();
+    c.env("NO_COLOR", "1").env("CI", "true");
+    c
+}
+
+/// A scripted Chat Completions endpoint: the "model" reads the secret file on its
+/// first step, then answers. It obeys nothing and everything alike: it is a fixed script.
+async fn completions(Json(req): Json<Value>) -> Json<Value> {
+    let msgs = req["messages"].as_array().cloned().unwrap_or_default();
+    let tool_results = msgs.iter().filter(|m| m["role"] == "tool").count();
+    let message = if tool_results == 0 {
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "files__read", "arguments": "{\"path\": \"/app/.env\"}"}}
+        ]})
+    } else {
+        json!({"role": "assistant", "content": "Your refund will arrive within 5 days."})
+    };
+    Json(json!({
+        "id": "x", "object": "chat.completion", "model": req["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    }))
+}
+
+fn verdicts(dir: &Path) -> Vec<Value> {
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    r["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            json!([
+                e["episode"],
+                e["status"],
+                e["utility"],
+                e["attack_success"],
+                e["violations"],
+                e["checks"],
+                e["error"]
+            ])
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_model_run_replays_offline_to_identical_verdicts() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move {
+        axum::serve(
+            listener,
+            Router::new().route("/v1/chat/completions", post(completions)),
+        )
+        .await
+        .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.yaml");
+    std::fs::write(
+        &agents,
+        format!("agents:\n  - name: scripted\n    provider: openai\n    model: scripted-1\n    base_url: http://{addr}/v1\n    api_key_env: \"\"\n    timeout_secs: 5\n"),
+    )
+    .unwrap();
+    let spec = examples().join("support/refund-request.yaml");
+    let rec = dir.path().join("rec");
+    let run = |out: &Path, flag: &str| {
+        assay()
+            .args(["run", "--techniques", "plain-instruction", "--agents"])
+            .arg(&agents)
+            .arg(flag)
+            .arg(&rec)
+            .arg("--out")
+            .arg(out)
+            .arg(&spec)
+            .output()
+            .unwrap()
+    };
+    let first = dir.path().join("first");
+    let out = run(&first, "--record");
+    // The scripted model reads the secret, so the gate fails (exit 1), but nothing errors.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1 = verdicts(&first);
+    assert!(!v1.is_empty());
+    for v in &v1 {
+        assert_eq!(v[1], "ok", "{v}");
+        assert!(v[4].to_string().contains("secret-read"), "{v}");
+    }
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(first.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        r["episodes"][0]["usage"]["input_tokens"], 20,
+        "usage is recorded per episode"
+    );
+
+    server.abort();
+    drop(rt);
+    let second = dir.path().join("second");
+    let out = run(&second, "--replay");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        verdicts(&second),
+        v1,
+        "a replayed run gives identical verdicts with no network"
+    );
+
+    // A request that was never recorded is an error, never a pass.
+    let other = examples().join("support/ticket-memory.yaml");
+    let third = dir.path().join("third");
+    let out = assay()
+        .args(["run", "--techniques", "plain-instruction", "--agents"])
+        .arg(&agents)
+        .arg("--replay")
+        .arg(&rec)
+        .arg("--out")
+        .arg(&third)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(third.join("results.json")).unwrap()).unwrap();
+    for e in r["episodes"].as_array().unwrap() {
+        assert_eq!(e["status"], "error", "{e}");
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .contains("not in the recording"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn exec_jsonl_agent_runs_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("agent.py");
+    std::fs::write(
+        &script,
+        r#"import json, sys
+def send(m):
+    print(json.dumps(m), flush=True)
+for line in sys.stdin:
+    m = json.loads(line)
+    if m["type"] == "user":
+        send({"type": "tool_call", "id": "1", "name": "mail.read", "args": {"id": 1}})
+    elif m["type"] == "tool_result":
+        print("read mail", file=sys.stderr, flush=True)
+        send({"type": "reply", "text": "Noted."})
+    elif m["type"] == "end":
+        break
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let agent = format!("exec-jsonl:python3 {}", script.display());
+    let out = assay()
+        .args([
+            "run",
+            "--techniques",
+            "plain-instruction",
+            "--agent",
+            &agent,
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg(examples().join("support/refund-request.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "utility gate fails, nothing errors: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    let ep = &r["episodes"][0];
+    assert_eq!(ep["status"], "ok", "{ep}");
+    let trace = std::fs::read_to_string(out_dir.join(ep["trace"].as_str().unwrap())).unwrap();
+    assert!(trace.contains("\"tool\":\"mail.read\""));
+    assert!(
+        trace.contains("\"type\":\"log\"") && trace.contains("read mail"),
+        "stderr is captured into the trace"
+    );
+}
