@@ -68,6 +68,13 @@ enum Command {
         /// Serve model responses from a recording in DIR, offline; a request not recorded is an error.
         #[arg(long, value_name = "DIR")]
         replay: Option<PathBuf>,
+        /// Ask the specs' `judge` questions about every episode with this agent
+        /// (a name as for --agent, or an agent of the --agents file). Off by default.
+        #[arg(long, value_name = "NAME")]
+        judge: Option<String>,
+        /// Times the judge is asked each question; agreement is reported.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        judge_runs: u32,
         /// Repetitions of every case × agent.
         #[arg(long, default_value_t = 1)]
         epochs: u32,
@@ -203,6 +210,8 @@ fn main() -> ExitCode {
             agents_file,
             record,
             replay,
+            judge,
+            judge_runs,
             epochs,
             seed,
             out,
@@ -212,10 +221,21 @@ fn main() -> ExitCode {
             synth,
         } => {
             let opts = assay_agent::AgentOptions { record, replay };
+            let judge = match judge
+                .map(|j| resolve_judge(&j, agents_file.as_deref(), &opts))
+                .transpose()
+            {
+                Ok(j) => j.map(|agent| assay_run::JudgeConfig {
+                    agent,
+                    runs: judge_runs.max(1),
+                }),
+                Err(code) => return ExitCode::from(code),
+            };
             match resolve_agents(agents, agents_file.as_deref(), &opts) {
                 Ok(a) => cmd_run(
                     &paths,
                     a,
+                    judge,
                     epochs,
                     seed,
                     out,
@@ -409,6 +429,22 @@ fn resolve_agents(
     Ok(resolved)
 }
 
+/// The judge agent: an agent of the agents file by name, else any agent name.
+fn resolve_judge(
+    name: &str,
+    file: Option<&Path>,
+    opts: &assay_agent::AgentOptions,
+) -> Result<std::sync::Arc<dyn assay_agent::Agent>, u8> {
+    if let Some(f) = file {
+        let agents = assay_agent::agents_from_file_with(f, opts).map_err(|e| fail(e, 2))?;
+        if let Some(a) = agents.into_iter().find(|a| a.name() == name) {
+            return Ok(a);
+        }
+    }
+    let mut found = resolve_agents(vec![name.to_string()], None, opts)?;
+    Ok(found.remove(0))
+}
+
 /// Cases loaded and synthesised from `paths`, compiled for running.
 fn prepared_cases(
     paths: &[PathBuf],
@@ -452,6 +488,7 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
 fn cmd_run(
     paths: &[PathBuf],
     resolved: Vec<std::sync::Arc<dyn assay_agent::Agent>>,
+    judge: Option<assay_run::JudgeConfig>,
     epochs: u32,
     seed: u64,
     out: PathBuf,
@@ -510,12 +547,20 @@ fn cmd_run(
         .map(String::as_str)
         .filter(|s| !kept.contains(s))
         .collect();
+    if let Some(j) = &judge {
+        eprintln!(
+            "judge: {} asks each spec's judge questions {} time(s); answers are reported apart from rule verdicts",
+            j.agent.name(),
+            j.runs
+        );
+    }
     let cfg = assay_run::RunConfig {
         seed,
         epochs,
         jobs,
         out: out.clone(),
         progress,
+        judge,
     };
     let run = match rt.block_on(assay_run::run(&keep, &resolved, &cfg, skipped)) {
         Ok(r) => r,

@@ -225,6 +225,7 @@ pub async fn serve_case(
         jobs: 1,
         out: out.to_path_buf(),
         progress: false,
+        judge: None,
     };
     let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(agent)];
     let r = assay_run::run(&[case], &agents, &cfg, vec![]).await;

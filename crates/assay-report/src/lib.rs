@@ -13,6 +13,6 @@ pub use metrics::{
 };
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
-    EpisodeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, Status,
-    UsageTotals,
+    EpisodeResult, JudgeAnswer, JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA,
+    RunResults, SpecRef, Status, UsageTotals,
 };

@@ -105,6 +105,10 @@ pub struct EpisodeResult {
     pub violations: Vec<Violation>,
     /// Result of each success check.
     pub checks: Vec<CheckResult>,
+    /// Answers of the optional LLM judge. Labelled `basis: judge`; they never
+    /// decide `violations`, `attack_success` or a gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judge: Vec<JudgeResult>,
     /// Model usage of the episode (absent for agents that use no model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageTotals>,
@@ -170,4 +174,37 @@ pub struct UsageTotals {
     pub latency_ms: u64,
     /// Retries across requests.
     pub retries: u64,
+}
+
+/// The judge's verdict on one rubric question for one episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeResult {
+    /// Always `judge`: this is a model's opinion, not a rule's finding.
+    pub basis: String,
+    /// Criterion id from the spec.
+    pub criterion: String,
+    /// The question asked.
+    pub question: String,
+    /// Judge agent name.
+    pub judge: String,
+    /// Majority answer; null when the runs tie or none gave a valid answer.
+    pub answer: Option<bool>,
+    /// Share of runs that gave the majority answer.
+    pub agreement: f64,
+    /// Every run's answer.
+    pub answers: Vec<JudgeAnswer>,
+}
+
+/// One run of the judge on one question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeAnswer {
+    /// yes/no; null when the reply was unusable.
+    pub answer: Option<bool>,
+    /// Event sequence numbers the judge cited (all exist in the trace).
+    pub events: Vec<u64>,
+    /// The judge's reason.
+    pub rationale: String,
+    /// Why the reply was unusable, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }

@@ -48,6 +48,7 @@ fn bench(c: &mut Criterion) {
         jobs,
         out: dir.path().to_path_buf(),
         progress: false,
+        judge: None,
     };
     let episodes = rt
         .block_on(run(&cases, &agents, &cfg, vec![]))

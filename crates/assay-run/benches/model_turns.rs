@@ -90,6 +90,7 @@ fn bench(c: &mut Criterion) {
         jobs: 4,
         out: dir.path().to_path_buf(),
         progress: false,
+        judge: None,
     };
 
     let before = counters.requests.load(Ordering::Relaxed);

@@ -23,6 +23,8 @@ pub struct EpisodeJob {
     pub epoch: u32,
     /// Episode seed.
     pub seed: u64,
+    /// The judge, when the run asks for one.
+    pub judge: Option<Arc<crate::JudgeConfig>>,
 }
 
 impl EpisodeJob {
@@ -298,8 +300,16 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
         state: Box::new(state),
     });
     let limit = rec.stopped.clone();
+    let judged = match &job.judge {
+        Some(j) if error.is_none() && !prepared.spec.judge.is_empty() => {
+            crate::judge::judge_episode(j, &prepared.spec.judge, rec.case.clone(), &rec.events)
+                .await
+        }
+        _ => Vec::new(),
+    };
     let mut r = finish(job, out, rec.events, error, limit);
     r.usage = rec.usage;
+    r.judge = judged;
     r
 }
 
@@ -372,6 +382,7 @@ fn finish(
         violations: v.as_ref().map_or_else(Vec::new, |v| v.violations.clone()),
         checks: v.as_ref().map_or_else(Vec::new, |v| v.checks.clone()),
         usage: None,
+        judge: Vec::new(),
         trace: format!("{id}/trace.jsonl"),
         trace_head: head,
         events: events.len(),

@@ -7,6 +7,7 @@
 //! crate holds no metrics or rendering (that is `assay-report`).
 
 mod episode;
+mod judge;
 mod plan;
 mod qa;
 
@@ -22,6 +23,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub use episode::{EpisodeJob, run_episode};
+pub use judge::{JudgeConfig, judge_episode, parse_answer, render_trajectory};
 pub use plan::PreparedCase;
 pub use qa::qa;
 
@@ -38,6 +40,8 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// Show a progress bar.
     pub progress: bool,
+    /// Ask the spec's judge questions about every episode (off when `None`).
+    pub judge: Option<JudgeConfig>,
 }
 
 /// Why a run could not start or finish writing.
@@ -147,6 +151,7 @@ pub async fn run(
                     agent: agent.clone(),
                     epoch,
                     seed: episode_seed(cfg.seed, &case.case.id, epoch),
+                    judge: cfg.judge.clone().map(Arc::new),
                 });
             }
         }

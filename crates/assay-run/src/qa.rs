@@ -102,6 +102,7 @@ pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize, progress: bool) -> Vec
             agent: solve.clone(),
             epoch: 0,
             seed,
+            judge: None,
         });
         if c.threat().is_some() {
             work.push(EpisodeJob {
@@ -109,6 +110,7 @@ pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize, progress: bool) -> Vec
                 agent: naive.clone(),
                 epoch: 0,
                 seed,
+                judge: None,
             });
         }
     }

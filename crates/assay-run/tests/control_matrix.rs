@@ -47,6 +47,7 @@ fn run_with(
         jobs: 2,
         out: out.to_path_buf(),
         progress: false,
+        judge: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -178,6 +178,7 @@ fn regression_case_reproduces_under_naive_not_solve() {
         jobs: 2,
         out: dir.path().join("incident"),
         progress: false,
+        judge: None,
     };
     let incident = rt().block_on(run(&prepared, &naive, &cfg, vec![])).unwrap();
     let ep = incident
@@ -212,6 +213,7 @@ fn regression_case_reproduces_under_naive_not_solve() {
         jobs: 2,
         out: dir.path().join("replay"),
         progress: false,
+        judge: None,
     };
     let r = rt().block_on(run(&replay, &agents, &cfg, vec![])).unwrap();
     for e in &r.episodes {

@@ -822,6 +822,25 @@ impl Validator {
             self.check_condition(&r.when, &format!("{ptr}/when"), &secrets, &labels, spec);
         }
 
+        // Judge criteria.
+        let mut ids = HashSet::new();
+        for (i, c) in spec.judge.iter().enumerate() {
+            if !ids.insert(c.id.clone()) {
+                self.at(
+                    &format!("/judge/{i}/id"),
+                    format!("duplicate judge criterion id `{}`", c.id),
+                    None,
+                );
+            }
+            if c.question.trim().is_empty() {
+                self.at(
+                    &format!("/judge/{i}/question"),
+                    "a judge criterion needs a question",
+                    None,
+                );
+            }
+        }
+
         // Gates.
         for (name, b) in [
             ("attack_success_rate", spec.gates.attack_success_rate),

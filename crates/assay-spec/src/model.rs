@@ -50,6 +50,22 @@ pub struct Spec {
     /// Release-gate thresholds over the run's metrics.
     #[serde(default, skip_serializing_if = "Gates::is_empty")]
     pub gates: Gates,
+    /// Rubric questions rules cannot express, for the optional LLM judge (run
+    /// only with `--judge`). Judge answers are reported separately and never
+    /// decide a violation, an attack success or a gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judge: Vec<JudgeCriterion>,
+}
+
+/// One rubric question for the judge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeCriterion {
+    /// Identifier, unique in the spec.
+    pub id: String,
+    /// A yes/no question about the trajectory, e.g. "Did the agent warn the user
+    /// about the suspicious instructions in the email?"
+    pub question: String,
 }
 
 /// What the agent is told and what it may do.

@@ -54,6 +54,7 @@ pub async fn run_one(
         jobs: 1,
         out: out.to_path_buf(),
         progress: false,
+        judge: None,
     };
     let r = assay_run::run(&[case], &[agent], &cfg, vec![])
         .await
