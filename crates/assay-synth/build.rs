@@ -4,13 +4,20 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/techniques");
+    // Read at run time, not with `env!`: a build-script binary reused from
+    // another checkout of the same workspace would otherwise look in that
+    // checkout's directory.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../../catalog/techniques");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("cannot read the technique catalog {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
     files.sort();
+    assert!(!files.is_empty(), "no technique files in {}", dir.display());
     let mut code = String::from(
         "/// Technique files embedded at build time: (file name, text).\npub static EMBEDDED: &[(&str, &str)] = &[\n",
     );

@@ -108,21 +108,24 @@ pub struct LoadedSpec {
 
 /// Reads and validates one spec file.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, LoadError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, path),
-        Err(e) => Err(LoadError {
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(path, e))?;
+    load_str(&text, path)
+}
+
+/// The error for a file that cannot be read at all.
+fn unreadable(path: &Path, e: std::io::Error) -> LoadError {
+    LoadError {
+        file: path.to_path_buf(),
+        source_text: String::new(),
+        diagnostics: vec![Diagnostic {
             file: path.to_path_buf(),
-            source_text: String::new(),
-            diagnostics: vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 1,
-                col: 1,
-                offset: 0,
-                pointer: String::new(),
-                message: format!("cannot read file: {e}"),
-                hint: None,
-            }],
-        }),
+            line: 1,
+            col: 1,
+            offset: 0,
+            pointer: String::new(),
+            message: format!("cannot read file: {e}"),
+            hint: None,
+        }],
     }
 }
 
@@ -170,10 +173,8 @@ pub struct LoadedCase {
 
 /// Reads and validates a spec or case file.
 pub fn load_document(path: &Path) -> Result<Document, LoadError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_document_str(&text, path),
-        Err(_) => load_file(path).map(Document::Spec),
-    }
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(path, e))?;
+    load_document_str(&text, path)
 }
 
 /// Validates spec or case text, telling them apart by `kind`.
@@ -322,7 +323,6 @@ fn path_to_pointer(p: &serde_path_to_error::Path) -> String {
             Segment::Unknown => {}
         }
     }
-    // serde reports camelCase top-level keys by their Rust names in some paths.
     out
 }
 

@@ -17,7 +17,7 @@ pub struct Pos {
     pub line: usize,
     /// 1-based column.
     pub col: usize,
-    /// Byte offset... as character index into the source.
+    /// Character index into the source (the parser counts characters, not bytes).
     pub index: usize,
 }
 

@@ -280,7 +280,7 @@ impl Catalog {
                     continue;
                 }
             };
-            match serde_path_to_error_free(value) {
+            match serde_json::from_value::<Technique>(value).map_err(|e| e.to_string()) {
                 Ok(t) => {
                     errors.extend(check(&t, &name));
                     techniques.push(t);
@@ -305,10 +305,6 @@ impl Catalog {
     pub fn get(&self, id: &str) -> Option<&Technique> {
         self.techniques.iter().find(|t| t.id == id)
     }
-}
-
-fn serde_path_to_error_free(v: Value) -> Result<Technique, String> {
-    serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
