@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use assay_mech::probe::linear::{Matrix, Standardizer, fit_logreg, fit_mass_mean};
+use assay_mech::probe::linear::{LogregOptions, Matrix, Standardizer, fit_logreg, fit_mass_mean};
 use assay_mech::rng::Rng;
 use assay_mech::{Batch, HookPoint, Model, Reduce, RunPlan};
 
@@ -53,25 +53,35 @@ fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let label = (i % 2) as f64;
         for (j, dj) in dir.iter().enumerate() {
-            data.push(rng.normal() * (1.0 + (j % 7) as f64) + 0.05 * (2.0 * label - 1.0) * dj);
+            data.push(
+                (rng.normal() * (1.0 + (j % 7) as f64) + 0.05 * (2.0 * label - 1.0) * dj) as f32,
+            );
         }
         y.push(label);
     }
     let x = Matrix { n, d, data };
-    let t0 = Instant::now();
-    let st = Standardizer::fit(&x);
-    let z = st.transform(&x);
-    let s = fit_logreg(&z, &y, 1.0, 100);
-    let lr = t0.elapsed().as_secs_f64();
+    // Same work as scikit-learn's StandardScaler + LogisticRegression(C=1, lbfgs,
+    // max_iter=100, tol=1e-4): fit the scaler, then the model, timed together; best of 5.
+    let opts = LogregOptions::default();
+    let mut best = f64::MAX;
+    let mut s = None;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let st = Standardizer::fit(&x);
+        let fitted = fit_logreg(&x, &st, &y, &opts);
+        best = best.min(t0.elapsed().as_secs_f64());
+        s = Some(fitted);
+    }
+    let s = s.expect("fitted");
     let acc = s
-        .scores(&z)
+        .scores(&x)
         .iter()
         .zip(&y)
         .filter(|(a, b)| (**a > 0.0) == (**b > 0.5))
         .count() as f64
         / n as f64;
     println!(
-        "logreg fit {n}x{d} (standardise + L-BFGS, C=1, max_iter 100): {lr:.3} s (train acc {acc:.3})"
+        "logreg fit {n}x{d} (standardise + L-BFGS, C=1, max_iter 100, tol 1e-4): {best:.4} s best of 5 (train acc {acc:.3})"
     );
     let t0 = Instant::now();
     let _ = fit_mass_mean(&x, &y, false, 0.0);

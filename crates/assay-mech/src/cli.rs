@@ -476,7 +476,7 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
         )));
     }
     let scores: Vec<f64> = (0..x.n)
-        .map(|i| x.row(i).iter().zip(&sp.w).map(|(a, b)| a * b).sum::<f64>() + sp.b)
+        .map(|i| probe::linear::dot_row(&sp.w, x.row(i)) + sp.b)
         .collect();
     let out = a.out.clone().unwrap_or_else(|| a.probe.join("apply"));
     mkdir(&out)?;

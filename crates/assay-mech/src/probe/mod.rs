@@ -15,7 +15,9 @@ use crate::hooks::{HookPoint, Reduce, RunPlan, rows_f32};
 use crate::model::{Batch, Model};
 use crate::rng::Rng;
 use crate::tokenizer::ChatMessage;
-use linear::{LinearScorer, Matrix, Standardizer, fit_logreg, fit_mass_mean};
+use linear::{
+    LinearScorer, LogregOptions, Matrix, Standardizer, dot_row, fit_logreg, fit_mass_mean,
+};
 use metrics::{accuracy, auroc, bootstrap_auroc_ci, recall_at_fpr};
 use split::{SplitInfo, assign_folds, control_labels};
 
@@ -144,8 +146,16 @@ pub struct ProbeParams {
     pub tie_tolerance: f64,
     /// L-BFGS iteration cap.
     pub max_iter: usize,
+    /// L-BFGS stops when every gradient component of the mean objective is below this
+    /// (scikit-learn's `tol`).
+    #[serde(default = "default_tol")]
+    pub tol: f64,
     /// Tokenisation.
     pub text_format: TextFormat,
+}
+
+fn default_tol() -> f64 {
+    1e-4
 }
 
 impl Default for ProbeParams {
@@ -164,6 +174,7 @@ impl Default for ProbeParams {
             batch_size: 8,
             tie_tolerance: 0.005,
             max_iter: 300,
+            tol: default_tol(),
             text_format: TextFormat::default(),
         }
     }
@@ -346,10 +357,12 @@ fn fit_raw(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> (LinearSco
     let st = Standardizer::fit(x);
     match method {
         Method::Logreg => {
-            let s = fit_logreg(&st.transform(x), y, p.c, p.max_iter);
-            let w: Vec<f64> = s.w.iter().zip(&st.std).map(|(w, sd)| w / sd).collect();
-            let b = s.b - w.iter().zip(&st.mean).map(|(w, m)| w * m).sum::<f64>();
-            (LinearScorer { w, b }, st)
+            let opts = LogregOptions {
+                c: p.c,
+                max_iter: p.max_iter,
+                tol: p.tol,
+            };
+            (fit_logreg(x, &st, y, &opts), st)
         }
         Method::MassMean => (
             fit_mass_mean(x, y, p.covariance_correction, p.shrinkage),
@@ -451,17 +464,15 @@ pub fn run_probe(
             let (ctrl, _) = fit_raw(&xtr, &yctr, params.method, params);
             for (j, &i) in test.iter().enumerate() {
                 let row = xte.row(j);
-                oof_lr[i] = lr.w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() + lr.b;
-                oof_mm[i] = mm.w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() + mm.b;
-                oof_ctrl[i] = ctrl.w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() + ctrl.b;
+                oof_lr[i] = dot_row(&lr.w, row) + lr.b;
+                oof_mm[i] = dot_row(&mm.w, row) + mm.b;
+                oof_ctrl[i] = dot_row(&ctrl.w, row) + ctrl.b;
             }
             // Random directions in standardised space; sign set on the training fold.
             let ztr = st.transform(&xtr);
             let zte = st.transform(&xte);
             for (ri, dir) in rand_dirs.iter().enumerate() {
-                let proj = |m: &Matrix, i: usize| {
-                    m.row(i).iter().zip(dir).map(|(a, b)| a * b).sum::<f64>()
-                };
+                let proj = |m: &Matrix, i: usize| dot_row(dir, m.row(i));
                 let (mut sp, mut sn, mut np_, mut nn_) = (0.0, 0.0, 0usize, 0usize);
                 for (i, &l) in ytr.iter().enumerate() {
                     if l > 0.5 {
