@@ -78,7 +78,16 @@ pub fn vocab() -> Vec<String> {
 
 /// Id of a vocabulary word.
 pub fn token_id(word: &str) -> Option<u32> {
-    vocab().iter().position(|w| w == word).map(|i| i as u32)
+    static IDS: std::sync::OnceLock<HashMap<String, u32>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        vocab()
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (w, i as u32))
+            .collect()
+    })
+    .get(word)
+    .copied()
 }
 
 /// How an input relates to the trigger.
@@ -216,8 +225,7 @@ fn draw_kind(rng: &mut Rng, weights: [f64; 4]) -> Kind {
 
 /// Token ids of a request (the word-level tokenizer maps each word to its vocabulary index).
 pub fn request_ids(r: &Request) -> Vec<u32> {
-    let v = vocab();
-    let id = |w: &str| v.iter().position(|x| x == w).unwrap_or(0) as u32;
+    let id = |w: &str| token_id(w).unwrap_or(0);
     let mut ids: Vec<u32> = r.words.iter().map(|w| id(w)).collect();
     ids.push(id(ANSWER_MARKER));
     ids
