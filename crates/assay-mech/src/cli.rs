@@ -33,6 +33,9 @@ pub enum MechCommand {
     Apply(ApplyArgs),
     /// Show a model's architecture, provenance (file digests, quantisation) and hook names.
     Inspect(InspectArgs),
+    /// Train a small model organism with a planted, trigger-conditioned hidden objective:
+    /// before/after checkpoints, data sets and a manifest recording the ground truth.
+    Organism(OrganismArgs),
 }
 
 /// Arguments of `assay mech probe`.
@@ -125,6 +128,17 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// Arguments of `assay mech organism`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrganismArgs {
+    /// Output directory (created): before/, after/, data/, manifest.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed for weights, training batches and data sets (stored in the manifest).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 fn parse_reduce(s: &str) -> std::result::Result<Reduce, String> {
     let r: Reduce = s.parse()?;
     if r == Reduce::None {
@@ -142,6 +156,7 @@ pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
         MechCommand::Probe(a) => cmd_probe(&a),
         MechCommand::Apply(a) => cmd_apply(&a),
         MechCommand::Inspect(a) => cmd_inspect(&a),
+        MechCommand::Organism(a) => crate::organism::cmd_organism(&a),
     };
     match res {
         Ok(()) => Ok(0),
