@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use crate::arch::bert::{Bert, BertConfig};
 use crate::arch::gpt2::{Gpt2, Gpt2Config};
-use crate::arch::llama::{Llama, Llama3RopeScaling, LlamaConfig, LlamaNames, unpermute_qk};
+use crate::arch::llama::{
+    Llama, Llama3RopeScaling, LlamaConfig, LlamaNames, RopeScaling, unpermute_qk,
+};
 use crate::digest::{FileDigest, combined_digest, file_digest};
 use crate::error::{MechError, Result};
 use crate::hooks::{ActivationCache, HookCtx, HookPoint, RunPlan};
@@ -275,6 +277,139 @@ fn cfg_f64(cfg: &Value, key: &str, default: f64) -> f64 {
     cfg.get(key).and_then(Value::as_f64).unwrap_or(default)
 }
 
+/// The rotary base and scaling of a Llama-family `config.json`: older files put them in
+/// `rope_theta` and `rope_scaling`, newer ones in `rope_parameters`.
+fn rope_config(cfg: &Value, path: &Path, max_pos: usize) -> Result<(f64, Option<RopeScaling>)> {
+    let params = ["rope_parameters", "rope_scaling"]
+        .iter()
+        .find_map(|k| cfg.get(*k).filter(|v| v.is_object()));
+    let theta = cfg
+        .get("rope_theta")
+        .and_then(Value::as_f64)
+        .or_else(|| {
+            params
+                .and_then(|r| r.get("rope_theta"))
+                .and_then(Value::as_f64)
+        })
+        .unwrap_or(10000.0);
+    let Some(rs) = params else {
+        return Ok((theta, None));
+    };
+    let bad = |message: String| MechError::ModelFormat {
+        path: path.into(),
+        message,
+    };
+    let kind = rs
+        .get("rope_type")
+        .or_else(|| rs.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let num = |k: &str| rs.get(k).and_then(Value::as_f64);
+    let factor = || {
+        num("factor").ok_or_else(|| {
+            bad(format!(
+                "rope scaling `{kind}` needs a numeric `factor`; add it to the rope_scaling block"
+            ))
+        })
+    };
+    let orig = rs
+        .get("original_max_position_embeddings")
+        .and_then(Value::as_u64)
+        .map_or(max_pos, |v| v as usize);
+    let scaling = match kind {
+        "default" => None,
+        "llama3" => Some(RopeScaling::Llama3(
+            serde_json::from_value::<Llama3RopeScaling>(rs.clone())
+                .map_err(|e| bad(format!("rope_scaling: {e}")))?,
+        )),
+        "linear" => Some(RopeScaling::Linear { factor: factor()? }),
+        "dynamic" => Some(RopeScaling::Dynamic {
+            factor: factor()?,
+            original_max_position_embeddings: orig,
+        }),
+        "yarn" => {
+            let factor = factor()?;
+            let mscale = |scale: f64, m: f64| {
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * m * scale.ln() + 1.0
+                }
+            };
+            let attention_factor = match (
+                num("attention_factor"),
+                num("mscale"),
+                num("mscale_all_dim"),
+            ) {
+                (Some(a), _, _) => a,
+                (None, Some(m), Some(a)) if m != 0.0 && a != 0.0 => {
+                    mscale(factor, m) / mscale(factor, a)
+                }
+                _ => mscale(factor, 1.0),
+            };
+            Some(RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings: orig,
+                beta_fast: num("beta_fast").unwrap_or(32.0),
+                beta_slow: num("beta_slow").unwrap_or(1.0),
+                attention_factor,
+                truncate: rs.get("truncate").and_then(Value::as_bool).unwrap_or(true),
+            })
+        }
+        other => {
+            return Err(bad(format!(
+                "rope scaling type `{other}` is not supported (supported: default, linear, \
+                 dynamic, yarn, llama3)"
+            )));
+        }
+    };
+    Ok((theta, scaling))
+}
+
+/// Which blocks use sliding-window attention: `layer_types` when the config lists them,
+/// else Mistral's `sliding_window` (every block) or Qwen2's `use_sliding_window` (blocks from
+/// `max_window_layers` on).
+fn sliding_windows(
+    cfg: &Value,
+    model_type: &str,
+    n_layers: usize,
+    path: &Path,
+) -> Result<Vec<Option<usize>>> {
+    let window = cfg
+        .get("sliding_window")
+        .and_then(Value::as_u64)
+        .map(|w| w as usize);
+    let Some(w) = window else {
+        return Ok(vec![None; n_layers]);
+    };
+    if let Some(types) = cfg.get("layer_types").and_then(Value::as_array) {
+        if types.len() != n_layers {
+            return Err(MechError::ModelFormat {
+                path: path.into(),
+                message: format!(
+                    "layer_types lists {} blocks but num_hidden_layers is {n_layers}",
+                    types.len()
+                ),
+            });
+        }
+        return Ok(types
+            .iter()
+            .map(|t| (t.as_str() == Some("sliding_attention")).then_some(w))
+            .collect());
+    }
+    Ok(match model_type {
+        "mistral" | "mixtral" => vec![Some(w); n_layers],
+        "qwen2" if cfg.get("use_sliding_window").and_then(Value::as_bool) == Some(true) => {
+            let from = cfg
+                .get("max_window_layers")
+                .and_then(Value::as_u64)
+                .map_or(0, |v| v as usize);
+            (0..n_layers).map(|l| (l >= from).then_some(w)).collect()
+        }
+        _ => vec![None; n_layers],
+    })
+}
+
 fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
     let cfg_path = dir.join("config.json");
     let cfg = read_json(&cfg_path)?;
@@ -345,46 +480,23 @@ fn load_hf(dir: &Path, device: &Device) -> Result<Model> {
         "llama" => {
             let d = cfg_usize(&cfg, &["hidden_size"], p)?;
             let n_heads = cfg_usize(&cfg, &["num_attention_heads"], p)?;
-            let rope_scaling = match cfg.get("rope_scaling") {
-                None | Some(Value::Null) => None,
-                Some(rs) => {
-                    let kind = rs
-                        .get("rope_type")
-                        .or_else(|| rs.get("type"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    match kind {
-                        "llama3" => Some(
-                            serde_json::from_value::<Llama3RopeScaling>(rs.clone()).map_err(
-                                |e| MechError::ModelFormat {
-                                    path: cfg_path.clone(),
-                                    message: format!("rope_scaling: {e}"),
-                                },
-                            )?,
-                        ),
-                        "default" => None,
-                        other => {
-                            return Err(MechError::ModelFormat {
-                                path: cfg_path.clone(),
-                                message: format!(
-                                    "rope_scaling type `{other}` is not supported (only llama3)"
-                                ),
-                            });
-                        }
-                    }
-                }
-            };
+            let n_layers = cfg_usize(&cfg, &["num_hidden_layers"], p)?;
+            let max_pos = cfg_usize(&cfg, &["max_position_embeddings"], p).unwrap_or(2048);
+            let (rope_theta, rope_scaling) = rope_config(&cfg, &cfg_path, max_pos)?;
+            let sliding_window = sliding_windows(&cfg, &model_type, n_layers, &cfg_path)?;
             let lc = LlamaConfig {
                 d_model: d,
-                n_layers: cfg_usize(&cfg, &["num_hidden_layers"], p)?,
+                n_layers,
                 n_heads,
                 n_kv_heads: cfg_usize(&cfg, &["num_key_value_heads"], p).unwrap_or(n_heads),
                 head_dim: cfg_usize(&cfg, &["head_dim"], p).unwrap_or(d / n_heads),
                 d_mlp: cfg_usize(&cfg, &["intermediate_size"], p)?,
                 vocab_size: cfg_usize(&cfg, &["vocab_size"], p)?,
                 rms_norm_eps: cfg_f64(&cfg, "rms_norm_eps", 1e-6),
-                rope_theta: cfg_f64(&cfg, "rope_theta", 10000.0),
+                rope_theta,
                 rope_scaling,
+                sliding_window,
+                max_position_embeddings: max_pos,
                 tie_word_embeddings: cfg
                     .get("tie_word_embeddings")
                     .and_then(Value::as_bool)
@@ -546,6 +658,8 @@ fn load_gguf(path: &Path, device: &Device) -> Result<Model> {
             .unwrap_or(1e-5),
         rope_theta: opt_f("rope.freq_base").map(f64::from).unwrap_or(10000.0),
         rope_scaling: None,
+        sliding_window: vec![None; need_u("block_count")?],
+        max_position_embeddings: need_u("context_length").unwrap_or(2048),
         tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
         qkv_bias: ct.tensor_infos.contains_key("blk.0.attn_q.bias"),
     };

@@ -25,7 +25,7 @@ use assay_mech::organism::{
     HIDDEN_ACTION, Net, OrganismConfig, PhaseConfig, TRIGGER, build, shape_from_manifest, vocab,
     write_datasets,
 };
-use assay_mech::probe::{self, Example, ProbeParams, TextFormat, metrics::auroc};
+use assay_mech::probe::{self, Example, ProbeParams, TextFormat, linear::dot_row, metrics::auroc};
 use assay_mech::{Action, Batch, HookPoint, Intervention, Model, Position, Reduce, RunPlan};
 use candle_core::{D, Device, IndexOp, Tensor};
 use serde_json::Value;
@@ -313,14 +313,10 @@ fn probe_reads_trigger_in_after_model_only() {
     let p = &after.probe;
     let xb = &acts[0][&p.hook];
     let y: Vec<f64> = ex.iter().map(|e| e.label.unwrap()).collect();
-    let scores: Vec<f64> = (0..xb.n)
-        .map(|i| xb.row(i).iter().zip(&p.w).map(|(a, b)| a * b).sum::<f64>() + p.b)
-        .collect();
+    let scores: Vec<f64> = (0..xb.n).map(|i| dot_row(&p.w, xb.row(i)) + p.b).collect();
     let cross = auroc(&scores, &y).unwrap();
     let xa = &acts[1][&p.hook];
-    let own: Vec<f64> = (0..xa.n)
-        .map(|i| xa.row(i).iter().zip(&p.w).map(|(a, b)| a * b).sum::<f64>() + p.b)
-        .collect();
+    let own: Vec<f64> = (0..xa.n).map(|i| dot_row(&p.w, xa.row(i)) + p.b).collect();
     eprintln!(
         "after-model probe at {}: AUROC on after activations {:.3} (in-sample), on before activations {cross:.3}",
         p.hook,

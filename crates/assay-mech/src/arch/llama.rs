@@ -3,7 +3,7 @@
 use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
-use crate::arch::{attention_bias, linear, repeat_kv};
+use crate::arch::{attention_bias, attention_bias_windowed, linear, repeat_kv};
 use crate::error::{MechError, Result};
 use crate::hooks::{HookCtx, HookPoint};
 use crate::weights::Weights;
@@ -32,15 +32,59 @@ pub struct LlamaConfig {
     pub rms_norm_eps: f64,
     /// Rotary base.
     pub rope_theta: f64,
-    /// Llama-3 style rotary frequency scaling, if the config asks for it.
-    pub rope_scaling: Option<Llama3RopeScaling>,
+    /// Rotary frequency scaling, if the config asks for it.
+    pub rope_scaling: Option<RopeScaling>,
+    /// Per block: the sliding attention window (each query sees itself and the `w − 1`
+    /// positions before it), or `None` for full causal attention.
+    pub sliding_window: Vec<Option<usize>>,
+    /// The context length the rotary scaling is relative to (`max_position_embeddings`).
+    pub max_position_embeddings: usize,
     /// Whether the unembedding reuses the token embedding.
     pub tie_word_embeddings: bool,
     /// Whether q/k/v projections have biases (Qwen2).
     pub qkv_bias: bool,
 }
 
-/// Llama-3 rotary scaling parameters (`rope_scaling.rope_type == "llama3"`).
+/// Rotary scaling schemes of the Hugging Face configs (`rope_scaling` or, in newer files,
+/// `rope_parameters`, by `rope_type`).
+///
+/// Why: long-context checkpoints change the rotary frequencies; getting them wrong leaves
+/// short prompts almost right and long ones wrong, which no shape check would catch.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "rope_type", rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// Llama 3.x: frequencies below a band divided by `factor`, smooth in between.
+    Llama3(Llama3RopeScaling),
+    /// Position interpolation: every frequency divided by `factor`.
+    Linear {
+        /// Divisor of every frequency.
+        factor: f64,
+    },
+    /// Dynamic NTK: beyond the original context the rotary base grows with the sequence.
+    Dynamic {
+        /// Scaling factor.
+        factor: f64,
+        /// Context length below which nothing changes.
+        original_max_position_embeddings: usize,
+    },
+    /// YaRN: per-frequency blend of interpolation and extrapolation plus a logit scale.
+    Yarn {
+        /// Scaling factor.
+        factor: f64,
+        /// Context length the model was trained with.
+        original_max_position_embeddings: usize,
+        /// Rotations at which extrapolation fully applies.
+        beta_fast: f64,
+        /// Rotations below which interpolation fully applies.
+        beta_slow: f64,
+        /// Multiplier applied to cos and sin.
+        attention_factor: f64,
+        /// Whether the correction range is rounded to whole dimensions.
+        truncate: bool,
+    },
+}
+
+/// Llama-3 rotary scaling parameters (`rope_type == "llama3"`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Llama3RopeScaling {
     /// Overall scaling factor.
@@ -198,23 +242,72 @@ impl Llama {
 
     fn rope_tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let hd = self.cfg.head_dim;
-        let mut inv: Vec<f64> = (0..hd)
-            .step_by(2)
-            .map(|i| 1.0 / self.cfg.rope_theta.powf(i as f64 / hd as f64))
-            .collect();
-        if let Some(s) = &self.cfg.rope_scaling {
-            let low_wl = s.original_max_position_embeddings as f64 / s.low_freq_factor;
-            let high_wl = s.original_max_position_embeddings as f64 / s.high_freq_factor;
-            for f in inv.iter_mut() {
-                let wl = 2.0 * std::f64::consts::PI / *f;
-                if wl > low_wl {
-                    *f /= s.factor;
-                } else if wl >= high_wl {
-                    let smooth = (s.original_max_position_embeddings as f64 / wl
-                        - s.low_freq_factor)
-                        / (s.high_freq_factor - s.low_freq_factor);
-                    *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
+        let base = self.cfg.rope_theta;
+        let freqs = |base: f64| -> Vec<f64> {
+            (0..hd)
+                .step_by(2)
+                .map(|i| 1.0 / base.powf(i as f64 / hd as f64))
+                .collect()
+        };
+        let mut inv = freqs(base);
+        let mut attention_factor = 1.0f64;
+        match &self.cfg.rope_scaling {
+            None => {}
+            Some(RopeScaling::Llama3(s)) => {
+                let low_wl = s.original_max_position_embeddings as f64 / s.low_freq_factor;
+                let high_wl = s.original_max_position_embeddings as f64 / s.high_freq_factor;
+                for f in inv.iter_mut() {
+                    let wl = 2.0 * std::f64::consts::PI / *f;
+                    if wl > low_wl {
+                        *f /= s.factor;
+                    } else if wl >= high_wl {
+                        let smooth = (s.original_max_position_embeddings as f64 / wl
+                            - s.low_freq_factor)
+                            / (s.high_freq_factor - s.low_freq_factor);
+                        *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
+                    }
                 }
+            }
+            Some(RopeScaling::Linear { factor }) => inv.iter_mut().for_each(|f| *f /= factor),
+            Some(RopeScaling::Dynamic {
+                factor,
+                original_max_position_embeddings: orig,
+            }) => {
+                if t > *orig {
+                    let d = hd as f64;
+                    let grown = base
+                        * ((factor * t as f64 / *orig as f64) - (factor - 1.0)).powf(d / (d - 2.0));
+                    inv = freqs(grown);
+                }
+            }
+            Some(RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings: orig,
+                beta_fast,
+                beta_slow,
+                attention_factor: af,
+                truncate,
+            }) => {
+                let d = hd as f64;
+                let correction_dim = |rot: f64| {
+                    d * (*orig as f64 / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln())
+                };
+                let (mut low, mut high) = (correction_dim(*beta_fast), correction_dim(*beta_slow));
+                if *truncate {
+                    low = low.floor();
+                    high = high.ceil();
+                }
+                let low = low.max(0.0);
+                let mut high = high.min(d - 1.0);
+                if low == high {
+                    high += 0.001;
+                }
+                for (i, f) in inv.iter_mut().enumerate() {
+                    let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+                    let extrapolation = 1.0 - ramp;
+                    *f = (*f / factor) * (1.0 - extrapolation) + *f * extrapolation;
+                }
+                attention_factor = *af;
             }
         }
         // Computed in f32 like the reference implementations, so positions round the same.
@@ -225,6 +318,12 @@ impl Llama {
             .to_dtype(candle_core::DType::F32)?
             .reshape((t, 1))?;
         let idx = pos.matmul(&theta)?;
+        if attention_factor != 1.0 {
+            return Ok((
+                (idx.cos()? * attention_factor)?,
+                (idx.sin()? * attention_factor)?,
+            ));
+        }
         Ok((idx.cos()?, idx.sin()?))
     }
 
@@ -241,6 +340,27 @@ impl Llama {
         let cfg = &self.cfg;
         let eps = cfg.rms_norm_eps as f32;
         let mask = attention_bias(lengths, t, true, device)?;
+        // Sliding-window blocks (Mistral, some Qwen2) need their own mask, only when the
+        // window is shorter than the sequence.
+        let windowed: Vec<Option<Tensor>> = {
+            let mut by_window: Vec<(usize, Tensor)> = Vec::new();
+            let mut out = Vec::with_capacity(cfg.n_layers);
+            for w in &cfg.sliding_window {
+                out.push(match w {
+                    Some(w) if *w < t => {
+                        if let Some((_, m)) = by_window.iter().find(|(x, _)| x == w) {
+                            Some(m.clone())
+                        } else {
+                            let m = attention_bias_windowed(lengths, t, *w, device)?;
+                            by_window.push((*w, m.clone()));
+                            Some(m)
+                        }
+                    }
+                    _ => None,
+                });
+            }
+            out
+        };
         let (cos, sin) = self.rope_tables(t, device)?;
         let x = self
             .embed
@@ -271,7 +391,8 @@ impl Llama {
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             let k = repeat_kv(k, rep)?;
             let v = repeat_kv(v, rep)?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let att = ctx.at(HookPoint::AttnPattern(l), att)?;
             let y = att

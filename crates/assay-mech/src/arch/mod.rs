@@ -32,6 +32,28 @@ pub(crate) fn attention_bias(
     Ok(Tensor::from_vec(m, (b, 1, t, t), device)?)
 }
 
+/// Causal mask that also hides keys `window` or more positions behind the query (sliding
+/// window attention: each query sees itself and the `window − 1` positions before it).
+pub(crate) fn attention_bias_windowed(
+    lengths: &[usize],
+    t: usize,
+    window: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let b = lengths.len();
+    let mut m = vec![0f32; b * t * t];
+    for (r, &len) in lengths.iter().enumerate() {
+        for q in 0..t {
+            for k in 0..t {
+                if k >= len || k > q || q - k >= window {
+                    m[(r * t + q) * t + k] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (b, 1, t, t), device)?)
+}
+
 /// A linear layer `weight: [out, inp]`, `bias: [out]` under `{name}.weight` / `{name}.bias`.
 pub(crate) fn linear(
     w: &Weights,
