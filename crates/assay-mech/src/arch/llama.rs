@@ -272,14 +272,13 @@ impl Llama {
             Some(RopeScaling::Dynamic {
                 factor,
                 original_max_position_embeddings: orig,
-            }) => {
-                if t > *orig {
-                    let d = hd as f64;
-                    let grown = base
-                        * ((factor * t as f64 / *orig as f64) - (factor - 1.0)).powf(d / (d - 2.0));
-                    inv = freqs(grown);
-                }
+            }) if t > *orig => {
+                let d = hd as f64;
+                let grown = base
+                    * ((factor * t as f64 / *orig as f64) - (factor - 1.0)).powf(d / (d - 2.0));
+                inv = freqs(grown);
             }
+            Some(RopeScaling::Dynamic { .. }) => {}
             Some(RopeScaling::Yarn {
                 factor,
                 original_max_position_embeddings: orig,
