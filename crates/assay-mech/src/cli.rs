@@ -20,6 +20,8 @@ use crate::hooks::{HookPoint, Reduce, resolve_hooks};
 use crate::model::Model;
 use crate::probe::{self, Method, ProbeParams, TextFormat};
 
+pub use crate::patch::cli::PatchArgs;
+
 /// Subcommands of `assay mech`.
 ///
 /// Why: the CLI crate stays thin; everything mech-specific, including argument parsing,
@@ -33,6 +35,9 @@ pub enum MechCommand {
     Apply(ApplyArgs),
     /// Show a model's architecture, provenance (file digests, quantisation) and hook names.
     Inspect(InspectArgs),
+    /// Activation patching: swap activations between a clean and a corrupted prompt at every
+    /// layer × position (and head) and measure how much of the behaviour each one carries.
+    Patch(PatchArgs),
 }
 
 /// Arguments of `assay mech probe`.
@@ -142,6 +147,7 @@ pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
         MechCommand::Probe(a) => cmd_probe(&a),
         MechCommand::Apply(a) => cmd_apply(&a),
         MechCommand::Inspect(a) => cmd_inspect(&a),
+        MechCommand::Patch(a) => crate::patch::cli::cmd_patch(&a),
     };
     match res {
         Ok(()) => Ok(0),

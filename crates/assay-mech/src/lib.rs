@@ -18,6 +18,7 @@ pub mod error;
 pub mod evidence;
 pub mod hooks;
 pub mod model;
+pub mod patch;
 pub mod probe;
 pub mod rng;
 pub mod svg;
