@@ -580,6 +580,17 @@ pub fn sweep(model: &Model, pair: &TokenPair, opts: &PatchOptions) -> Result<Pai
     }
     let (baselines, base, src) = prepare(model, pair, opts.mode, opts.min_gap, &need)?;
     let rows_per_pass = (opts.max_batch_tokens / t).max(1);
+    // A patch that copies bit-identical values (e.g. any activation before the first token
+    // where the prompts differ, by causality) leaves the run unpatched: its score is the
+    // unpatched run's, exactly, and it is not recomputed.
+    let unpatched = match opts.mode {
+        PatchMode::Denoise => &baselines.corrupt,
+        PatchMode::Noise => &baselines.clean,
+    };
+    let unpatched = Score {
+        logit_diff: unpatched.logit_diff,
+        answer_logprob: unpatched.answer_logprob,
+    };
     // One batched pass per chunk of variants; each variant edits its copy of an activation.
     let run_variants = |start: HookPoint,
                         patch_hook: HookPoint,
@@ -589,12 +600,18 @@ pub fn sweep(model: &Model, pair: &TokenPair, opts: &PatchOptions) -> Result<Pai
         let b = Flat::of(get(&base, patch_hook)?)?;
         let s = Flat::of(get(&src, patch_hook)?)?;
         let start_base = Flat::of(get(&base, start)?)?;
-        let mut out = Vec::with_capacity(n);
-        let mut lo = 0;
-        while lo < n {
-            let hi = (lo + rows_per_pass).min(n);
-            let rows = hi - lo;
-            let patched = b.stacked(rows, model.device(), |r, d| edit(lo + r, &s, d))?;
+        let mut out = vec![unpatched; n];
+        let mut scratch = b.data.clone();
+        let active: Vec<usize> = (0..n)
+            .filter(|&i| {
+                scratch.copy_from_slice(&b.data);
+                edit(i, &s, &mut scratch);
+                scratch != b.data
+            })
+            .collect();
+        for chunk in active.chunks(rows_per_pass) {
+            let rows = chunk.len();
+            let patched = b.stacked(rows, model.device(), |r, d| edit(chunk[r], &s, d))?;
             let lengths = vec![t; rows];
             let logits = if start == patch_hook {
                 model.last_logits_from(start, &patched, &lengths, &RunPlan::default())?
@@ -612,8 +629,9 @@ pub fn sweep(model: &Model, pair: &TokenPair, opts: &PatchOptions) -> Result<Pai
             }
             .output
             .ok_or_else(|| MechError::Invalid("resumed pass returned no logits".into()))?;
-            out.extend(scores(&logits, pair)?);
-            lo = hi;
+            for (&i, sc) in chunk.iter().zip(scores(&logits, pair)?) {
+                out[i] = sc;
+            }
         }
         Ok(out)
     };
