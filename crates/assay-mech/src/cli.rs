@@ -20,6 +20,8 @@ use crate::hooks::{HookPoint, Reduce, resolve_hooks};
 use crate::model::Model;
 use crate::probe::{self, Method, ProbeParams, TextFormat};
 
+pub use crate::patch::cli::PatchArgs;
+
 /// Subcommands of `assay mech`.
 ///
 /// Why: the CLI crate stays thin; everything mech-specific, including argument parsing,
@@ -36,6 +38,9 @@ pub enum MechCommand {
     /// Train a small model organism with a planted, trigger-conditioned hidden objective:
     /// before/after checkpoints, data sets and a manifest recording the ground truth.
     Organism(OrganismArgs),
+    /// Activation patching: swap activations between a clean and a corrupted prompt at every
+    /// layer × position (and head) and measure how much of the behaviour each one carries.
+    Patch(PatchArgs),
 }
 
 /// Arguments of `assay mech probe`.
@@ -157,6 +162,7 @@ pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
         MechCommand::Apply(a) => cmd_apply(&a),
         MechCommand::Inspect(a) => cmd_inspect(&a),
         MechCommand::Organism(a) => crate::organism::cmd_organism(&a),
+        MechCommand::Patch(a) => crate::patch::cli::cmd_patch(&a),
     };
     match res {
         Ok(()) => Ok(0),

@@ -28,6 +28,9 @@ pub enum HookPoint {
     ResidPre(usize),
     /// Attention probabilities of block `l`, `[batch, head, query_pos, key_pos]`.
     AttnPattern(usize),
+    /// Per-head attention output of block `l` before the output projection (the heads'
+    /// pattern-weighted values), `[batch, pos, head, d_head]`: where single heads are patched.
+    AttnZ(usize),
     /// Output of the attention sublayer of block `l` (after the output projection).
     AttnOut(usize),
     /// Residual stream between attention and MLP of block `l`.
@@ -48,10 +51,11 @@ impl HookPoint {
             HookPoint::PosEmbed => (0, 1),
             HookPoint::ResidPre(l) => (1 + l, 0),
             HookPoint::AttnPattern(l) => (1 + l, 1),
-            HookPoint::AttnOut(l) => (1 + l, 2),
-            HookPoint::ResidMid(l) => (1 + l, 3),
-            HookPoint::MlpOut(l) => (1 + l, 4),
-            HookPoint::ResidPost(l) => (1 + l, 5),
+            HookPoint::AttnZ(l) => (1 + l, 2),
+            HookPoint::AttnOut(l) => (1 + l, 3),
+            HookPoint::ResidMid(l) => (1 + l, 4),
+            HookPoint::MlpOut(l) => (1 + l, 5),
+            HookPoint::ResidPost(l) => (1 + l, 6),
             HookPoint::LnFinal => (usize::MAX, 0),
         }
     }
@@ -61,6 +65,7 @@ impl HookPoint {
         match self {
             HookPoint::ResidPre(l)
             | HookPoint::AttnPattern(l)
+            | HookPoint::AttnZ(l)
             | HookPoint::AttnOut(l)
             | HookPoint::ResidMid(l)
             | HookPoint::MlpOut(l)
@@ -98,6 +103,7 @@ impl fmt::Display for HookPoint {
             HookPoint::PosEmbed => write!(f, "hook_pos_embed"),
             HookPoint::ResidPre(l) => write!(f, "blocks.{l}.hook_resid_pre"),
             HookPoint::AttnPattern(l) => write!(f, "blocks.{l}.attn.hook_pattern"),
+            HookPoint::AttnZ(l) => write!(f, "blocks.{l}.attn.hook_z"),
             HookPoint::AttnOut(l) => write!(f, "blocks.{l}.hook_attn_out"),
             HookPoint::ResidMid(l) => write!(f, "blocks.{l}.hook_resid_mid"),
             HookPoint::MlpOut(l) => write!(f, "blocks.{l}.hook_mlp_out"),
@@ -128,6 +134,7 @@ impl FromStr for HookPoint {
         Ok(match tail {
             "hook_resid_pre" => HookPoint::ResidPre(l),
             "attn.hook_pattern" => HookPoint::AttnPattern(l),
+            "attn.hook_z" => HookPoint::AttnZ(l),
             "hook_attn_out" => HookPoint::AttnOut(l),
             "hook_resid_mid" => HookPoint::ResidMid(l),
             "hook_mlp_out" => HookPoint::MlpOut(l),
@@ -431,6 +438,8 @@ impl<'a> HookCtx<'a> {
         let mask = Tensor::from_vec(m, (b, t), &self.device)?;
         let mask = if hook.position_dim() == 2 {
             mask.reshape((b, 1, t, 1))?
+        } else if x.rank() == 4 {
+            mask.reshape((b, t, 1, 1))?
         } else {
             mask.reshape((b, t, 1))?
         };
@@ -500,6 +509,8 @@ impl<'a> HookCtx<'a> {
                 let w = Tensor::from_vec(w, (b, t), &self.device)?.to_dtype(x.dtype())?;
                 let w = if pd == 2 {
                     w.reshape((b, 1, t, 1))?
+                } else if x.rank() == 4 {
+                    w.reshape((b, t, 1, 1))?
                 } else {
                     w.reshape((b, t, 1))?
                 };

@@ -19,6 +19,7 @@ pub mod evidence;
 pub mod hooks;
 pub mod model;
 pub mod organism;
+pub mod patch;
 pub mod probe;
 pub mod rng;
 pub mod svg;

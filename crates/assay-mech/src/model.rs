@@ -243,6 +243,126 @@ impl Model {
     }
 }
 
+/// Resuming a forward pass part-way through (decoders).
+impl Model {
+    /// Run the rest of a forward pass from a residual stream given at `start`.
+    ///
+    /// `start` is `blocks.{l}.hook_resid_pre`, `hook_resid_mid` or `hook_resid_post`;
+    /// `resid` `[batch, seq, d_model]` is taken as that hook's value (after any edit) and the
+    /// pass continues with whatever follows it, visiting later hooks as [`Model::run`] would.
+    /// `lengths` are the rows' real lengths as in [`Batch`].
+    ///
+    /// Why: activation patching at block `l` changes nothing before it, so the unpatched
+    /// prefix is computed once and every patched variant resumes from there.
+    pub fn run_from(
+        &self,
+        start: HookPoint,
+        resid: &Tensor,
+        lengths: &[usize],
+        plan: &RunPlan,
+    ) -> Result<RunOutput> {
+        self.resume(start, resid, lengths, plan, false)
+    }
+
+    /// As [`Model::run_from`], but the output is always computed (whatever
+    /// `plan.want_output` says) and holds only each row's last-position logits, `[batch, vocab]`.
+    ///
+    /// Why: a metric read at the last token needs the unembedding only there.
+    pub fn last_logits_from(
+        &self,
+        start: HookPoint,
+        resid: &Tensor,
+        lengths: &[usize],
+        plan: &RunPlan,
+    ) -> Result<RunOutput> {
+        self.resume(start, resid, lengths, plan, true)
+    }
+
+    fn resume(
+        &self,
+        start: HookPoint,
+        resid: &Tensor,
+        lengths: &[usize],
+        plan: &RunPlan,
+        last_only: bool,
+    ) -> Result<RunOutput> {
+        use crate::arch::{Resume, ResumeStage};
+        let n = self.info.n_layers;
+        let from = match start {
+            HookPoint::ResidPre(l) if l < n => Resume {
+                layer: l,
+                stage: ResumeStage::Attn,
+            },
+            HookPoint::ResidMid(l) if l < n => Resume {
+                layer: l,
+                stage: ResumeStage::Mlp,
+            },
+            HookPoint::ResidPost(l) if l < n => Resume {
+                layer: l + 1,
+                stage: ResumeStage::Pre,
+            },
+            other => {
+                return Err(MechError::Invalid(format!(
+                    "cannot resume a forward pass at `{other}`: give blocks.L.hook_resid_pre, \
+                     blocks.L.hook_resid_mid or blocks.L.hook_resid_post with L below {n}"
+                )));
+            }
+        };
+        let (b, t, d) = resid.dims3().map_err(|_| {
+            MechError::Invalid(format!(
+                "the residual stream to resume from must be [batch, seq, d_model], got {:?}",
+                resid.dims()
+            ))
+        })?;
+        if d != self.info.d_model {
+            return Err(MechError::Invalid(format!(
+                "the residual stream to resume from has width {d}, the model's d_model is {}",
+                self.info.d_model
+            )));
+        }
+        if lengths.len() != b || lengths.iter().any(|&len| len == 0 || len > t) {
+            return Err(MechError::Invalid(format!(
+                "lengths {lengths:?} do not fit a residual stream of {b} rows × {t} positions"
+            )));
+        }
+        for h in plan
+            .cache
+            .keys()
+            .chain(plan.interventions.iter().map(|i| &i.hook))
+        {
+            self.check_hook(*h)?;
+            if *h <= start {
+                return Err(MechError::Invalid(format!(
+                    "hook {h} comes before the resume point {start}, so a resumed pass never \
+                     reaches it; cache or edit it in the run that produced the residual stream"
+                )));
+            }
+        }
+        let mut ctx = HookCtx::new(plan, lengths, t, &self.device);
+        let stop = if last_only {
+            None
+        } else {
+            plan.last_needed_layer(n)
+        };
+        let x = resid.to_device(&self.device)?;
+        let output = match &self.arch {
+            Arch::Llama(m) => m.forward_from(x, from, lengths, &mut ctx, stop, last_only)?,
+            Arch::Gpt2(m) => m.forward_from(x, from, lengths, &mut ctx, stop, last_only)?,
+            Arch::Bert(_) => {
+                return Err(MechError::Invalid(format!(
+                    "model at {} is an encoder (bert); resuming a forward pass is implemented \
+                     for decoders (llama, gpt2) only",
+                    self.info.path
+                )));
+            }
+        };
+        Ok(RunOutput {
+            output,
+            cache: ctx.cache,
+        })
+    }
+}
+
 fn list_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| MechError::io(dir, e))?

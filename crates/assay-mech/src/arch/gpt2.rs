@@ -3,7 +3,7 @@
 use candle_core::{Module, Tensor};
 use candle_nn::Linear;
 
-use crate::arch::attention_bias;
+use crate::arch::{Resume, attention_bias, last_rows};
 use crate::error::{MechError, Result};
 use crate::hooks::{HookCtx, HookPoint};
 use crate::weights::Weights;
@@ -120,6 +120,7 @@ impl Gpt2 {
             v.extend([
                 HookPoint::ResidPre(l),
                 HookPoint::AttnPattern(l),
+                HookPoint::AttnZ(l),
                 HookPoint::AttnOut(l),
                 HookPoint::ResidMid(l),
                 HookPoint::MlpOut(l),
@@ -146,11 +147,6 @@ impl Gpt2 {
                 cfg.n_positions
             )));
         }
-        let device = ids.device();
-        let eps = cfg.layer_norm_eps as f32;
-        let nh = cfg.n_heads;
-        let hd = cfg.d_model / nh;
-        let mask = attention_bias(lengths, t, true, device)?;
         let tok = self
             .wte
             .index_select(&ids.flatten_all()?, 0)?
@@ -163,29 +159,58 @@ impl Gpt2 {
             .broadcast_as((b, t, cfg.d_model))?
             .contiguous()?;
         let pos = ctx.at(HookPoint::PosEmbed, pos)?;
-        let mut x = (tok + pos)?;
+        self.forward_from((tok + pos)?, Resume::START, lengths, ctx, stop_after, false)
+    }
+
+    /// Run the rest of the model from residual stream `x` `[batch, seq, d_model]` at `from`;
+    /// with `last_only` the logits are `[batch, vocab]` at each row's last position.
+    pub(crate) fn forward_from(
+        &self,
+        x: Tensor,
+        from: Resume,
+        lengths: &[usize],
+        ctx: &mut HookCtx,
+        stop_after: Option<usize>,
+        last_only: bool,
+    ) -> Result<Option<Tensor>> {
+        let (b, t, _) = x.dims3()?;
+        let cfg = &self.cfg;
+        if t > cfg.n_positions {
+            return Err(MechError::Invalid(format!(
+                "sequence of {t} tokens exceeds n_positions {}",
+                cfg.n_positions
+            )));
+        }
+        let device = x.device().clone();
+        let eps = cfg.layer_norm_eps as f32;
+        let nh = cfg.n_heads;
+        let hd = cfg.d_model / nh;
+        let mask = attention_bias(lengths, t, true, &device)?;
+        let mut x = x;
         let scale = 1.0 / (hd as f64).sqrt();
-        for (l, blk) in self.blocks.iter().enumerate() {
-            x = ctx.at(HookPoint::ResidPre(l), x)?;
-            let h = blk.ln1.forward(&x, eps)?;
-            let qkv = blk.c_attn.forward(&h)?;
-            let split = |i: usize| -> Result<Tensor> {
-                Ok(qkv
-                    .narrow(2, i * cfg.d_model, cfg.d_model)?
-                    .reshape((b, t, nh, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let att = ctx.at(HookPoint::AttnPattern(l), att)?;
-            let y = att
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, t, cfg.d_model))?;
-            let attn_out = ctx.at(HookPoint::AttnOut(l), blk.c_proj.forward(&y)?)?;
-            x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
+        for (l, blk) in self.blocks.iter().enumerate().skip(from.layer) {
+            if from.visits_resid_pre(l) {
+                x = ctx.at(HookPoint::ResidPre(l), x)?;
+            }
+            if from.runs_attention(l) {
+                let h = blk.ln1.forward(&x, eps)?;
+                let qkv = blk.c_attn.forward(&h)?;
+                let split = |i: usize| -> Result<Tensor> {
+                    Ok(qkv
+                        .narrow(2, i * cfg.d_model, cfg.d_model)?
+                        .reshape((b, t, nh, hd))?
+                        .transpose(1, 2)?
+                        .contiguous()?)
+                };
+                let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                let att = ctx.at(HookPoint::AttnPattern(l), att)?;
+                let z = ctx.at(HookPoint::AttnZ(l), att.matmul(&v)?.transpose(1, 2)?)?;
+                let y = z.reshape((b, t, cfg.d_model))?;
+                let attn_out = ctx.at(HookPoint::AttnOut(l), blk.c_proj.forward(&y)?)?;
+                x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
+            }
             let h = blk.ln2.forward(&x, eps)?;
             let m = blk.c_fc.forward(&h)?.gelu()?;
             let mlp_out = ctx.at(HookPoint::MlpOut(l), blk.mlp_proj.forward(&m)?)?;
@@ -199,6 +224,11 @@ impl Gpt2 {
         if stop_after.is_some() {
             return Ok(None);
         }
+        let x = if last_only {
+            last_rows(&x, lengths)?
+        } else {
+            x
+        };
         Ok(Some(self.lm_head.forward(&x)?))
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
-use crate::arch::{attention_bias, attention_bias_windowed, linear, repeat_kv};
+use crate::arch::{Resume, attention_bias, attention_bias_windowed, last_rows, linear, repeat_kv};
 use crate::error::{MechError, Result};
 use crate::hooks::{HookCtx, HookPoint};
 use crate::weights::Weights;
@@ -230,6 +230,7 @@ impl Llama {
             v.extend([
                 HookPoint::ResidPre(l),
                 HookPoint::AttnPattern(l),
+                HookPoint::AttnZ(l),
                 HookPoint::AttnOut(l),
                 HookPoint::ResidMid(l),
                 HookPoint::MlpOut(l),
@@ -335,10 +336,31 @@ impl Llama {
         stop_after: Option<usize>,
     ) -> Result<Option<Tensor>> {
         let (b, t) = ids.dims2()?;
-        let device = ids.device();
+        let cfg = &self.cfg;
+        let x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, cfg.d_model))?;
+        let x = ctx.at(HookPoint::Embed, x)?;
+        self.forward_from(x, Resume::START, lengths, ctx, stop_after, false)
+    }
+
+    /// Run the rest of the model from residual stream `x` `[batch, seq, d_model]` at `from`;
+    /// with `last_only` the logits are `[batch, vocab]` at each row's last position.
+    pub(crate) fn forward_from(
+        &self,
+        x: Tensor,
+        from: Resume,
+        lengths: &[usize],
+        ctx: &mut HookCtx,
+        stop_after: Option<usize>,
+        last_only: bool,
+    ) -> Result<Option<Tensor>> {
+        let (b, t, _) = x.dims3()?;
+        let device = x.device().clone();
         let cfg = &self.cfg;
         let eps = cfg.rms_norm_eps as f32;
-        let mask = attention_bias(lengths, t, true, device)?;
+        let mask = attention_bias(lengths, t, true, &device)?;
         // Sliding-window blocks (Mistral, some Qwen2) need their own mask, only when the
         // window is shorter than the sequence.
         let windowed: Vec<Option<Tensor>> = {
@@ -350,7 +372,7 @@ impl Llama {
                         if let Some((_, m)) = by_window.iter().find(|(x, _)| x == w) {
                             Some(m.clone())
                         } else {
-                            let m = attention_bias_windowed(lengths, t, *w, device)?;
+                            let m = attention_bias_windowed(lengths, t, *w, &device)?;
                             by_window.push((*w, m.clone()));
                             Some(m)
                         }
@@ -360,46 +382,44 @@ impl Llama {
             }
             out
         };
-        let (cos, sin) = self.rope_tables(t, device)?;
-        let x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, cfg.d_model))?;
-        let mut x = ctx.at(HookPoint::Embed, x)?;
+        let (cos, sin) = self.rope_tables(t, &device)?;
+        let mut x = x;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let rep = cfg.n_heads / cfg.n_kv_heads;
-        for (l, blk) in self.blocks.iter().enumerate() {
-            x = ctx.at(HookPoint::ResidPre(l), x)?;
-            let h = candle_nn::ops::rms_norm(&x, &blk.ln1, eps)?;
-            let q = blk.q.forward(&h)?;
-            let k = blk.k.forward(&h)?;
-            let v = blk.v.forward(&h)?;
-            let q = q
-                .reshape((b, t, cfg.n_heads, cfg.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let k = k
-                .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let v = v
-                .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            let k = repeat_kv(k, rep)?;
-            let v = repeat_kv(v, rep)?;
-            let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let att = ctx.at(HookPoint::AttnPattern(l), att)?;
-            let y = att
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, t, cfg.n_heads * cfg.head_dim))?;
-            let attn_out = ctx.at(HookPoint::AttnOut(l), blk.o.forward(&y)?)?;
-            x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
+        for (l, blk) in self.blocks.iter().enumerate().skip(from.layer) {
+            if from.visits_resid_pre(l) {
+                x = ctx.at(HookPoint::ResidPre(l), x)?;
+            }
+            if from.runs_attention(l) {
+                let h = candle_nn::ops::rms_norm(&x, &blk.ln1, eps)?;
+                let q = blk.q.forward(&h)?;
+                let k = blk.k.forward(&h)?;
+                let v = blk.v.forward(&h)?;
+                let q = q
+                    .reshape((b, t, cfg.n_heads, cfg.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?;
+                let k = k
+                    .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?;
+                let v = v
+                    .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?;
+                let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+                let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+                let k = repeat_kv(k, rep)?;
+                let v = repeat_kv(v, rep)?;
+                let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
+                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                let att = ctx.at(HookPoint::AttnPattern(l), att)?;
+                let z = ctx.at(HookPoint::AttnZ(l), att.matmul(&v)?.transpose(1, 2)?)?;
+                let y = z.reshape((b, t, cfg.n_heads * cfg.head_dim))?;
+                let attn_out = ctx.at(HookPoint::AttnOut(l), blk.o.forward(&y)?)?;
+                x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
+            }
             let h = candle_nn::ops::rms_norm(&x, &blk.ln2, eps)?;
             let m = (candle_nn::ops::silu(&blk.gate.forward(&h)?)? * blk.up.forward(&h)?)?;
             let mlp_out = ctx.at(HookPoint::MlpOut(l), blk.down.forward(&m)?)?;
@@ -413,6 +433,11 @@ impl Llama {
         if stop_after.is_some() {
             return Ok(None);
         }
+        let x = if last_only {
+            last_rows(&x, lengths)?
+        } else {
+            x
+        };
         let logits = self.lm_head.forward(&x)?;
         Ok(Some(logits))
     }

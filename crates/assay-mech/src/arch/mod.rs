@@ -82,3 +82,60 @@ pub(crate) fn repeat_kv(x: Tensor, rep: usize) -> Result<Tensor> {
         .expand((b, kv, rep, t, hd))?
         .reshape((b, kv * rep, t, hd))?)
 }
+
+/// Where a decoder forward pass starts: the normal start, or part-way through with a residual
+/// stream supplied by the caller (see [`crate::Model::run_from`]).
+///
+/// Why: activation patching at block `l` must not recompute blocks before `l`; a resumed pass
+/// runs exactly the code a full pass would run from that point on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resume {
+    /// The first block (partly) run; `n_layers` means only the final norm and unembedding.
+    pub layer: usize,
+    /// Where inside that block to start.
+    pub stage: ResumeStage,
+}
+
+/// The part of block [`Resume::layer`] a resumed pass starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResumeStage {
+    /// Before `hook_resid_pre` (the hook is visited): a normal pass from this block.
+    Pre,
+    /// After `hook_resid_pre`: the given tensor is the residual entering the block.
+    Attn,
+    /// After `hook_resid_mid`: the given tensor is the residual between attention and MLP.
+    Mlp,
+}
+
+impl Resume {
+    /// The start of a full forward pass (after the embeddings).
+    pub(crate) const START: Resume = Resume {
+        layer: 0,
+        stage: ResumeStage::Pre,
+    };
+
+    /// Whether block `l` starts with its `hook_resid_pre` hook.
+    pub(crate) fn visits_resid_pre(&self, l: usize) -> bool {
+        l != self.layer || self.stage == ResumeStage::Pre
+    }
+
+    /// Whether block `l` runs its attention sublayer.
+    pub(crate) fn runs_attention(&self, l: usize) -> bool {
+        l != self.layer || self.stage != ResumeStage::Mlp
+    }
+}
+
+/// Each row's last real position of `[batch, seq, d]`, as `[batch, d]`.
+///
+/// Why: a metric read at the last token needs the unembedding only there, which for a large
+/// vocabulary is a sizeable part of the cost of a short pass.
+pub(crate) fn last_rows(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    let idx: Vec<u32> = lengths
+        .iter()
+        .enumerate()
+        .map(|(r, &len)| (r * t + len.max(1) - 1) as u32)
+        .collect();
+    let idx = Tensor::from_vec(idx, b, x.device())?;
+    Ok(x.reshape((b * t, d))?.index_select(&idx, 0)?)
+}

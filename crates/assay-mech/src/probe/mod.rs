@@ -239,7 +239,7 @@ pub fn extract(
                 .cache
                 .get(h)
                 .ok_or_else(|| MechError::Invalid(format!("hook {h} was not reached")))?;
-            for (r, v) in chunk.iter().zip(rows_f32(t)?) {
+            for (r, v) in chunk.iter().zip(rows_f32(&t.flatten_from(1)?)?) {
                 rows.get_mut(h).expect("hook present")[*r] = v;
             }
         }
