@@ -33,7 +33,13 @@ pub enum MechCommand {
     Apply(ApplyArgs),
     /// Show a model's architecture, provenance (file digests, quantisation) and hook names.
     Inspect(InspectArgs),
+    /// Compare two checkpoints of one architecture (before/after training): weight changes
+    /// and their rank, next-token KL on a corpus, activation drift and CKA per block, the
+    /// activation-difference lens, and probe transfer.
+    Diff(DiffArgs),
 }
+
+pub use crate::diff::DiffArgs;
 
 /// Arguments of `assay mech probe`.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,6 +148,7 @@ pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
         MechCommand::Probe(a) => cmd_probe(&a),
         MechCommand::Apply(a) => cmd_apply(&a),
         MechCommand::Inspect(a) => cmd_inspect(&a),
+        MechCommand::Diff(a) => crate::diff::cmd_diff(&a),
     };
     match res {
         Ok(()) => Ok(0),
