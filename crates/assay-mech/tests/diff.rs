@@ -14,7 +14,10 @@ use assay_mech::diff::{check_compatible, weight_diff};
 use assay_mech::evidence::EvidenceRecord;
 use assay_mech::probe::Method;
 use assay_mech::rng::Rng;
-use assay_mech::synthetic::{TinyLlama, planted_dataset, write_planted_llama, write_tiny_llama};
+use assay_mech::synthetic::{
+    TinyLlama, planted_dataset, write_planted_llama, write_tiny_bert, write_tiny_llama,
+};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
@@ -475,13 +478,81 @@ fn probe_transfer_on_planted_pair() {
     assert!(out.join("probe_transfer.svg").is_file());
 }
 
-/// SmolLM2 against itself: every tensor unchanged, KL 0, drift 0, CKA 1 on real weights.
+/// Encoders have no next-token distribution: KL and the lens are left out, drift is still
+/// measured, and a planted change in block 1 leaves block 0 exactly untouched.
 #[test]
-fn smollm2_against_itself() {
+fn encoder_pair_reports_drift_without_kl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (before, after) = (tmp.path().join("a"), tmp.path().join("b"));
+    write_tiny_bert(&before, 32, 3, 4, 40, 6).unwrap();
+    copy_dir(&before, &after);
+    let mut ts =
+        candle_core::safetensors::load(before.join("model.safetensors"), &Device::Cpu).unwrap();
+    let name = "encoder.layer.1.output.dense.bias";
+    let b = ts[name].clone();
+    ts.insert(name.into(), (b + 0.25).unwrap());
+    candle_core::safetensors::save(&ts, after.join("model.safetensors")).unwrap();
+    let corpus_path = tmp.path().join("corpus.jsonl");
+    corpus(&corpus_path, 6, 3);
+    let out = tmp.path().join("out");
+    let mut a = args(&before, &after, &out);
+    a.corpus = Some(corpus_path);
+    assert_eq!(run(MechCommand::Diff(a)).unwrap(), 0);
+    let d = read_json(&out.join("diff.json"));
+    assert_eq!(d["weights"]["n_changed"], 1);
+    assert_eq!(d["weights"]["tensors"][0]["name"], name);
+    assert!(
+        d["weights"]["spectra"].as_array().unwrap().is_empty(),
+        "a bias has no spectrum"
+    );
+    let c = &d["corpus"];
+    assert!(c["mean_kl"].is_null() && c["lens"].is_null());
+    assert!(c["texts"].as_array().unwrap().is_empty());
+    let drift = c["drift"].as_array().unwrap();
+    assert_eq!(drift[0]["mean_cosine_distance"].as_f64(), Some(0.0));
+    assert!(drift[1]["mean_cosine_distance"].as_f64().unwrap() > 0.0);
+    assert!(!out.join("kl_by_text.svg").exists());
+    let ev = EvidenceRecord::read(&out.join("evidence.json")).unwrap();
+    assert!(ev.caveats.iter().any(|c| c.contains("encoders")));
+}
+
+/// SmolLM2 and a copy with a rank-1 update added to block 10's MLP output projection (stored
+/// as F32; every other tensor byte-identical, still Q4_1): the change is found in that
+/// tensor only, is rank one, and the residual stream is untouched before block 10.
+#[test]
+fn smollm2_rank_one_perturbation_is_localised() {
     let Some(path) = common::smollm2() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
+    let perturbed = tmp.path().join("perturbed.gguf");
+    let target = "blk.10.ffn_down.weight";
+    {
+        let mut f = std::fs::File::open(&path).unwrap();
+        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let mut names: Vec<String> = ct.tensor_infos.keys().cloned().collect();
+        names.sort();
+        let mut rng = Rng::new(8, 0);
+        let mut tensors: Vec<(String, QTensor)> = Vec::new();
+        for n in &names {
+            let q = ct.tensor(&mut f, n, &Device::Cpu).unwrap();
+            if n == target {
+                let w = q.dequantize(&Device::Cpu).unwrap();
+                let (r, c) = w.dims2().unwrap();
+                let u = Tensor::from_vec(randn(&mut rng, r), (r, 1), &Device::Cpu).unwrap();
+                let v = Tensor::from_vec(randn(&mut rng, c), (1, c), &Device::Cpu).unwrap();
+                let w = (w + (u.matmul(&v).unwrap() * 0.01).unwrap()).unwrap();
+                tensors.push((n.clone(), QTensor::quantize(&w, GgmlDType::F32).unwrap()));
+            } else {
+                tensors.push((n.clone(), q));
+            }
+        }
+        let md: Vec<(&str, &gguf_file::Value)> =
+            ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut w = std::fs::File::create(&perturbed).unwrap();
+        gguf_file::write(&mut w, &md, &t).unwrap();
+    }
     let corpus_path = tmp.path().join("corpus.jsonl");
     write_jsonl(
         &corpus_path,
@@ -491,21 +562,32 @@ fn smollm2_against_itself() {
         ],
     );
     let out = tmp.path().join("out");
-    let mut a = args(&path, &path, &out);
+    let mut a = args(&path, &perturbed, &out);
     a.corpus = Some(corpus_path);
     a.max_tokens = 16;
     a.svd_top_k = 2;
     assert_eq!(run(MechCommand::Diff(a)).unwrap(), 0);
     let d = read_json(&out.join("diff.json"));
-    assert_eq!(d["weights"]["n_changed"], 0);
-    assert_eq!(d["weights"]["n_tensors"], 272);
-    assert_eq!(d["corpus"]["mean_kl"].as_f64(), Some(0.0));
-    let drift = d["corpus"]["drift"].as_array().unwrap();
-    assert_eq!(drift.len(), 30);
-    for dr in drift {
-        assert_eq!(dr["mean_cosine_distance"].as_f64(), Some(0.0));
-        assert!((dr["linear_cka"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    let w = &d["weights"];
+    assert_eq!(w["n_tensors"], 272);
+    assert_eq!(w["n_changed"], 1);
+    assert_eq!(w["tensors"][0]["name"], target);
+    let s = &w["spectra"][0];
+    assert!(s["effective_rank"].as_f64().unwrap() < 1.01, "{s}");
+    assert!(s["stable_rank"].as_f64().unwrap() < 1.001, "{s}");
+    let c = &d["corpus"];
+    assert!(c["mean_kl"].as_f64().unwrap() > 0.0);
+    for dr in c["drift"].as_array().unwrap() {
+        let l = dr["layer"].as_u64().unwrap();
+        let cos = dr["mean_cosine_distance"].as_f64().unwrap();
+        if l < 10 {
+            assert_eq!(cos, 0.0, "block {l}");
+            assert!((dr["linear_cka"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+        } else {
+            assert!(cos > 0.0, "block {l}");
+        }
     }
     let ev = EvidenceRecord::read(&out.join("evidence.json")).unwrap();
     assert!(ev.caveats.iter().any(|c| c.contains("compared model")));
+    assert_eq!(ev.results["corpus"]["first_drifting_layer"], 10);
 }
