@@ -1515,7 +1515,7 @@ fn evidence_results(r: &DiffReport) -> serde_json::Value {
             "n_tokens": c.n_tokens,
             "mean_kl": c.mean_kl,
             "max_kl": c.max_kl,
-            "first_drifting_layer": c.drift.iter().find(|d| d.mean_cosine_distance > 0.0).map(|d| d.layer),
+            "first_drifting_layer": c.drift.iter().find(|d| d.max_cosine_distance > 0.0 || d.mean_relative_l2 > 0.0).map(|d| d.layer),
             "drift": c.drift.iter().map(|d| json!({"hook": d.hook, "mean_cosine_distance": d.mean_cosine_distance, "linear_cka": d.linear_cka})).collect::<Vec<_>>(),
         });
     }
