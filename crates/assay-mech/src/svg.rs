@@ -263,7 +263,7 @@ fn frame(s: &mut String, title: &str, y_label: &str, x_title: &str, max: f64, ri
             l + f.pw,
             l - 6.0,
             f.y(v) + 4.0,
-            fmt_tick(v),
+            fmt_tick(v, f.ymax),
             y = f.y(v)
         );
     }
@@ -282,10 +282,12 @@ fn frame(s: &mut String, title: &str, y_label: &str, x_title: &str, max: f64, ri
     f
 }
 
-fn fmt_tick(v: f64) -> String {
+/// One number format per axis: plain decimals for axes up to between 0.05 and 10,000,
+/// scientific otherwise.
+fn fmt_tick(v: f64, ymax: f64) -> String {
     if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 0.01 && v.abs() < 10000.0 {
+    } else if (0.05..10000.0).contains(&ymax) {
         format!("{}", (v * 1e4).round() / 1e4)
     } else {
         format!("{v:.1e}")

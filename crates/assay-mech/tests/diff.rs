@@ -265,6 +265,9 @@ fn planted_rank_one_update_is_localised() {
             "{f}"
         );
     }
+    if let Ok(dir) = std::env::var("ASSAY_DIFF_OUT") {
+        copy_dir(&out, Path::new(&dir));
+    }
     let ev = EvidenceRecord::read(&out.join("evidence.json")).unwrap();
     assert_eq!(ev.evidence_class, "training_diff");
     assert!(ev.access.contains(&"checkpoints_history".to_string()));
