@@ -41,7 +41,13 @@ pub enum MechCommand {
     /// Activation patching: swap activations between a clean and a corrupted prompt at every
     /// layer × position (and head) and measure how much of the behaviour each one carries.
     Patch(PatchArgs),
+    /// Compare two checkpoints of one architecture (before/after training): weight changes
+    /// and their rank, next-token KL on a corpus, activation drift and CKA per block, the
+    /// activation-difference lens, and probe transfer.
+    Diff(DiffArgs),
 }
+
+pub use crate::diff::DiffArgs;
 
 /// Arguments of `assay mech probe`.
 #[derive(Debug, Clone, clap::Args)]
@@ -163,6 +169,7 @@ pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
         MechCommand::Inspect(a) => cmd_inspect(&a),
         MechCommand::Organism(a) => crate::organism::cmd_organism(&a),
         MechCommand::Patch(a) => crate::patch::cli::cmd_patch(&a),
+        MechCommand::Diff(a) => crate::diff::cmd_diff(&a),
     };
     match res {
         Ok(()) => Ok(0),

@@ -34,6 +34,10 @@ pub struct EvidenceRecord {
     pub tool: ToolInfo,
     /// The model, with file digests and quantisation.
     pub model: ModelInfo,
+    /// The second model of a two-model comparison (`training_diff`: the model after
+    /// training, `model` being the one before); absent for single-model evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_model: Option<ModelInfo>,
     /// Data files used, with digests.
     pub data: Vec<DataRef>,
     /// Every random choice derives from this.
@@ -107,6 +111,7 @@ impl EvidenceRecord {
                 version: crate::TOOL_VERSION.into(),
             },
             model,
+            compared_model: None,
             data,
             seed,
             parameters,
@@ -117,6 +122,22 @@ impl EvidenceRecord {
         let body = serde_json::to_vec(&rec).map_err(|e| MechError::Invalid(e.to_string()))?;
         rec.id = format!("sha256:{}", bytes_digest(&body));
         Ok(rec)
+    }
+
+    /// Attach the second model of a two-model comparison (with a caveat if it was
+    /// dequantised) and recompute the id.
+    pub fn with_compared_model(mut self, model: ModelInfo) -> Result<Self> {
+        if model.dequantized {
+            self.caveats.push(format!(
+                "the compared model's weights were dequantised to f32 from a quantised GGUF ({}); results describe the dequantised model",
+                model.quantization.iter().filter(|(k, _)| k.as_str() != "F32").map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        self.compared_model = Some(model);
+        self.id = String::new();
+        let body = serde_json::to_vec(&self).map_err(|e| MechError::Invalid(e.to_string()))?;
+        self.id = format!("sha256:{}", bytes_digest(&body));
+        Ok(self)
     }
 
     /// Write as pretty JSON.

@@ -12,7 +12,9 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+pub mod checkpoint;
 pub mod cli;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod evidence;

@@ -232,6 +232,23 @@ impl Model {
         })
     }
 
+    /// Read residual-stream vectors `[..., d_model]` through the final norm and the
+    /// unembedding, giving logits `[..., vocab]` (the logit lens).
+    ///
+    /// Why: differences between two models' activations are interpreted by the tokens they
+    /// push towards; encoders have no unembedding and are refused.
+    pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_device(&self.device)?;
+        match &self.arch {
+            Arch::Llama(m) => m.unembed(&x),
+            Arch::Gpt2(m) => m.unembed(&x),
+            Arch::Bert(_) => Err(MechError::Invalid(format!(
+                "model at {} is an encoder ({}) without an unembedding; reading vectors as tokens needs a decoder",
+                self.info.path, self.info.architecture
+            ))),
+        }
+    }
+
     /// Tokenize texts (with the tokenizer's special tokens) into a padded batch.
     pub fn batch_texts(&self, texts: &[&str]) -> Result<Batch> {
         let tok = self.tokenizer()?;

@@ -522,7 +522,15 @@ fn cli_writes_report_svgs_and_evidence_and_averages_pairs() {
     a.pairs = Some(pairs.clone());
     a.hooks = "resid_pre,resid_post,mlp_out".into();
     a.per_head = true;
+    assert_eq!(run(MechCommand::Patch(a.clone())).unwrap(), 0);
+    // The same inputs again: byte-identical report and the same evidence id.
+    let out2 = tmp.path().join("out2");
+    a.out = out2.clone();
     assert_eq!(run(MechCommand::Patch(a)).unwrap(), 0);
+    assert_eq!(
+        std::fs::read(out.join("patch.json")).unwrap(),
+        std::fs::read(out2.join("patch.json")).unwrap()
+    );
 
     let pj: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("patch.json")).unwrap()).unwrap();
@@ -586,7 +594,9 @@ fn cli_writes_report_svgs_and_evidence_and_averages_pairs() {
     assert_eq!(top.len(), 20);
     let d0 = |e: &serde_json::Value| e["normalized"].as_f64().unwrap().abs();
     assert!(top.windows(2).all(|w| d0(&w[0]) >= d0(&w[1])));
-    assert!(pj["timing"]["seconds_total"].as_f64().unwrap() > 0.0);
+    let timing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
+    assert!(timing["seconds_total"].as_f64().unwrap() > 0.0);
 
     for f in [
         "patch_resid_pre.svg",
@@ -612,4 +622,6 @@ fn cli_writes_report_svgs_and_evidence_and_averages_pairs() {
         );
     }
     assert_eq!(ev.results["n_pairs"], 2);
+    let ev2 = evidence::EvidenceRecord::read(&out2.join("evidence.json")).unwrap();
+    assert_eq!(ev.id, ev2.id);
 }

@@ -131,6 +131,12 @@ impl Gpt2 {
         v
     }
 
+    /// Final LayerNorm then the (tied) unembedding, on vectors `[..., d_model]`.
+    pub(crate) fn unembed(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.ln_f.forward(x, self.cfg.layer_norm_eps as f32)?;
+        Ok(self.lm_head.forward(&x)?)
+    }
+
     /// Run the model over right-padded token ids `[batch, seq]`.
     pub(crate) fn forward(
         &self,

@@ -241,6 +241,12 @@ impl Llama {
         v
     }
 
+    /// Final RMSNorm then the unembedding, on vectors `[..., d_model]`.
+    pub(crate) fn unembed(&self, x: &Tensor) -> Result<Tensor> {
+        let x = candle_nn::ops::rms_norm(x, &self.ln_f, self.cfg.rms_norm_eps as f32)?;
+        Ok(self.lm_head.forward(&x)?)
+    }
+
     fn rope_tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let hd = self.cfg.head_dim;
         let base = self.cfg.rope_theta;

@@ -605,12 +605,19 @@ pub fn cmd_patch(a: &PatchArgs) -> Result<()> {
         })),
         "top_effects": effects,
         "warnings": warnings,
-        "timing": {
-            "seconds_total": total_secs,
-            "seconds_sweep": sweep_secs,
-            "patched_variants": variants_per_pair * tpairs.len(),
-        },
     });
+    // Timing lives in its own file, outside the evidence artifacts, so identical runs
+    // give byte-identical `patch.json` and the same evidence id.
+    let timing = json!({
+        "seconds_total": total_secs,
+        "seconds_sweep": sweep_secs,
+        "patched_variants": variants_per_pair * tpairs.len(),
+    });
+    write_text(
+        &a.out.join("timing.json"),
+        &(serde_json::to_string_pretty(&timing).map_err(|e| MechError::Invalid(e.to_string()))?
+            + "\n"),
+    )?;
     let patch_path = a.out.join("patch.json");
     write_text(
         &patch_path,

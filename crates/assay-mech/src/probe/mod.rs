@@ -352,6 +352,15 @@ fn unit(v: &[f64]) -> Vec<f64> {
     }
 }
 
+/// Fit a scorer of `method` (with `p`'s regularisation) on rows `x` and return it as
+/// `score = w·x + b` on raw activations.
+///
+/// Why: comparisons that apply one model's probe to another model's activations (`diff`)
+/// must fit exactly the probe [`run_probe`] fits, fold by fold.
+pub fn fit_scorer(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> LinearScorer {
+    fit_raw(x, y, method, p).0
+}
+
 /// Fit a scorer of `method` on training rows and return it in raw activation space.
 fn fit_raw(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> (LinearScorer, Standardizer) {
     let st = Standardizer::fit(x);
