@@ -50,11 +50,13 @@ def bench_probe() -> None:
     y = (np.arange(n) % 2).astype(float)
     scale = 1.0 + (np.arange(d) % 7)
     x = rng.standard_normal((n, d)) * scale + 0.05 * (2 * y - 1)[:, None] * direction[None, :]
-    t0 = time.perf_counter()
-    z = StandardScaler().fit_transform(x)
-    clf = LogisticRegression(C=1.0, max_iter=100).fit(z, y)
-    s = time.perf_counter() - t0
-    print(f"sklearn logreg fit {n}x{d} (StandardScaler + lbfgs, C=1, max_iter 100): {s:.3f} s (train acc {clf.score(z, y):.3f})")
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        z = StandardScaler().fit_transform(x)
+        clf = LogisticRegression(C=1.0, max_iter=100).fit(z, y)
+        best = min(best, time.perf_counter() - t0)
+    print(f"sklearn logreg fit {n}x{d} (StandardScaler + lbfgs, C=1, max_iter 100, tol 1e-4): {best:.4f} s best of 5, {clf.n_iter_[0]} iterations (train acc {clf.score(z, y):.3f})")
 
 
 if __name__ == "__main__":

@@ -118,57 +118,7 @@ impl Standardizer {
     /// Fit on all rows of `x` (one pass; sums are shifted by the first row so large offsets
     /// do not cancel).
     pub fn fit(x: &Matrix) -> Standardizer {
-        let d = x.d;
-        if x.n == 0 {
-            return Standardizer::identity(d);
-        }
-        let shift: Vec<f32> = x.row(0).to_vec();
-        let parts = par_chunks(&chunks(x.n, d), |lo, hi| {
-            // f32 sums over short runs of rows, flushed into f64.
-            let mut s = vec![0.0f64; d];
-            let mut ss = vec![0.0f64; d];
-            let mut a = vec![0.0f32; d];
-            let mut aa = vec![0.0f32; d];
-            for (k, i) in (lo..hi).enumerate() {
-                for (((a, aa), v), sh) in a.iter_mut().zip(aa.iter_mut()).zip(x.row(i)).zip(&shift)
-                {
-                    let c = v - sh;
-                    *a += c;
-                    *aa += c * c;
-                }
-                if (k + 1) % FLUSH_ROWS == 0 || i + 1 == hi {
-                    for j in 0..d {
-                        s[j] += a[j] as f64;
-                        ss[j] += aa[j] as f64;
-                        a[j] = 0.0;
-                        aa[j] = 0.0;
-                    }
-                }
-            }
-            (s, ss)
-        });
-        let n = x.n as f64;
-        let mut s = vec![0.0f64; d];
-        let mut ss = vec![0.0f64; d];
-        for (ps, pss) in parts {
-            s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
-            ss.iter_mut().zip(&pss).for_each(|(a, b)| *a += b);
-        }
-        let mean = s
-            .iter()
-            .zip(&shift)
-            .map(|(a, &k)| k as f64 + a / n)
-            .collect();
-        let std = s
-            .iter()
-            .zip(&ss)
-            .map(|(a, b)| {
-                let var = (b / n - (a / n) * (a / n)).max(0.0);
-                let sd = var.sqrt();
-                if sd > 1e-12 { sd } else { 1.0 }
-            })
-            .collect();
-        Standardizer { mean, std }
+        moments(x, None).0
     }
     /// The identity transform (mean 0, std 1), for fitting on features as they are.
     pub fn identity(d: usize) -> Standardizer {
@@ -188,6 +138,84 @@ impl Standardizer {
         }
         out
     }
+}
+
+/// Feature means and standard deviations in one pass over `x` (sums shifted by the first row
+/// so large offsets do not cancel), and, given labels, `Σ_{y=1} (x − μ)` — the optimiser's
+/// first gradient, which then costs no extra pass.
+fn moments(x: &Matrix, y: Option<&[f64]>) -> (Standardizer, Vec<f64>) {
+    let d = x.d;
+    if x.n == 0 {
+        return (Standardizer::identity(d), vec![0.0; d]);
+    }
+    let shift: Vec<f32> = x.row(0).to_vec();
+    let parts = par_chunks(&chunks(x.n, d), |lo, hi| {
+        // f32 sums over short runs of rows, flushed into f64.
+        let mut s = vec![0.0f64; d];
+        let mut ss = vec![0.0f64; d];
+        let mut sp = vec![0.0f64; d];
+        let mut a = vec![0.0f32; d];
+        let mut aa = vec![0.0f32; d];
+        let mut ap = vec![0.0f32; d];
+        let mut n_pos = 0usize;
+        for (k, i) in (lo..hi).enumerate() {
+            let positive = y.is_some_and(|y| y[i] > 0.5);
+            n_pos += positive as usize;
+            for (((a, aa), v), sh) in a.iter_mut().zip(aa.iter_mut()).zip(x.row(i)).zip(&shift) {
+                let c = v - sh;
+                *a += c;
+                *aa += c * c;
+            }
+            if positive {
+                for ((p, v), sh) in ap.iter_mut().zip(x.row(i)).zip(&shift) {
+                    *p += v - sh;
+                }
+            }
+            if (k + 1) % FLUSH_ROWS == 0 || i + 1 == hi {
+                for j in 0..d {
+                    s[j] += a[j] as f64;
+                    ss[j] += aa[j] as f64;
+                    sp[j] += ap[j] as f64;
+                    a[j] = 0.0;
+                    aa[j] = 0.0;
+                    ap[j] = 0.0;
+                }
+            }
+        }
+        (s, ss, sp, n_pos)
+    });
+    let n = x.n as f64;
+    let mut s = vec![0.0f64; d];
+    let mut ss = vec![0.0f64; d];
+    let mut sp = vec![0.0f64; d];
+    let mut n_pos = 0usize;
+    for (ps, pss, psp, np) in parts {
+        s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
+        ss.iter_mut().zip(&pss).for_each(|(a, b)| *a += b);
+        sp.iter_mut().zip(&psp).for_each(|(a, b)| *a += b);
+        n_pos += np;
+    }
+    let mean: Vec<f64> = s
+        .iter()
+        .zip(&shift)
+        .map(|(a, &k)| k as f64 + a / n)
+        .collect();
+    let std = s
+        .iter()
+        .zip(&ss)
+        .map(|(a, b)| {
+            let var = (b / n - (a / n) * (a / n)).max(0.0);
+            let sd = var.sqrt();
+            if sd > 1e-12 { sd } else { 1.0 }
+        })
+        .collect();
+    // Σ_{y=1}(x − μ) = Σ_{y=1}(x − k) − n₁(μ − k), with k the shift.
+    let pos_centred = sp
+        .iter()
+        .zip(&s)
+        .map(|(p, a)| p - n_pos as f64 * (a / n))
+        .collect();
+    (Standardizer { mean, std }, pos_centred)
 }
 
 /// A fitted linear scorer `score(x) = w·x + b` (in whatever space it was fitted).
@@ -398,6 +426,38 @@ impl Default for LogregOptions {
 ///
 /// Returns a constant scorer (w = 0, b = log-odds) when only one class is present.
 pub fn fit_logreg(x: &Matrix, st: &Standardizer, y: &[f64], opts: &LogregOptions) -> LinearScorer {
+    fit_logreg_from(x, st, y, opts, None)
+}
+
+/// Standardise and fit in one go: the feature statistics and the optimiser's first gradient
+/// come from a single pass over the data. Returns the raw-space scorer and the statistics.
+pub fn fit_logreg_standardized(
+    x: &Matrix,
+    y: &[f64],
+    opts: &LogregOptions,
+) -> (LinearScorer, Standardizer) {
+    let (st, pos_centred) = moments(x, Some(y));
+    let n = x.n.max(1) as f64;
+    let n_pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
+    // At w = 0, b = 0: every residual is ½ − y, so the mean loss is ln 2 and the gradient is
+    // −Σ_{y=1}(x − μ)/(nσ) for the weights and ½ − n₁/n for the bias.
+    let mut g: Vec<f64> = pos_centred
+        .iter()
+        .zip(&st.std)
+        .map(|(p, s)| -p / (n * s))
+        .collect();
+    g.push(0.5 - n_pos / n);
+    let scorer = fit_logreg_from(x, &st, y, opts, Some((std::f64::consts::LN_2, g)));
+    (scorer, st)
+}
+
+fn fit_logreg_from(
+    x: &Matrix,
+    st: &Standardizer,
+    y: &[f64],
+    opts: &LogregOptions,
+    start: Option<(f64, Vec<f64>)>,
+) -> LinearScorer {
     let d = x.d;
     let pos = y.iter().filter(|&&v| v > 0.5).count();
     if pos == 0 || pos == y.len() {
@@ -415,7 +475,7 @@ pub fn fit_logreg(x: &Matrix, st: &Standardizer, y: &[f64], opts: &LogregOptions
         lambda: 1.0 / (opts.c * x.n as f64),
         ranges: chunks(x.n, d),
     };
-    let p = lbfgs(&obj, d + 1, opts);
+    let p = lbfgs(&obj, d + 1, opts, start);
     // Back to raw space: score = Σ w_j (x_j − μ_j)/σ_j + b.
     let w: Vec<f64> = p[..d]
         .iter()
@@ -427,10 +487,20 @@ pub fn fit_logreg(x: &Matrix, st: &Standardizer, y: &[f64], opts: &LogregOptions
 }
 
 /// Limited-memory BFGS (history 10) with a backtracking Armijo line search.
-fn lbfgs(obj: &Objective, dim: usize, opts: &LogregOptions) -> Vec<f64> {
+fn lbfgs(
+    obj: &Objective,
+    dim: usize,
+    opts: &LogregOptions,
+    start: Option<(f64, Vec<f64>)>,
+) -> Vec<f64> {
     let mut p = vec![0.0; dim];
-    let mut g = vec![0.0; dim];
-    let mut f = obj.eval(&p, &mut g);
+    let (mut f, mut g) = match start {
+        Some(fg) => fg,
+        None => {
+            let mut g = vec![0.0; dim];
+            (obj.eval(&p, &mut g), g)
+        }
+    };
     let m = 10;
     let mut s_hist: Vec<Vec<f64>> = Vec::new();
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
@@ -687,6 +757,25 @@ mod tests {
             let g = reference_gradient(&x, &st, &y, 1.0, &s);
             let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(gmax < 1e-5, "n={n} offset={offset}: {g:?}");
+        }
+    }
+
+    #[test]
+    fn one_pass_fit_equals_two_step_fit() {
+        let (x, y) = toy(5000, 7, 300.0, 4);
+        let opts = LogregOptions {
+            c: 0.5,
+            max_iter: 500,
+            tol: 1e-7,
+        };
+        let (a, sa) = fit_logreg_standardized(&x, &y, &opts);
+        let sb = Standardizer::fit(&x);
+        let b = fit_logreg(&x, &sb, &y, &opts);
+        assert_eq!(sa.mean, sb.mean);
+        assert_eq!(sa.std, sb.std);
+        // Both stop at a gradient of 1e-7, from slightly different first steps.
+        for (u, v) in a.w.iter().zip(&b.w) {
+            assert!((u - v).abs() < 1e-4, "{:?} vs {:?}", a.w, b.w);
         }
     }
 

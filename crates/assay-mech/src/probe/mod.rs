@@ -16,7 +16,8 @@ use crate::model::{Batch, Model};
 use crate::rng::Rng;
 use crate::tokenizer::ChatMessage;
 use linear::{
-    LinearScorer, LogregOptions, Matrix, Standardizer, dot_row, fit_logreg, fit_mass_mean,
+    LinearScorer, LogregOptions, Matrix, Standardizer, dot_row, fit_logreg_standardized,
+    fit_mass_mean,
 };
 use metrics::{accuracy, auroc, bootstrap_auroc_ci, recall_at_fpr};
 use split::{SplitInfo, assign_folds, control_labels};
@@ -363,7 +364,6 @@ pub fn fit_scorer(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> Lin
 
 /// Fit a scorer of `method` on training rows and return it in raw activation space.
 fn fit_raw(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> (LinearScorer, Standardizer) {
-    let st = Standardizer::fit(x);
     match method {
         Method::Logreg => {
             let opts = LogregOptions {
@@ -371,11 +371,11 @@ fn fit_raw(x: &Matrix, y: &[f64], method: Method, p: &ProbeParams) -> (LinearSco
                 max_iter: p.max_iter,
                 tol: p.tol,
             };
-            (fit_logreg(x, &st, y, &opts), st)
+            fit_logreg_standardized(x, y, &opts)
         }
         Method::MassMean => (
             fit_mass_mean(x, y, p.covariance_correction, p.shrinkage),
-            st,
+            Standardizer::fit(x),
         ),
     }
 }
