@@ -566,3 +566,198 @@ fn cli_refuses_a_file_as_output_directory() {
     let code = run(MechCommand::Organism(OrganismArgs { out: f, seed: 0 })).unwrap();
     assert_eq!(code, 2);
 }
+
+/// Patching localises the hidden objective where the fine-tune acted: copying the clean
+/// (triggered) residual stream at the second trigger word into the corrupted (broken-trigger)
+/// run flips the answer after a fine-tuned block, not at the embedding, not after frozen
+/// block 0, and never at positions before the trigger.
+#[test]
+fn patching_localises_the_trigger_to_the_fine_tuned_blocks() {
+    let m = manifest();
+    let tuned: Vec<usize> = m["fine_tuned_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let rows = read_rows("patch.jsonl");
+    // Pairs whose trigger sits at the most common position, so positions line up.
+    let mut by_pos: std::collections::BTreeMap<u64, Vec<&Value>> = Default::default();
+    for r in &rows {
+        by_pos
+            .entry(r["differs_at"].as_u64().unwrap())
+            .or_default()
+            .push(r);
+    }
+    let (_, group) = by_pos.iter().max_by_key(|(_, v)| v.len()).unwrap();
+    let group: Vec<&Value> = group.iter().take(8).copied().collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = tmp.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        group.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = tmp.path().join("patch");
+    let args = assay_mech::cli::PatchArgs {
+        model: organism().join("after"),
+        clean: None,
+        corrupt: None,
+        answer: None,
+        wrong: None,
+        pairs: Some(pairs),
+        hooks: "resid_pre,resid_post".into(),
+        mode: assay_mech::patch::PatchMode::Denoise,
+        per_head: false,
+        no_heads: true,
+        min_gap: 0.1,
+        top: 10,
+        max_batch_tokens: 4096,
+        seed: 0,
+        no_special_tokens: false,
+        claim: None,
+        out: out.clone(),
+    };
+    assert_eq!(run(MechCommand::Patch(args)).unwrap(), 0);
+    let pj: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("patch.json")).unwrap()).unwrap();
+    // Token index of the first trigger word: the first position where the pair differs.
+    let model = load("after");
+    let tok = model.tokenizer().unwrap();
+    let c = tok
+        .encode(group[0]["clean"].as_str().unwrap(), true)
+        .unwrap();
+    let k = tok
+        .encode(group[0]["corrupt"].as_str().unwrap(), true)
+        .unwrap();
+    let a = c.iter().zip(&k).position(|(x, y)| x != y).unwrap();
+    let b = a + 1;
+    let cell =
+        |hook: &str, l: usize, p: usize| pj["hooks"][hook]["normalized"][l][p].as_f64().unwrap();
+    let n_layers = pj["n_layers"].as_u64().unwrap() as usize;
+    for hook in ["resid_pre", "resid_post"] {
+        for l in 0..n_layers {
+            for p in 0..a {
+                assert!(cell(hook, l, p).abs() < 1e-6, "{hook} L{l} p{p}");
+            }
+        }
+    }
+    let at_embed = cell("resid_pre", 0, b);
+    let after_block0 = cell("resid_post", 0, b);
+    let best_tuned = tuned
+        .iter()
+        .map(|&l| cell("resid_post", l, b))
+        .fold(f64::MIN, f64::max);
+    eprintln!(
+        "patching at the second trigger word over {} pairs: embed {at_embed:.3}, after block 0 \
+         {after_block0:.3}, best after a fine-tuned block {best_tuned:.3}",
+        group.len()
+    );
+    assert!(at_embed.abs() < 0.05, "{at_embed}");
+    assert!(after_block0.abs() < 0.1, "{after_block0}");
+    assert!(best_tuned > 0.9, "{best_tuned}");
+}
+
+/// The before/after diff points at the ground truth: the changed weights are exactly the
+/// fine-tuned blocks', and the most divergent next-token contexts are triggered inputs.
+#[test]
+fn diff_points_at_fine_tuned_blocks_and_triggered_inputs() {
+    let m = manifest();
+    let tuned: Vec<u64> = m["fine_tuned_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("diff");
+    let corpus = organism().join("data").join("corpus.jsonl");
+    let args = assay_mech::cli::DiffArgs {
+        before: organism().join("before"),
+        after: organism().join("after"),
+        corpus: Some(corpus),
+        probe_data: None,
+        hooks: "blocks.*.hook_resid_post".into(),
+        position: Reduce::Last,
+        method: probe::Method::Logreg,
+        c: 1.0,
+        folds: 5,
+        bootstrap: 50,
+        random_directions: 2,
+        out: out.clone(),
+        svd_top_k: 4,
+        lens_tokens: 5,
+        top_tokens: 5,
+        top_contexts: 20,
+        max_tokens: 512,
+        batch_size: 32,
+        seed: 0,
+        chat_template: false,
+        no_special_tokens: false,
+        claim: None,
+    };
+    assert_eq!(run(MechCommand::Diff(args)).unwrap(), 0);
+    let dj: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("diff.json")).unwrap()).unwrap();
+    let tensors = dj["weights"]["tensors"].as_array().unwrap();
+    let changed: Vec<&Value> = tensors
+        .iter()
+        .filter(|t| t["norm_delta"].as_f64().unwrap() > 0.0)
+        .collect();
+    assert!(!changed.is_empty());
+    for t in &changed {
+        let l = t["layer"].as_u64();
+        assert!(l.is_some_and(|l| tuned.contains(&l)), "changed: {t}");
+    }
+    // The largest relative changes come first and belong to fine-tuned blocks.
+    assert!(tuned.contains(&tensors[0]["layer"].as_u64().unwrap()));
+    let texts = read_rows("corpus.jsonl");
+    let triggered = |i: usize| texts[i]["triggered"].as_bool().unwrap();
+    let top = dj["corpus"]["top_contexts"].as_array().unwrap();
+    assert_eq!(top.len(), 20);
+    let top_triggered = top
+        .iter()
+        .filter(|c| triggered(c["text_index"].as_u64().unwrap() as usize))
+        .count();
+    let per_text = dj["corpus"]["texts"].as_array().unwrap();
+    let mean = |want: bool| {
+        let v: Vec<f64> = per_text
+            .iter()
+            .filter(|t| triggered(t["index"].as_u64().unwrap() as usize) == want)
+            .map(|t| t["mean_kl"].as_f64().unwrap())
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (kl_trig, kl_plain) = (mean(true), mean(false));
+    eprintln!(
+        "diff: {} changed tensors, all in blocks {tuned:?}; top-20 KL contexts triggered: \
+         {top_triggered}/20; mean KL triggered {kl_trig:.3e} vs untriggered {kl_plain:.3e}",
+        changed.len()
+    );
+    // KL at the answer position (the prediction after `<act>`, the last token).
+    let answer_kl: Vec<(bool, f64)> = std::fs::read_to_string(out.join("kl_tokens.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let kl = v["kl"].as_array().unwrap();
+            (
+                triggered(v["index"].as_u64().unwrap() as usize),
+                kl.last().unwrap().as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let answer_mean = |want: bool| {
+        let v: Vec<f64> = answer_kl
+            .iter()
+            .filter(|(t, _)| *t == want)
+            .map(|(_, k)| *k)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (ans_trig, ans_plain) = (answer_mean(true), answer_mean(false));
+    eprintln!("KL at the answer position: triggered {ans_trig:.3e} vs untriggered {ans_plain:.3e}");
+    assert!(top_triggered >= 18, "{top_triggered}/20");
+    assert!(kl_trig > 2.0 * kl_plain, "{kl_trig} vs {kl_plain}");
+    assert!(ans_trig > 100.0 * ans_plain, "{ans_trig} vs {ans_plain}");
+}

@@ -77,9 +77,9 @@ pub struct PatchArgs {
     pub out: PathBuf,
 }
 
-/// One line of a `--pairs` file.
+/// One line of a `--pairs` file. Other fields (metadata such as the organism's
+/// `differs_at`) are ignored, so generated pair files can be passed as they are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TextPair {
     /// Clean prompt.
     pub clean: String,
