@@ -129,18 +129,12 @@ impl Bert {
 
     /// Every hook point this model exposes (no `ln_final`: BERT normalises inside blocks).
     pub fn hook_points(&self) -> Vec<HookPoint> {
-        let mut v = vec![HookPoint::Embed, HookPoint::PosEmbed];
-        for l in 0..self.cfg.n_layers {
-            v.extend([
-                HookPoint::ResidPre(l),
-                HookPoint::AttnPattern(l),
-                HookPoint::AttnOut(l),
-                HookPoint::ResidMid(l),
-                HookPoint::MlpOut(l),
-                HookPoint::ResidPost(l),
-            ]);
-        }
-        v
+        crate::arch::hook_points(
+            &[HookPoint::Embed, HookPoint::PosEmbed],
+            self.cfg.n_layers,
+            false,
+            false,
+        )
     }
 
     /// Run the encoder over right-padded token ids `[batch, seq]` (token type 0 throughout).

@@ -115,20 +115,12 @@ impl Gpt2 {
 
     /// Every hook point this model exposes.
     pub fn hook_points(&self) -> Vec<HookPoint> {
-        let mut v = vec![HookPoint::Embed, HookPoint::PosEmbed];
-        for l in 0..self.cfg.n_layers {
-            v.extend([
-                HookPoint::ResidPre(l),
-                HookPoint::AttnPattern(l),
-                HookPoint::AttnZ(l),
-                HookPoint::AttnOut(l),
-                HookPoint::ResidMid(l),
-                HookPoint::MlpOut(l),
-                HookPoint::ResidPost(l),
-            ]);
-        }
-        v.push(HookPoint::LnFinal);
-        v
+        crate::arch::hook_points(
+            &[HookPoint::Embed, HookPoint::PosEmbed],
+            self.cfg.n_layers,
+            true,
+            true,
+        )
     }
 
     /// Final LayerNorm then the (tied) unembedding, on vectors `[..., d_model]`.

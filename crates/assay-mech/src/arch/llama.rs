@@ -225,20 +225,7 @@ impl Llama {
 
     /// Every hook point this model exposes.
     pub fn hook_points(&self) -> Vec<HookPoint> {
-        let mut v = vec![HookPoint::Embed];
-        for l in 0..self.cfg.n_layers {
-            v.extend([
-                HookPoint::ResidPre(l),
-                HookPoint::AttnPattern(l),
-                HookPoint::AttnZ(l),
-                HookPoint::AttnOut(l),
-                HookPoint::ResidMid(l),
-                HookPoint::MlpOut(l),
-                HookPoint::ResidPost(l),
-            ]);
-        }
-        v.push(HookPoint::LnFinal);
-        v
+        crate::arch::hook_points(&[HookPoint::Embed], self.cfg.n_layers, true, true)
     }
 
     /// Final RMSNorm then the unembedding, on vectors `[..., d_model]`.

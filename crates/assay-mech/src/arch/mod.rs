@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::Linear;
 
 use crate::error::Result;
+use crate::hooks::HookPoint;
 use crate::weights::Weights;
 
 /// Additive attention bias `[batch, 1, seq, seq]`: 0 where a query may attend a key, `-inf`
@@ -52,6 +53,34 @@ pub(crate) fn attention_bias_windowed(
         }
     }
     Ok(Tensor::from_vec(m, (b, 1, t, t), device)?)
+}
+
+/// Every hook point of a model with `n_layers` blocks, in forward order: the embedding hooks,
+/// each block's hooks (with `attn.hook_z` when the attention exposes per-head outputs), and
+/// `ln_final.hook_normalized` for models with a final norm before an unembedding.
+pub(crate) fn hook_points(
+    embeds: &[HookPoint],
+    n_layers: usize,
+    attn_z: bool,
+    ln_final: bool,
+) -> Vec<HookPoint> {
+    let mut v = embeds.to_vec();
+    for l in 0..n_layers {
+        v.extend([HookPoint::ResidPre(l), HookPoint::AttnPattern(l)]);
+        if attn_z {
+            v.push(HookPoint::AttnZ(l));
+        }
+        v.extend([
+            HookPoint::AttnOut(l),
+            HookPoint::ResidMid(l),
+            HookPoint::MlpOut(l),
+            HookPoint::ResidPost(l),
+        ]);
+    }
+    if ln_final {
+        v.push(HookPoint::LnFinal);
+    }
+    v
 }
 
 /// A linear layer `weight: [out, inp]`, `bias: [out]` under `{name}.weight` / `{name}.bias`.
