@@ -69,37 +69,8 @@ fn chunks(n: usize, d: usize) -> Vec<(usize, usize)> {
 
 /// Run `f` over every chunk on the available cores; results come back in chunk order.
 fn par_chunks<T: Send>(ranges: &[(usize, usize)], f: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(ranges.len());
-    if threads <= 1 {
-        return ranges.iter().map(|&(lo, hi)| f(lo, hi)).collect();
-    }
-    let f = &f;
-    let mut out: Vec<Option<T>> = (0..ranges.len()).map(|_| None).collect();
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                sc.spawn(move || {
-                    ranges
-                        .iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, &(lo, hi))| (i, f(lo, hi)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, v) in h.join().expect("probe worker") {
-                out[i] = Some(v);
-            }
-        }
-    });
-    out.into_iter()
-        .map(|v| v.expect("every chunk ran"))
-        .collect()
+    use rayon::prelude::*;
+    ranges.par_iter().map(|&(lo, hi)| f(lo, hi)).collect()
 }
 
 /// Per-feature mean and standard deviation, fitted on training rows only.
