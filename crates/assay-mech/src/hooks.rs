@@ -402,6 +402,12 @@ impl<'a> HookCtx<'a> {
         }
     }
 
+    /// Whether the plan caches or edits `hook`, so the model must materialise it.
+    pub(crate) fn touches(&self, hook: HookPoint) -> bool {
+        self.plan.cache.contains_key(&hook)
+            || self.plan.interventions.iter().any(|i| i.hook == hook)
+    }
+
     /// Apply interventions for `hook` and cache it if requested; returns the (possibly
     /// edited) activation.
     pub(crate) fn at(&mut self, hook: HookPoint, x: Tensor) -> Result<Tensor> {

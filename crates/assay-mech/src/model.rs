@@ -176,6 +176,16 @@ impl Model {
         &self.device
     }
 
+    /// Turn the fused CPU kernels (attention, SwiGLU) on or off; they are on by default.
+    ///
+    /// Why: the composite-op path is the reference the fused kernels are tested against, and
+    /// a user who suspects a kernel can rerun without it.
+    pub fn set_fused_kernels(&mut self, on: bool) {
+        if let Arch::Llama(m) = &mut self.arch {
+            m.fused = on;
+        }
+    }
+
     /// Every hook point of this model, in forward order.
     pub fn hook_points(&self) -> Vec<HookPoint> {
         match &self.arch {

@@ -3,6 +3,7 @@
 use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
+use crate::arch::fused::{PackedCausalAttention, PackedSwiGlu};
 use crate::arch::{Resume, attention_bias, attention_bias_windowed, last_rows, linear, repeat_kv};
 use crate::error::{MechError, Result};
 use crate::hooks::{HookCtx, HookPoint};
@@ -97,16 +98,28 @@ pub struct Llama3RopeScaling {
     pub original_max_position_embeddings: usize,
 }
 
+/// One decoder block. q/k/v and gate/up are stored packed (rows stacked), so each pair or
+/// triple of projections is one matrix product.
 struct Block {
     ln1: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// `[q | k | v]` rows.
+    qkv: Linear,
     o: Linear,
     ln2: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// `[gate | up]` rows.
+    gate_up: Linear,
     down: Linear,
+}
+
+/// Stack the rows of several projections into one (biases too, when present).
+fn packed(parts: &[Linear]) -> Result<Linear> {
+    let weights: Vec<&Tensor> = parts.iter().map(|p| p.weight()).collect();
+    let weight = Tensor::cat(&weights, 0)?;
+    let bias = match parts.iter().map(|p| p.bias()).collect::<Option<Vec<_>>>() {
+        Some(b) => Some(Tensor::cat(&b, 0)?),
+        None => None,
+    };
+    Ok(Linear::new(weight, bias))
 }
 
 /// A loaded Llama-family model.
@@ -117,6 +130,8 @@ pub struct Llama {
     blocks: Vec<Block>,
     ln_f: Tensor,
     lm_head: Linear,
+    /// Whether the fused CPU kernels may be used (see [`crate::arch::fused`]).
+    pub(crate) fused: bool,
 }
 
 /// Maps (block index, part) to a tensor name prefix.
@@ -197,13 +212,17 @@ impl Llama {
             };
             blocks.push(Block {
                 ln1: w.get(&format!("{}.weight", n("ln1")), &[d])?,
-                q: lin("q", q_out, d, cfg.qkv_bias)?,
-                k: lin("k", kv_out, d, cfg.qkv_bias)?,
-                v: lin("v", kv_out, d, cfg.qkv_bias)?,
+                qkv: packed(&[
+                    lin("q", q_out, d, cfg.qkv_bias)?,
+                    lin("k", kv_out, d, cfg.qkv_bias)?,
+                    lin("v", kv_out, d, cfg.qkv_bias)?,
+                ])?,
                 o: lin("o", d, q_out, false)?,
                 ln2: w.get(&format!("{}.weight", n("ln2")), &[d])?,
-                gate: lin("gate", cfg.d_mlp, d, false)?,
-                up: lin("up", cfg.d_mlp, d, false)?,
+                gate_up: packed(&[
+                    lin("gate", cfg.d_mlp, d, false)?,
+                    lin("up", cfg.d_mlp, d, false)?,
+                ])?,
                 down: lin("down", d, cfg.d_mlp, false)?,
             });
         }
@@ -220,6 +239,7 @@ impl Llama {
             blocks,
             ln_f,
             lm_head,
+            fused: true,
         })
     }
 
@@ -379,42 +399,66 @@ impl Llama {
         let mut x = x;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let rep = cfg.n_heads / cfg.n_kv_heads;
+        // The fused kernels are CPU/f32 only; elsewhere the composite ops run.
+        let fused = self.fused && device.is_cpu() && x.dtype() == candle_core::DType::F32;
         for (l, blk) in self.blocks.iter().enumerate().skip(from.layer) {
             if from.visits_resid_pre(l) {
                 x = ctx.at(HookPoint::ResidPre(l), x)?;
             }
             if from.runs_attention(l) {
                 let h = candle_nn::ops::rms_norm(&x, &blk.ln1, eps)?;
-                let q = blk.q.forward(&h)?;
-                let k = blk.k.forward(&h)?;
-                let v = blk.v.forward(&h)?;
-                let q = q
-                    .reshape((b, t, cfg.n_heads, cfg.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()?;
-                let k = k
-                    .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()?;
-                let v = v
-                    .reshape((b, t, cfg.n_kv_heads, cfg.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()?;
-                let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-                let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-                let k = repeat_kv(k, rep)?;
-                let v = repeat_kv(v, rep)?;
-                let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
-                let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                let att = ctx.at(HookPoint::AttnPattern(l), att)?;
-                let z = ctx.at(HookPoint::AttnZ(l), att.matmul(&v)?.transpose(1, 2)?)?;
+                let qkv = blk.qkv.forward(&h)?;
+                let window = cfg.sliding_window.get(l).copied().flatten();
+                let z = if fused && !ctx.touches(HookPoint::AttnPattern(l)) {
+                    let op = PackedCausalAttention {
+                        n_heads: cfg.n_heads,
+                        n_kv_heads: cfg.n_kv_heads,
+                        head_dim: cfg.head_dim,
+                        scale: scale as f32,
+                        lengths: lengths.to_vec(),
+                        window,
+                    };
+                    qkv.apply_op3_no_bwd(&cos, &sin, &op)?.reshape((
+                        b,
+                        t,
+                        cfg.n_heads,
+                        cfg.head_dim,
+                    ))?
+                } else {
+                    let heads = |start: usize, n: usize| -> Result<Tensor> {
+                        let part = qkv.narrow(2, start * cfg.head_dim, n * cfg.head_dim)?;
+                        Ok(part
+                            .reshape((b, t, n, cfg.head_dim))?
+                            .transpose(1, 2)?
+                            .contiguous()?)
+                    };
+                    let q = heads(0, cfg.n_heads)?;
+                    let k = heads(cfg.n_heads, cfg.n_kv_heads)?;
+                    let v = heads(cfg.n_heads + cfg.n_kv_heads, cfg.n_kv_heads)?;
+                    let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+                    let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+                    let k = repeat_kv(k, rep)?;
+                    let v = repeat_kv(v, rep)?;
+                    let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
+                    let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
+                    let att = candle_nn::ops::softmax_last_dim(&att)?;
+                    let att = ctx.at(HookPoint::AttnPattern(l), att)?;
+                    att.matmul(&v)?.transpose(1, 2)?
+                };
+                let z = ctx.at(HookPoint::AttnZ(l), z)?;
                 let y = z.reshape((b, t, cfg.n_heads * cfg.head_dim))?;
                 let attn_out = ctx.at(HookPoint::AttnOut(l), blk.o.forward(&y)?)?;
                 x = ctx.at(HookPoint::ResidMid(l), (x + attn_out)?)?;
             }
             let h = candle_nn::ops::rms_norm(&x, &blk.ln2, eps)?;
-            let m = (candle_nn::ops::silu(&blk.gate.forward(&h)?)? * blk.up.forward(&h)?)?;
+            let gate_up = blk.gate_up.forward(&h)?;
+            let m = if fused {
+                gate_up.apply_op1_no_bwd(&PackedSwiGlu { d_mlp: cfg.d_mlp })?
+            } else {
+                let gate = gate_up.narrow(2, 0, cfg.d_mlp)?;
+                let up = gate_up.narrow(2, cfg.d_mlp, cfg.d_mlp)?;
+                (candle_nn::ops::silu(&gate)? * up)?
+            };
             let mlp_out = ctx.at(HookPoint::MlpOut(l), blk.down.forward(&m)?)?;
             x = ctx.at(HookPoint::ResidPost(l), (x + mlp_out)?)?;
             if stop_after == Some(l) {

@@ -1,6 +1,7 @@
 //! Forward-pass code for each supported architecture, written on candle ops.
 
 pub mod bert;
+pub(crate) mod fused;
 pub mod gpt2;
 pub mod llama;
 
