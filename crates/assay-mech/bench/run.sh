@@ -18,8 +18,33 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 (cd "$REPO" && cargo build --release -p assay-mech --example bench)
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/examples/bench"
-for round in 1 2; do
+ROUNDS="${BENCH_ROUNDS:-5}"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+# Rounds alternate sides, so slow phases of a shared machine hit both; the summary pairs each
+# round's figures and reports the ratio per round, its median and its worst.
+for round in $(seq "$ROUNDS"); do
   echo "== round $round"
-  "$BIN" "$GGUF"
-  "$VENV/bin/python" "$HERE/torch_sklearn.py" all
+  "$BIN" "$GGUF" --probe-data "$OUT/probe.f32" | tee "$OUT/assay.$round"
+  "$VENV/bin/python" "$HERE/torch_sklearn.py" all "$OUT/probe.f32" | tee "$OUT/reference.$round"
 done
+"$VENV/bin/python" - "$OUT" "$ROUNDS" <<'PY'
+import statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def results(path):
+    r = {}
+    for line in open(path):
+        if line.startswith("RESULT "):
+            _, _, key, value = line.split()
+            r[key] = float(value)
+    return r
+rows = [(results(f"{out}/assay.{i}"), results(f"{out}/reference.{i}")) for i in range(1, rounds + 1)]
+def report(label, ratios):
+    ratios = sorted(ratios)
+    print(f"{label:58} per round {' '.join(f'{x:.2f}' for x in ratios)}  median {statistics.median(ratios):.2f}  worst {ratios[0]:.2f}")
+print("== summary (ratio > 1: assay-mech faster)")
+report("forward 8x128, full logits (tokens/s ratio)", [a["forward_full"] / r["forward_full"] for a, r in rows])
+report("forward 8x128, no output layer (tokens/s ratio)", [a["forward_body"] / r["forward_body"] for a, r in rows])
+report("logreg fit vs scikit-learn float32 (time ratio)", [r["probe_fit_s_float32"] / a["probe_fit_s"] for a, r in rows])
+report("logreg fit vs scikit-learn float64 (time ratio)", [r["probe_fit_s_float64"] / a["probe_fit_s"] for a, r in rows])
+PY

@@ -133,8 +133,15 @@ impl Model {
     /// Load from a Hugging Face directory (`config.json`, `*.safetensors`, optional
     /// `tokenizer.json`) or a `.gguf` file (or a directory holding exactly one). Never
     /// touches the network.
+    ///
+    /// `ASSAY_MECH_FUSED_KERNELS=0` in the environment turns the fused CPU kernels off (see
+    /// [`Model::set_fused_kernels`]), so any command can be rerun on the composite path.
     pub fn load(path: &Path) -> Result<Model> {
-        Self::load_on(path, &default_device())
+        let mut model = Self::load_on(path, &default_device())?;
+        if std::env::var("ASSAY_MECH_FUSED_KERNELS").is_ok_and(|v| v == "0") {
+            model.set_fused_kernels(false);
+        }
+        Ok(model)
     }
 
     /// As [`Model::load`], on a given device.
