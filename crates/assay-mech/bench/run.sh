@@ -39,12 +39,15 @@ def results(path):
             r[key] = float(value)
     return r
 rows = [(results(f"{out}/assay.{i}"), results(f"{out}/reference.{i}")) for i in range(1, rounds + 1)]
-def report(label, ratios):
-    ratios = sorted(ratios)
-    print(f"{label:58} per round {' '.join(f'{x:.2f}' for x in ratios)}  median {statistics.median(ratios):.2f}  worst {ratios[0]:.2f}")
-print("== summary (ratio > 1: assay-mech faster)")
-report("forward 8x128, full logits (tokens/s ratio)", [a["forward_full"] / r["forward_full"] for a, r in rows])
-report("forward 8x128, no output layer (tokens/s ratio)", [a["forward_body"] / r["forward_body"] for a, r in rows])
-report("logreg fit vs scikit-learn float32 (time ratio)", [r["probe_fit_s_float32"] / a["probe_fit_s"] for a, r in rows])
-report("logreg fit vs scikit-learn float64 (time ratio)", [r["probe_fit_s_float64"] / a["probe_fit_s"] for a, r in rows])
+def report(label, ours, theirs, higher_is_faster):
+    ratio = (lambda a, r: a / r) if higher_is_faster else (lambda a, r: r / a)
+    per_round = sorted(ratio(a, r) for a, r in zip(ours, theirs))
+    pick = max if higher_is_faster else min
+    overall = ratio(pick(ours), pick(theirs))
+    print(f"{label:50} per round {' '.join(f'{x:.2f}' for x in per_round)}  median {statistics.median(per_round):.2f}  worst {per_round[0]:.2f}  best-vs-best {overall:.2f}")
+print("== summary (ratio > 1: assay-mech faster; best-vs-best compares each side's best round)")
+for key, label in [("forward_full", "forward 8x128, full logits"), ("forward_body", "forward 8x128, no output layer")]:
+    report(label, [a[key] for a, _ in rows], [r[key] for _, r in rows], True)
+for dtype in ("float32", "float64"):
+    report(f"logreg fit vs scikit-learn {dtype}", [a["probe_fit_s"] for a, _ in rows], [r[f"probe_fit_s_{dtype}"] for _, r in rows], False)
 PY
