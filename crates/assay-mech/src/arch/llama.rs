@@ -373,28 +373,9 @@ impl Llama {
         let device = x.device().clone();
         let cfg = &self.cfg;
         let eps = cfg.rms_norm_eps as f32;
-        let mask = attention_bias(lengths, t, true, &device)?;
-        // Sliding-window blocks (Mistral, some Qwen2) need their own mask, only when the
-        // window is shorter than the sequence.
-        let windowed: Vec<Option<Tensor>> = {
-            let mut by_window: Vec<(usize, Tensor)> = Vec::new();
-            let mut out = Vec::with_capacity(cfg.n_layers);
-            for w in &cfg.sliding_window {
-                out.push(match w {
-                    Some(w) if *w < t => {
-                        if let Some((_, m)) = by_window.iter().find(|(x, _)| x == w) {
-                            Some(m.clone())
-                        } else {
-                            let m = attention_bias_windowed(lengths, t, *w, &device)?;
-                            by_window.push((*w, m.clone()));
-                            Some(m)
-                        }
-                    }
-                    _ => None,
-                });
-            }
-            out
-        };
+        // Additive masks for the composite attention path, built on first use (the fused
+        // kernel masks on the fly; a full mask is batch × seq² floats), one per window size.
+        let mut masks: Vec<(Option<usize>, Tensor)> = Vec::new();
         let (cos, sin) = self.rope_tables(t, &device)?;
         let mut x = x;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
@@ -439,8 +420,20 @@ impl Llama {
                     let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
                     let k = repeat_kv(k, rep)?;
                     let v = repeat_kv(v, rep)?;
-                    let layer_mask = windowed.get(l).and_then(Option::as_ref).unwrap_or(&mask);
-                    let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(layer_mask)?;
+                    // A window no shorter than the sequence is plain causal attention.
+                    let key = window.filter(|w| *w < t);
+                    let layer_mask = match masks.iter().find(|(k, _)| *k == key) {
+                        Some((_, m)) => m.clone(),
+                        None => {
+                            let m = match key {
+                                Some(w) => attention_bias_windowed(lengths, t, w, &device)?,
+                                None => attention_bias(lengths, t, true, &device)?,
+                            };
+                            masks.push((key, m.clone()));
+                            m
+                        }
+                    };
+                    let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&layer_mask)?;
                     let att = candle_nn::ops::softmax_last_dim(&att)?;
                     let att = ctx.at(HookPoint::AttnPattern(l), att)?;
                     att.matmul(&v)?.transpose(1, 2)?
