@@ -158,7 +158,7 @@ impl Bert {
         let d = cfg.d_model;
         let nh = cfg.n_heads;
         let hd = d / nh;
-        let mask = attention_bias(lengths, t, false, device)?;
+        let mask = attention_bias(lengths, t, false, None, device)?;
         let tok = self
             .word
             .index_select(&ids.flatten_all()?, 0)?

@@ -183,7 +183,7 @@ impl Gpt2 {
         let eps = cfg.layer_norm_eps as f32;
         let nh = cfg.n_heads;
         let hd = cfg.d_model / nh;
-        let mask = attention_bias(lengths, t, true, &device)?;
+        let mask = attention_bias(lengths, t, true, None, &device)?;
         let mut x = x;
         let scale = 1.0 / (hd as f64).sqrt();
         for (l, blk) in self.blocks.iter().enumerate().skip(from.layer) {

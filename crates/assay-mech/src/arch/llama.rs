@@ -4,7 +4,7 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 
 use crate::arch::fused::{PackedCausalAttention, PackedSwiGlu};
-use crate::arch::{Resume, attention_bias, attention_bias_windowed, last_rows, linear, repeat_kv};
+use crate::arch::{Resume, attention_bias, last_rows, linear, repeat_kv};
 use crate::error::{MechError, Result};
 use crate::hooks::{HookCtx, HookPoint};
 use crate::weights::Weights;
@@ -425,10 +425,7 @@ impl Llama {
                     let layer_mask = match masks.iter().find(|(k, _)| *k == key) {
                         Some((_, m)) => m.clone(),
                         None => {
-                            let m = match key {
-                                Some(w) => attention_bias_windowed(lengths, t, w, &device)?,
-                                None => attention_bias(lengths, t, true, &device)?,
-                            };
+                            let m = attention_bias(lengths, t, true, key, &device)?;
                             masks.push((key, m.clone()));
                             m
                         }

@@ -13,11 +13,13 @@ use crate::hooks::HookPoint;
 use crate::weights::Weights;
 
 /// Additive attention bias `[batch, 1, seq, seq]`: 0 where a query may attend a key, `-inf`
-/// where the key is padding (or in the future, if `causal`).
+/// where the key is padding, or (if `causal`) in the future, or (with a sliding `window`) `window`
+/// or more positions behind the query, so each query sees itself and the `window − 1` before it.
 pub(crate) fn attention_bias(
     lengths: &[usize],
     t: usize,
     causal: bool,
+    window: Option<usize>,
     device: &Device,
 ) -> Result<Tensor> {
     let b = lengths.len();
@@ -25,29 +27,9 @@ pub(crate) fn attention_bias(
     for (r, &len) in lengths.iter().enumerate() {
         for q in 0..t {
             for k in 0..t {
-                if k >= len || (causal && k > q) {
-                    m[(r * t + q) * t + k] = f32::NEG_INFINITY;
-                }
-            }
-        }
-    }
-    Ok(Tensor::from_vec(m, (b, 1, t, t), device)?)
-}
-
-/// Causal mask that also hides keys `window` or more positions behind the query (sliding
-/// window attention: each query sees itself and the `window − 1` positions before it).
-pub(crate) fn attention_bias_windowed(
-    lengths: &[usize],
-    t: usize,
-    window: usize,
-    device: &Device,
-) -> Result<Tensor> {
-    let b = lengths.len();
-    let mut m = vec![0f32; b * t * t];
-    for (r, &len) in lengths.iter().enumerate() {
-        for q in 0..t {
-            for k in 0..t {
-                if k >= len || k > q || q - k >= window {
+                let hidden =
+                    k >= len || (causal && k > q) || window.is_some_and(|w| k <= q && q - k >= w);
+                if hidden {
                     m[(r * t + q) * t + k] = f32::NEG_INFINITY;
                 }
             }
