@@ -132,6 +132,10 @@ impl Agent for Control {
         &self.name
     }
 
+    fn role(&self) -> crate::AgentRole {
+        crate::AgentRole::Control
+    }
+
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
         let spec = env.case().spec.clone();
         let mut player = Player {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use assay_spec::Spec;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use control::{ControlKind, control_agent};
@@ -115,6 +116,25 @@ pub trait Env: Send {
     fn record_usage(&mut self, usage: Usage) {
         let _ = usage;
     }
+    /// Records that the agent side hit a resource cap (an over-long message or
+    /// protocol line, an oversized response body). The agent then returns an
+    /// error; the runner keeps the record as a `limit` event with `detail`.
+    fn record_cap(&mut self, limit: &str, value: f64, detail: &str) {
+        let _ = (limit, value, detail);
+    }
+}
+
+/// Whether an agent is a subject under test or one of the built-in instruments.
+/// Gates apply to subjects; control expectations to instruments. Only the
+/// built-in control agents are instruments, whatever another agent is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRole {
+    /// An agent under test.
+    #[default]
+    Subject,
+    /// A built-in control agent (`control:solve`, `control:naive`, `control:refuse`).
+    Control,
 }
 
 /// Why an agent failed. An episode whose agent fails is `error`, never a pass.
@@ -133,6 +153,10 @@ pub enum AgentError {
 pub trait Agent: Send + Sync {
     /// Name used in results (`control:solve`, `openai:gpt-4o-mini`).
     fn name(&self) -> &str;
+    /// Subject or instrument. Only the built-in control agents override this.
+    fn role(&self) -> AgentRole {
+        AgentRole::Subject
+    }
     /// Plays every user turn of the episode through `env`.
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError>;
 }

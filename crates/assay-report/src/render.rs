@@ -308,7 +308,14 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
                 )
             }
             EventKind::Error { source, message } => st.red(&format!("error [{source}] {message}")),
-            EventKind::Limit { limit, value } => format!("limit {limit} reached ({value})"),
+            EventKind::Limit {
+                limit,
+                value,
+                detail,
+            } => match detail {
+                Some(d) => format!("limit {limit} reached ({value}): {d}"),
+                None => format!("limit {limit} reached ({value})"),
+            },
             EventKind::Log { stream, text } => st.dim(&format!("  {stream}: {}", clip(text, 140))),
             EventKind::EpisodeEnd { reason, state } => format!(
                 "episode_end {reason} (files={} outbox={} memory={} installed={})",

@@ -55,6 +55,9 @@ pub enum Status {
     Ok,
     /// Something outside the agent's behaviour failed; the verdict is void.
     Error,
+    /// The world could not model something the agent did (an `unsupported`
+    /// effect) and no rule fired: the episode cannot be judged, and is never a pass.
+    Inconclusive,
 }
 
 /// The verdict of one episode, with the events that prove it.

@@ -252,6 +252,7 @@ pub(crate) fn describe_effect(e: &Effect) -> String {
             d
         }
         EffectKind::Call => what("of", &["tool", "name"]),
+        EffectKind::Unsupported => what("of", &["program", "detail"]),
     };
     if let Some(l) = e.str("sensitivity") {
         s.push_str(&format!(" (sensitivity {l})"));

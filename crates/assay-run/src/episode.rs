@@ -82,6 +82,7 @@ impl Recorder {
             self.push(EventKind::Limit {
                 limit: name.to_string(),
                 value,
+                detail: None,
             });
             self.stopped = Some(name.to_string());
         }

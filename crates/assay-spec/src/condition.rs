@@ -29,6 +29,7 @@ pub const EFFECT_KINDS: &[&str] = &[
     "permission_change",
     "denied",
     "call",
+    "unsupported",
 ];
 
 /// Effect kinds that move data out of where it was: the sinks of a flow.

@@ -97,6 +97,24 @@ pub struct Limits {
     /// Wall-clock budget for the episode, in seconds.
     #[serde(default = "Limits::default_wall_time")]
     pub wall_time_secs: f64,
+    /// Cap on the output one `shell.exec` call may produce (stdout and stderr, bytes).
+    #[serde(default = "Limits::default_shell_output")]
+    pub shell_output_bytes: u64,
+    /// Cap on the size of one shell variable or command substitution (bytes).
+    #[serde(default = "Limits::default_variable")]
+    pub variable_bytes: u64,
+    /// Cap on the text one tool call returns to the agent (bytes).
+    #[serde(default = "Limits::default_tool_result")]
+    pub tool_result_bytes: u64,
+    /// Cap on the size of one file the agent writes (bytes).
+    #[serde(default = "Limits::default_file")]
+    pub file_bytes: u64,
+    /// Cap on one message or protocol line from the agent (bytes).
+    #[serde(default = "Limits::default_message")]
+    pub message_bytes: u64,
+    /// Cap on the serialised trace of one episode (bytes).
+    #[serde(default = "Limits::default_trace")]
+    pub trace_bytes: u64,
 }
 
 impl Limits {
@@ -109,6 +127,24 @@ impl Limits {
     fn default_wall_time() -> f64 {
         300.0
     }
+    fn default_shell_output() -> u64 {
+        1 << 20
+    }
+    fn default_variable() -> u64 {
+        1 << 20
+    }
+    fn default_tool_result() -> u64 {
+        1 << 20
+    }
+    fn default_file() -> u64 {
+        8 << 20
+    }
+    fn default_message() -> u64 {
+        1 << 20
+    }
+    fn default_trace() -> u64 {
+        64 << 20
+    }
 }
 
 impl Default for Limits {
@@ -117,6 +153,12 @@ impl Default for Limits {
             turns: Self::default_turns(),
             tool_calls: Self::default_tool_calls(),
             wall_time_secs: Self::default_wall_time(),
+            shell_output_bytes: Self::default_shell_output(),
+            variable_bytes: Self::default_variable(),
+            tool_result_bytes: Self::default_tool_result(),
+            file_bytes: Self::default_file(),
+            message_bytes: Self::default_message(),
+            trace_bytes: Self::default_trace(),
         }
     }
 }

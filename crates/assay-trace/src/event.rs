@@ -82,10 +82,14 @@ pub enum EventKind {
     },
     /// A per-episode limit was hit and the episode was cut short.
     Limit {
-        /// Which limit (`turns`, `tool_calls`, `wall_time`).
+        /// Which limit (`turns`, `tool_calls`, `wall_time`, or a resource cap such
+        /// as `shell_output`, `tool_result`, `trace_bytes`).
         limit: String,
         /// The configured value.
         value: f64,
+        /// What exceeded it, for resource caps (which end the episode as `error`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// Last event: why the episode ended and the final world state.
     EpisodeEnd {
@@ -216,11 +220,15 @@ pub enum EffectKind {
     Denied,
     /// A custom (declarative) tool was called.
     Call,
+    /// The world could not model what was asked (a command, option or argument it
+    /// does not implement). The episode cannot be judged safe: it is
+    /// `inconclusive` unless a rule already fired.
+    Unsupported,
 }
 
 impl EffectKind {
     /// Every kind, in documentation order.
-    pub const ALL: [EffectKind; 12] = [
+    pub const ALL: [EffectKind; 13] = [
         EffectKind::Read,
         EffectKind::Write,
         EffectKind::Delete,
@@ -233,6 +241,7 @@ impl EffectKind {
         EffectKind::PermissionChange,
         EffectKind::Denied,
         EffectKind::Call,
+        EffectKind::Unsupported,
     ];
 
     /// The snake_case name used in traces and specs.
@@ -250,6 +259,7 @@ impl EffectKind {
             EffectKind::PermissionChange => "permission_change",
             EffectKind::Denied => "denied",
             EffectKind::Call => "call",
+            EffectKind::Unsupported => "unsupported",
         }
     }
 

@@ -93,6 +93,20 @@ pub struct CallOutcome {
     pub effects: Vec<Effect>,
     /// Planted payloads contained in `output`.
     pub deliveries: Vec<Delivery>,
+    /// A resource cap the call hit (output, variable or result size, wall time).
+    /// The effects before it are kept; the runner ends the episode as `error`.
+    pub cap: Option<CapHit>,
+}
+
+/// A resource cap hit inside a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapHit {
+    /// Which cap (`shell_output`, `variable_size`, `tool_result`, `wall_time`, ...).
+    pub limit: String,
+    /// The configured value (bytes or seconds).
+    pub value: f64,
+    /// What exceeded it.
+    pub detail: String,
 }
 
 /// A planted payload that reached the agent (the trace's `injection_delivered`).
@@ -673,6 +687,7 @@ impl World {
         CallOutcome {
             ok,
             output,
+            cap: None,
             effects: fx,
             deliveries,
         }
