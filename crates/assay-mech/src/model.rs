@@ -415,10 +415,22 @@ fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
+/// A dimension from `config.json`. Every dimension read here (sizes, counts of heads,
+/// layers, positions) must be at least 1: a zero would divide by zero or build empty
+/// tensors later, so it is refused with the file and key.
 fn cfg_usize(cfg: &Value, keys: &[&str], path: &Path) -> Result<usize> {
     for k in keys {
         if let Some(v) = cfg.get(*k).and_then(Value::as_u64) {
-            return Ok(v as usize);
+            if v == 0 {
+                return Err(MechError::ModelFormat {
+                    path: path.join("config.json"),
+                    message: format!("config.json `{k}` is 0; it must be at least 1"),
+                });
+            }
+            return usize::try_from(v).map_err(|_| MechError::ModelFormat {
+                path: path.join("config.json"),
+                message: format!("config.json `{k}` = {v} does not fit this machine"),
+            });
         }
     }
     Err(MechError::ModelFormat {
@@ -777,13 +789,23 @@ fn load_gguf(path: &Path, device: &Device) -> Result<Model> {
         }
     };
     let need_u = |k: &str| -> Result<usize> {
-        md(&format!("{arch}.{k}"))
+        let v = md(&format!("{arch}.{k}"))
             .and_then(|v| v.to_u64().ok().or_else(|| v.to_u32().ok().map(u64::from)))
-            .map(|v| v as usize)
             .ok_or_else(|| MechError::ModelFormat {
                 path: path.into(),
                 message: format!("GGUF metadata lacks `{arch}.{k}`"),
-            })
+            })?;
+        // Every count read here is a dimension: zero would divide by zero later.
+        if v == 0 {
+            return Err(MechError::ModelFormat {
+                path: path.into(),
+                message: format!("GGUF metadata `{arch}.{k}` is 0; it must be at least 1"),
+            });
+        }
+        usize::try_from(v).map_err(|_| MechError::ModelFormat {
+            path: path.into(),
+            message: format!("GGUF metadata `{arch}.{k}` = {v} does not fit this machine"),
+        })
     };
     let opt_f = |k: &str| md(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok());
     let d = need_u("embedding_length")?;

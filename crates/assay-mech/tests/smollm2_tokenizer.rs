@@ -38,3 +38,30 @@ fn smollm2_tokenizer_matches_transformers() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// A real-model test cannot pass silently without its model when models are required:
+/// run the test above in a child process against an empty model cache.
+#[test]
+fn missing_model_fails_when_required() {
+    if std::env::var_os("ASSAY_MODELS_CHILD").is_some() {
+        return; // the child only runs the test it is asked for
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let run = |required: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "smollm2_tokenizer_matches_transformers", "--nocapture"])
+            .env("ASSAY_MODELS", empty.path())
+            .env("ASSAY_REQUIRE_MODELS", required)
+            .env("ASSAY_MODELS_CHILD", "1")
+            .output()
+            .unwrap()
+    };
+    let required = run("1");
+    let stderr = String::from_utf8_lossy(&required.stderr);
+    assert!(!required.status.success(), "must fail: {stderr}");
+    assert!(stderr.contains("ASSAY_REQUIRE_MODELS=1"), "{stderr}");
+    let optional = run("0");
+    let stderr = String::from_utf8_lossy(&optional.stderr);
+    assert!(optional.status.success(), "{stderr}");
+    assert!(stderr.contains("SKIPPED"), "{stderr}");
+}
