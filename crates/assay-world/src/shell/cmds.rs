@@ -887,7 +887,7 @@ fn env(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     for (k, v) in &sh.vars {
         out.push_str(&format!("{k}={v}\n"));
     }
-    sh.w.env_read("*", &out, VIA, sh.fx);
+    sh.w.env_read_all(&sh.vars, &sh.assigned, &out, VIA, sh.fx);
     Io::ok(out)
 }
 
