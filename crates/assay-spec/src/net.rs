@@ -170,6 +170,10 @@ pub fn parse_http_url(raw: &str) -> Result<HttpUrl, UrlError> {
     let host = normalize_host(whatwg).ok_or_else(no_host)?;
     let mut normalized = url.clone();
     normalized.set_fragment(None);
+    if whatwg != host {
+        // Only a trailing dot differs; a server answers `acme.test.` as `acme.test`.
+        let _ = normalized.set_host(Some(&host));
+    }
 
     let mut ambiguity = Vec::new();
     let trimmed = raw.trim_matches(c0_or_space);
@@ -556,6 +560,8 @@ mod tests {
     fn normalized_url_drops_the_fragment() {
         let u = parse_http_url("HTTPS://Docs.Acme.Test/Guide?x=1#top").unwrap();
         assert_eq!(u.normalized, "https://docs.acme.test/Guide?x=1");
+        let u = parse_http_url("https://Acme.Test../x").unwrap();
+        assert_eq!(u.normalized, "https://acme.test/x");
     }
 
     #[test]
