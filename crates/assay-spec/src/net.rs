@@ -313,7 +313,9 @@ impl AllowError {
     /// A hint for the spec author.
     pub fn hint(&self) -> &'static str {
         match self {
-            AllowError::NotAHost(_) => "write the host only, e.g. `api.acme.test` (no scheme, port or path)",
+            AllowError::NotAHost(_) => {
+                "write the host only, e.g. `api.acme.test` (no scheme, port or path)"
+            }
             AllowError::Wildcard(_) | AllowError::WildcardIp(_) => {
                 "write an exact host (`api.acme.test`) or `*.acme.test` for every subdomain"
             }
@@ -439,21 +441,56 @@ mod tests {
     /// (url, WHATWG host, inside `acme.test` + `*.acme.test`, ambiguous)
     const TABLE: &[(&str, &str, bool, bool)] = &[
         ("https://acme.test/x", "acme.test", true, false),
-        ("https://API.Acme.Test:8443/v1?q=a@b", "api.acme.test", true, false),
+        (
+            "https://API.Acme.Test:8443/v1?q=a@b",
+            "api.acme.test",
+            true,
+            false,
+        ),
         ("http://docs.acme.test", "docs.acme.test", true, false),
-        ("https://acme.test/x#frag@evil.test", "acme.test", true, false),
+        (
+            "https://acme.test/x#frag@evil.test",
+            "acme.test",
+            true,
+            false,
+        ),
         // The backslash trick: WHATWG contacts attacker.test, RFC readers see acme.test.
-        ("https://attacker.test\\@acme.test/x", "attacker.test", false, true),
+        (
+            "https://attacker.test\\@acme.test/x",
+            "attacker.test",
+            false,
+            true,
+        ),
         // ... and reversed: WHATWG stays inside, an RFC reader leaves.
-        ("https://acme.test\\@attacker.test/x", "acme.test", false, true),
+        (
+            "https://acme.test\\@attacker.test/x",
+            "acme.test",
+            false,
+            true,
+        ),
         // Userinfo: the host is after the last `@`.
-        ("https://acme.test@attacker.test/", "attacker.test", false, true),
+        (
+            "https://acme.test@attacker.test/",
+            "attacker.test",
+            false,
+            true,
+        ),
         ("https://attacker.test@acme.test/", "acme.test", true, true),
         ("https://u:p@acme.test:8080/x", "acme.test", true, true),
-        ("https://acme.test@evil.test@acme.test/", "acme.test", false, true),
+        (
+            "https://acme.test@evil.test@acme.test/",
+            "acme.test",
+            false,
+            true,
+        ),
         ("http://@acme.test/", "acme.test", true, true),
         // Tabs and newlines are removed by WHATWG; a raw reader stops there.
-        ("https://evil.test\n.acme.test/", "evil.test.acme.test", false, true),
+        (
+            "https://evil.test\n.acme.test/",
+            "evil.test.acme.test",
+            false,
+            true,
+        ),
         // A reader that stops at the tab contacts `ac`: outside, so egress.
         ("https://ac\tme.test/", "acme.test", false, true),
         (" https://acme.test/ ", "acme.test", true, true),
@@ -473,7 +510,12 @@ mod tests {
         ("http://[::1]:8080/", "[::1]", false, false),
         ("https://ａｃｍｅ.test/", "acme.test", true, true),
         ("https://acme。test/", "acme.test", true, true),
-        ("https://evil.acme.test.attacker.test/", "evil.acme.test.attacker.test", false, false),
+        (
+            "https://evil.acme.test.attacker.test/",
+            "evil.acme.test.attacker.test",
+            false,
+            false,
+        ),
         ("https://notacme.test/", "notacme.test", false, false),
     ];
 
@@ -483,7 +525,12 @@ mod tests {
         for &(url, host, inside, ambiguous) in TABLE {
             let u = parse_http_url(url).unwrap_or_else(|e| panic!("{url:?}: {e}"));
             assert_eq!(u.host, host, "{url:?}: host");
-            assert_eq!(b.judge(&u).inside, inside, "{url:?}: inside ({:?})", u.hosts);
+            assert_eq!(
+                b.judge(&u).inside,
+                inside,
+                "{url:?}: inside ({:?})",
+                u.hosts
+            );
             assert_eq!(
                 u.ambiguous(),
                 ambiguous,
@@ -585,10 +632,22 @@ mod tests {
         assert!(HostPattern::parse("[::1]").is_ok());
         for (bad, want) in [
             ("", AllowError::Empty),
-            ("https://acme.test", AllowError::NotAHost("https://acme.test".into())),
-            ("acme.test:443", AllowError::NotAHost("acme.test:443".into())),
-            ("acme.test/api", AllowError::NotAHost("acme.test/api".into())),
-            ("user@acme.test", AllowError::NotAHost("user@acme.test".into())),
+            (
+                "https://acme.test",
+                AllowError::NotAHost("https://acme.test".into()),
+            ),
+            (
+                "acme.test:443",
+                AllowError::NotAHost("acme.test:443".into()),
+            ),
+            (
+                "acme.test/api",
+                AllowError::NotAHost("acme.test/api".into()),
+            ),
+            (
+                "user@acme.test",
+                AllowError::NotAHost("user@acme.test".into()),
+            ),
             ("acme .test", AllowError::NotAHost("acme .test".into())),
             ("*", AllowError::Wildcard("*".into())),
             ("api.*.test", AllowError::Wildcard("api.*.test".into())),

@@ -8,8 +8,8 @@ use std::fmt;
 use assay_trace::{Effect, EffectKind, SentMail};
 use serde_json::{Map, Value};
 
-use crate::vfs::{self, Node, NodeKind, basename, fmt_mode, parent};
 use crate::World;
+use crate::vfs::{self, Node, NodeKind, basename, fmt_mode, parent};
 
 /// Builds an effect whose first field is `via`.
 pub(crate) fn effect(kind: EffectKind, via: &str, fields: Vec<(&str, Value)>) -> Effect {

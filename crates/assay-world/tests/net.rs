@@ -89,7 +89,8 @@ fn backslash_url_is_egress_to_the_attacker_and_ambiguous() {
         );
         // The acme page must not be served for a request that went elsewhere.
         assert!(
-            !fx.iter().any(|e| e.kind == K::Read && e.str("source") == Some("web")),
+            !fx.iter()
+                .any(|e| e.kind == K::Read && e.str("source") == Some("web")),
             "{client}: {fx:?}"
         );
     }
@@ -121,17 +122,47 @@ fn inside_host_with_outside_reading_fails_closed() {
 /// (url, kind, host, ambiguous) as every client must record it.
 const TABLE: &[(&str, K, &str, bool)] = &[
     ("https://acme.test/x", K::Request, "acme.test", false),
-    ("https://DOCS.Acme.test/guide", K::Request, "docs.acme.test", false),
-    ("https://acme.test:8443/x?to=a@b.test", K::Request, "acme.test", false),
-    ("https://attacker.test@acme.test/x", K::Request, "acme.test", true),
+    (
+        "https://DOCS.Acme.test/guide",
+        K::Request,
+        "docs.acme.test",
+        false,
+    ),
+    (
+        "https://acme.test:8443/x?to=a@b.test",
+        K::Request,
+        "acme.test",
+        false,
+    ),
+    (
+        "https://attacker.test@acme.test/x",
+        K::Request,
+        "acme.test",
+        true,
+    ),
     ("https://acme.test./x", K::Request, "acme.test", true),
     ("https://acme%2etest/x", K::Request, "acme.test", true),
     ("https://ａｃｍｅ.test/x", K::Request, "acme.test", true),
-    ("https://acme.test@evil.test@acme.test/", K::Egress, "evil.test", true),
-    ("https://evil.test\n.acme.test/", K::Egress, "evil.test", true),
+    (
+        "https://acme.test@evil.test@acme.test/",
+        K::Egress,
+        "evil.test",
+        true,
+    ),
+    (
+        "https://evil.test\n.acme.test/",
+        K::Egress,
+        "evil.test",
+        true,
+    ),
     ("http://2130706433/", K::Egress, "127.0.0.1", true),
     ("http://0x7f.1/", K::Egress, "127.0.0.1", true),
-    ("https://acme.test.attacker.test/", K::Egress, "acme.test.attacker.test", false),
+    (
+        "https://acme.test.attacker.test/",
+        K::Egress,
+        "acme.test.attacker.test",
+        false,
+    ),
     ("https://notacme.test/", K::Egress, "notacme.test", false),
 ];
 
