@@ -63,8 +63,9 @@ pub enum Ambiguity {
     Slashes,
     /// The host is percent-encoded (`acme%2etest`).
     PercentEncodedHost,
-    /// An IPv4 address in a non-canonical form: one number, octal, hex or
-    /// fewer than four parts (`2130706433`, `0x7f.1`, `127.1`).
+    /// An IP address in a non-canonical form: IPv4 as one number, octal, hex
+    /// or fewer than four parts (`2130706433`, `0x7f.1`, `127.1`), or an IPv6
+    /// address not written the way it serialises (`[::ffff:127.0.0.1]`).
     NumericHost,
     /// The host ends with a dot (`acme.test.`).
     TrailingDot,
@@ -84,7 +85,7 @@ impl Ambiguity {
             Ambiguity::Whitespace => "tab, newline or surrounding control characters",
             Ambiguity::Slashes => "scheme not followed by exactly `//`",
             Ambiguity::PercentEncodedHost => "percent-encoded host",
-            Ambiguity::NumericHost => "non-canonical numeric IPv4 host",
+            Ambiguity::NumericHost => "IP address in a non-canonical form",
             Ambiguity::TrailingDot => "trailing dot in the host",
             Ambiguity::UnicodeHost => "non-ASCII host mapped by IDNA",
             Ambiguity::ParsersDisagree => "parsers disagree on the host",
@@ -213,8 +214,13 @@ pub fn parse_http_url(raw: &str) -> Result<HttpUrl, UrlError> {
         if host_text.ends_with('.') {
             ambiguity.push(Ambiguity::TrailingDot);
         }
-        if let Some(Host::Ipv4(ip)) = url.host()
-            && !host_text.eq_ignore_ascii_case(&ip.to_string())
+        // The WHATWG serialisation of an IP host is its canonical form.
+        let canonical = match url.host() {
+            Some(Host::Ipv4(_) | Host::Ipv6(_)) => Some(whatwg),
+            _ => None,
+        };
+        if let Some(c) = canonical
+            && !host_text.eq_ignore_ascii_case(c)
             && !host_text.contains('%')
         {
             ambiguity.push(Ambiguity::NumericHost);
@@ -508,6 +514,8 @@ mod tests {
         ("http://0177.0.0.1/", "127.0.0.1", false, true),
         ("http://127.0.0.1:8000/", "127.0.0.1", false, false),
         ("http://[::1]:8080/", "[::1]", false, false),
+        ("http://[::ffff:127.0.0.1]/", "[::ffff:7f00:1]", false, true),
+        ("http://[0:0::1]/", "[::1]", false, true),
         ("https://ａｃｍｅ.test/", "acme.test", true, true),
         ("https://acme。test/", "acme.test", true, true),
         (
