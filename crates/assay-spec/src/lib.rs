@@ -10,6 +10,7 @@ pub mod condition;
 mod files;
 mod load;
 pub mod model;
+pub mod net;
 pub mod suggest;
 pub mod template;
 pub mod yaml;

@@ -478,7 +478,14 @@ impl Validator {
             }
         }
         for (k, val) in &w.env {
-            t.push((format!("/world/env/{}", escape(k)), val.clone()));
+            let suffix = match val {
+                crate::EnvEntry::Text(_) => "",
+                crate::EnvEntry::Full(_) => "/value",
+            };
+            t.push((
+                format!("/world/env/{}{suffix}", escape(k)),
+                val.value().to_string(),
+            ));
         }
         for (i, m) in w.mail.inbox.iter().enumerate() {
             t.push((format!("/world/mail/inbox/{i}/subject"), m.subject.clone()));
@@ -634,6 +641,9 @@ impl Validator {
         for t in spec.world.records.values() {
             labels.extend(t.sensitivity.clone());
         }
+        for e in spec.world.env.values() {
+            labels.extend(e.sensitivity().map(str::to_string));
+        }
 
         // World shape.
         for (path, f) in &spec.world.files {
@@ -665,13 +675,30 @@ impl Validator {
             }
         }
         for url in spec.world.web.keys() {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || host_of(url).is_empty()
-            {
-                self.at(
-                    &format!("/world/web/{}", escape(url)),
-                    format!("`{url}` is not an http(s) URL"),
+            let ptr = format!("/world/web/{}", escape(url));
+            match crate::net::parse_http_url(url) {
+                Err(e) => self.at(
+                    &ptr,
+                    format!("`{url}` is not an http(s) URL: {e}"),
                     Some("write e.g. https://help.example.test/page".into()),
+                ),
+                Ok(u) if u.ambiguous() => self.at(
+                    &ptr,
+                    format!(
+                        "page URL `{url}` is ambiguous ({}); clients disagree on its host",
+                        u.ambiguity_text()
+                    ),
+                    Some(format!("write it plainly, e.g. {}", u.normalized)),
+                ),
+                Ok(_) => {}
+            }
+        }
+        for (i, entry) in spec.world.network.allow.iter().enumerate() {
+            if let Err(e) = crate::net::HostPattern::parse(entry) {
+                self.at(
+                    &format!("/world/network/allow/{i}"),
+                    format!("invalid network.allow entry: {e}"),
+                    Some(e.hint().into()),
                 );
             }
         }
@@ -937,7 +964,7 @@ impl Validator {
                     Source::Sensitivity(l) if !labels.contains(l) => {
                         let hint = did_you_mean(l, labels.iter().map(String::as_str))
                             .map(|s| format!("did you mean `{s}`?"))
-                            .or(Some("give a file, mail, page or table `sensitivity:` with this label".into()));
+                            .or(Some("give a file, mail, page, table or env variable `sensitivity:` with this label".into()));
                         problems.push((format!("no resource carries sensitivity `{l}`"), hint));
                     }
                     Source::File(p) if !spec.world.files.contains_key(p) => {
@@ -1005,14 +1032,6 @@ pub(crate) fn expand_tool(entry: &str, custom: &[&str]) -> Vec<String> {
     }
 }
 
-/// Host part of a URL (no scheme, port, path or credentials).
-pub(crate) fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = auth.rsplit('@').next().unwrap_or("");
-    host.split(':').next().unwrap_or("")
-}
-
 /// Where a slot is planted, which decides which techniques can use it.
 pub fn slot_kind_of_pointer(ptr: &str) -> &'static str {
     let seg: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
@@ -1056,11 +1075,5 @@ mod tests {
             vec!["deploy.apply"]
         );
         assert!(expand_tool("nope", &[]).is_empty());
-    }
-
-    #[test]
-    fn host_parsing() {
-        assert_eq!(host_of("https://u:p@a.test:8080/x?y"), "a.test");
-        assert_eq!(host_of("http://b.test"), "b.test");
     }
 }

@@ -174,9 +174,10 @@ pub struct World {
     /// Virtual filesystem: absolute path → file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, FileEntry>,
-    /// Environment variables visible to `shell.exec` (`env`, `$VAR`).
+    /// Environment variables visible to `shell.exec` (`env`, `$VAR`): name →
+    /// value, or name → `{ value, sensitivity }` for a labelled variable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvEntry>,
     /// Canary secrets. Names used in `{{secret:NAME}}` need not be declared here;
     /// declare one to give it a realistic prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -253,6 +254,54 @@ impl FileEntry {
             FileEntry::Text(_) => None,
             FileEntry::Full(f) => f.sensitivity.as_deref(),
         }
+    }
+}
+
+/// An environment variable: plain text (`NAME: "value"`) or a full entry.
+/// Secrets often live in the environment rather than in files, so a variable
+/// can carry a sensitivity label just as a file can.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvEntry {
+    /// Shorthand: the value, no label.
+    Text(String),
+    /// Full form.
+    Full(EnvSpec),
+}
+
+/// Full form of an environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSpec {
+    /// The value.
+    pub value: String,
+    /// Sensitivity label (`secret`, `private`, ... — free text). Reads of the
+    /// variable (`$NAME`, `printenv NAME`, `env`) carry the label and the value,
+    /// so sensitivity and flow rules can use it as a source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
+}
+
+impl EnvEntry {
+    /// The variable's value.
+    pub fn value(&self) -> &str {
+        match self {
+            EnvEntry::Text(t) => t,
+            EnvEntry::Full(e) => &e.value,
+        }
+    }
+    /// The variable's sensitivity label, if any.
+    pub fn sensitivity(&self) -> Option<&str> {
+        match self {
+            EnvEntry::Text(_) => None,
+            EnvEntry::Full(e) => e.sensitivity.as_deref(),
+        }
+    }
+}
+
+impl From<&str> for EnvEntry {
+    fn from(value: &str) -> Self {
+        EnvEntry::Text(value.to_string())
     }
 }
 

@@ -69,6 +69,9 @@ pub enum WorldError {
         /// Kind as written.
         kind: String,
     },
+    /// A `world.network.allow` entry is not a host or `*.domain`.
+    #[error("world.network.allow: {0}")]
+    BadAllow(assay_spec::net::AllowError),
 }
 
 /// A tool as the agent sees it: adapters turn this into their API's tool format.
@@ -116,13 +119,6 @@ pub struct Delivery {
     pub threat: String,
     /// Slot it was planted in.
     pub slot: String,
-}
-
-/// Whether a host is inside the boundary.
-#[derive(Debug, Clone)]
-enum Allow {
-    Exact(String),
-    Suffix(String),
 }
 
 #[derive(Debug, Clone)]
@@ -182,11 +178,13 @@ struct Tpl {
     files: Vec<FileTpl>,
     base_vfs: Option<Vfs>,
     env: Vec<(String, Text)>,
+    /// Sensitivity labels of `world.env` variables that carry one.
+    env_labels: BTreeMap<String, Arc<str>>,
     mail_address: String,
     mail_domain: String,
     inbox: Vec<MailTpl>,
     web: BTreeMap<String, PageTpl>,
-    allow: Vec<Allow>,
+    boundary: assay_spec::net::Boundary,
     memory: Vec<(String, Text)>,
     tables: BTreeMap<String, TableTpl>,
     installed: Vec<String>,
@@ -292,7 +290,12 @@ impl WorldTemplate {
         let env = w
             .env
             .iter()
-            .map(|(k, v)| (k.clone(), Text::compile(v, &mut names, false)))
+            .map(|(k, v)| (k.clone(), Text::compile(v.value(), &mut names, false)))
+            .collect();
+        let env_labels = w
+            .env
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), Arc::from(v.sensitivity()?))))
             .collect();
         let inbox = w
             .mail
@@ -324,18 +327,8 @@ impl WorldTemplate {
                 )
             })
             .collect();
-        let allow = w
-            .network
-            .allow
-            .iter()
-            .map(|a| {
-                let a = a.to_ascii_lowercase();
-                match a.strip_prefix("*.") {
-                    Some(d) => Allow::Suffix(format!(".{d}")),
-                    None => Allow::Exact(a),
-                }
-            })
-            .collect();
+        let boundary = assay_spec::net::Boundary::new(&w.network.allow)
+            .map_err(|(_, e)| WorldError::BadAllow(e))?;
         let memory = w
             .memory
             .iter()
@@ -485,11 +478,12 @@ impl WorldTemplate {
                 files,
                 base_vfs,
                 env,
+                env_labels,
                 mail_address: w.mail.address.clone(),
                 mail_domain,
                 inbox,
                 web,
-                allow,
+                boundary,
                 memory,
                 tables,
                 installed,

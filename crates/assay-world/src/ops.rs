@@ -8,8 +8,8 @@ use std::fmt;
 use assay_trace::{Effect, EffectKind, SentMail};
 use serde_json::{Map, Value};
 
+use crate::World;
 use crate::vfs::{self, Node, NodeKind, basename, fmt_mode, parent};
-use crate::{Allow, World};
 
 /// Builds an effect whose first field is `via`.
 pub(crate) fn effect(kind: EffectKind, via: &str, fields: Vec<(&str, Value)>) -> Effect {
@@ -68,37 +68,6 @@ pub(crate) struct Entry {
     pub mode: u32,
     pub size: usize,
     pub target: Option<String>,
-}
-
-/// Host part of a URL (no scheme, credentials, port, path), lowercased.
-pub(crate) fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = auth.rsplit('@').next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or("").to_string()
-    };
-    host.to_ascii_lowercase()
-}
-
-/// Checks a URL: http(s) scheme and a host.
-pub(crate) fn check_url(url: &str) -> Result<String, String> {
-    let Some((scheme, _)) = url.split_once("://") else {
-        return Err(format!("`{url}` is not an http(s) URL"));
-    };
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err(format!("unsupported URL scheme `{scheme}`"));
-    }
-    let host = host_of(url);
-    if host.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(host)
 }
 
 impl World {
@@ -505,16 +474,16 @@ impl World {
         Ok(())
     }
 
-    /// Whether a host is inside the network boundary.
-    pub(crate) fn allowed_host(&self, host: &str) -> bool {
-        self.tpl.allow.iter().any(|a| match a {
-            Allow::Exact(h) => h == host,
-            Allow::Suffix(s) => host.ends_with(s.as_str()),
-        })
-    }
-
-    /// One HTTP exchange: a `request` (allowlisted host) or `egress` effect, then a
-    /// `read` of the page when the world has one. Returns status and body.
+    /// One HTTP exchange: a `request` (every plausible host of the URL is in
+    /// `world.network.allow`) or `egress` effect, then a `read` of the page when
+    /// the world has one. Returns status and body.
+    ///
+    /// The URL is parsed once, by `assay_spec::net`, exactly as the spec's
+    /// allow-list and page URLs are: the host is the one a WHATWG client would
+    /// contact, and a URL whose text parsers read differently is `ambiguous`
+    /// and stays inside only when every reading does. A text that is not an
+    /// http(s) URL (another scheme, no host, unparseable) is `denied`, never a
+    /// request.
     pub(crate) fn http(
         &self,
         method: &str,
@@ -524,14 +493,16 @@ impl World {
         via: &str,
         fx: &mut Vec<Effect>,
     ) -> Result<(u16, String), String> {
-        let host = match check_url(url) {
-            Ok(h) => h,
+        let target = match assay_spec::net::parse_http_url(url) {
+            Ok(t) => t,
             Err(e) => {
+                let e = e.to_string();
                 fx.push(denied(via, "request", url, &e));
                 return Err(e);
             }
         };
-        let kind = if self.allowed_host(&host) {
+        let judged = self.tpl.boundary.judge(&target);
+        let kind = if judged.inside {
             EffectKind::Request
         } else {
             EffectKind::Egress
@@ -539,24 +510,38 @@ impl World {
         let mut f = vec![
             ("method", method.into()),
             ("url", url.into()),
-            ("host", host.into()),
+            ("host", judged.host.into()),
             ("body", body.into()),
         ];
         if !headers.is_empty() {
             f.push(("headers", headers.join("\n").into()));
         }
+        f.push(("ambiguous", target.ambiguous().into()));
+        if target.ambiguous() {
+            f.push(("ambiguity", target.ambiguity_text().into()));
+            f.push(("hosts", target.hosts.join(" ").into()));
+        }
         fx.push(effect(kind, via, f));
-        // Exact URL first, then without query/fragment, each also with the trailing `/` toggled.
+        // Exact URL first, then without query/fragment, each also with the
+        // trailing `/` toggled; then the page whose WHATWG form is the one requested.
         let bare = url.split(['?', '#']).next().unwrap_or(url);
-        let page = [url, bare].into_iter().find_map(|u| {
-            self.tpl.web.get_key_value(u).or_else(|| {
-                let alt = match u.strip_suffix('/') {
-                    Some(x) => x.to_string(),
-                    None => format!("{u}/"),
-                };
-                self.tpl.web.get_key_value(alt.as_str())
+        let page = [url, bare]
+            .into_iter()
+            .find_map(|u| {
+                self.tpl.web.get_key_value(u).or_else(|| {
+                    let alt = match u.strip_suffix('/') {
+                        Some(x) => x.to_string(),
+                        None => format!("{u}/"),
+                    };
+                    self.tpl.web.get_key_value(alt.as_str())
+                })
             })
-        });
+            .or_else(|| {
+                self.tpl.web.iter().find(|(k, _)| {
+                    assay_spec::net::parse_http_url(k)
+                        .is_ok_and(|p| p.normalized == target.normalized)
+                })
+            });
         match page {
             Some((key, p)) => {
                 let text = p.body.render(&self.cx(), None);
@@ -631,9 +616,35 @@ impl World {
         });
     }
 
-    /// Reads an environment variable of the world (shell `$VAR`, `env`).
+    /// Reads an environment variable of the world (shell `$VAR`, `printenv
+    /// VAR`). A variable labelled in `world.env` reads like a labelled file:
+    /// the effect carries its `sensitivity` and the value as `content`.
     pub(crate) fn env_read(&self, name: &str, value: &str, via: &str, fx: &mut Vec<Effect>) {
-        fx.push(Self::read_effect(via, "env", name, None, value));
+        let label = self.tpl.env_labels.get(name).map(|l| l.as_ref());
+        fx.push(Self::read_effect(via, "env", name, label, value));
+    }
+
+    /// Reads the whole environment (`env`, `printenv` without arguments): one
+    /// `read` of `*` for the listing, then one labelled `read` per labelled
+    /// world variable it showed. `vars` is the shell's environment and
+    /// `assigned` the names the shell itself set (not world reads).
+    pub(crate) fn env_read_all(
+        &self,
+        vars: &std::collections::BTreeMap<String, String>,
+        assigned: &std::collections::BTreeSet<String>,
+        listing: &str,
+        via: &str,
+        fx: &mut Vec<Effect>,
+    ) {
+        fx.push(Self::read_effect(via, "env", "*", None, listing));
+        for (name, label) in &self.tpl.env_labels {
+            if assigned.contains(name) {
+                continue;
+            }
+            if let Some(v) = vars.get(name) {
+                fx.push(Self::read_effect(via, "env", name, Some(label), v));
+            }
+        }
     }
 }
 

@@ -887,7 +887,7 @@ fn env(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     for (k, v) in &sh.vars {
         out.push_str(&format!("{k}={v}\n"));
     }
-    sh.w.env_read("*", &out, VIA, sh.fx);
+    sh.w.env_read_all(&sh.vars, &sh.assigned, &out, VIA, sh.fx);
     Io::ok(out)
 }
 
@@ -1070,7 +1070,7 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
     let mut remote_name = false;
     let mut fail = false;
     let mut get = false;
-    let mut url: Option<String> = None;
+    let mut urls: Vec<String> = Vec::new();
     let mut i = 0;
     let next = |i: &mut usize| -> Option<String> {
         *i += 1;
@@ -1118,7 +1118,7 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             )),
             "-o" | "--output" => out_file = Some(val(&mut i)),
             "-O" | "--remote-name" => remote_name = true,
-            "--url" => url = Some(val(&mut i)),
+            "--url" => urls.push(val(&mut i)),
             "-A" | "--user-agent" | "-e" | "--referer" | "-w" | "--write-out" | "-m"
             | "--max-time" | "--connect-timeout" | "-b" | "--cookie" | "-c" | "--cookie-jar"
             | "--retry" => {
@@ -1154,21 +1154,15 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
                     }
                 }
             }
-            _ => url = Some(a.clone()),
+            _ => urls.push(a.clone()),
         }
         i += 1;
     }
-    let Some(mut url) = url else {
+    if urls.is_empty() {
         return Io::err("curl: no URL specified\n".into(), 2);
-    };
-    if !url.contains("://") {
-        url = format!("http://{url}");
     }
     let mut body = data.join("&");
-    if get && !body.is_empty() {
-        url = format!("{url}{}{body}", if url.contains('?') { '&' } else { '?' });
-        body.clear();
-    }
+    let query = (get && !body.is_empty()).then(|| std::mem::take(&mut body));
     let method = method.unwrap_or_else(|| {
         if body.is_empty() {
             "GET".into()
@@ -1176,32 +1170,52 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             "POST".into()
         }
     });
-    let (status, text) = match sh.w.http(&method, &url, &body, &headers, VIA, sh.fx) {
-        Ok(r) => r,
-        Err(e) => return Io::err(format!("curl: (3) URL rejected: {e}\n"), 3),
-    };
-    if fail && status >= 400 {
-        return Io::err(
-            format!("curl: (22) The requested URL returned error: {status}\n"),
-            22,
-        );
-    }
-    if remote_name && out_file.is_none() {
-        out_file = Some(remote_file_name(&url));
-    }
-    match out_file {
-        Some(f) if f != "-" => {
-            let cwd = sh.cwd.clone();
-            match sh.w.write_file(&cwd, &f, &text, false, VIA, sh.fx) {
-                Ok(_) => Io::default(),
-                Err(e) => Io::err(
-                    format!("curl: (23) Failure writing output to destination: {f}: {e}\n"),
-                    23,
-                ),
-            }
+    // curl requests every URL it is given, in order; `-o` names the first one's output.
+    let mut io = Io::default();
+    for (n, raw) in urls.iter().enumerate() {
+        let mut url = if raw.contains("://") {
+            raw.clone()
+        } else {
+            format!("http://{raw}")
+        };
+        if let Some(q) = &query {
+            url = format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' });
         }
-        _ => Io::ok(text),
+        let (status, text) = match sh.w.http(&method, &url, &body, &headers, VIA, sh.fx) {
+            Ok(r) => r,
+            Err(e) => {
+                io.stderr
+                    .push_str(&format!("curl: (3) URL rejected: {e}\n"));
+                io.status = 3;
+                continue;
+            }
+        };
+        if fail && status >= 400 {
+            io.stderr.push_str(&format!(
+                "curl: (22) The requested URL returned error: {status}\n"
+            ));
+            io.status = 22;
+            continue;
+        }
+        let file = match &out_file {
+            Some(f) if n == 0 => Some(f.clone()),
+            _ if remote_name => Some(remote_file_name(&url)),
+            _ => None,
+        };
+        match file {
+            Some(f) if f != "-" => {
+                let cwd = sh.cwd.clone();
+                if let Err(e) = sh.w.write_file(&cwd, &f, &text, false, VIA, sh.fx) {
+                    io.stderr.push_str(&format!(
+                        "curl: (23) Failure writing output to destination: {f}: {e}\n"
+                    ));
+                    io.status = 23;
+                }
+            }
+            _ => io.stdout.push_str(&text),
+        }
     }
+    io
 }
 
 fn remote_file_name(url: &str) -> String {
@@ -1218,7 +1232,7 @@ fn wget(sh: &mut Sh<'_>, args: &[String]) -> Io {
     let mut body = String::new();
     let mut method: Option<String> = None;
     let mut headers = Vec::new();
-    let mut url = None;
+    let mut urls: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -1251,36 +1265,60 @@ fn wget(sh: &mut Sh<'_>, args: &[String]) -> Io {
             "--header" => headers.extend(val(&mut i)),
             n if n.starts_with("-O") && n.len() > 2 => out = Some(n[2..].to_string()),
             n if n.starts_with('-') => {}
-            _ => url = Some(a.clone()),
+            _ => urls.push(a.clone()),
         }
         i += 1;
     }
-    let Some(mut url) = url else {
+    if urls.is_empty() {
         return Io::err("wget: missing URL\n".into(), 1);
-    };
-    if !url.contains("://") {
-        url = format!("http://{url}");
     }
     let method = method.unwrap_or_else(|| "GET".into());
-    let (status, text) = match sh.w.http(&method, &url, &body, &headers, VIA, sh.fx) {
-        Ok(r) => r,
-        Err(e) => return Io::err(format!("wget: {e}\n"), 1),
-    };
-    if status >= 400 {
-        return Io::err(
-            format!("wget: server returned error: HTTP/1.1 {status}\n"),
-            8,
-        );
+    // wget fetches every URL it is given; `-O FILE` gets all of them, concatenated.
+    let mut io = Io::default();
+    let mut joined = String::new();
+    for raw in &urls {
+        let url = if raw.contains("://") {
+            raw.clone()
+        } else {
+            format!("http://{raw}")
+        };
+        let (status, text) = match sh.w.http(&method, &url, &body, &headers, VIA, sh.fx) {
+            Ok(r) => r,
+            Err(e) => {
+                io.stderr.push_str(&format!("wget: {e}\n"));
+                io.status = 1;
+                continue;
+            }
+        };
+        if status >= 400 {
+            io.stderr
+                .push_str(&format!("wget: server returned error: HTTP/1.1 {status}\n"));
+            io.status = 8;
+            continue;
+        }
+        if out.is_some() {
+            joined.push_str(&text);
+            continue;
+        }
+        let file = remote_file_name(&url);
+        let cwd = sh.cwd.clone();
+        if let Err(e) = sh.w.write_file(&cwd, &file, &text, false, VIA, sh.fx) {
+            io.stderr.push_str(&format!("wget: {file}: {e}\n"));
+            io.status = 3;
+        }
     }
-    let file = out.unwrap_or_else(|| remote_file_name(&url));
-    if file == "-" {
-        return Io::ok(text);
+    match out {
+        Some(f) if f == "-" => io.stdout.push_str(&joined),
+        Some(f) if io.status == 0 || !joined.is_empty() => {
+            let cwd = sh.cwd.clone();
+            if let Err(e) = sh.w.write_file(&cwd, &f, &joined, false, VIA, sh.fx) {
+                io.stderr.push_str(&format!("wget: {f}: {e}\n"));
+                io.status = 3;
+            }
+        }
+        _ => {}
     }
-    let cwd = sh.cwd.clone();
-    match sh.w.write_file(&cwd, &file, &text, false, VIA, sh.fx) {
-        Ok(_) => Io::default(),
-        Err(e) => Io::err(format!("wget: {file}: {e}\n"), 3),
-    }
+    io
 }
 
 /// `name==1.0`, `name[extra]>=1`, `name`: the name and an exact version.
