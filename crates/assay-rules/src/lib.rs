@@ -38,7 +38,8 @@ pub struct Rules {
     forbidden: Vec<Forbidden>,
     threats: Vec<(String, Vec<CCond>)>,
     checks: Vec<CCheck>,
-    /// User turns and system prompt: fragments found there are not labelled content.
+    /// User turns, system prompt and the agent's own address: fragments found
+    /// there are not labelled content.
     exclude: Vec<String>,
 }
 
@@ -144,6 +145,10 @@ impl Rules {
         let mut exclude = spec.task.user_turns();
         if !spec.agent.system.is_empty() {
             exclude.push(spec.agent.system.clone());
+        }
+        // The agent's own address is its identity, not labelled content.
+        if !spec.world.mail.address.is_empty() {
+            exclude.push(spec.world.mail.address.clone());
         }
         Ok(Rules {
             forbidden,
