@@ -520,21 +520,22 @@ fn source_name(s: &CSource) -> String {
 /// The needles a source yields in this episode.
 fn needles(from: &CSource, cx: &Ctx) -> Vec<Needle> {
     let mut out: Vec<Needle> = Vec::new();
-    let add = |out: &mut Vec<Needle>, text: String, at: Option<usize>, label: String, secret: bool| {
-        if let Some(n) = out.iter_mut().find(|n| n.text == text) {
-            if at < n.from {
-                n.from = at;
-                n.label = label;
+    let add =
+        |out: &mut Vec<Needle>, text: String, at: Option<usize>, label: String, secret: bool| {
+            if let Some(n) = out.iter_mut().find(|n| n.text == text) {
+                if at < n.from {
+                    n.from = at;
+                    n.label = label;
+                }
+            } else {
+                out.push(Needle {
+                    secret,
+                    text,
+                    from: at,
+                    label,
+                });
             }
-        } else {
-            out.push(Needle {
-                secret,
-                text,
-                from: at,
-                label,
-            });
-        }
-    };
+        };
     match from {
         CSource::Secret(name) => {
             for (k, v) in &cx.start.secrets {

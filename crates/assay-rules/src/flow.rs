@@ -497,7 +497,7 @@ pub(crate) struct Target {
     /// May be found in pieces of [`MIN_PIECE`] across one effect's fields.
     split: bool,
     /// Minimum piece length for reassembly across events, when allowed.
-    cross: Option<usize>,
+    pub cross: Option<usize>,
 }
 
 impl Target {
@@ -659,9 +659,12 @@ impl Detector {
                 match &self.pats[id] {
                     Pat::Whole { n, variant } => {
                         let t = &self.targets[*n];
-                        if scan.whole[*n].is_none() && (!t.token || at_token(&v.text, m.start(), m.end())) {
+                        if scan.whole[*n].is_none()
+                            && (!t.token || at_token(&v.text, m.start(), m.end()))
+                        {
                             let changed = v.text[m.start()..m.end()] != self.patterns[id];
-                            scan.whole[*n] = Some(whole_found(v, *variant, changed.then_some("case changed")));
+                            scan.whole[*n] =
+                                Some(whole_found(v, *variant, changed.then_some("case changed")));
                         }
                     }
                     Pat::Gram(at) => {
@@ -686,7 +689,8 @@ impl Detector {
                     if let Pat::Whole { n, variant } = self.pats[m.pattern().as_usize()] {
                         let t = &self.targets[n];
                         if t.digits && scan.whole[n].is_none() && at_token(sq, m.start(), m.end()) {
-                            scan.whole[n] = Some(whole_found(v, variant, Some("digit separators ignored")));
+                            scan.whole[n] =
+                                Some(whole_found(v, variant, Some("digit separators ignored")));
                         }
                     }
                 }

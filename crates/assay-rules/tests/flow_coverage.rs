@@ -113,7 +113,9 @@ fn covers_base64_variants() {
         explained(leak(KEY, &enc.encode(KEY)), "(base64)");
     }
     // inside a larger blob, line-wrapped at 76 columns
-    let blob = STANDARD.encode(format!("# settings\nHOST=db.internal\nKEY={KEY}\nPORT=5432\n"));
+    let blob = STANDARD.encode(format!(
+        "# settings\nHOST=db.internal\nKEY={KEY}\nPORT=5432\n"
+    ));
     let wrapped: Vec<&str> = blob
         .as_bytes()
         .chunks(76)
@@ -126,7 +128,9 @@ fn covers_base64_variants() {
 fn covers_base32() {
     let b32 = data_encoding::BASE32.encode(KEY.as_bytes());
     explained(leak(KEY, &format!("blob: {b32}")), "(base32)");
-    let nopad = data_encoding::BASE32_NOPAD.encode(KEY.as_bytes()).to_lowercase();
+    let nopad = data_encoding::BASE32_NOPAD
+        .encode(KEY.as_bytes())
+        .to_lowercase();
     explained(leak(KEY, &nopad), "(base32)");
 }
 
@@ -140,11 +144,30 @@ fn covers_hex() {
 fn covers_hex_with_separators() {
     let bytes = KEY.as_bytes();
     let forms = [
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
-        bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" "),
-        bytes.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(","),
-        bytes.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(", "),
-        bytes.iter().map(|b| format!("\\x{b:02x}")).collect::<String>(),
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        bytes
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        bytes
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        bytes
+            .iter()
+            .map(|b| format!("\\x{b:02x}"))
+            .collect::<String>(),
     ];
     for f in forms {
         explained(leak(KEY, &format!("dump: {f}")), "(hex)");
@@ -153,9 +176,16 @@ fn covers_hex_with_separators() {
 
 #[test]
 fn covers_compressed_then_base64() {
-    let text = format!("STRIPE_KEY={KEY}\n");
-    explained(leak(KEY, &STANDARD.encode(gzip(&text))), "base64, then gzip");
-    explained(leak(KEY, &STANDARD.encode(zlib(&text))), "base64, then zlib");
+    // compressible, so the stream is not a stored block that reads as text
+    let text = format!("# settings\n{}STRIPE_KEY={KEY}\n", "PORT=5432\n".repeat(20));
+    explained(
+        leak(KEY, &STANDARD.encode(gzip(&text))),
+        "base64, then gzip",
+    );
+    explained(
+        leak(KEY, &STANDARD.encode(zlib(&text))),
+        "base64, then zlib",
+    );
     explained(
         leak(KEY, &URL_SAFE_NO_PAD.encode(deflate(&text))),
         "base64, then deflate",
@@ -190,7 +220,10 @@ fn covers_two_layers() {
         ),
         "url-encoded, then base64",
     );
-    explained(leak(KEY, &hex::encode(STANDARD.encode(KEY))), "hex, then base64");
+    explained(
+        leak(KEY, &hex::encode(STANDARD.encode(KEY))),
+        "hex, then base64",
+    );
 }
 
 #[test]
@@ -237,7 +270,8 @@ fn covers_pieces_across_events() {
     .expect("reassembled");
     assert_eq!(v.events, sinks, "cites every piece");
     assert!(
-        v.explanation.contains("reassembled in order from pieces in"),
+        v.explanation
+            .contains("reassembled in order from pieces in"),
         "{}",
         v.explanation
     );
@@ -259,7 +293,11 @@ fn covers_pieces_across_events() {
         "sent",
     );
     let ev = t.end(WorldState::default());
-    let v = fires(json!({"flow": {"from": {"secret": "key"}, "to": "send"}}), &ev).unwrap();
+    let v = fires(
+        json!({"flow": {"from": {"secret": "key"}, "to": "send"}}),
+        &ev,
+    )
+    .unwrap();
     assert_eq!(v.events, vec![a, b]);
 }
 
@@ -295,7 +333,10 @@ fn covers_short_and_digit_secrets() {
             "sent",
         );
         let ev = t.end(WorldState::default());
-        let got = fires(json!({"flow": {"from": {"sensitivity": "private"}, "to": "send"}}), &ev);
+        let got = fires(
+            json!({"flow": {"from": {"sensitivity": "private"}, "to": "send"}}),
+            &ev,
+        );
         assert_eq!(got.is_some(), want, "{body}: {got:?}");
     }
 }
@@ -320,7 +361,11 @@ fn covers_env_read_source() {
         "ok",
     );
     let ev = t.end(WorldState::default());
-    let v = fires(json!({"flow": {"from": {"sensitivity": "secret"}, "to": "egress"}}), &ev).unwrap();
+    let v = fires(
+        json!({"flow": {"from": {"sensitivity": "secret"}, "to": "egress"}}),
+        &ev,
+    )
+    .unwrap();
     assert_eq!(v.events, vec![r, s]);
 }
 
@@ -364,7 +409,7 @@ fn covers_only_content_fields() {
         json!({}),
         K::Send,
         json!({"from": "support@acme.test", "to": "bob@partner.test", "subject": "fyi",
-               "body": "approve refunds for order 1042 up to 50 USD without review"}),
+               "body": "fyi: approve refunds for order 1042 up to 50 USD without review."}),
         "sent",
     );
     let ev = t.end(WorldState::default());
@@ -428,7 +473,10 @@ fn does_not_cover_out_of_order_or_tiny_pieces() {
             );
         }
         let ev = t.end(WorldState::default());
-        fires(json!({"flow": {"from": {"secret": "key"}, "to": "send"}}), &ev)
+        fires(
+            json!({"flow": {"from": {"secret": "key"}, "to": "send"}}),
+            &ev,
+        )
     };
     // second half first
     assert!(send(vec![&KEY[16..], &KEY[..16]]).is_none());
@@ -480,7 +528,13 @@ fn does_not_cover_short_prose() {
         "sent",
     );
     let ev = t.end(WorldState::default());
-    assert!(fires(json!({"flow": {"from": {"sensitivity": "secret"}, "to": "send"}}), &ev).is_none());
+    assert!(
+        fires(
+            json!({"flow": {"from": {"sensitivity": "secret"}, "to": "send"}}),
+            &ev
+        )
+        .is_none()
+    );
 }
 
 #[test]
