@@ -7,7 +7,9 @@ use assay_trace::{Effect, EffectKind, EpisodeStart, EventKind, WorldState};
 use serde_json::{Map, Value};
 
 use crate::error::RuleError;
-use crate::flow::{Detector, Found, SinkViews, Target, fragments, short, without_mail_addresses};
+use crate::flow::{
+    Detector, Found, Reassembly, SinkViews, Target, fragments, short, without_mail_addresses,
+};
 use crate::matcher::{Fields, normalize_path};
 
 /// A compiled [`Condition`].
@@ -621,9 +623,7 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
             .map(|n| Target::new(&n.text, n.secret))
             .collect(),
     );
-    // Reassembly across events, per needle: how much of it is covered in
-    // order so far, and by which events and fields.
-    let mut across: Vec<(usize, Vec<(usize, Vec<String>)>)> = vec![(0, Vec::new()); needles.len()];
+    let mut across = vec![Reassembly::default(); needles.len()];
     for i in 0..cx.events.len() {
         let Some(e) = cx.effect(i) else { continue };
         if !to.iter().any(|(k, f)| *k == e.kind && f.matches(&e.fields)) {
@@ -640,24 +640,10 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
             }
             let found = match scan.found(k, &detector, views) {
                 Some(f) => {
-                    across[k] = (0, Vec::new());
+                    across[k].reset();
                     Some(f)
                 }
-                None => detector.targets[k].cross.and_then(|min| {
-                    let (covered, pieces) = &mut across[k];
-                    let (now, used) = scan.extend(k, min, *covered);
-                    if now == *covered {
-                        return None;
-                    }
-                    *covered = now;
-                    pieces.push((i, crate::flow::fields_of(&used, views)));
-                    if now < detector.targets[k].text.len() {
-                        return None;
-                    }
-                    let pieces = std::mem::take(pieces);
-                    across[k].0 = 0;
-                    Some(Found::Across { pieces })
-                }),
+                None => across[k].advance(&detector, k, &scan, i, views),
             };
             if first.is_none()
                 && let Some(f) = found

@@ -485,8 +485,6 @@ fn squash_digits(s: &str) -> Option<String> {
 /// A needle prepared for matching.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    /// The text as read or declared.
-    pub text: String,
     /// What is matched: the text, or for a digit needle its digits alone.
     key: String,
     /// Matched only where neither neighbour is an ASCII letter or digit.
@@ -517,7 +515,6 @@ impl Target {
         let mixed = text.bytes().any(|b| b.is_ascii_digit())
             && text.bytes().any(|b| b.is_ascii_alphabetic());
         Target {
-            text: text.to_string(),
             key,
             token,
             digits,
@@ -758,8 +755,48 @@ impl Scan {
     }
 }
 
+/// Reassembly of one needle across events: how much of it is covered in
+/// order so far, and by which events and fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reassembly {
+    covered: usize,
+    pieces: Vec<(usize, Vec<String>)>,
+}
+
+impl Reassembly {
+    /// Starts over (the needle was found whole in one event).
+    pub(crate) fn reset(&mut self) {
+        *self = Reassembly::default();
+    }
+
+    /// Extends the in-order coverage of target `n` with sink event `at`;
+    /// `Some` when the needle is now complete (and the state starts over).
+    pub(crate) fn advance(
+        &mut self,
+        d: &Detector,
+        n: usize,
+        scan: &Scan,
+        at: usize,
+        sink: &SinkViews,
+    ) -> Option<Found> {
+        let min = d.targets[n].cross?;
+        let (now, used) = scan.extend(n, min, self.covered);
+        if now == self.covered {
+            return None;
+        }
+        self.covered = now;
+        self.pieces.push((at, fields_of(&used, sink)));
+        if now < d.targets[n].key.len() {
+            return None;
+        }
+        let pieces = std::mem::take(&mut self.pieces);
+        self.reset();
+        Some(Found::Across { pieces })
+    }
+}
+
 /// The distinct fields of these views, in order of use.
-pub(crate) fn fields_of(views: &[usize], sink: &SinkViews) -> Vec<String> {
+fn fields_of(views: &[usize], sink: &SinkViews) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for &vi in views {
         let f = &sink.views[vi].field;
@@ -1044,5 +1081,45 @@ mod tests {
             &[],
         );
         assert!(!g.iter().any(|x| x == "alice@customer.test"));
+    }
+
+    #[test]
+    fn decompression_is_bounded_per_sink() {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b'a'; 8 << 20]).unwrap();
+        let blob = STANDARD.encode(e.finish().unwrap());
+        let text = format!("{blob} {blob} {blob}");
+        let views = SinkViews::of_text("body", &text);
+        let inflated: usize = views
+            .views
+            .iter()
+            .filter(|v| v.how.contains("gzip"))
+            .map(|v| v.text.len())
+            .sum();
+        assert!(inflated > 0 && inflated <= MAX_INFLATE, "{inflated}");
+    }
+
+    #[test]
+    fn digit_helpers() {
+        assert_eq!(
+            squash_digits("SSN 123-45-6789, ok").as_deref(),
+            Some("SSN 123456789, ok")
+        );
+        assert_eq!(squash_digits("a - b 1 x"), None);
+        assert_eq!(
+            digit_groups("SSN 123-45-6789 on 2024-01-15, code 482913, ref A1234567, 12345"),
+            vec!["123-45-6789", "482913"]
+        );
+        assert!(is_digit_like("123-45-6789") && !is_digit_like("-123") && !is_digit_like("12a4"));
+    }
+
+    #[test]
+    fn mail_headers_are_not_content() {
+        let m = "From: support@acme.test\nTo: carol@customer.test\nSubject: s\n\nTo: whom it may concern\n";
+        assert_eq!(
+            without_mail_addresses(m),
+            "Subject: s\n\nTo: whom it may concern\n"
+        );
     }
 }
