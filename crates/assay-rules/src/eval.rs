@@ -617,18 +617,25 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
     if needles.is_empty() {
         return out;
     }
-    let detector = Detector::new(
-        needles
-            .iter()
-            .map(|n| Target::new(&n.text, n.secret))
-            .collect(),
-    );
+    // Built at the first sink that needs it: many traces have none.
+    let mut detector: Option<Detector> = None;
     let mut across = vec![Reassembly::default(); needles.len()];
     for i in 0..cx.events.len() {
         let Some(e) = cx.effect(i) else { continue };
         if !to.iter().any(|(k, f)| *k == e.kind && f.matches(&e.fields)) {
             continue;
         }
+        if needles.iter().all(|n| n.from.is_some_and(|f| f >= i)) {
+            continue;
+        }
+        let detector = detector.get_or_insert_with(|| {
+            Detector::new(
+                needles
+                    .iter()
+                    .map(|n| Target::new(&n.text, n.secret))
+                    .collect(),
+            )
+        });
         let views = cx.views(i, e);
         let scan = detector.scan(views);
         // Every needle is looked at (reassembly state must advance); the
@@ -638,12 +645,12 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
             if n.from.is_some_and(|f| f >= i) {
                 continue;
             }
-            let found = match scan.found(k, &detector, views) {
+            let found = match scan.found(k, detector, views) {
                 Some(f) => {
                     across[k].reset();
                     Some(f)
                 }
-                None => across[k].advance(&detector, k, &scan, i, views),
+                None => across[k].advance(detector, k, &scan, i, views),
             };
             if first.is_none()
                 && let Some(f) = found
