@@ -662,7 +662,8 @@ impl Detector {
                         if scan.whole[*n].is_none()
                             && (!t.token || at_token(&v.text, m.start(), m.end()))
                         {
-                            let changed = v.text[m.start()..m.end()] != self.patterns[id];
+                            let changed = v.text.as_bytes()[m.start()..m.end()]
+                                != *self.patterns[id].as_bytes();
                             scan.whole[*n] =
                                 Some(whole_found(v, *variant, changed.then_some("case changed")));
                         }
