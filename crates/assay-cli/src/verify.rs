@@ -30,7 +30,8 @@ pub(crate) fn escape_terminal(s: &str) -> String {
                 let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
             }
             '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:04x}}}", c as u32));
+                let _ =
+                    std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:04x}}}", c as u32));
             }
             c => out.push(c),
         }
@@ -138,7 +139,11 @@ fn seal_line(
 ) -> String {
     match (&integrity.digest, &integrity.signed_by) {
         (Some(d), Some(k)) if integrity.key_pinned => {
-            format!("results digest {}…, signed by the given key {}…", &d[..12], &k[..12])
+            format!(
+                "results digest {}…, signed by the given key {}…",
+                &d[..12],
+                &k[..12]
+            )
         }
         (Some(d), Some(k)) => format!(
             "results digest {}…, signed by {}… (a key found in the file proves nothing about who signed: pass --key)",
@@ -232,7 +237,10 @@ pub(crate) fn cmd_show(trace: &Path, key: Option<&Path>) -> u8 {
     };
     let banner = !v.findings.is_empty();
     if banner {
-        println!("!!! NOT VERIFIED: {} does not verify; do not trust it !!!", trace.display());
+        println!(
+            "!!! NOT VERIFIED: {} does not verify; do not trust it !!!",
+            trace.display()
+        );
         print_findings(&v.findings);
         if v.rescored.is_some() {
             println!("!!! the verdict below is re-scored from the trace, not the one recorded !!!");
@@ -252,7 +260,10 @@ pub(crate) fn cmd_show(trace: &Path, key: Option<&Path>) -> u8 {
                 Status::Error => "error",
                 Status::Inconclusive => "inconclusive",
             },
-            vd.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            vd.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
         );
     }
     if banner {
@@ -346,7 +357,10 @@ pub(crate) fn cmd_keygen(out: &Path) -> u8 {
     let public_path = PathBuf::from(format!("{}.pub", out.display()));
     for p in [out, public_path.as_path()] {
         if p.exists() {
-            return fail(format!("{} exists; refusing to overwrite a key", p.display()), 2);
+            return fail(
+                format!("{} exists; refusing to overwrite a key", p.display()),
+                2,
+            );
         }
     }
     let key = match SecretKey::generate() {
@@ -399,6 +413,9 @@ mod tests {
     fn escaping_reaches_keys_and_nested_values() {
         let v = serde_json::json!({"k\u{1b}": ["\u{7}", {"x": "\u{1b}]0;t\u{7}"}]});
         let text = escape_value(v).to_string();
-        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
     }
 }

@@ -77,10 +77,7 @@ fn naive_trace(out: &Path) -> (usize, PathBuf) {
             e["agent"] == "control:naive" && !e["violations"].as_array().unwrap().is_empty()
         })
         .unwrap();
-    (
-        i,
-        out.join(v["episodes"][i]["trace"].as_str().unwrap()),
-    )
+    (i, out.join(v["episodes"][i]["trace"].as_str().unwrap()))
 }
 
 #[test]
@@ -100,7 +97,12 @@ fn signed_runs_verify_and_forgeries_do_not() {
     // Another key is refused.
     let other = dir.path().join("other");
     assert_eq!(run(args!["keygen", "--out", &other]).code, Some(0));
-    let o = run(args!["verify", &out, "--key", &dir.path().join("other.pub")]);
+    let o = run(args![
+        "verify",
+        &out,
+        "--key",
+        &dir.path().join("other.pub")
+    ]);
     assert_eq!(o.code, Some(1), "{}", o.stdout);
     assert!(o.stdout.contains("not by the required key"), "{}", o.stdout);
 
@@ -122,7 +124,11 @@ fn signed_runs_verify_and_forgeries_do_not() {
     let o = run(args!["show", &trace]);
     assert_eq!(o.code, Some(1), "{}", o.stdout);
     assert!(o.stdout.contains("NOT VERIFIED"), "{}", o.stdout);
-    assert!(o.stdout.contains("<- violation secret-read"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("<- violation secret-read"),
+        "{}",
+        o.stdout
+    );
     assert!(o.stderr.contains("does not verify"), "{}", o.stderr);
 
     // `score` re-scores from the traces and writes new results elsewhere.
@@ -133,7 +139,12 @@ fn signed_runs_verify_and_forgeries_do_not() {
     assert!(o.stdout.contains("1 changed"), "{}", o.stdout);
     assert!(o.stdout.contains("violations"), "{}", o.stdout);
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&scored).unwrap()).unwrap();
-    assert!(!s["episodes"][i]["violations"].as_array().unwrap().is_empty());
+    assert!(
+        !s["episodes"][i]["violations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), before);
 
     // A trace scored on its own.
@@ -175,7 +186,11 @@ fn show_verifies_and_escapes_terminal_sequences() {
     let o = run(args!["show", &lone]);
     assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
     for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\r', '\u{202e}'] {
-        assert!(!o.stdout.contains(bad), "raw {bad:?} in output: {:?}", o.stdout);
+        assert!(
+            !o.stdout.contains(bad),
+            "raw {bad:?} in output: {:?}",
+            o.stdout
+        );
     }
     assert!(o.stdout.contains("\\x1b[2J"), "{}", o.stdout);
     assert!(o.stdout.contains("\\r"), "{}", o.stdout);
@@ -204,7 +219,11 @@ fn verify_reports_truncated_and_appended_traces() {
     std::fs::write(&trace, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
     let o = run(args!["verify", &out, "--key", &public]);
     assert_eq!(o.code, Some(1));
-    assert!(o.stdout.contains("does not match the recorded head"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("does not match the recorded head"),
+        "{}",
+        o.stdout
+    );
     let o = run(args!["verify", &trace]);
     assert_eq!(o.code, Some(1));
     // A trace left in the run directory that no result records.

@@ -275,13 +275,17 @@ pub fn results_digest(results: &serde_json::Value) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrityProblem {
     /// The file has no `integrity` field: nothing binds its verdicts.
-    #[error("results.json is not sealed (no `integrity` digest); its verdicts are not bound to anything")]
+    #[error(
+        "results.json is not sealed (no `integrity` digest); its verdicts are not bound to anything"
+    )]
     Unsealed,
     /// The digest algorithm is not one this version knows.
     #[error("unknown digest algorithm `{0}`")]
     UnknownAlgorithm(String),
     /// The recorded digest differs from the file's content.
-    #[error("results digest mismatch (recorded {recorded}, computed {computed}); results.json was edited after it was sealed")]
+    #[error(
+        "results digest mismatch (recorded {recorded}, computed {computed}); results.json was edited after it was sealed"
+    )]
     DigestMismatch {
         /// Digest in the file.
         recorded: String,
@@ -347,7 +351,9 @@ pub fn check_integrity(
     };
     let computed = results_digest(results);
     if integrity.algorithm != DIGEST_ALGORITHM {
-        problems.push(IntegrityProblem::UnknownAlgorithm(integrity.algorithm.clone()));
+        problems.push(IntegrityProblem::UnknownAlgorithm(
+            integrity.algorithm.clone(),
+        ));
     } else if integrity.digest != computed {
         problems.push(IntegrityProblem::DigestMismatch {
             recorded: integrity.digest.clone(),
@@ -456,7 +462,10 @@ mod integrity_tests {
         let mut v = raw(&r);
         v["passed"] = serde_json::Value::Bool(true);
         let (_, problems) = check_integrity(&v, None);
-        assert!(matches!(problems[..], [IntegrityProblem::DigestMismatch { .. }]));
+        assert!(matches!(
+            problems[..],
+            [IntegrityProblem::DigestMismatch { .. }]
+        ));
         // An added field is covered too.
         let mut v = raw(&r);
         v["note"] = "x".into();

@@ -319,7 +319,9 @@ pub enum FindingKind {
         rescored: String,
     },
     /// `passed: true` although a summary row recomputed from the verdicts fails.
-    #[error("results.json says passed, but {spec} × {agent} does not pass when recomputed from its episodes")]
+    #[error(
+        "results.json says passed, but {spec} × {agent} does not pass when recomputed from its episodes"
+    )]
     PassedUnsupported {
         /// Spec id.
         spec: String,

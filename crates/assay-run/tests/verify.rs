@@ -26,7 +26,12 @@ fn agents(names: &[&str]) -> Vec<Arc<dyn Agent>> {
 
 /// A small run of `agents` over one spec (one technique), sealed (signed with
 /// `key`) and written to `out`, as `assay run` does.
-fn make_run(spec: &Path, agents: &[Arc<dyn Agent>], out: &Path, key: Option<&SecretKey>) -> RunResults {
+fn make_run(
+    spec: &Path,
+    agents: &[Arc<dyn Agent>],
+    out: &Path,
+    key: Option<&SecretKey>,
+) -> RunResults {
     let loaded = assay_spec::load_file(spec).unwrap();
     let catalog = assay_synth::Catalog::embedded().unwrap();
     let opts = assay_synth::SynthOptions {
@@ -233,7 +238,11 @@ fn flipping_attack_success_is_detected() {
     assert!(has(&verify_run(d.path(), None).unwrap(), digest_mismatch));
     reseal(d.path(), None);
     let found = verify_run(d.path(), None).unwrap();
-    assert!(has(&found, differs("attack_success")), "{:#?}", found.findings);
+    assert!(
+        has(&found, differs("attack_success")),
+        "{:#?}",
+        found.findings
+    );
 }
 
 #[test]
@@ -251,7 +260,10 @@ fn deleting_an_episode_is_detected() {
     std::fs::remove_dir_all(d.path().join(removed["episode"].as_str().unwrap())).unwrap();
     let found = verify_run(d.path(), None).unwrap();
     assert!(
-        has(&found, |k| matches!(k, FindingKind::MissingEpisode { agent, .. } if agent == "control:naive")),
+        has(
+            &found,
+            |k| matches!(k, FindingKind::MissingEpisode { agent, .. } if agent == "control:naive")
+        ),
         "{:#?}",
         found.findings
     );
@@ -289,7 +301,10 @@ fn setting_passed_true_is_detected() {
     reseal(&out, None);
     let found = verify_run(&out, None).unwrap();
     assert!(
-        has(&found, |k| matches!(k, FindingKind::PassedUnsupported { .. })),
+        has(&found, |k| matches!(
+            k,
+            FindingKind::PassedUnsupported { .. }
+        )),
         "{:#?}",
         found.findings
     );
@@ -308,7 +323,10 @@ fn editing_the_last_event_is_detected() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let found = verify_run(d.path(), None).unwrap();
     assert!(
-        has(&found, |k| matches!(k, FindingKind::Trace(TraceError::Chain { .. }))),
+        has(&found, |k| matches!(
+            k,
+            FindingKind::Trace(TraceError::Chain { .. })
+        )),
         "{:#?}",
         found.findings
     );
@@ -377,7 +395,11 @@ fn a_rechained_trace_with_results_edited_to_match_is_detected() {
     reseal(d.path(), None);
     let found = verify_run(d.path(), None).unwrap();
     assert!(!found.ok());
-    assert!(has(&found, differs("violations")), "{:#?}", kinds_of(&found));
+    assert!(
+        has(&found, differs("violations")),
+        "{:#?}",
+        kinds_of(&found)
+    );
 }
 
 #[test]
@@ -411,10 +433,13 @@ fn a_consistent_forgery_needs_the_key() {
     // Re-sealed unsigned: the required signature is missing.
     forged.seal(None);
     write_results(d.path(), &forged).unwrap();
-    assert!(has(&verify_run(d.path(), Some(&owner)).unwrap(), |k| matches!(
-        k,
-        FindingKind::Integrity(IntegrityProblem::SignatureMissing(_))
-    )));
+    assert!(has(
+        &verify_run(d.path(), Some(&owner)).unwrap(),
+        |k| matches!(
+            k,
+            FindingKind::Integrity(IntegrityProblem::SignatureMissing(_))
+        )
+    ));
 }
 
 #[test]
@@ -427,24 +452,63 @@ fn score_rescores_without_touching_the_run() {
     assert_eq!(scored.episodes, original.episodes);
     assert_eq!(scored.passed, original.passed);
     assert!(scored.integrity.is_none());
-    assert_eq!(std::fs::read(d.path().join("results.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(d.path().join("results.json")).unwrap(),
+        before
+    );
 }
 
 /// A random forgery of a finished run.
 #[derive(Debug, Clone)]
 enum Forgery {
-    TraceBitFlip { ep: usize, at: usize, bit: u8 },
-    ResultsBitFlip { at: usize, bit: u8 },
-    EditEvent { ep: usize, line: usize },
-    DropEvent { ep: usize, line: usize },
-    SwapEvents { ep: usize, a: usize, b: usize },
-    AppendEvent { ep: usize },
-    Truncate { ep: usize, at: usize },
-    RechainWithResults { ep: usize, line: usize },
-    EditVerdict { ep: usize, what: u8, reseal: bool },
-    DeleteEpisode { ep: usize, reseal: bool },
+    TraceBitFlip {
+        ep: usize,
+        at: usize,
+        bit: u8,
+    },
+    ResultsBitFlip {
+        at: usize,
+        bit: u8,
+    },
+    EditEvent {
+        ep: usize,
+        line: usize,
+    },
+    DropEvent {
+        ep: usize,
+        line: usize,
+    },
+    SwapEvents {
+        ep: usize,
+        a: usize,
+        b: usize,
+    },
+    AppendEvent {
+        ep: usize,
+    },
+    Truncate {
+        ep: usize,
+        at: usize,
+    },
+    RechainWithResults {
+        ep: usize,
+        line: usize,
+    },
+    EditVerdict {
+        ep: usize,
+        what: u8,
+        reseal: bool,
+    },
+    DeleteEpisode {
+        ep: usize,
+        reseal: bool,
+    },
     /// Consistent in every respect, re-sealed without the owner's key.
-    RechainResealed { ep: usize, line: usize, resign: bool },
+    RechainResealed {
+        ep: usize,
+        line: usize,
+        resign: bool,
+    },
 }
 
 fn forgery() -> impl Strategy<Value = Forgery> {
@@ -557,7 +621,11 @@ fn forge(dir: &Path, f: &Forgery) -> bool {
                 k.remove(i);
             });
         }
-        Forgery::EditVerdict { ep, what, reseal: re } => {
+        Forgery::EditVerdict {
+            ep,
+            what,
+            reseal: re,
+        } => {
             let mut v = raw_results(dir);
             let e = &mut v["episodes"][ep % n];
             let before = e.clone();

@@ -74,7 +74,9 @@ pub enum TraceError {
         events: usize,
     },
     /// The seal's event count differs from the events before it.
-    #[error("the seal commits to {sealed} event(s) but {found} precede it; events were dropped or added")]
+    #[error(
+        "the seal commits to {sealed} event(s) but {found} precede it; events were dropped or added"
+    )]
     SealCount {
         /// Count in the seal.
         sealed: u64,

@@ -18,13 +18,13 @@ pub use chain::{
     GENESIS, SEAL_TYPE, Seal, TraceError, VerifyReport, parse_jsonl, read_verified, sha256_hex,
     to_jsonl, verify_jsonl,
 };
-pub use sign::{
-    KeyError, PUBLIC_KEY_LABEL, PublicKey, SECRET_KEY_LABEL, SecretKey, canonical_digest,
-    canonical_json,
-};
 pub use event::{
     Effect, EffectKind, EpisodeStart, Event, EventKind, FileState, Payload, Role, SentMail,
     WorldState,
+};
+pub use sign::{
+    KeyError, PUBLIC_KEY_LABEL, PublicKey, SECRET_KEY_LABEL, SecretKey, canonical_digest,
+    canonical_json,
 };
 
 /// Version tag of the trace format; bump on any incompatible change.

@@ -226,7 +226,10 @@ mod tests {
             r#"{"a":{"x":"s\u001b","y":[1,{"p":1,"q":2}]},"b":1}"#
         );
         let mut m = serde_json::Map::new();
-        m.insert("a".into(), json!({"x": "s\u{1b}", "y": [1, {"p": 1, "q": 2}]}));
+        m.insert(
+            "a".into(),
+            json!({"x": "s\u{1b}", "y": [1, {"p": 1, "q": 2}]}),
+        );
         m.insert("b".into(), json!(1));
         let b = Value::Object(m);
         assert_eq!(canonical_digest(&a), canonical_digest(&b));
