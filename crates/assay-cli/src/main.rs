@@ -6,14 +6,13 @@
 //! failed, 2 invalid input.
 
 mod diagnostics;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use assay_report::{
-    QA_SCHEMA, QaReport, RunResults, render_breakdown, render_qa, render_summary, render_trace,
-};
+use assay_report::{QA_SCHEMA, QaReport, render_breakdown, render_qa, render_summary};
 use assay_synth::{Catalog, SynthOptions};
 use clap::{Args, Parser, Subcommand};
 
@@ -93,6 +92,9 @@ enum Command {
         /// No progress bar and no tables.
         #[arg(long, short)]
         quiet: bool,
+        /// Sign the results digest with this ed25519 secret key file (see `assay keygen`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
         #[command(flatten)]
         synth: SynthArgs,
     },
@@ -150,16 +152,40 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Pretty-print a trace, marking the events its verdict cites.
+    /// Pretty-print a trace, marking the events its verdict cites, after
+    /// verifying it (exit 1 when it does not verify). Control characters are escaped.
     Show {
         /// A trace.jsonl written by `assay run`.
         trace: PathBuf,
+        /// Require the run's results to be signed by this public key.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<PathBuf>,
     },
-    /// Check that traces were not modified (hash chain, and head against results.json).
-    VerifyTrace {
-        /// trace.jsonl files, or run directories holding results.json.
+    /// Verify runs: every trace's chain and seal, the results digest and
+    /// signature, and every verdict re-scored from its trace. Exit 1 on any finding.
+    #[command(alias = "verify-trace")]
+    Verify {
+        /// Run directories holding results.json, or trace.jsonl files.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Require results signed by this ed25519 public key file (or 64 hex digits in a file).
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<PathBuf>,
+    },
+    /// Re-score a trace or a run with the current rules, from the case each trace
+    /// embeds, without touching the originals.
+    Score {
+        /// A trace.jsonl or a run directory.
+        path: PathBuf,
+        /// Write the new verdicts as JSON (results format for a run directory).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Generate an ed25519 key pair for `assay run --sign` (FILE and FILE.pub).
+    Keygen {
+        /// Secret key file to create (the public key goes to FILE.pub).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Serve a case's world to an external MCP client (the agent under test).
     Mcp {
@@ -218,8 +244,13 @@ fn main() -> ExitCode {
             jobs,
             include_invalid,
             quiet,
+            sign,
             synth,
         } => {
+            let sign = match sign.as_deref().map(verify::load_signing_key).transpose() {
+                Ok(k) => k,
+                Err(code) => return ExitCode::from(code),
+            };
             let opts = assay_agent::AgentOptions { record, replay };
             let judge = match judge
                 .map(|j| resolve_judge(&j, agents_file.as_deref(), &opts))
@@ -243,6 +274,7 @@ fn main() -> ExitCode {
                     include_invalid,
                     quiet,
                     &synth,
+                    sign.as_ref(),
                 ),
                 Err(code) => code,
             }
@@ -258,8 +290,10 @@ fn main() -> ExitCode {
         Command::Regress { trace, out } => cmd_regress(&trace, &out),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { out } => cmd_schema(out.as_deref()),
-        Command::Show { trace } => cmd_show(&trace),
-        Command::VerifyTrace { paths } => cmd_verify(&paths),
+        Command::Show { trace, key } => verify::cmd_show(&trace, key.as_deref()),
+        Command::Verify { paths, key } => verify::cmd_verify(&paths, key.as_deref()),
+        Command::Score { path, out } => verify::cmd_score(&path, out.as_deref()),
+        Command::Keygen { out } => verify::cmd_keygen(&out),
         Command::Mcp {
             command:
                 McpCommand::Serve {
@@ -496,6 +530,7 @@ fn cmd_run(
     include_invalid: bool,
     quiet: bool,
     synth: &SynthArgs,
+    sign: Option<&assay_trace::SecretKey>,
 ) -> u8 {
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
@@ -562,10 +597,15 @@ fn cmd_run(
         progress,
         judge,
     };
-    let run = match rt.block_on(assay_run::run(&keep, &resolved, &cfg, skipped)) {
+    let mut run = match rt.block_on(assay_run::run(&keep, &resolved, &cfg, skipped)) {
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
+    // Bind every verdict and trace head with one digest (signed with --sign).
+    run.seal(sign);
+    if let Err(e) = assay_run::write_results(&out, &run) {
+        return fail(e, 2);
+    }
     let secs = started.elapsed().as_secs_f64();
     if !quiet {
         print!("{}", render_summary(&run.summary, color()));
@@ -785,7 +825,11 @@ fn cmd_mcp_serve(
         out.display()
     );
     match rt.block_on(assay_mcp::serve_case(case, opts, out)) {
-        Ok(run) => {
+        Ok(mut run) => {
+            run.seal(None);
+            if let Err(e) = assay_run::write_results(out, &run) {
+                return fail(e, 2);
+            }
             // Never write to stdout here: with stdio it carries the MCP session.
             for e in &run.episodes {
                 let rules: Vec<&str> = e.violations.iter().map(|v| v.rule.as_str()).collect();
@@ -859,101 +903,4 @@ fn cmd_regress(trace: &Path, out: &Path) -> u8 {
         out.display()
     );
     0
-}
-
-/// The results file of the run a trace belongs to: `DIR/<episode>/trace.jsonl` → `DIR/results.json`.
-fn results_for(trace: &Path) -> Option<(RunResults, String)> {
-    let ep_dir = trace.parent()?;
-    let run_dir = ep_dir.parent()?;
-    let text = std::fs::read_to_string(run_dir.join("results.json")).ok()?;
-    let results: RunResults = serde_json::from_str(&text).ok()?;
-    let name = ep_dir.file_name()?.to_string_lossy().to_string();
-    Some((results, name))
-}
-
-fn cmd_show(trace: &Path) -> u8 {
-    let text = match std::fs::read_to_string(trace) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot read {}: {e}", trace.display()), 2),
-    };
-    if let Err(e) = assay_trace::verify_jsonl(&text, None) {
-        eprintln!("warning: {}: {e}", trace.display());
-    }
-    let events = match assay_trace::parse_jsonl(&text) {
-        Ok(ev) => ev,
-        Err(e) => return fail(format!("{}: {e}", trace.display()), 2),
-    };
-    let results = results_for(trace);
-    let verdict = results
-        .as_ref()
-        .and_then(|(r, name)| r.episodes.iter().find(|e| &e.episode == name));
-    print!("{}", render_trace(&events, verdict, color()));
-    0
-}
-
-fn cmd_verify(paths: &[PathBuf]) -> u8 {
-    let mut failed = 0;
-    let mut checked = 0;
-    for p in paths {
-        let mut targets: Vec<(PathBuf, Option<String>)> = Vec::new();
-        if p.is_dir() {
-            let results = match std::fs::read_to_string(p.join("results.json"))
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str::<RunResults>(&t).map_err(|e| e.to_string()))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    return fail(format!("{}: cannot read results.json: {e}", p.display()), 2);
-                }
-            };
-            targets.extend(
-                results
-                    .episodes
-                    .into_iter()
-                    .map(|e| (p.join(&e.trace), Some(e.trace_head))),
-            );
-        } else {
-            let head = results_for(p).and_then(|(r, name)| {
-                r.episodes
-                    .into_iter()
-                    .find(|e| e.episode == name)
-                    .map(|e| e.trace_head)
-            });
-            targets.push((p.clone(), head));
-        }
-        for (t, head) in targets {
-            checked += 1;
-            let text = match std::fs::read_to_string(&t) {
-                Ok(x) => x,
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("FAIL {}: cannot read: {e}", t.display());
-                    continue;
-                }
-            };
-            match assay_trace::verify_jsonl(&text, head.as_deref()) {
-                Ok(r) => println!(
-                    "ok   {} ({} events, head {}{})",
-                    t.display(),
-                    r.events,
-                    &r.head[..12],
-                    if head.is_some() {
-                        ", matches results.json"
-                    } else {
-                        ", no recorded head found"
-                    }
-                ),
-                Err(e) => {
-                    failed += 1;
-                    println!("FAIL {}: {e}", t.display());
-                }
-            }
-        }
-    }
-    if failed > 0 {
-        println!("{failed} of {checked} trace(s) failed verification");
-        1
-    } else {
-        0
-    }
 }

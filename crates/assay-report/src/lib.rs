@@ -13,6 +13,8 @@ pub use metrics::{
 };
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
-    EpisodeResult, JudgeAnswer, JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA,
-    RunResults, SpecRef, Status, UsageTotals,
+    DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,
+    JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, RunResults,
+    SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
+    signed_message,
 };

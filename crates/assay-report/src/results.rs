@@ -34,6 +34,10 @@ pub struct RunResults {
     pub skipped: Vec<QaResult>,
     /// True when every gate and control expectation held and no episode errored.
     pub passed: bool,
+    /// Digest over everything above (and any other field of the file), and
+    /// optionally a signature of it: binds every verdict to its trace head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
 }
 
 /// A spec that was run.
@@ -210,4 +214,303 @@ pub struct JudgeAnswer {
     /// Why the reply was unusable, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// `algorithm` of the results digest: SHA-256 over the canonical JSON (keys
+/// sorted at every level, no whitespace) of the whole results file without its
+/// `integrity` field.
+pub const DIGEST_ALGORITHM: &str = "sha256-canonical-json/v1";
+
+/// `algorithm` of a results signature.
+pub const SIGNATURE_ALGORITHM: &str = "ed25519";
+
+/// The seal of a results file: one digest over every verdict, trace head and
+/// recorded input, so a verdict cannot change without the digest changing, and
+/// an optional signature of that digest, so nobody without the key can re-seal
+/// an edited run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integrity {
+    /// [`DIGEST_ALGORITHM`].
+    pub algorithm: String,
+    /// The digest, lower-case hex.
+    pub digest: String,
+    /// Signature of the digest, when the run was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ResultsSignature>,
+}
+
+/// An ed25519 signature of a results digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsSignature {
+    /// [`SIGNATURE_ALGORITHM`].
+    pub algorithm: String,
+    /// The signer's public key, 64 hex digits. Only a key the verifier already
+    /// trusts (`assay verify --key`) proves who signed.
+    pub public_key: String,
+    /// Signature of [`signed_message`] of the digest, 128 hex digits.
+    pub signature: String,
+}
+
+/// The bytes a results signature covers: the digest, domain-separated so the
+/// signature cannot be replayed as a signature of anything else.
+pub fn signed_message(digest: &str) -> Vec<u8> {
+    format!("assay-results-digest/v1:{digest}").into_bytes()
+}
+
+/// The digest of a results file given as JSON: [`DIGEST_ALGORITHM`] over every
+/// top-level field except `integrity`. Works on the raw file, so fields this
+/// version does not know are covered too.
+pub fn results_digest(results: &serde_json::Value) -> String {
+    match results {
+        serde_json::Value::Object(map) => {
+            let mut map = map.clone();
+            map.remove("integrity");
+            assay_trace::canonical_digest(&serde_json::Value::Object(map))
+        }
+        other => assay_trace::canonical_digest(other),
+    }
+}
+
+/// Why a results file's seal does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntegrityProblem {
+    /// The file has no `integrity` field: nothing binds its verdicts.
+    #[error(
+        "results.json is not sealed (no `integrity` digest); its verdicts are not bound to anything"
+    )]
+    Unsealed,
+    /// The digest algorithm is not one this version knows.
+    #[error("unknown digest algorithm `{0}`")]
+    UnknownAlgorithm(String),
+    /// The recorded digest differs from the file's content.
+    #[error(
+        "results digest mismatch (recorded {recorded}, computed {computed}); results.json was edited after it was sealed"
+    )]
+    DigestMismatch {
+        /// Digest in the file.
+        recorded: String,
+        /// Digest of the content.
+        computed: String,
+    },
+    /// A key was given but the file is not signed.
+    #[error("results.json is not signed, but a signature by {0} was required")]
+    SignatureMissing(String),
+    /// The signature algorithm is not one this version knows.
+    #[error("unknown signature algorithm `{0}`")]
+    UnknownSignatureAlgorithm(String),
+    /// The signature does not verify.
+    #[error("results signature invalid: {0}")]
+    SignatureInvalid(String),
+    /// The file is signed by another key than the one required.
+    #[error("results.json is signed by {found}, not by the required key {expected}")]
+    KeyMismatch {
+        /// Required public key.
+        expected: String,
+        /// Key in the file.
+        found: String,
+    },
+}
+
+/// What a results file's seal proves, when it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityStatus {
+    /// The digest, when sealed.
+    pub digest: Option<String>,
+    /// Public key (hex) whose signature verified, if signed.
+    pub signed_by: Option<String>,
+    /// True when that key is the one the caller required.
+    pub key_pinned: bool,
+}
+
+/// Checks the seal of a results file given as raw JSON: the digest matches the
+/// content, and a signature (required when `required_key` is given) verifies.
+/// Returns what holds, and every problem found.
+pub fn check_integrity(
+    results: &serde_json::Value,
+    required_key: Option<&assay_trace::PublicKey>,
+) -> (IntegrityStatus, Vec<IntegrityProblem>) {
+    let mut status = IntegrityStatus {
+        digest: None,
+        signed_by: None,
+        key_pinned: false,
+    };
+    let mut problems = Vec::new();
+    let integrity = results
+        .get("integrity")
+        .cloned()
+        .map(serde_json::from_value::<Integrity>);
+    let integrity = match integrity {
+        None | Some(Err(_)) => {
+            problems.push(IntegrityProblem::Unsealed);
+            if let Some(k) = required_key {
+                problems.push(IntegrityProblem::SignatureMissing(k.to_hex()));
+            }
+            return (status, problems);
+        }
+        Some(Ok(i)) => i,
+    };
+    let computed = results_digest(results);
+    if integrity.algorithm != DIGEST_ALGORITHM {
+        problems.push(IntegrityProblem::UnknownAlgorithm(
+            integrity.algorithm.clone(),
+        ));
+    } else if integrity.digest != computed {
+        problems.push(IntegrityProblem::DigestMismatch {
+            recorded: integrity.digest.clone(),
+            computed,
+        });
+    } else {
+        status.digest = Some(computed);
+    }
+    match (&integrity.signature, required_key) {
+        (None, Some(k)) => problems.push(IntegrityProblem::SignatureMissing(k.to_hex())),
+        (None, None) => {}
+        (Some(sig), required) => {
+            if sig.algorithm != SIGNATURE_ALGORITHM {
+                problems.push(IntegrityProblem::UnknownSignatureAlgorithm(
+                    sig.algorithm.clone(),
+                ));
+            } else {
+                match assay_trace::PublicKey::from_text(&sig.public_key) {
+                    Err(e) => problems.push(IntegrityProblem::SignatureInvalid(e.to_string())),
+                    Ok(found) => {
+                        if let Some(k) = required
+                            && *k != found
+                        {
+                            problems.push(IntegrityProblem::KeyMismatch {
+                                expected: k.to_hex(),
+                                found: found.to_hex(),
+                            });
+                        }
+                        // The signature covers the recorded digest; a digest
+                        // mismatch is reported above.
+                        match found.verify(&signed_message(&integrity.digest), &sig.signature) {
+                            Ok(()) => {
+                                status.signed_by = Some(found.to_hex());
+                                status.key_pinned = required == Some(&found);
+                            }
+                            Err(e) => {
+                                problems.push(IntegrityProblem::SignatureInvalid(e.to_string()))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (status, problems)
+}
+
+impl RunResults {
+    /// The digest of these results (see [`results_digest`]).
+    pub fn digest(&self) -> String {
+        results_digest(&serde_json::to_value(self).expect("results always serialise"))
+    }
+
+    /// Seals the results: records their digest and, with a key, a signature
+    /// of it. Call last, after every other field is final.
+    pub fn seal(&mut self, key: Option<&assay_trace::SecretKey>) {
+        self.integrity = None;
+        let digest = self.digest();
+        let signature = key.map(|k| ResultsSignature {
+            algorithm: SIGNATURE_ALGORITHM.to_string(),
+            public_key: k.public().to_hex(),
+            signature: k.sign(&signed_message(&digest)),
+        });
+        self.integrity = Some(Integrity {
+            algorithm: DIGEST_ALGORITHM.to_string(),
+            digest,
+            signature,
+        });
+    }
+}
+
+#[cfg(test)]
+mod integrity_tests {
+    use super::*;
+    use crate::metrics::Breakdowns;
+
+    fn sample() -> RunResults {
+        RunResults {
+            schema_version: RESULTS_SCHEMA.into(),
+            assay_version: "0".into(),
+            seed: 1,
+            epochs: 1,
+            agents: vec!["control:naive".into()],
+            specs: vec![],
+            episodes: vec![],
+            summary: vec![],
+            breakdowns: Breakdowns::default(),
+            skipped: vec![],
+            passed: false,
+            integrity: None,
+        }
+    }
+
+    fn raw(r: &RunResults) -> serde_json::Value {
+        let text = serde_json::to_string_pretty(r).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn sealed_results_verify_and_edits_do_not() {
+        let mut r = sample();
+        r.seal(None);
+        let (st, problems) = check_integrity(&raw(&r), None);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(st.digest.is_some() && st.signed_by.is_none());
+        let mut v = raw(&r);
+        v["passed"] = serde_json::Value::Bool(true);
+        let (_, problems) = check_integrity(&v, None);
+        assert!(matches!(
+            problems[..],
+            [IntegrityProblem::DigestMismatch { .. }]
+        ));
+        // An added field is covered too.
+        let mut v = raw(&r);
+        v["note"] = "x".into();
+        assert!(!check_integrity(&v, None).1.is_empty());
+        // Unsealed results are a problem, never a pass.
+        assert_eq!(
+            check_integrity(&raw(&sample()), None).1,
+            vec![IntegrityProblem::Unsealed]
+        );
+    }
+
+    #[test]
+    fn signatures_need_the_right_key() {
+        let key = assay_trace::SecretKey::from_bytes(&[3; 32]);
+        let mallory = assay_trace::SecretKey::from_bytes(&[4; 32]);
+        let mut r = sample();
+        r.seal(Some(&key));
+        let (st, problems) = check_integrity(&raw(&r), Some(&key.public()));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(st.key_pinned);
+        // Re-sealed by someone else after an edit: fine on its own, caught with the key.
+        let mut forged = r.clone();
+        forged.passed = true;
+        forged.seal(Some(&mallory));
+        assert!(check_integrity(&raw(&forged), None).1.is_empty());
+        assert!(matches!(
+            check_integrity(&raw(&forged), Some(&key.public())).1[..],
+            [IntegrityProblem::KeyMismatch { .. }]
+        ));
+        // Re-sealed without a signature: caught with the key.
+        let mut unsigned = r.clone();
+        unsigned.passed = true;
+        unsigned.seal(None);
+        assert!(matches!(
+            check_integrity(&raw(&unsigned), Some(&key.public())).1[..],
+            [IntegrityProblem::SignatureMissing(_)]
+        ));
+        // Digest recomputed but the old signature kept: the signature fails.
+        let mut v = raw(&r);
+        v["passed"] = true.into();
+        let d = results_digest(&v);
+        v["integrity"]["digest"] = d.into();
+        assert!(matches!(
+            check_integrity(&v, None).1[..],
+            [IntegrityProblem::SignatureInvalid(_)]
+        ));
+    }
 }

@@ -10,6 +10,7 @@ mod episode;
 mod judge;
 mod plan;
 mod qa;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,7 @@ pub async fn run(
         summary,
         skipped,
         passed,
+        integrity: None,
     };
     write_results(&cfg.out, &run)?;
     Ok(run)

@@ -1,8 +1,18 @@
-//! JSONL encoding with a SHA-256 hash chain: each line carries the hash of the
-//! line before it, so editing, inserting, dropping or reordering lines is
-//! detectable. The hash of the last line (the *head*) is stored with the run's
-//! results, which also makes truncation detectable.
+//! JSONL encoding with a SHA-256 hash chain and a final seal.
+//!
+//! Each line carries the hash of the line before it, so editing, inserting,
+//! dropping or reordering lines is detectable. The last line is a *seal* that
+//! commits to the number of events, so a trace cut at an event boundary, a
+//! trace with events appended after its seal, and a trace that never got its
+//! end are detectable on the file alone. The hash of the seal line (the
+//! *head*) is stored with the run's results, which binds the trace to its
+//! verdict.
+//!
+//! What a trace alone cannot prove: the chain is not keyed, so anyone can edit
+//! events and recompute every hash and the seal. Only the head recorded in a
+//! sealed (and, for a third party, signed) `results.json` stops that.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::{Event, EventKind};
@@ -11,7 +21,7 @@ use crate::event::{Event, EventKind};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Why a trace could not be read or did not verify.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TraceError {
     /// A line is not a valid event.
     #[error("line {line}: not a valid trace event: {message}")]
@@ -55,25 +65,76 @@ pub enum TraceError {
         /// Computed head.
         found: String,
     },
+    /// The trace ends without a seal: it was truncated, or its writer never finished.
+    #[error(
+        "the trace has no seal after its {events} event(s); it was truncated or never finished"
+    )]
+    Unsealed {
+        /// Events read before the end of the file.
+        events: usize,
+    },
+    /// The seal's event count differs from the events before it.
+    #[error(
+        "the seal commits to {sealed} event(s) but {found} precede it; events were dropped or added"
+    )]
+    SealCount {
+        /// Count in the seal.
+        sealed: u64,
+        /// Events found before it.
+        found: usize,
+    },
+    /// Something follows the seal.
+    #[error("line {line}: content after the seal; events were appended to a finished trace")]
+    AfterSeal {
+        /// 1-based line number of the first line after the seal.
+        line: usize,
+    },
+    /// The file is not laid out as written: a blank line, or no final newline.
+    #[error("line {line}: {message}")]
+    Layout {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Result of a successful verification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifyReport {
-    /// Number of events.
+    /// Number of events (the seal is not an event).
     pub events: usize,
-    /// Hash of the last line.
+    /// Hash of the last line (the seal).
     pub head: String,
 }
 
-fn sha_hex(bytes: &[u8]) -> String {
+/// The last line of a finished trace: commits to the number of events before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    /// Equal to the number of events (the seal's own position).
+    pub seq: u64,
+    /// Hash of the last event line.
+    pub prev: String,
+    /// Always `seal`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Number of events before the seal.
+    pub events: u64,
+}
+
+/// `type` of the seal line.
+pub const SEAL_TYPE: &str = "seal";
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Serialises events (seq = position) as hash-chained JSONL. Returns the text
-/// and the head hash.
+/// Serialises events (seq = position) as hash-chained JSONL ending in a seal.
+/// Returns the text and the head hash (the hash of the seal line).
 pub fn to_jsonl(kinds: &[EventKind]) -> (String, String) {
-    let mut out = String::with_capacity(kinds.len() * 160);
+    let mut out = String::with_capacity(kinds.len() * 160 + 128);
     let mut prev = GENESIS.to_string();
     for (i, kind) in kinds.iter().enumerate() {
         let ev = Event {
@@ -82,68 +143,156 @@ pub fn to_jsonl(kinds: &[EventKind]) -> (String, String) {
             kind: kind.clone(),
         };
         let line = serde_json::to_string(&ev).expect("events always serialise");
-        prev = sha_hex(line.as_bytes());
+        prev = sha256_hex(line.as_bytes());
         out.push_str(&line);
         out.push('\n');
     }
-    (out, prev)
+    let seal = Seal {
+        seq: kinds.len() as u64,
+        prev,
+        kind: SEAL_TYPE.to_string(),
+        events: kinds.len() as u64,
+    };
+    let line = serde_json::to_string(&seal).expect("seals always serialise");
+    let head = sha256_hex(line.as_bytes());
+    out.push_str(&line);
+    out.push('\n');
+    (out, head)
 }
 
-/// Parses JSONL into events without checking the chain.
-pub fn parse_jsonl(text: &str) -> Result<Vec<Event>, TraceError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| TraceError::Parse {
-                line: i + 1,
+/// One line: an event, or the seal.
+enum Line {
+    Event(Event),
+    Seal(Seal),
+}
+
+fn parse_line(line: &str, number: usize) -> Result<Line, TraceError> {
+    match serde_json::from_str::<Event>(line) {
+        Ok(e) => Ok(Line::Event(e)),
+        Err(e) => match serde_json::from_str::<Seal>(line) {
+            Ok(s) if s.kind == SEAL_TYPE => Ok(Line::Seal(s)),
+            _ => Err(TraceError::Parse {
+                line: number,
                 message: e.to_string(),
-            })
-        })
-        .collect()
+            }),
+        },
+    }
 }
 
-/// Parses and verifies the chain; with `expected_head`, also checks the head.
-pub fn verify_jsonl(text: &str, expected_head: Option<&str>) -> Result<VerifyReport, TraceError> {
-    let mut prev = GENESIS.to_string();
-    let mut n = 0usize;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+/// Parses JSONL into events without checking the chain or the seal (a seal line
+/// is skipped). For display and salvage; use [`verify_jsonl`] or
+/// [`read_verified`] before trusting the content.
+pub fn parse_jsonl(text: &str) -> Result<Vec<Event>, TraceError> {
+    let mut events = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
             continue;
         }
-        let ev: Event = serde_json::from_str(line).map_err(|e| TraceError::Parse {
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        if ev.prev != prev {
-            return Err(TraceError::Chain {
-                line: i + 1,
-                expected: prev,
-                found: ev.prev,
-            });
+        if let Line::Event(e) = parse_line(l, i + 1)? {
+            events.push(e);
         }
-        if ev.seq != n as u64 {
-            return Err(TraceError::Sequence {
-                line: i + 1,
-                expected: n as u64,
-                found: ev.seq,
-            });
-        }
-        prev = sha_hex(line.as_bytes());
-        n += 1;
     }
-    if let Some(h) = expected_head
-        && h != prev
-    {
-        return Err(TraceError::Head {
-            expected: h.to_string(),
-            found: prev,
+    Ok(events)
+}
+
+/// Verifies a trace byte for byte and returns its events: every line chained
+/// to the one before, `seq` in order, a seal last that commits to the event
+/// count, nothing after it, no blank line, a final newline. With
+/// `expected_head`, the head must match it too (checked first, so a trace
+/// whose end was cut or extended reports that).
+pub fn read_verified(
+    text: &str,
+    expected_head: Option<&str>,
+) -> Result<(Vec<Event>, VerifyReport), TraceError> {
+    let mut prev = GENESIS.to_string();
+    let mut events = Vec::new();
+    let mut seal: Option<Seal> = None;
+    let body = match text.strip_suffix('\n') {
+        Some(b) => b,
+        None if text.is_empty() => "",
+        None => {
+            return Err(TraceError::Layout {
+                line: text.split('\n').count(),
+                message: "the last line has no final newline; the trace was cut".into(),
+            });
+        }
+    };
+    let lines: Vec<&str> = if body.is_empty() {
+        Vec::new()
+    } else {
+        body.split('\n').collect()
+    };
+    if let Some(h) = expected_head {
+        let found = lines
+            .last()
+            .map_or_else(|| GENESIS.to_string(), |l| sha256_hex(l.as_bytes()));
+        if found != h {
+            return Err(TraceError::Head {
+                expected: h.to_string(),
+                found,
+            });
+        }
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let number = i + 1;
+        if seal.is_some() {
+            return Err(TraceError::AfterSeal { line: number });
+        }
+        if line.is_empty() {
+            return Err(TraceError::Layout {
+                line: number,
+                message: "blank line; the trace was modified".into(),
+            });
+        }
+        let (seq, line_prev) = match parse_line(line, number)? {
+            Line::Event(e) => {
+                let r = (e.seq, e.prev.clone());
+                events.push(e);
+                r
+            }
+            Line::Seal(s) => {
+                let r = (s.seq, s.prev.clone());
+                seal = Some(s);
+                r
+            }
+        };
+        if line_prev != prev {
+            return Err(TraceError::Chain {
+                line: number,
+                expected: prev,
+                found: line_prev,
+            });
+        }
+        if seq != i as u64 {
+            return Err(TraceError::Sequence {
+                line: number,
+                expected: i as u64,
+                found: seq,
+            });
+        }
+        prev = sha256_hex(line.as_bytes());
+    }
+    let Some(seal) = seal else {
+        return Err(TraceError::Unsealed {
+            events: events.len(),
+        });
+    };
+    if seal.events != events.len() as u64 {
+        return Err(TraceError::SealCount {
+            sealed: seal.events,
+            found: events.len(),
         });
     }
-    Ok(VerifyReport {
-        events: n,
+    let report = VerifyReport {
+        events: events.len(),
         head: prev,
-    })
+    };
+    Ok((events, report))
+}
+
+/// Verifies a trace (see [`read_verified`]) without keeping its events.
+pub fn verify_jsonl(text: &str, expected_head: Option<&str>) -> Result<VerifyReport, TraceError> {
+    read_verified(text, expected_head).map(|(_, r)| r)
 }
 
 #[cfg(test)]
@@ -173,8 +322,12 @@ mod tests {
         let (text, head) = to_jsonl(&sample());
         let rep = verify_jsonl(&text, Some(&head)).unwrap();
         assert_eq!(rep.events, 3);
+        assert_eq!(rep.head, head);
         let evs = parse_jsonl(&text).unwrap();
+        assert_eq!(evs.len(), 3);
         assert_eq!(evs[1].kind, sample()[1]);
+        let (evs2, _) = read_verified(&text, None).unwrap();
+        assert_eq!(evs, evs2);
     }
 
     #[test]
@@ -185,11 +338,19 @@ mod tests {
             verify_jsonl(&edited, None),
             Err(TraceError::Chain { line: 3, .. })
         ));
-        let dropped: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
-        assert!(verify_jsonl(&dropped, None).is_ok());
         assert!(matches!(
-            verify_jsonl(&dropped, Some(&head)),
-            Err(TraceError::Head { .. })
+            verify_jsonl(&edited, Some(&head)),
+            Err(TraceError::Chain { line: 3, .. })
         ));
+    }
+
+    #[test]
+    fn empty_trace_is_unsealed() {
+        assert_eq!(
+            verify_jsonl("", None),
+            Err(TraceError::Unsealed { events: 0 })
+        );
+        let (text, _) = to_jsonl(&[]);
+        assert_eq!(verify_jsonl(&text, None).unwrap().events, 0);
     }
 }
