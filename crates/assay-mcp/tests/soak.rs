@@ -28,7 +28,7 @@ use assay_run::RunConfig;
 use assay_trace::{EventKind, parse_jsonl, verify_jsonl};
 
 /// Episodes per agent; two agents (seeds) play them, so the run has twice this.
-const CASES: usize = 600;
+const CASES: usize = 520;
 /// Peak resident memory allowed for the whole test process, in MiB.
 const RSS_BOUND_MIB: u64 = 1024;
 /// Episodes run at once.
