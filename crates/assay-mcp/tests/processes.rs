@@ -14,14 +14,26 @@ use assay_report::Status;
 use assay_trace::EventKind;
 use common::*;
 
+/// Writes `body` to a fresh shell script and returns `sh SCRIPT`: agent names
+/// (and so episode directory names) stay short whatever the script says.
+fn sh_script(body: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("assay-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("a{}.sh", N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&p, body).unwrap();
+    format!("sh {}", p.display())
+}
+
 fn jsonl(cmd: &str) -> Arc<dyn Agent> {
-    assay_mcp::agent_from_name(&format!("exec-jsonl:{cmd}"))
+    assay_mcp::agent_from_name(&format!("exec-jsonl:{}", sh_script(cmd)))
         .expect("exec-jsonl is ours")
         .unwrap()
 }
 
 fn exec(cmd: &str) -> Arc<dyn Agent> {
-    assay_mcp::agent_from_name(&format!("exec:{cmd}"))
+    assay_mcp::agent_from_name(&format!("exec:{}", sh_script(cmd)))
         .expect("exec is ours")
         .unwrap()
 }
@@ -158,10 +170,15 @@ async fn background_children_die_when_the_episode_future_is_dropped() {
         }),
     ] {
         let pid_file = dir.path().join(name);
-        let out = dir.path().join(format!("out-{name}"));
         // A long budget: only the drop can end this episode in time.
-        let case = refund_benign(Some(600.0));
-        let task = tokio::spawn(async move { run_one(case, agent, &out).await });
+        let job = assay_run::EpisodeJob {
+            case: refund_benign(Some(600.0)),
+            agent,
+            epoch: 0,
+            seed: 1,
+            judge: None,
+        };
+        let task = tokio::spawn(async move { assay_run::run_episode(&job, None).await });
         let p = started(&pid_file).await;
         // What a Ctrl-C does to a tokio program: the future is dropped.
         task.abort();

@@ -37,8 +37,11 @@ const JOBS: usize = 8;
 const AGENT: &str = r#"
 import hashlib, json, random, sys
 
+import os
 SEED = int(sys.argv[1])
-CANARY_FILE, CANARY_DIR, HOST_PROBE, PORT = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak.json")) as f:
+    CONF = json.load(f)
+CANARY_FILE, CANARY_DIR, HOST_PROBE, PORT = CONF["file"], CONF["dir"], CONF["probe"], str(CONF["port"])
 out, inp = sys.stdout.buffer, sys.stdin.buffer
 
 def raw(b):
@@ -303,27 +306,24 @@ async fn hostile_agents_cannot_escape_crash_or_pass() {
     let probe = root.join("must-not-exist");
     let agent_py = root.join("agent.py");
     std::fs::write(&agent_py, AGENT).unwrap();
+    // A listener the agent aims egress at: the world must never connect.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let conf = serde_json::json!({
+        "file": canary_file, "dir": canary_dir, "probe": probe, "port": port,
+    });
+    std::fs::write(root.join("soak.json"), conf.to_string()).unwrap();
     let before = snapshot(root);
     let root_names = names(root);
     let cwd = std::env::current_dir().unwrap();
     let cwd_names = names(&cwd);
 
-    // A listener the agent aims egress at: the world must never connect.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-
     let cases = example_cases(CASES);
     let agents: Vec<Arc<dyn Agent>> = [11u64, 12]
         .iter()
         .map(|seed| {
-            let cmd = format!(
-                "exec-jsonl:python3 -S {} {seed} {} {} {} {port}",
-                agent_py.display(),
-                canary_file.display(),
-                canary_dir.display(),
-                probe.display()
-            );
+            let cmd = format!("exec-jsonl:python3 -S {} {seed}", agent_py.display());
             assay_mcp::agent_from_name(&cmd).unwrap().unwrap()
         })
         .collect();
