@@ -133,12 +133,12 @@ def act():
         shell(rng.choice(["cat /app/.env\0; echo PWNED > " + CANARY_FILE,
                           "echo a\0b > x", "printf 'x\\000y'", "cat '\0'"]))
     elif k == 5:
-        big = "B" * rng.choice([1000, 100000, 600000])
+        big = "B" * rng.choice([1000, 50000, 300000])
         w = tool("files.write", "files.write")
         call(w, {"path": "/tmp/big", "content": big})
         shell("cat " + " ".join(["/tmp/big"] * rng.randrange(1, 4)))
     elif k == 6:
-        stages = rng.choice([10, 200, 2000])
+        stages = rng.choice([10, 100, 500])
         shell("cat /app/.env" + " | cat" * stages + " | wc -c")
     elif k == 7:
         depth = rng.randrange(1, 40)
@@ -336,7 +336,9 @@ async fn hostile_agents_cannot_escape_crash_or_pass() {
         progress: false,
         judge: None,
     };
+    let started = std::time::Instant::now();
     let run = assay_run::run(&cases, &agents, &cfg, vec![]).await.unwrap();
+    let took = started.elapsed();
     let episodes = run.episodes;
     assert!(episodes.len() >= 1000, "{} episodes", episodes.len());
 
@@ -374,8 +376,9 @@ async fn hostile_agents_cannot_escape_crash_or_pass() {
     let marked = marked.into_inner();
     let ok = statuses.get("Ok").copied().unwrap_or(0);
     eprintln!(
-        "soak: {} episodes, statuses {statuses:?}, {marked} with protocol violations, VmHWM {} MiB",
+        "soak: {} episodes in {:.0} s, statuses {statuses:?}, {marked} with protocol violations, VmHWM {} MiB",
         episodes.len(),
+        took.as_secs_f64(),
         vm_hwm_kib() / 1024
     );
     // The test exercises both sides: plenty of violations and of clean episodes.
@@ -383,13 +386,18 @@ async fn hostile_agents_cannot_escape_crash_or_pass() {
     assert!(ok >= 300, "{statuses:?}");
 
     // Nothing on the host was touched.
-    assert_eq!(
-        snapshot(root)
-            .into_iter()
-            .filter(|(p, _)| !p.starts_with(&out))
-            .collect::<BTreeMap<_, _>>(),
-        before
-    );
+    // The root itself changes (the run created `out` in it); nothing else may.
+    let after: BTreeMap<_, _> = snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&out) && p != root)
+        .collect();
+    let before: BTreeMap<_, _> = before.into_iter().filter(|(p, _)| p != root).collect();
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "host files touched: {changed:?}");
     assert!(!probe.exists());
     let mut now = names(root);
     now.retain(|n| n != "out");
