@@ -104,8 +104,7 @@ async fn a_300_mb_body_is_an_error_not_an_answer() {
         let e = agent
             .run(&mut env)
             .await
-            .err()
-            .expect("an oversized body fails");
+            .expect_err("an oversized body fails");
         let msg = e.to_string();
         assert!(msg.contains("response_bytes"), "{msg}");
         assert!(env.replies.is_empty(), "nothing of the body became a reply");
