@@ -32,6 +32,8 @@ pub(crate) struct EndpointConfig {
     pub seed: u64,
     pub record: Option<PathBuf>,
     pub replay: Option<PathBuf>,
+    /// Largest response body read, in bytes; a longer one fails the request.
+    pub response_bytes: u64,
 }
 
 /// One endpoint, shared by every episode of the agent that owns it.
@@ -54,6 +56,8 @@ pub(crate) struct Failure {
     pub reason: String,
     pub retries: u32,
     pub latency_ms: u64,
+    /// Set when the failure is a resource cap: (limit value, detail).
+    pub cap: Option<(u64, String)>,
 }
 
 /// Outcome of one attempt.
@@ -63,6 +67,9 @@ enum Attempt {
         retry_after: Option<Duration>,
     },
     Fatal(String),
+    /// The response body is longer than `response_bytes`: not retried (a
+    /// server that sent one oversized answer will likely send another).
+    TooLarge(String),
 }
 
 impl Endpoint {
@@ -103,8 +110,20 @@ impl Endpoint {
                 reason,
                 retries: 0,
                 latency_ms: elapsed(start),
+                cap: None,
             };
-            let body = replay(dir, &key, &url_path).map_err(fail)?;
+            let body = match replay(dir, &key, &url_path, self.cfg.response_bytes) {
+                Ok(b) => b,
+                Err(Replayed::TooLarge(detail)) => {
+                    return Err(Failure {
+                        reason: detail.clone(),
+                        retries: 0,
+                        latency_ms: elapsed(start),
+                        cap: Some((self.cfg.response_bytes, detail)),
+                    });
+                }
+                Err(Replayed::Failed(reason)) => return Err(fail(reason)),
+            };
             check(&body).map_err(|e| fail(format!("recorded response {key} is malformed: {e}")))?;
             return Ok(Reply {
                 body,
@@ -120,6 +139,7 @@ impl Endpoint {
                     reason: "endpoint closed".into(),
                     retries: attempt,
                     latency_ms: elapsed(start),
+                    cap: None,
                 })?;
                 self.once(&url, body).await
             };
@@ -131,6 +151,7 @@ impl Endpoint {
                                 reason,
                                 retries: attempt,
                                 latency_ms: elapsed(start),
+                                cap: None,
                             })?;
                         }
                         return Ok(Reply {
@@ -150,6 +171,15 @@ impl Endpoint {
                         reason,
                         retries: attempt,
                         latency_ms: elapsed(start),
+                        cap: None,
+                    });
+                }
+                Err(Attempt::TooLarge(detail)) => {
+                    return Err(Failure {
+                        reason: detail.clone(),
+                        retries: attempt,
+                        latency_ms: elapsed(start),
+                        cap: Some((self.cfg.response_bytes, detail)),
                     });
                 }
             };
@@ -162,6 +192,7 @@ impl Endpoint {
                     ),
                     retries: attempt,
                     latency_ms: elapsed(start),
+                    cap: None,
                 });
             }
             let wait = retry_after
@@ -178,7 +209,7 @@ impl Endpoint {
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| self.transport(&e))?;
+        let mut resp = req.send().await.map_err(|e| self.transport(&e))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -187,7 +218,7 @@ impl Endpoint {
             .and_then(|s| s.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let text = resp.text().await.map_err(|e| self.transport(&e))?;
+        let text = self.read_body(&mut resp).await?;
         if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
             return Err(Attempt::Retry {
                 reason: format!("HTTP {status}: {}", snippet(&text)),
@@ -201,6 +232,33 @@ impl Endpoint {
             reason: format!("response is not JSON ({e}): {}", snippet(&text)),
             retry_after: None,
         })
+    }
+
+    /// Reads the response body chunk by chunk, never holding more than
+    /// `response_bytes` of it: a declared or actual longer body fails the
+    /// request as soon as that is known, without reading the rest.
+    async fn read_body(&self, resp: &mut reqwest::Response) -> Result<String, Attempt> {
+        let limit = self.cfg.response_bytes;
+        let too_large = |what: String| {
+            Attempt::TooLarge(format!(
+                "response body {what} exceeds the limit of {limit} bytes (response_bytes); \
+                 not read further"
+            ))
+        };
+        if let Some(len) = resp.content_length().filter(|l| *l > limit) {
+            return Err(too_large(format!("of {len} bytes (Content-Length)")));
+        }
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(&e))? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large(format!(
+                    "of at least {} bytes",
+                    body.len() + chunk.len()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     fn transport(&self, e: &reqwest::Error) -> Attempt {
@@ -308,9 +366,35 @@ fn record(dir: &Path, key: &str, url_path: &str, req: &Value, resp: &Value) -> R
         .map_err(|e| format!("cannot write recording {key} in {}: {e}", dir.display()))
 }
 
-fn replay(dir: &Path, key: &str, url_path: &str) -> Result<Value, String> {
+/// Why a recorded response could not be served.
+enum Replayed {
+    /// The recording is larger than the response limit (a cap, like a live
+    /// oversized body).
+    TooLarge(String),
+    /// Missing, unreadable or malformed.
+    Failed(String),
+}
+
+fn replay(dir: &Path, key: &str, url_path: &str, limit: u64) -> Result<Value, Replayed> {
     let file = dir.join(format!("{key}.json"));
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    // The recording wraps the body with the request; allow for that, but never
+    // read a file that could not hold an acceptable response.
+    let allowed = limit.saturating_mul(2).saturating_add(1 << 20);
+    if let Ok(m) = std::fs::metadata(&file)
+        && m.len() > allowed
+    {
+        return Err(Replayed::TooLarge(format!(
+            "recording {} has {} bytes, more than a response within the limit of {limit} \
+             bytes (response_bytes) can need; not read",
+            file.display(),
+            m.len()
+        )));
+    }
+    replay_read(&file, key, url_path, dir).map_err(Replayed::Failed)
+}
+
+fn replay_read(file: &Path, key: &str, url_path: &str, dir: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             format!(
                 "request {key} to {url_path} is not in the recording {}; record it with --record",
@@ -353,6 +437,7 @@ mod tests {
                 seed,
                 record: None,
                 replay: None,
+                response_bytes: 1 << 20,
             })
             .unwrap()
         };

@@ -14,6 +14,7 @@ mod control;
 mod http;
 mod model;
 mod openai;
+mod process_group;
 
 use std::sync::Arc;
 
@@ -24,8 +25,12 @@ use serde_json::Value;
 
 pub use control::{ControlKind, control_agent};
 pub use model::{
-    AgentOptions, ModelConfig, Provider, agents_from_file, agents_from_file_with, model_agent,
-    model_agent_from_name, model_agent_with_key, read_agents_file,
+    AgentOptions, DEFAULT_RESPONSE_BYTES, ModelConfig, Provider, agents_from_file,
+    agents_from_file_with, model_agent, model_agent_from_name, model_agent_with_key,
+    read_agents_file,
+};
+pub use process_group::{
+    KILL_GRACE, ProcessGroup, kill_agent_process_groups, live_agent_process_groups,
 };
 
 /// A tool as offered to an agent: what model adapters turn into tool definitions.
@@ -161,6 +166,16 @@ pub trait Agent: Send + Sync {
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError>;
 }
 
+/// Whether `name` lies in the `control:` namespace, which only the built-in
+/// control agents may use: an agent under test named like an instrument would
+/// escape the gates. Case and surrounding blanks are ignored, so
+/// ` Control:solve` is reserved too.
+pub fn is_reserved_name(name: &str) -> bool {
+    name.trim_start()
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("control:"))
+}
+
 /// Resolves an agent name from the command line (`control:solve`,
 /// `openai:gpt-4o-mini`, `anthropic:claude-sonnet-4-5`) with default run
 /// options. Model agents read their API key from the provider's default
@@ -172,7 +187,8 @@ pub fn agent_from_name(name: &str) -> Result<Arc<dyn Agent>, AgentError> {
 /// Like [`agent_from_name`], with the run's record/replay options applied to
 /// model agents.
 pub fn agent_from_name_with(name: &str, opts: &AgentOptions) -> Result<Arc<dyn Agent>, AgentError> {
-    if let Some(kind) = name.strip_prefix("control:") {
+    if is_reserved_name(name) {
+        let kind = name.trim_start()[8..].trim_end();
         return control_agent(kind)
             .ok_or_else(|| AgentError::Config(format!("unknown control agent `{name}`; expected control:solve, control:naive or control:refuse")));
     }

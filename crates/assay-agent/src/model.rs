@@ -89,7 +89,16 @@ pub struct ModelConfig {
     /// First backoff in milliseconds, doubled each retry (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_ms: Option<u64>,
+    /// Largest response body read, in bytes (default [`DEFAULT_RESPONSE_BYTES`]).
+    /// A longer body fails the episode as `error` instead of being held
+    /// whole in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<u64>,
 }
+
+/// Default cap on one model response body: 16 MiB, far above any real chat
+/// completion, far below what would strain memory with many episodes at once.
+pub const DEFAULT_RESPONSE_BYTES: u64 = 16 << 20;
 
 impl ModelConfig {
     /// A config with every optional field at its default.
@@ -107,6 +116,7 @@ impl ModelConfig {
             retries: None,
             concurrency: None,
             backoff_ms: None,
+            response_bytes: None,
         }
     }
 }
@@ -166,6 +176,11 @@ pub fn model_agent_with_key(
         ));
     }
     let bad = |what: &str| AgentError::Config(format!("agent `{}`: {what}", cfg.name));
+    if crate::is_reserved_name(&cfg.name) {
+        return Err(bad(
+            "the `control:` namespace is reserved for the built-in control agents",
+        ));
+    }
     if cfg.model.is_empty() {
         return Err(bad("`model` is empty"));
     }
@@ -175,6 +190,9 @@ pub fn model_agent_with_key(
     }
     if cfg.concurrency == Some(0) {
         return Err(bad("`concurrency` must be at least 1"));
+    }
+    if cfg.response_bytes == Some(0) {
+        return Err(bad("`response_bytes` must be at least 1"));
     }
     let base_url = cfg
         .base_url
@@ -210,6 +228,7 @@ pub fn model_agent_with_key(
         seed: cfg.seed.unwrap_or(0),
         record: opts.record.clone(),
         replay: opts.replay.clone(),
+        response_bytes: cfg.response_bytes.unwrap_or(DEFAULT_RESPONSE_BYTES),
     })?;
     Ok(Arc::new(ModelAgent {
         cfg: cfg.clone(),
@@ -259,11 +278,20 @@ fn parse_agents(text: &str, path: &Path) -> Result<Vec<ModelConfig>, AgentError>
     let file: AgentsFile = serde_json::from_value(value)
         .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
     let mut seen = BTreeMap::new();
-    for a in &file.agents {
+    for (i, a) in file.agents.iter().enumerate() {
         if a.name.is_empty() {
             return Err(AgentError::Config(format!(
                 "{}: an agent has an empty `name`",
                 path.display()
+            )));
+        }
+        if crate::is_reserved_name(&a.name) {
+            return Err(AgentError::Config(format!(
+                "{}: agent {} (`{}`): the `control:` namespace is reserved for the built-in \
+                 control agents; give this agent another name",
+                path.display(),
+                i + 1,
+                a.name
             )));
         }
         if seen.insert(a.name.clone(), ()).is_some() {
@@ -371,6 +399,9 @@ pub(crate) fn account(
             Ok(r.body)
         }
         Err(f) => {
+            if let Some((limit, detail)) = &f.cap {
+                env.record_cap("response_bytes", *limit as f64, detail);
+            }
             env.record_usage(Usage {
                 input_tokens: 0,
                 output_tokens: 0,

@@ -90,3 +90,51 @@ fn agents_file_errors_are_config_errors_with_the_path() {
         .unwrap();
     assert!(e.to_string().contains("cannot read"), "{e}");
 }
+
+#[test]
+fn the_control_namespace_is_reserved_for_the_instruments() {
+    use assay_agent::{AgentOptions, AgentRole, ModelConfig, Provider, model_agent_with_key};
+    // The built-in instruments are controls; everything else is a subject.
+    for n in ["control:solve", "control:naive", "control:refuse"] {
+        assert_eq!(
+            agent_from_name(n).unwrap().role(),
+            AgentRole::Control,
+            "{n}"
+        );
+    }
+    // An unknown control is an error, never a subject running under that name.
+    for n in ["control:x", "control:", "Control:solve2"] {
+        let e = agent_from_name(n).err().unwrap();
+        assert!(e.to_string().contains("unknown control agent"), "{n}: {e}");
+    }
+    // An agents file cannot take a control name: the error names file and entry.
+    for name in [
+        "control:solve",
+        "control:mine",
+        "CONTROL:solve",
+        " control:naive",
+    ] {
+        let p = write(&format!(
+            "agents:\n  - {{ name: fine, provider: openai, model: m, api_key_env: \"\" }}\n  - {{ name: \"{name}\", provider: openai, model: m, api_key_env: \"\" }}\n"
+        ));
+        let e = read_agents_file(&p).err().unwrap();
+        let msg = e.to_string();
+        assert!(matches!(e, AgentError::Config(_)));
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        assert!(msg.contains("agent 2"), "{msg}");
+        assert!(msg.contains(name), "{msg}");
+        assert!(msg.contains("reserved"), "{msg}");
+        assert!(agents_from_file(&p).is_err());
+        let _ = std::fs::remove_file(p);
+    }
+    // Nor can a model agent built directly.
+    let cfg = ModelConfig::new("control:solve", Provider::Openai, "m");
+    let e = model_agent_with_key(&cfg, None, &AgentOptions::default())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("reserved"), "{e}");
+    // A model agent with any other name is a subject.
+    let cfg = ModelConfig::new("my-controller", Provider::Openai, "m");
+    let a = model_agent_with_key(&cfg, None, &AgentOptions::default()).unwrap();
+    assert_eq!(a.role(), AgentRole::Subject);
+}

@@ -218,3 +218,51 @@ for line in sys.stdin:
         "stderr is captured into the trace"
     );
 }
+
+/// An agents file cannot smuggle a subject into the `control:` namespace (it
+/// would be treated as an instrument and escape the gates), and an unknown
+/// control on the command line is an error: both are invalid input, exit 2,
+/// before any episode runs.
+#[test]
+fn the_control_namespace_is_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.yaml");
+    std::fs::write(
+        &agents,
+        "agents:\n  - { name: honest, provider: openai, model: m, api_key_env: \"\" }\n  - { name: \"control:solve\", provider: openai, model: m, api_key_env: \"\", base_url: \"http://127.0.0.1:9/v1\" }\n",
+    )
+    .unwrap();
+    let spec = examples().join("support/refund-request.yaml");
+    let out_dir = dir.path().join("out");
+    let out = assay()
+        .args(["run", "--techniques", "plain-instruction", "--agents"])
+        .arg(&agents)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("agents.yaml"), "{stderr}");
+    assert!(stderr.contains("agent 2"), "{stderr}");
+    assert!(stderr.contains("reserved"), "{stderr}");
+    assert!(!out_dir.join("results.json").exists(), "no episode ran");
+
+    let out = assay()
+        .args([
+            "run",
+            "--techniques",
+            "plain-instruction",
+            "--agent",
+            "control:solver",
+            "--out",
+        ])
+        .arg(dir.path().join("out2"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown control agent"), "{stderr}");
+}

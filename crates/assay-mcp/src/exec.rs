@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use crate::process::{self, STDERR_TAIL, STDOUT_MAX};
+use crate::process::{self, STDERR_TAIL};
 use crate::server::{EnvServer, HttpServer, Pumped, pump};
 
 /// Name of the server in the generated MCP configuration.
@@ -110,7 +110,8 @@ impl Agent for ExecAgent {
         let budget = process::budget(self.timeout, env);
         let deadline = Instant::now() + budget;
         let (server, mut rx) = EnvServer::new(env.tools(), env.system_prompt().to_string());
-        let http = HttpServer::start(server, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let http = HttpServer::start(server, addr, process::message_cap(env))
             .await
             .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
         let result = self.turns(env, &mut rx, &http, deadline, budget).await;
@@ -147,10 +148,13 @@ impl ExecAgent {
             cmd.env("ASSAY_MCP_CONFIG", &config)
                 .env("ASSAY_MCP_URL", &url)
                 .env("ASSAY_PROMPT_FILE", &prompt_file);
+            let max_answer = process::message_cap(env);
             let mut child = process::spawn(cmd, "exec agent")?;
-            let stdin = child.stdin.take();
-            let stdout = process::capture(child.stdout.take().expect("piped"), STDOUT_MAX, false);
-            let stderr = process::capture(child.stderr.take().expect("piped"), STDERR_TAIL, true);
+            let stdin = child.child.stdin.take();
+            let stdout = child.child.stdout.take().expect("piped");
+            let stdout = process::capture(stdout, max_answer, false);
+            let stderr = child.child.stderr.take().expect("piped");
+            let stderr = process::capture(stderr, STDERR_TAIL, true);
             let feed = (self.prompt == PromptMode::Stdin).then(|| turn.text.clone());
             tokio::spawn(async move {
                 if let (Some(mut stdin), Some(text)) = (stdin, feed) {
@@ -158,11 +162,36 @@ impl ExecAgent {
                 }
                 // Dropping stdin closes it: the agent sees end of input.
             });
-            let waited = pump(env, rx, process::wait_until(&mut child, deadline)).await;
+            let turn = async {
+                // A refused request is seen before the exit it may cause.
+                tokio::select! {
+                    biased;
+                    () = http.oversized() => None,
+                    r = child.wait_until(deadline) => Some(r),
+                }
+            };
+            let waited = pump(env, rx, turn).await;
             let grace = Duration::from_secs(1);
+            let waited = match waited {
+                Pumped::Done(Some(r)) => Pumped::Done(r),
+                Pumped::Stopped => Pumped::Stopped,
+                Pumped::Done(None) => {
+                    child.kill().await;
+                    let detail = format!(
+                        "an MCP request from the agent on turn {n} is longer than {} bytes",
+                        http.max_body
+                    );
+                    env.record_cap("message_bytes", http.max_body as f64, &detail);
+                    let err = process::collect(stderr, grace).await;
+                    env.record_log("stderr", err.trim_end());
+                    return Err(AgentError::Backend(format!(
+                        "{detail} (the message_bytes limit); refused unread"
+                    )));
+                }
+            };
             match waited {
                 Pumped::Stopped => {
-                    process::kill(&mut child).await;
+                    child.kill().await;
                     return Ok(());
                 }
                 Pumped::Done(Err(())) => {
@@ -177,8 +206,8 @@ impl ExecAgent {
                 Pumped::Done(Ok(status)) => {
                     // A background grandchild may hold the pipes open: kill the
                     // group once the leader is gone.
-                    process::kill(&mut child).await;
-                    let out = process::collect(stdout, grace).await;
+                    child.kill().await;
+                    let out = process::collect_full(stdout, grace).await;
                     let err = process::collect(stderr, grace).await;
                     if !status.success() {
                         env.record_log("stderr", err.trim_end());
@@ -189,7 +218,16 @@ impl ExecAgent {
                         )));
                     }
                     env.record_log("stderr", err.trim_end());
-                    env.reply(out.trim_end());
+                    if out.overflowed {
+                        let detail = format!(
+                            "the agent's answer to turn {n} is longer than {max_answer} bytes"
+                        );
+                        env.record_cap("message_bytes", max_answer as f64, &detail);
+                        return Err(AgentError::Backend(format!(
+                            "{detail} (the message_bytes limit); not read further"
+                        )));
+                    }
+                    env.reply(out.text.trim_end());
                 }
             }
         }

@@ -12,11 +12,11 @@ use assay_agent::{Agent, AgentError, Env};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::ChildStdin;
 use tokio::time::Instant;
 
-use crate::process::{self, STDERR_TAIL};
+use crate::process::{self, AgentProcess, BoundedLine, STDERR_TAIL};
 
 /// Protocol identifier sent in the `start` message. A breaking change to the
 /// protocol gets a new identifier; additions (new optional fields, new message
@@ -115,9 +115,9 @@ impl ExecJsonlAgent {
 
 /// The live process and its pipes.
 struct Session {
-    child: Child,
+    child: AgentProcess,
     stdin: Option<ChildStdin>,
-    stderr: tokio::task::JoinHandle<String>,
+    stderr: tokio::task::JoinHandle<process::Captured>,
     deadline: Instant,
     budget: Duration,
 }
@@ -137,7 +137,8 @@ impl Session {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 // Usually the process has exited: say how.
-                let exited = tokio::time::timeout(Duration::from_millis(500), self.child.wait());
+                let exited =
+                    tokio::time::timeout(Duration::from_millis(500), self.child.child.wait());
                 match exited.await {
                     Ok(Ok(s)) => Err(format!(
                         "agent process exited before replying ({})",
@@ -159,7 +160,7 @@ impl Session {
 
     /// Kills the process and builds the error, with the tail of stderr.
     async fn fail(mut self, message: String) -> AgentError {
-        process::kill(&mut self.child).await;
+        self.child.kill().await;
         let stderr = process::collect(self.stderr, Duration::from_secs(1)).await;
         AgentError::Backend(format!("{message}{}", process::stderr_note(&stderr)))
     }
@@ -175,7 +176,10 @@ impl Session {
         let _ = self.send(&ToAgent::End { reason, message }).await;
         self.stdin = None;
         let deadline = self.deadline.min(Instant::now() + EXIT_GRACE);
-        match process::wait_until(&mut self.child, deadline).await {
+        let exited = self.child.wait_until(deadline).await;
+        // Whatever the agent left running in the background goes with it.
+        self.child.kill().await;
+        match exited {
             Ok(s) if s.success() || !strict => {
                 Ok(process::collect(self.stderr, Duration::from_secs(1)).await)
             }
@@ -210,11 +214,12 @@ impl Agent for ExecJsonlAgent {
         let budget = process::budget(self.timeout, env);
         let mut cmd = process::sh(&self.command);
         cmd.env("ASSAY_AGENT_PROTOCOL", PROTOCOL);
+        let max_line = process::message_cap(env);
         let mut child = process::spawn(cmd, "exec-jsonl agent")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdin = child.child.stdin.take();
+        let stdout = child.child.stdout.take().expect("stdout is piped");
         let stderr = process::capture(
-            child.stderr.take().expect("stderr is piped"),
+            child.child.stderr.take().expect("stderr is piped"),
             STDERR_TAIL,
             true,
         );
@@ -225,7 +230,7 @@ impl Agent for ExecJsonlAgent {
             deadline: Instant::now() + budget,
             budget,
         };
-        let mut lines = BufReader::new(stdout).lines();
+        let mut lines = BufReader::new(stdout);
         let mut line_no = 0usize;
 
         let tools = env
@@ -251,7 +256,8 @@ impl Agent for ExecJsonlAgent {
                 return Err(s.fail(m).await);
             }
             loop {
-                let line = match tokio::time::timeout_at(s.deadline, lines.next_line()).await {
+                let read = process::read_line_bounded(&mut lines, max_line);
+                let line = match tokio::time::timeout_at(s.deadline, read).await {
                     Err(_) => {
                         let m = s.over_budget();
                         return Err(s.fail(m).await);
@@ -259,14 +265,36 @@ impl Agent for ExecJsonlAgent {
                     Ok(Err(e)) => {
                         return Err(s.fail(format!("cannot read the agent's stdout: {e}")).await);
                     }
-                    Ok(Ok(None)) => {
-                        let status = process::wait_until(&mut s.child, s.deadline).await;
+                    Ok(Ok(BoundedLine::Eof)) => {
+                        let status = s.child.wait_until(s.deadline).await;
                         let how = status.map_or_else(|()| "was killed".into(), process::describe);
                         return Err(s
                             .fail(format!("agent process exited before replying ({how})"))
                             .await);
                     }
-                    Ok(Ok(Some(l))) => l,
+                    Ok(Ok(BoundedLine::TooLong)) => {
+                        let detail = format!(
+                            "{PROTOCOL} line {} from the agent is longer than {max_line} bytes",
+                            line_no + 1
+                        );
+                        env.record_cap("message_bytes", max_line as f64, &detail);
+                        return Err(s
+                            .fail(format!(
+                                "{detail} (the message_bytes limit); not read further"
+                            ))
+                            .await);
+                    }
+                    Ok(Ok(BoundedLine::Line(bytes))) => match String::from_utf8(bytes) {
+                        Ok(l) => l,
+                        Err(_) => {
+                            return Err(s
+                                .fail(format!(
+                                    "malformed {PROTOCOL} line {} from the agent: not UTF-8",
+                                    line_no + 1
+                                ))
+                                .await);
+                        }
+                    },
                 };
                 line_no += 1;
                 if line.trim().is_empty() {

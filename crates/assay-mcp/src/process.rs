@@ -5,16 +5,64 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use assay_agent::{AgentError, Env};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use assay_agent::{AgentError, Env, ProcessGroup};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Most bytes of stderr kept (the tail) for error messages.
 pub(crate) const STDERR_TAIL: usize = 4096;
-/// Most bytes of stdout kept from an `exec` agent (its answer).
-pub(crate) const STDOUT_MAX: usize = 1 << 20;
+
+/// The spec's cap on one message or protocol line from the agent
+/// (`agent.limits.message_bytes`), as a length in bytes.
+pub(crate) fn message_cap(env: &dyn Env) -> usize {
+    usize::try_from(env.case().spec.agent.limits.message_bytes).unwrap_or(usize::MAX)
+}
+
+/// One line read with [`read_line_bounded`].
+#[derive(Debug, PartialEq)]
+pub(crate) enum BoundedLine {
+    /// A complete line (without its `\n`; a last line without one counts).
+    Line(Vec<u8>),
+    /// End of the stream, nothing pending.
+    Eof,
+    /// The line is longer than the bound; the rest of it was not read.
+    TooLong,
+}
+
+/// Reads one `\n`-terminated line, but never more than `max` bytes of it: a
+/// longer line is reported as [`BoundedLine::TooLong`] after reading at most
+/// `max` bytes plus one buffer, so a hostile process cannot make this side
+/// hold an arbitrarily long line in memory.
+pub(crate) async fn read_line_bounded<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<BoundedLine> {
+    let mut line = Vec::new();
+    loop {
+        let avail = r.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(if line.is_empty() {
+                BoundedLine::Eof
+            } else {
+                BoundedLine::Line(line)
+            });
+        }
+        let (take, newline) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (avail.len(), false),
+        };
+        if line.len() + take > max {
+            return Ok(BoundedLine::TooLong);
+        }
+        line.extend_from_slice(&avail[..take]);
+        r.consume(take + usize::from(newline));
+        if newline {
+            return Ok(BoundedLine::Line(line));
+        }
+    }
+}
 
 /// The command after `exec:` / `exec-jsonl:`, with one pair of enclosing quotes
 /// removed (`exec:'python3 agent.py'` survives a shell that kept the quotes).
@@ -50,7 +98,9 @@ pub(crate) fn budget(configured: Option<Duration>, env: &dyn Env) -> Duration {
     Duration::from_secs_f64((secs - margin).max(0.05))
 }
 
-/// `sh -c COMMAND` with piped stdio, in a new process group, killed on drop.
+/// `sh -c COMMAND` with piped stdio, in a new process group (so a kill
+/// reaches everything the agent starts), killed on drop, and on Linux killed
+/// by the kernel if this process dies first (`PR_SET_PDEATHSIG`).
 pub(crate) fn sh(command: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c")
@@ -60,50 +110,94 @@ pub(crate) fn sh(command: &str) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only async-signal-safe functions (prctl, getppid, _exit); it
+        // allocates nothing and touches no lock.
+        unsafe {
+            c.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                // The parent may have died between fork and prctl.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
     c
 }
 
-/// Spawns `cmd`, mapping failure to a backend error.
-pub(crate) fn spawn(mut cmd: Command, what: &str) -> Result<Child, AgentError> {
-    cmd.spawn()
-        .map_err(|e| AgentError::Backend(format!("cannot start {what}: {e}")))
+/// A running agent process and its process group. Dropping it kills the
+/// whole group (see [`ProcessGroup`]), so cancellation leaves nothing behind.
+pub(crate) struct AgentProcess {
+    pub(crate) child: Child,
+    group: Option<ProcessGroup>,
 }
 
-/// Kills the child's whole process group and reaps the child.
-pub(crate) async fn kill(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with a negative pid signals the process group the
-        // child leads (it was spawned with `process_group(0)`); no memory is
-        // touched.
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-        }
+/// Spawns `cmd` (built by [`sh`]) and takes charge of its process group.
+pub(crate) fn spawn(mut cmd: Command, what: &str) -> Result<AgentProcess, AgentError> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| AgentError::Backend(format!("cannot start {what}: {e}")))?;
+    let group = child.id().and_then(ProcessGroup::adopt);
+    if group.is_none() {
+        // Without a group to kill, the process must not run unsupervised.
+        let _ = child.start_kill();
+        return Err(AgentError::Backend(format!(
+            "cannot start {what}: no process group"
+        )));
     }
-    let _ = child.kill().await;
+    Ok(AgentProcess { child, group })
 }
 
-/// Waits for the child until `deadline`; kills it (and its group) past that.
-/// `Ok(status)` if it exited, `Err(())` if it was killed.
-pub(crate) async fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, ()> {
-    match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(_)) | Err(_) => {
-            kill(child).await;
-            Err(())
+impl AgentProcess {
+    /// Kills the whole process group (SIGTERM, grace, SIGKILL) and reaps the
+    /// leader. Background children die with it.
+    pub(crate) async fn kill(&mut self) {
+        if let Some(g) = self.group.take() {
+            g.kill().await;
+        }
+        let _ = self.child.kill().await;
+    }
+
+    /// Waits for the leader until `deadline`; kills the group past that.
+    /// `Ok(status)` if it exited, `Err(())` if it was killed. The group is
+    /// not killed when the leader exits in time: call [`AgentProcess::kill`].
+    pub(crate) async fn wait_until(&mut self, deadline: Instant) -> Result<ExitStatus, ()> {
+        match tokio::time::timeout_at(deadline, self.child.wait()).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(_)) | Err(_) => {
+                self.kill().await;
+                Err(())
+            }
         }
     }
+}
+
+/// What a capture task kept of a stream.
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    /// The kept bytes (head or tail), decoded lossily.
+    pub(crate) text: String,
+    /// Whether the stream was longer than what was kept.
+    pub(crate) overflowed: bool,
 }
 
 /// Reads a stream to its end, keeping at most `max` bytes: the head when
-/// `keep_tail` is false, the tail otherwise. Draining matters: a child blocks
-/// when a pipe nobody reads fills up.
+/// `keep_tail` is false, the tail otherwise, so memory stays bounded whatever
+/// the process writes. Draining matters: a child blocks when a pipe nobody
+/// reads fills up.
 pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(
     mut r: R,
     max: usize,
     keep_tail: bool,
-) -> JoinHandle<String> {
+) -> JoinHandle<Captured> {
     tokio::spawn(async move {
         let mut kept: Vec<u8> = Vec::new();
+        let mut overflowed = false;
         let mut buf = [0u8; 8192];
         loop {
             match r.read(&mut buf).await {
@@ -111,6 +205,7 @@ pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(
                 Ok(n) => {
                     kept.extend_from_slice(&buf[..n]);
                     if kept.len() > max {
+                        overflowed = true;
                         if keep_tail {
                             let cut = kept.len() - max;
                             kept.drain(..cut);
@@ -121,17 +216,25 @@ pub(crate) fn capture<R: AsyncRead + Unpin + Send + 'static>(
                 }
             }
         }
-        String::from_utf8_lossy(&kept).into_owned()
+        Captured {
+            text: String::from_utf8_lossy(&kept).into_owned(),
+            overflowed,
+        }
     })
 }
 
-/// Output of a capture task, or empty if it does not finish within `grace`
+/// Output of a capture task, or nothing if it does not finish within `grace`
 /// (a grandchild may still hold the pipe).
-pub(crate) async fn collect(h: JoinHandle<String>, grace: Duration) -> String {
+pub(crate) async fn collect_full(h: JoinHandle<Captured>, grace: Duration) -> Captured {
     match tokio::time::timeout(grace, h).await {
-        Ok(Ok(s)) => s,
-        _ => String::new(),
+        Ok(Ok(c)) => c,
+        _ => Captured::default(),
     }
+}
+
+/// The kept text of a capture task (see [`collect_full`]).
+pub(crate) async fn collect(h: JoinHandle<Captured>, grace: Duration) -> String {
+    collect_full(h, grace).await.text
 }
 
 /// ` ; stderr: ...` for error messages, or nothing when stderr was empty.
@@ -166,6 +269,45 @@ mod tests {
         assert_eq!(parse_command("echo 'a'").unwrap(), "echo 'a'");
         assert!(parse_command("''").is_err());
         assert!(parse_command("  ").is_err());
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_with_a_bound() {
+        let data: &[u8] = b"short\nexactly8\nmuch longer than eight\n";
+        let mut r = tokio::io::BufReader::with_capacity(4, data);
+        assert_eq!(
+            read_line_bounded(&mut r, 8).await.unwrap(),
+            BoundedLine::Line(b"short".to_vec())
+        );
+        assert_eq!(
+            read_line_bounded(&mut r, 8).await.unwrap(),
+            BoundedLine::Line(b"exactly8".to_vec())
+        );
+        assert_eq!(
+            read_line_bounded(&mut r, 8).await.unwrap(),
+            BoundedLine::TooLong
+        );
+        let mut tail = tokio::io::BufReader::new(&b"last"[..]);
+        assert_eq!(
+            read_line_bounded(&mut tail, 8).await.unwrap(),
+            BoundedLine::Line(b"last".to_vec())
+        );
+        assert_eq!(
+            read_line_bounded(&mut tail, 8).await.unwrap(),
+            BoundedLine::Eof
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_line_is_refused_without_being_read_whole() {
+        // An endless stream with no newline: a reader without a bound would
+        // never return.
+        let endless = tokio::io::repeat(b'x');
+        let mut r = tokio::io::BufReader::new(endless);
+        assert_eq!(
+            read_line_bounded(&mut r, 1 << 20).await.unwrap(),
+            BoundedLine::TooLong
+        );
     }
 
     #[test]

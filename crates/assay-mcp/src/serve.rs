@@ -15,7 +15,7 @@ use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{EnvServer, HttpServer, pump};
+use crate::server::{EnvServer, HttpServer, Pumped, pump};
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -133,7 +133,8 @@ impl Agent for McpServeAgent {
         let backend = |what: &str, e: String| AgentError::Backend(format!("{what}: {e}"));
         match transport {
             Transport::Http(addr) => {
-                let http = HttpServer::start(server.clone(), addr)
+                let max_body = crate::process::message_cap(env);
+                let http = HttpServer::start(server.clone(), addr, max_body)
                     .await
                     .map_err(|e| backend("cannot start the MCP server", e.to_string()))?;
                 if let Some(f) = &self.on_listen {
@@ -141,13 +142,22 @@ impl Agent for McpServeAgent {
                 }
                 let until = async {
                     tokio::select! {
-                        _ = self.cancel.cancelled() => {}
-                        _ = idle_watch(&server, self.idle) => {}
+                        _ = self.cancel.cancelled() => false,
+                        _ = idle_watch(&server, self.idle) => false,
+                        () = http.oversized() => true,
                     }
                 };
-                let _ = pump(env, &mut rx, until).await;
+                let capped = matches!(pump(env, &mut rx, until).await, Pumped::Done(true));
                 drop(rx);
                 http.shutdown().await;
+                if capped {
+                    let detail =
+                        format!("an MCP request from the client is longer than {max_body} bytes");
+                    env.record_cap("message_bytes", max_body as f64, &detail);
+                    return Err(AgentError::Backend(format!(
+                        "{detail} (the message_bytes limit); refused unread"
+                    )));
+                }
                 Ok(())
             }
             Transport::Stdio => {

@@ -193,15 +193,25 @@ pub(crate) async fn pump<F: Future>(
 pub(crate) struct HttpServer {
     /// The address actually bound (port 0 resolved).
     pub(crate) addr: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub(crate) max_body: usize,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    oversized: Arc<tokio::sync::Notify>,
 }
 
 impl HttpServer {
     /// Binds `addr` and serves `server` until [`HttpServer::shutdown`].
     /// Stateless JSON responses: any client that posts JSON-RPC and accepts
     /// `application/json` works, with or without sessions.
-    pub(crate) async fn start(server: EnvServer, addr: SocketAddr) -> std::io::Result<HttpServer> {
+    /// A request body longer than `max_body` (the spec's `message_bytes`) is
+    /// refused with 413 without being read whole, and [`HttpServer::oversized`]
+    /// fires so the episode can end on the cap.
+    pub(crate) async fn start(
+        server: EnvServer,
+        addr: SocketAddr,
+        max_body: usize,
+    ) -> std::io::Result<HttpServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
@@ -215,17 +225,39 @@ impl HttpServer {
                 "::1".to_string(),
                 addr.ip().to_string(),
             ])
+            .with_max_request_body_bytes(max_body)
             .with_cancellation_token(cancel.child_token());
         let service: StreamableHttpService<EnvServer, LocalSessionManager> =
             StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-        let router = axum::Router::new().nest_service("/mcp", service);
+        let oversized = Arc::new(tokio::sync::Notify::new());
+        let seen = oversized.clone();
+        let router = axum::Router::new().nest_service("/mcp", service).layer(
+            axum::middleware::map_response(move |r: axum::response::Response| {
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    seen.notify_one();
+                }
+                std::future::ready(r)
+            }),
+        );
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled_owned().await })
                 .await;
         });
-        Ok(HttpServer { addr, cancel, task })
+        Ok(HttpServer {
+            addr,
+            max_body,
+            cancel,
+            task,
+            oversized,
+        })
+    }
+
+    /// Completes once a request was refused for being longer than `max_body`
+    /// (at once if that already happened).
+    pub(crate) async fn oversized(&self) {
+        self.oversized.notified().await;
     }
 
     /// The endpoint URL clients connect to.

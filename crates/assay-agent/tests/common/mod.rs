@@ -261,6 +261,8 @@ pub struct FakeEnv {
     pub replies: Vec<String>,
     pub usage: Vec<Usage>,
     pub max_calls: usize,
+    /// Caps the agent reported: (limit, value, detail).
+    pub caps: Vec<(String, f64, String)>,
 }
 
 impl FakeEnv {
@@ -285,6 +287,7 @@ impl FakeEnv {
             replies: Vec::new(),
             usage: Vec::new(),
             max_calls: 50,
+            caps: Vec::new(),
         }
     }
 }
@@ -343,5 +346,9 @@ impl Env for FakeEnv {
     }
     fn record_usage(&mut self, usage: Usage) {
         self.usage.push(usage);
+    }
+    fn record_cap(&mut self, limit: &str, value: f64, detail: &str) {
+        self.caps
+            .push((limit.to_string(), value, detail.to_string()));
     }
 }

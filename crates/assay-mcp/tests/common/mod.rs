@@ -16,19 +16,22 @@ pub fn refund_path() -> PathBuf {
 
 /// The benign case of the refund example, optionally with a wall-clock limit.
 pub fn refund_benign(wall_time_secs: Option<f64>) -> Arc<PreparedCase> {
+    refund_benign_with(&wall_time_secs.map_or(String::new(), |w| format!("wall_time_secs: {w}")))
+}
+
+/// The benign case of the refund example with `agent.limits: { LIMITS }`
+/// (e.g. `message_bytes: 1000`; empty for the defaults).
+pub fn refund_benign_with(limits: &str) -> Arc<PreparedCase> {
     let path = refund_path();
     let mut text = std::fs::read_to_string(&path).unwrap();
-    if let Some(w) = wall_time_secs {
+    if !limits.is_empty() {
         let anchor =
             "  tools: [mail.list, mail.read, mail.send, http.get, files.read, memory.write]\n";
         assert!(
             text.contains(anchor),
             "example changed; update the test anchor"
         );
-        text = text.replace(
-            anchor,
-            &format!("{anchor}  limits: {{ wall_time_secs: {w} }}\n"),
-        );
+        text = text.replace(anchor, &format!("{anchor}  limits: {{ {limits} }}\n"));
     }
     let spec = assay_spec::load_str(&text, &path).unwrap();
     let catalog = assay_synth::Catalog::embedded().unwrap();
