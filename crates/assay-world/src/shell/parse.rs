@@ -16,6 +16,38 @@ pub(crate) enum Part {
     Sub(String, bool),
 }
 
+/// Why a command line does not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ParseError {
+    /// The message after `sh: `.
+    pub msg: String,
+    /// The construct, when the line is valid `sh` the subset does not model
+    /// (it is then recorded as `unsupported`, not just a syntax error).
+    pub unsupported: Option<&'static str>,
+}
+
+impl From<String> for ParseError {
+    fn from(msg: String) -> Self {
+        ParseError {
+            msg,
+            unsupported: None,
+        }
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(msg: &str) -> Self {
+        msg.to_string().into()
+    }
+}
+
+fn unsupported(construct: &'static str, msg: String) -> ParseError {
+    ParseError {
+        msg,
+        unsupported: Some(construct),
+    }
+}
+
 /// A word before expansion.
 pub(crate) type Word = Vec<Part>;
 
@@ -104,11 +136,14 @@ impl Lexer {
     }
 
     /// At `$`: a variable, a command substitution or a literal `$`.
-    fn dollar(&mut self, quoted: bool) -> Result<(), String> {
+    fn dollar(&mut self, quoted: bool) -> Result<(), ParseError> {
         match self.peek(1) {
             Some('(') => {
                 if self.peek(2) == Some('(') {
-                    return Err("arithmetic expansion $((...)) is not supported".into());
+                    return Err(unsupported(
+                        "$((...))",
+                        "arithmetic expansion $((...)) is not supported".into(),
+                    ));
                 }
                 let start = self.i + 2;
                 let end = matching_paren(&self.c, start).ok_or("unterminated `$(`")?;
@@ -124,7 +159,10 @@ impl Lexer {
                     .ok_or("unterminated `${`")?;
                 let name: String = self.c[start..end].iter().collect();
                 if !valid_name(&name) && name != "?" {
-                    return Err(format!("${{{name}}}: bad substitution"));
+                    return Err(unsupported(
+                        "${...} parameter operator",
+                        format!("${{{name}}}: bad substitution"),
+                    ));
                 }
                 self.in_word = true;
                 self.word.push(Part::Var(name, quoted));
@@ -163,7 +201,7 @@ impl Lexer {
         Ok(())
     }
 
-    fn backquote(&mut self, quoted: bool) -> Result<(), String> {
+    fn backquote(&mut self, quoted: bool) -> Result<(), ParseError> {
         let start = self.i + 1;
         let end = (start..self.c.len())
             .find(|&j| self.c[j] == '`')
@@ -175,7 +213,7 @@ impl Lexer {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Vec<Tok>, String> {
+    fn run(mut self) -> Result<Vec<Tok>, ParseError> {
         while let Some(ch) = self.peek(0) {
             match ch {
                 ' ' | '\t' | '\r' => {
@@ -244,7 +282,10 @@ impl Lexer {
                     };
                     if ch == '<' {
                         if self.peek(1) == Some('<') {
-                            return Err("here-documents (<<) are not supported".into());
+                            return Err(unsupported(
+                                "here-document (<<)",
+                                "here-documents (<<) are not supported".into(),
+                            ));
                         }
                         self.toks.push(Tok::Redir(fd.unwrap_or(0), ROp::In));
                         self.i += 1;
@@ -263,7 +304,9 @@ impl Lexer {
                                 }
                                 let to: String = self.c[start..end].iter().collect();
                                 let to: u32 = to.parse().map_err(|_| {
-                                    "syntax error near `>&`: expected a file descriptor".to_string()
+                                    ParseError::from(
+                                        "syntax error near `>&`: expected a file descriptor",
+                                    )
                                 })?;
                                 self.toks.push(Tok::Redir(fd, ROp::Dup(to)));
                                 self.i = end;
@@ -280,8 +323,11 @@ impl Lexer {
                     }
                 }
                 '(' | ')' => {
-                    return Err(format!(
-                        "syntax error near unexpected token `{ch}' (subshells and groups are not supported)"
+                    return Err(unsupported(
+                        "subshell ( )",
+                        format!(
+                            "syntax error near unexpected token `{ch}' (subshells and groups are not supported)"
+                        ),
                     ));
                 }
                 '\'' => {
@@ -417,7 +463,7 @@ fn token_name(t: Option<&Tok>) -> &'static str {
 }
 
 /// Parses a command line.
-pub(crate) fn parse(src: &str) -> Result<List, String> {
+pub(crate) fn parse(src: &str) -> Result<List, ParseError> {
     let toks = Lexer {
         c: src.chars().collect(),
         i: 0,
@@ -469,7 +515,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                                         return Err(format!(
                                             "syntax error near unexpected token `{}'",
                                             token_name(other.as_ref())
-                                        ));
+                                        )
+                                        .into());
                                     }
                                 }
                             };
@@ -482,7 +529,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                     return Err(format!(
                         "syntax error near unexpected token `{}'",
                         token_name(it.peek())
-                    ));
+                    )
+                    .into());
                 }
                 pipeline.push(cmd);
                 if it.peek() == Some(&Tok::Pipe) {
@@ -515,7 +563,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                 return Err(format!(
                     "syntax error near unexpected token `{}'",
                     token_name(Some(&t))
-                ));
+                )
+                .into());
             }
         }
     }
