@@ -261,9 +261,13 @@ fn shell(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         }
         i += 1;
     }
+    let mut positional: &[String] = &[];
     let src = match args.get(i).map(String::as_str) {
         Some("-c") => match args.get(i + 1) {
-            Some(src) => src.clone(),
+            Some(src) => {
+                positional = &args[(i + 2).min(args.len())..];
+                src.clone()
+            }
             None => return Io::err(format!("{prog}: -c: option requires an argument\n"), 2),
         },
         None | Some("-s") => stdin,
@@ -275,7 +279,38 @@ fn shell(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
             }
         }
     };
+    // `sh -c CMD NAME ARG...`: $0 is NAME, $1... the args, for the script only.
+    let mut saved = Vec::new();
+    if !positional.is_empty() {
+        let rest = &positional[1..];
+        let mut set: Vec<(String, String)> = vec![
+            ("0".into(), positional[0].clone()),
+            ("#".into(), rest.len().to_string()),
+            ("@".into(), rest.join(" ")),
+            ("*".into(), rest.join(" ")),
+        ];
+        for (k, v) in rest.iter().enumerate().take(9) {
+            set.push(((k + 1).to_string(), v.clone()));
+        }
+        if rest.len() > 1 && src.contains("\"$@\"") {
+            sh.unsupported(
+                prog,
+                "\"$@\"",
+                "\"$@\" expands to one word in the embedded shell",
+            );
+        }
+        for (k, v) in set {
+            saved.push((k.clone(), sh.vars.insert(k.clone(), v)));
+            sh.assigned.insert(k);
+        }
+    }
     let (out, status) = sh.capture(&src);
+    for (k, old) in saved {
+        match old {
+            Some(v) => sh.vars.insert(k, v),
+            None => sh.vars.remove(&k),
+        };
+    }
     Io {
         stdout: out,
         stderr: String::new(),

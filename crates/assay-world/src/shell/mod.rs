@@ -25,6 +25,8 @@ pub(crate) const VIA: &str = "shell.exec";
 /// Deepest nesting of `$(...)`, `sh -c` and programs run by other programs
 /// (`env`, `xargs`, `find -exec`, `sudo`).
 const MAX_DEPTH: u32 = 8;
+/// One command's argument list may hold this many times `variable_bytes`.
+const ARGS_FACTOR: usize = 4;
 /// Most words one brace expansion may produce.
 const MAX_BRACE: usize = 4096;
 
@@ -252,6 +254,21 @@ impl Sh<'_> {
         false
     }
 
+    /// Checks one command's argument list: at most [`ARGS_FACTOR`] ×
+    /// `variable_bytes`, so a full-size variable can still be passed on.
+    fn over_args(&mut self, len: usize) -> bool {
+        let max = self.var_max.saturating_mul(ARGS_FACTOR);
+        if len > max {
+            self.w.hit_cap(
+                "variable_bytes",
+                self.var_max as f64,
+                format!("the argument list is larger than {max} bytes ({ARGS_FACTOR} x the cap)"),
+            );
+            return true;
+        }
+        false
+    }
+
     fn stdout(&mut self, s: &str) {
         let (max, limit) = if self.capture.is_empty() {
             (self.out_max, "shell_output_bytes")
@@ -323,6 +340,11 @@ impl Sh<'_> {
 
     /// Value of a variable; a world `env` variable read records a `read` effect.
     fn var(&mut self, name: &str) -> String {
+        if let Some(v) = self.vars.get(name)
+            && self.assigned.contains(name)
+        {
+            return v.clone();
+        }
         match name {
             "?" => return self.status.to_string(),
             "$" => return "1".into(),
@@ -558,7 +580,7 @@ impl Sh<'_> {
                 size += f.len() + 1;
                 argv.push(f);
             }
-            if self.over_var(size, "the argument list") || self.halted() {
+            if self.over_args(size) || self.halted() {
                 return Io::default();
             }
         }
