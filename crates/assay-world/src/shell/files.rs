@@ -355,17 +355,13 @@ pub(super) fn find(sh: &mut Sh<'_>, args: &[String]) -> Io {
             if depth < p.mindepth || p.maxdepth.is_some_and(|m| depth > m) {
                 continue;
             }
-            let suffix = &node[abs.len()..];
+            // Below `/` the suffix is the whole path (`/` + name).
             let suffix = if abs == "/" && node != "/" {
                 &node[..]
             } else {
-                suffix
+                &node[abs.len()..]
             };
-            let shown = if abs == "/" && node != "/" {
-                format!("{}{}", r.trim_end_matches('/'), suffix)
-            } else {
-                format!("{}{}", r.trim_end_matches('/'), suffix)
-            };
+            let shown = format!("{}{}", r.trim_end_matches('/'), suffix);
             let shown = if shown.is_empty() {
                 "/".to_string()
             } else {
@@ -504,7 +500,7 @@ pub(super) fn xargs(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             _ if a.starts_with("-I") || a.starts_with("--replace") => {
                 let inline = a
                     .strip_prefix("--replace=")
-                    .unwrap_or(if a.starts_with("-I") { &a[2..] } else { "{}" });
+                    .unwrap_or(a.strip_prefix("-I").unwrap_or("{}"));
                 repl = val(&mut i, inline);
             }
             "-i" => repl = Some("{}".into()),
