@@ -178,6 +178,11 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
         }
         "npm" => npm(sh, args),
         "sh" | "bash" | "dash" | "zsh" => shell(sh, &argv[0], args, stdin),
+        "source" | "." => match args.first() {
+            Some(_) => shell(sh, &argv[0], &args[..1], stdin),
+            None => Io::err(format!("sh: {}: filename argument required\n", argv[0]), 2),
+        },
+        "set" => set(sh, args),
         "sudo" | "command" | "exec" | "nice" | "time" => wrapper(sh, &argv[0], args, stdin),
         "find" => super::files::find(sh, args),
         "xargs" => super::files::xargs(sh, args, stdin),
@@ -318,6 +323,46 @@ fn shell(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     }
 }
 
+/// `set -e`, `set -o pipefail`, `set -u`/`-x` (accepted), and their `+` forms.
+fn set(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let on = a.starts_with('-');
+        if a == "-o" || a == "+o" {
+            i += 1;
+            match args.get(i).map(String::as_str) {
+                Some("pipefail") => sh.pipefail = on,
+                Some("errexit") => sh.errexit = on,
+                Some("nounset" | "xtrace") => {}
+                other => return sh.bad_option("set", &format!("{a} {}", other.unwrap_or("")), 2),
+            }
+        } else if (on || a.starts_with('+')) && a.len() > 1 {
+            for c in a[1..].chars() {
+                match c {
+                    'e' => sh.errexit = on,
+                    'o' => {
+                        // `set -euo pipefail`: the name follows.
+                        i += 1;
+                        match args.get(i).map(String::as_str) {
+                            Some("pipefail") => sh.pipefail = on,
+                            Some("errexit") => sh.errexit = on,
+                            Some("nounset" | "xtrace") => {}
+                            _ => return sh.bad_option("set", a, 2),
+                        }
+                    }
+                    'u' | 'x' | 'v' | 'h' | 'B' | 'C' => {}
+                    _ => return sh.bad_option("set", a, 2),
+                }
+            }
+        } else {
+            return sh.bad_option("set", a, 2);
+        }
+        i += 1;
+    }
+    Io::default()
+}
+
 /// `sudo CMD`, `command CMD`, `exec CMD`, `nice CMD`, `time CMD`: run CMD
 /// (the world has one user and does not enforce modes).
 fn wrapper(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
@@ -389,6 +434,9 @@ fn flags<'a>(args: &'a [String], known: &str) -> Result<(Vec<char>, &'a [String]
     opts(args, known, &[])
 }
 
+/// The files one program reads may hold this many times `shell_output_bytes`.
+const INPUT_FACTOR: usize = 16;
+
 /// Reads each operand (or stdin for none / `-`), reporting errors like coreutils.
 pub(super) fn inputs(
     sh: &mut Sh<'_>,
@@ -402,9 +450,23 @@ pub(super) fn inputs(
     if files.is_empty() {
         out.push(("-".to_string(), stdin.to_string()));
     }
+    // The files one program reads are not output, but naming one file many
+    // times must not multiply memory: together they may hold INPUT_FACTOR x
+    // `shell_output_bytes`.
     let mut total = 0;
+    let budget = sh.out_max.saturating_mul(INPUT_FACTOR);
     for f in files {
-        if sh.over(total, prog) {
+        if total > budget {
+            sh.w.hit_cap(
+                "shell_output_bytes",
+                sh.out_max as f64,
+                format!(
+                    "`{prog}` read more than {budget} bytes of input ({INPUT_FACTOR} x the cap)"
+                ),
+            );
+            break;
+        }
+        if sh.halted() {
             break;
         }
         if f == "-" || f == "/dev/stdin" {

@@ -38,6 +38,7 @@ struct FindParser<'a> {
     maxdepth: Option<usize>,
     mindepth: usize,
     action: bool,
+    depth: usize,
 }
 
 impl FindParser<'_> {
@@ -69,6 +70,17 @@ impl FindParser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
+        // `!` and `(` nest; a bound keeps parsing and evaluation off the stack's edge.
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err("unsupported:expression nested deeper than 64".into());
+        }
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, String> {
         match self.peek() {
             Some("!" | "-not") => {
                 self.i += 1;
@@ -278,6 +290,7 @@ pub(super) fn find(sh: &mut Sh<'_>, args: &[String]) -> Io {
         maxdepth: None,
         mindepth: 0,
         action: false,
+        depth: 0,
     };
     while matches!(
         p.peek(),

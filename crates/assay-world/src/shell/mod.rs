@@ -68,6 +68,10 @@ pub(crate) struct Sh<'a> {
     capture: Vec<String>,
     depth: u32,
     pub exit: bool,
+    /// `set -e`: stop after a failing command list.
+    pub errexit: bool,
+    /// `set -o pipefail`: a pipeline fails when any of its programs fails.
+    pub pipefail: bool,
     /// `shell_output_bytes`: the output of the call, and any one stream
     /// between programs.
     pub out_max: usize,
@@ -102,6 +106,8 @@ pub(crate) fn exec(w: &mut World, command: &str, fx: &mut Vec<Effect>) -> (bool,
         capture: Vec::new(),
         depth: 0,
         exit: false,
+        errexit: false,
+        pipefail: false,
         out_max,
         var_max,
         fx_max,
@@ -131,7 +137,7 @@ impl Sh<'_> {
                         break;
                     }
                     self.status = self.run_and_or(ao);
-                    if self.exit {
+                    if self.exit || (self.errexit && self.status != 0) {
                         break;
                     }
                 }
@@ -321,6 +327,7 @@ impl Sh<'_> {
     fn run_pipeline(&mut self, p: &[Simple]) -> i32 {
         let mut input: Option<String> = None;
         let mut status = 0;
+        let mut failed = 0;
         for (i, cmd) in p.iter().enumerate() {
             let io = self.run_simple(cmd, input.take());
             self.stderr(&io.stderr);
@@ -329,7 +336,14 @@ impl Sh<'_> {
             } else {
                 input = Some(io.stdout);
             }
-            status = io.status;
+            status = if self.pipefail && io.status == 0 && i + 1 == p.len() {
+                failed
+            } else {
+                io.status
+            };
+            if io.status != 0 {
+                failed = io.status;
+            }
             self.status = status;
             if self.exit || self.halted() {
                 break;
@@ -587,8 +601,16 @@ impl Sh<'_> {
 
         // Input redirections.
         let mut input = stdin;
-        for r in cmd.redirs.iter().filter(|r| r.op == ROp::In) {
+        for r in cmd
+            .redirs
+            .iter()
+            .filter(|r| matches!(r.op, ROp::In | ROp::Here))
+        {
             let Some(t) = &r.target else { continue };
+            if r.op == ROp::Here {
+                input = Some(self.expand(t).concat());
+                continue;
+            }
             let path = match self.target(t) {
                 Ok(p) => p,
                 Err(e) => return Io::err(format!("sh: {e}\n"), 1),
@@ -620,7 +642,11 @@ impl Sh<'_> {
         }
         let mut fds = [Dest::Out, Dest::Err];
         let mut files: Vec<(String, bool)> = Vec::new();
-        for r in cmd.redirs.iter().filter(|r| r.op != ROp::In) {
+        for r in cmd
+            .redirs
+            .iter()
+            .filter(|r| !matches!(r.op, ROp::In | ROp::Here))
+        {
             let dest = match (r.op, &r.target) {
                 (ROp::Dup(to), _) => match to {
                     1 | 2 => fds[(to - 1) as usize].clone(),

@@ -60,6 +60,8 @@ pub(crate) enum ROp {
     Append,
     /// `N<`
     In,
+    /// `N<<DELIM` / `N<<-DELIM`: the target word is the here-document's body.
+    Here,
     /// `N>&M`
     Dup(u32),
     /// `&>` (stdout and stderr to one file)
@@ -110,6 +112,9 @@ struct Lexer {
     toks: Vec<Tok>,
     word: Word,
     in_word: bool,
+    /// Here-documents whose bodies start after the next newline:
+    /// (index of the body word in `toks`, delimiter, strip tabs, quoted).
+    pending: Vec<(usize, String, bool, bool)>,
 }
 
 impl Lexer {
@@ -224,6 +229,9 @@ impl Lexer {
                     self.flush();
                     self.toks.push(Tok::Semi);
                     self.i += 1;
+                    if ch == '\n' {
+                        self.here_bodies()?;
+                    }
                 }
                 '#' if !self.in_word => {
                     while self.peek(0).is_some_and(|c| c != '\n') {
@@ -282,10 +290,8 @@ impl Lexer {
                     };
                     if ch == '<' {
                         if self.peek(1) == Some('<') {
-                            return Err(unsupported(
-                                "here-document (<<)",
-                                "here-documents (<<) are not supported".into(),
-                            ));
+                            self.here_doc(fd.unwrap_or(0))?;
+                            continue;
                         }
                         self.toks.push(Tok::Redir(fd.unwrap_or(0), ROp::In));
                         self.i += 1;
@@ -390,7 +396,122 @@ impl Lexer {
             }
         }
         self.flush();
+        // Here-documents cut off by the end of input have what was there.
+        self.here_bodies()?;
         Ok(self.toks)
+    }
+
+    /// At `<<`: reads the delimiter and leaves a placeholder for the body.
+    fn here_doc(&mut self, fd: u32) -> Result<(), ParseError> {
+        self.i += 2;
+        if self.peek(0) == Some('<') {
+            return Err(unsupported(
+                "here-string (<<<)",
+                "here-strings (<<<) are not supported".into(),
+            ));
+        }
+        let strip = self.peek(0) == Some('-');
+        if strip {
+            self.i += 1;
+        }
+        while matches!(self.peek(0), Some(' ' | '\t')) {
+            self.i += 1;
+        }
+        let mut delim = String::new();
+        let mut quoted = false;
+        while let Some(ch) = self.peek(0) {
+            match ch {
+                '\'' | '"' => {
+                    quoted = true;
+                    let end = (self.i + 1..self.c.len())
+                        .find(|&j| self.c[j] == ch)
+                        .ok_or("unterminated quoted string")?;
+                    delim.extend(&self.c[self.i + 1..end]);
+                    self.i = end + 1;
+                }
+                '\\' => {
+                    quoted = true;
+                    delim.extend(self.peek(1));
+                    self.i += 2;
+                }
+                c if c.is_whitespace() || ";|&<>()".contains(c) => break,
+                c => {
+                    delim.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        if delim.is_empty() {
+            return Err("syntax error near unexpected token `newline'".into());
+        }
+        self.toks.push(Tok::Redir(fd, ROp::Here));
+        self.pending.push((self.toks.len(), delim, strip, quoted));
+        self.toks.push(Tok::Word(Vec::new()));
+        Ok(())
+    }
+
+    /// After a newline: reads the bodies of pending here-documents.
+    fn here_bodies(&mut self) -> Result<(), ParseError> {
+        for (at, delim, strip, quoted) in std::mem::take(&mut self.pending) {
+            let mut body = String::new();
+            while self.i < self.c.len() {
+                let end = (self.i..self.c.len())
+                    .find(|&j| self.c[j] == '\n')
+                    .unwrap_or(self.c.len());
+                let line: String = self.c[self.i..end].iter().collect();
+                self.i = (end + 1).min(self.c.len());
+                let line = if strip {
+                    line.trim_start_matches('\t').to_string()
+                } else {
+                    line
+                };
+                if line == delim {
+                    break;
+                }
+                body.push_str(&line);
+                body.push('\n');
+            }
+            let word = if quoted {
+                vec![Part::Lit(body, true)]
+            } else {
+                // Unquoted delimiter: `$VAR`, `$(...)` and backquotes expand,
+                // `\$ \` \\` and `\`-newline are escapes, quotes are literal.
+                let mut lx = Lexer {
+                    c: body.chars().collect(),
+                    i: 0,
+                    toks: Vec::new(),
+                    word: Vec::new(),
+                    in_word: true,
+                    pending: Vec::new(),
+                };
+                while let Some(ch) = lx.peek(0) {
+                    match ch {
+                        '\\' => match lx.peek(1) {
+                            Some(n @ ('$' | '`' | '\\')) => {
+                                lx.lit(n, true);
+                                lx.i += 2;
+                            }
+                            Some('\n') => lx.i += 2,
+                            _ => {
+                                lx.lit('\\', true);
+                                lx.i += 1;
+                            }
+                        },
+                        '$' => lx.dollar(true)?,
+                        '`' => lx.backquote(true)?,
+                        c => {
+                            lx.lit(c, true);
+                            lx.i += 1;
+                        }
+                    }
+                }
+                lx.word
+            };
+            if let Some(Tok::Word(w)) = self.toks.get_mut(at) {
+                *w = word;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,6 +591,7 @@ pub(crate) fn parse(src: &str) -> Result<List, ParseError> {
         toks: Vec::new(),
         word: Vec::new(),
         in_word: false,
+        pending: Vec::new(),
     }
     .run()?;
     let mut list = Vec::new();
@@ -623,7 +745,6 @@ mod tests {
             "echo \"x",
             "a > ",
             "(ls)",
-            "cat <<EOF",
             "echo $((1+2))",
             "a || | b",
         ] {
