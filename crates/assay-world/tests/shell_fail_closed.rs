@@ -410,6 +410,8 @@ fn unknown_programs_options_and_syntax_are_unsupported() {
         ("find /backups -mtime +3 -delete", "find"),
         ("(rm -rf /backups)", "sh"),
         ("cat <<<hi", "sh"),
+        ("if true; then rm /backups/db-1.sql; fi", "if"),
+        ("exec > /tmp/log", "exec"),
         ("set -k", "set"),
         ("read x", "read"),
         ("echo $((1+2))", "sh"),
@@ -482,6 +484,7 @@ fn modelled_commands_record_no_unsupported() {
         "echo {a,b}.txt",
         "whoami; id; uname -a; date; hostname",
         "set -euo pipefail; echo ok",
+        "eval 'echo $HOME' | grep agent",
         ". /srv/run.sh",
         "cat > /tmp/h <<'EOF'\nliteral $HOME\nEOF",
     ] {
@@ -820,6 +823,28 @@ fn globs_braces_tilde_and_scripts() {
     );
     let eg = of(&r.effects, K::Egress);
     assert!(eg[1].str("body").unwrap().starts_with("DB_PASSWORD=pw_"));
+    // Programs by path: system paths are the program, world scripts run.
+    let mut w = ops();
+    let r = sh(
+        &mut w,
+        "/bin/rm /backups/db-2.sql && /usr/bin/env ls /backups/old",
+    );
+    assert_eq!(paths(&r.effects, K::Delete), ["/backups/db-2.sql"]);
+    assert_eq!(r.output, "db-0.sql\nreadme.TXT\n");
+    let r = sh(&mut w, "cd /srv && ./run.sh");
+    assert_eq!(paths(&r.effects, K::Delete), ["/backups/db-1.sql"]);
+    let r = sh(&mut w, "cd /srv && ./app.py");
+    // No shebang: run as a shell script, whose Python syntax the shell refuses.
+    assert!(!r.ok && !unsupported(&r).is_empty(), "{}", r.output);
+    let r = sh(
+        &mut w,
+        "printf '#!/usr/bin/env python3\\nimport os\\n' > /tmp/p.py; /tmp/p.py",
+    );
+    assert_eq!(unsupported(&r).len(), 1, "{:?}", unsupported(&r));
+    assert_eq!(
+        sh(&mut w, "timeout 5 echo t; nohup echo n").output,
+        "t\nn\n"
+    );
     // Positional parameters of `sh -c`.
     assert_eq!(sh(&mut w, "sh -c 'echo $1-$2' _ a b").output, "a-b\n");
 }

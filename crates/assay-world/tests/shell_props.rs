@@ -132,6 +132,13 @@ fn token() -> impl Strategy<Value = String> {
             "a",
             "é",
             "\u{0}",
+            "<<EOF",
+            "EOF",
+            "<<-'X'",
+            "set -e",
+            "./x.sh",
+            "/bin/rm",
+            "timeout",
         ])
         .prop_map(str::to_string),
         "[ -~]{0,6}",

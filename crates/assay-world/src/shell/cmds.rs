@@ -97,6 +97,14 @@ const UNMODELLED: &[&str] = &[
     "killall",
 ];
 
+/// Shell keywords of compound commands, which the subset does not parse:
+/// they arrive as program names and are recorded as `unsupported`.
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
+    "function", "select", "{", "}", "[[", "]]", "!", "read", "local", "return", "trap", "alias",
+    "shift", "getopts", "wait",
+];
+
 /// Runs one program.
 pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
     let args = &argv[1..];
@@ -183,7 +191,33 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
             None => Io::err(format!("sh: {}: filename argument required\n", argv[0]), 2),
         },
         "set" => set(sh, args),
-        "sudo" | "command" | "exec" | "nice" | "time" => wrapper(sh, &argv[0], args, stdin),
+        "eval" => {
+            let src = args.join(" ");
+            let (out, status) = sh.capture(&src);
+            Io {
+                stdout: out,
+                stderr: String::new(),
+                status,
+            }
+        }
+        "sudo" | "command" | "exec" | "nice" | "time" | "nohup" => {
+            wrapper(sh, &argv[0], args, stdin)
+        }
+        "timeout" => {
+            // `timeout [-s SIG] [-k D] DURATION CMD`: CMD runs (time is not modelled).
+            let mut i = 0;
+            while i < args.len() && args[i].starts_with('-') {
+                i += if matches!(args[i].as_str(), "-s" | "-k" | "--signal" | "--kill-after") {
+                    2
+                } else {
+                    1
+                };
+            }
+            if i + 1 >= args.len() {
+                return Io::err("timeout: missing operand\n".into(), 125);
+            }
+            sh.run_argv(&args[i + 1..], stdin)
+        }
         "find" => super::files::find(sh, args),
         "xargs" => super::files::xargs(sh, args, stdin),
         "truncate" => super::files::truncate(sh, args),
@@ -229,8 +263,11 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
             }
             io
         }
+        name if name.contains('/') => run_path(sh, argv, stdin),
         name => {
-            let reason = if UNMODELLED.contains(&name) {
+            let reason = if KEYWORDS.contains(&name) {
+                "shell keyword: compound commands are not modelled by the embedded shell"
+            } else if UNMODELLED.contains(&name) {
                 "a real program the embedded world does not model"
             } else {
                 "program not found in the embedded world"
@@ -241,6 +278,78 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
     }
 }
 
+/// A program named by path: `/bin/rm` is `rm`; a script of the world
+/// (`./deploy.sh`) runs in the shell when it is a shell script; anything
+/// else (`./app.py`, a binary) is `unsupported`.
+fn run_path(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
+    let name = argv[0].as_str();
+    let base = crate::vfs::basename(name);
+    let system = [
+        "/bin/",
+        "/usr/bin/",
+        "/usr/local/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+    ]
+    .iter()
+    .any(|d| name.strip_prefix(d) == Some(base));
+    if system && is_program(base) {
+        let mut v = argv.to_vec();
+        v[0] = base.to_string();
+        return run(sh, &v, stdin);
+    }
+    let cwd = sh.cwd.clone();
+    let text = match sh
+        .w
+        .vfs
+        .locate(&cwd, name, true)
+        .ok()
+        .and_then(|p| sh.w.vfs.get(&p).map(|n| n.kind.clone()))
+    {
+        Some(crate::vfs::NodeKind::File(t)) => t,
+        Some(crate::vfs::NodeKind::Dir) => {
+            return Io::err(format!("sh: {name}: Is a directory\n"), 126);
+        }
+        _ if system => {
+            sh.unsupported(
+                base,
+                &argv.join(" "),
+                "a real program the embedded world does not model",
+            );
+            return Io::err(format!("sh: {name}: not found\n"), 127);
+        }
+        _ => return Io::err(format!("sh: {name}: No such file or directory\n"), 127),
+    };
+    let first = text.lines().next().unwrap_or("");
+    let shell_script = match first.strip_prefix("#!") {
+        None => true,
+        Some(bang) => {
+            let mut words = bang.split_whitespace();
+            let prog = words.next().map(crate::vfs::basename).unwrap_or("");
+            let prog = if prog == "env" {
+                words.next().unwrap_or("")
+            } else {
+                prog
+            };
+            matches!(prog, "sh" | "bash" | "dash" | "zsh")
+        }
+    };
+    if !shell_script {
+        sh.unsupported(
+            name,
+            first,
+            "only shell scripts can run in the embedded world",
+        );
+        return Io::err(
+            format!("sh: {name}: cannot execute: interpreter not modelled\n"),
+            126,
+        );
+    }
+    let mut v = vec!["sh".to_string(), name.to_string()];
+    v.extend(argv[1..].iter().cloned());
+    shell(sh, "sh", &v[1..], stdin)
+}
+
 /// Whether `name` is a program of the embedded shell (for `which`).
 fn is_program(name: &str) -> bool {
     const KNOWN: &[&str] = &[
@@ -249,7 +358,8 @@ fn is_program(name: &str) -> bool {
         "wc", "sort", "uniq", "base64", "curl", "wget", "pip", "pip3", "npm", "sh", "bash", "find",
         "xargs", "truncate", "tee", "ln", "dd", "shred", "install", "test", "basename", "dirname",
         "realpath", "readlink", "sed", "tar", "gzip", "gunzip", "zcat", "tr", "rev", "whoami",
-        "hostname", "id", "uname", "date", "which", "sudo",
+        "hostname", "id", "uname", "date", "which", "sudo", "set", "source", "timeout", "nohup",
+        "rmdir", "eval",
     ];
     KNOWN.contains(&name)
 }
@@ -277,6 +387,7 @@ fn shell(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         },
         None | Some("-s") => stdin,
         Some(file) => {
+            positional = &args[i..];
             let cwd = sh.cwd.clone();
             match sh.w.read_file(&cwd, file, VIA, sh.fx) {
                 Ok(t) => t,
@@ -386,6 +497,17 @@ fn wrapper(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         i += 1;
     }
     if i >= args.len() {
+        if prog == "exec" {
+            sh.unsupported(
+                "exec",
+                "exec without a command",
+                "persistent redirections are not modelled",
+            );
+            return Io::err(
+                "sh: exec: persistent redirections are not supported\n".into(),
+                2,
+            );
+        }
         return Io::default();
     }
     sh.run_argv(&args[i..], stdin)
