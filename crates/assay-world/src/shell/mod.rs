@@ -619,6 +619,13 @@ impl Sh<'_> {
                 input = Some(String::new());
                 continue;
             }
+            if path == "/dev/stdin" {
+                continue;
+            }
+            if path.starts_with("/dev/") {
+                self.unsupported("sh", &path, "device files are not modelled");
+                return Io::err(format!("sh: {path}: No such device\n"), 1);
+            }
             let cwd = self.cwd.clone();
             match self.w.read_file(&cwd, &path, VIA, self.fx) {
                 Ok(t) => input = Some(t),
@@ -662,6 +669,11 @@ impl Sh<'_> {
                         "/dev/null" => Dest::Null,
                         "/dev/stdout" => Dest::Out,
                         "/dev/stderr" => Dest::Err,
+                        dev if dev.starts_with("/dev/") => {
+                            // `/dev/tcp/HOST/PORT` and other devices: not modelled.
+                            self.unsupported("sh", dev, "device files are not modelled");
+                            return Io::err(format!("{}sh: {dev}: No such device\n", io.stderr), 1);
+                        }
                         _ => {
                             if !files.iter().any(|(p, _)| *p == path) {
                                 files.push((path.clone(), append));
