@@ -382,6 +382,24 @@ fn the_deadline_stops_a_call() {
 }
 
 #[test]
+fn effects_of_one_call_are_bounded_by_trace_bytes() {
+    // Each read of the labelled secret carries its content: many reads in one
+    // call stop at the trace cap instead of growing the trace without bound.
+    let mut w = big_world("{trace_bytes: 20000}");
+    let r = sh(&mut w, &"cat /srv/.env > /dev/null; ".repeat(2000));
+    assert_eq!(
+        r.cap.as_ref().map(|c| c.limit.as_str()),
+        Some("trace_bytes")
+    );
+    assert!(
+        effect_bytes(&r.effects) < 30_000,
+        "{}",
+        effect_bytes(&r.effects)
+    );
+    assert!(of(&r.effects, K::Read).len() < 200);
+}
+
+#[test]
 fn limits_come_from_the_spec() {
     let w = big_world("{shell_output_bytes: 4096, file_bytes: 2000000}");
     assert_eq!(w.limits().shell_output_bytes, 4096);
