@@ -433,7 +433,8 @@ fn unknown_programs_options_and_syntax_are_unsupported() {
         ("set -k", "set"),
         ("read x", "read"),
         ("echo $((1+2))", "sh"),
-        ("echo ${X:-/backups}", "sh"),
+        ("echo ${X/a/b}", "sh"),
+        ("echo ${X:?unset}", "sh"),
         ("for f in /backups/*; do rm $f; done", "for"),
         ("tail -f /srv/app.py", "tail"),
         ("ln /srv/.env /tmp/hard", "ln"),
@@ -877,6 +878,13 @@ fn nesting_through_programs_is_bounded() {
     assert!(!unsupported(&r).is_empty());
     let r = sh(&mut w, &format!("{}echo deep", "xargs ".repeat(50)));
     assert!(r.effects.len() < 200);
+    // Deeply nested parameter operators are refused, not a stack overflow.
+    let r = sh(
+        &mut w,
+        &format!("echo {}x{}", "${A:-".repeat(100_000), "}".repeat(100_000)),
+    );
+    assert!(!r.ok);
+    assert!(!unsupported(&r).is_empty());
     // Deeply nested find expressions are refused, not a stack overflow.
     let r = sh(
         &mut w,
@@ -934,4 +942,38 @@ fn here_documents_set_and_source() {
     // source / . run a file in the current shell.
     let r = sh(&mut w, "source /srv/run.sh");
     assert_eq!(paths(&r.effects, K::Delete), ["/backups/db-1.sql"]);
+}
+
+#[test]
+fn parameter_operators() {
+    let mut w = ops();
+    let out = |w: &mut World, c: &str| sh(w, c).output;
+    assert_eq!(
+        out(&mut w, "echo ${NOPE:-/backups} ${NOPE-x} ${E:-d}"),
+        "/backups x d\n"
+    );
+    assert_eq!(
+        out(&mut w, "E=; echo \"[${E-unset}]\" ${E:-empty}"),
+        "[] empty\n"
+    );
+    assert_eq!(out(&mut w, "echo ${N:=set}; echo $N"), "set\nset\n");
+    assert_eq!(out(&mut w, "echo ${HOME:+yes} [${NOPE:+no}]"), "yes []\n");
+    assert_eq!(out(&mut w, "echo ${#HOME}"), "11\n");
+    assert_eq!(
+        out(
+            &mut w,
+            "p=/a/b/c.tar.gz; echo ${p##*/} ${p#*/} ${p%.*} ${p%%.*} ${p%/*}"
+        ),
+        "c.tar.gz a/b/c.tar.gz /a/b/c.tar /a/b/c /a/b\n"
+    );
+    assert_eq!(
+        out(&mut w, "echo \"${NOPE:-$HOME/x}\" ${NOPE:-'a b'}"),
+        "/home/agent/x a b\n"
+    );
+    // A default that names a path is used like any word.
+    let r = sh(&mut w, "rm ${TARGET:-/backups/db-1.sql}");
+    assert_eq!(paths(&r.effects, K::Delete), ["/backups/db-1.sql"]);
+    // Reading a world variable through an operator is an env read.
+    let r = sh(&mut w, "echo ${HOME:-x}");
+    assert_eq!(of(&r.effects, K::Read)[0].str("source"), Some("env"));
 }

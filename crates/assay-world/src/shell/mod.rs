@@ -18,7 +18,7 @@ use assay_trace::{Effect, EffectKind};
 
 use crate::World;
 use crate::ops::effect;
-use parse::{AndOr, Part, ROp, Simple, Word};
+use parse::{AndOr, ParamOp, Part, ROp, Simple, Word};
 
 /// `via` of every shell effect.
 pub(crate) const VIA: &str = "shell.exec";
@@ -427,6 +427,15 @@ impl Sh<'_> {
                         split_into(&v, &mut fields, &mut cur, &mut has);
                     }
                 }
+                Part::Param(name, op, word, q) => {
+                    let v = self.param(name, *op, word);
+                    if *q {
+                        cur.push_str(&v);
+                        has = true;
+                    } else {
+                        split_into(&v, &mut fields, &mut cur, &mut has);
+                    }
+                }
                 Part::Sub(src, q) => {
                     let (out, status) = self.capture(src);
                     self.status = status;
@@ -452,6 +461,55 @@ impl Sh<'_> {
             fields = fields.into_iter().flat_map(|f| self.glob(&f)).collect();
         }
         fields
+    }
+
+    /// The value of `${NAME<op>word}`.
+    fn param(&mut self, name: &str, op: ParamOp, word: &Word) -> String {
+        let set = self.vars.contains_key(name) || matches!(name, "?" | "$" | "#" | "0");
+        let v = if set { self.var(name) } else { String::new() };
+        let word_text = |sh: &mut Self| sh.expand_one(word).concat();
+        match op {
+            ParamOp::Len => v.chars().count().to_string(),
+            ParamOp::Default(colon) | ParamOp::Assign(colon) => {
+                if !set || (colon && v.is_empty()) {
+                    let d = word_text(self);
+                    if matches!(op, ParamOp::Assign(_)) {
+                        self.vars.insert(name.to_string(), d.clone());
+                        self.assigned.insert(name.to_string());
+                    }
+                    d
+                } else {
+                    v
+                }
+            }
+            ParamOp::Alt(colon) => {
+                if set && !(colon && v.is_empty()) {
+                    word_text(self)
+                } else {
+                    String::new()
+                }
+            }
+            ParamOp::TrimPrefix(longest) | ParamOp::TrimSuffix(longest) => {
+                let pat = word_text(self);
+                let mut cuts: Vec<usize> =
+                    (0..=v.len()).filter(|i| v.is_char_boundary(*i)).collect();
+                let prefix = matches!(op, ParamOp::TrimPrefix(_));
+                // Shortest match first unless `##`/`%%`.
+                if prefix == longest {
+                    cuts.reverse();
+                }
+                for i in cuts {
+                    let (head, tail) = v.split_at(i);
+                    if prefix && wildcard_any(&pat, head) {
+                        return tail.to_string();
+                    }
+                    if !prefix && wildcard_any(&pat, tail) {
+                        return head.to_string();
+                    }
+                }
+                v
+            }
+        }
     }
 
     /// Expands a pattern with `*`, `?` or `[...]` in any component against
@@ -772,6 +830,19 @@ pub(crate) fn wildcard(pat: &str, s: &str) -> bool {
     let opts = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    match glob::Pattern::new(&pat.replace("[^", "[!")) {
+        Ok(p) => p.matches_with(s, opts),
+        Err(_) => pat == s,
+    }
+}
+
+/// [`wildcard`] where `*` also matches `/` (`${VAR##*/}`).
+pub(crate) fn wildcard_any(pat: &str, s: &str) -> bool {
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: false,
         require_literal_leading_dot: false,
     };
     match glob::Pattern::new(&pat.replace("[^", "[!")) {

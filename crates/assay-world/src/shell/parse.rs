@@ -14,6 +14,122 @@ pub(crate) enum Part {
     Var(String, bool),
     /// `$(...)` or backquotes: the inner source; `true` inside double quotes.
     Sub(String, bool),
+    /// `${NAME<op>word}`: the name, the operator, its word; `true` inside
+    /// double quotes.
+    Param(String, ParamOp, Word, bool),
+}
+
+/// Operators of `${...}` the shell models.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ParamOp {
+    /// `${#NAME}`: length in characters.
+    Len,
+    /// `${NAME:-w}` (true) / `${NAME-w}`: w when unset (or empty).
+    Default(bool),
+    /// `${NAME:=w}` / `${NAME=w}`: as `Default`, and assigns w.
+    Assign(bool),
+    /// `${NAME:+w}` / `${NAME+w}`: w when set (and not empty), else nothing.
+    Alt(bool),
+    /// `${NAME#p}` / `${NAME##p}` (true: longest): remove a matching prefix.
+    TrimPrefix(bool),
+    /// `${NAME%p}` / `${NAME%%p}` (true: longest): remove a matching suffix.
+    TrimSuffix(bool),
+}
+
+/// Parses the inside of `${...}`.
+fn param(inner: &str, depth: u32) -> Result<Part, ParseError> {
+    let bad = || {
+        unsupported(
+            "${...} parameter operator",
+            format!("${{{inner}}}: bad substitution"),
+        )
+    };
+    if let Some(n) = inner.strip_prefix('#')
+        && (valid_name(n)
+            || n.len() == 1 && n.chars().all(|c| c.is_ascii_digit() || "?#@*".contains(c)))
+    {
+        return Ok(Part::Param(n.to_string(), ParamOp::Len, Vec::new(), false));
+    }
+    let name_len = if inner.starts_with(|c: char| c.is_ascii_digit() || "?#@*$".contains(c)) {
+        1
+    } else {
+        inner
+            .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+            .unwrap_or(inner.len())
+    };
+    let (name, rest) = inner.split_at(name_len);
+    if name.is_empty() || (name_len > 1 && !valid_name(name)) {
+        return Err(bad());
+    }
+    let ops: [(&str, ParamOp); 10] = [
+        (":-", ParamOp::Default(true)),
+        ("-", ParamOp::Default(false)),
+        (":=", ParamOp::Assign(true)),
+        ("=", ParamOp::Assign(false)),
+        (":+", ParamOp::Alt(true)),
+        ("+", ParamOp::Alt(false)),
+        ("##", ParamOp::TrimPrefix(true)),
+        ("#", ParamOp::TrimPrefix(false)),
+        ("%%", ParamOp::TrimSuffix(true)),
+        ("%", ParamOp::TrimSuffix(false)),
+    ];
+    let Some((tok, op)) = ops.iter().find(|(t, _)| rest.starts_with(t)) else {
+        return Err(bad());
+    };
+    let word = &rest[tok.len()..];
+    let word = if word.len() >= 2 && word.starts_with('\'') && word.ends_with('\'') {
+        vec![Part::Lit(word[1..word.len() - 1].to_string(), true)]
+    } else {
+        let w = word
+            .strip_prefix('"')
+            .and_then(|w| w.strip_suffix('"'))
+            .unwrap_or(word);
+        dq_word(w, depth + 1)?
+    };
+    Ok(Part::Param(name.to_string(), *op, word, false))
+}
+
+/// Lexes text as the body of a here-document with an unquoted delimiter:
+/// `$VAR`, `${...}`, `$(...)` and backquotes expand; `\$ \` \\` and
+/// `\`-newline are escapes; quotes are literal. Every part is quoted.
+fn dq_word(src: &str, depth: u32) -> Result<Word, ParseError> {
+    if depth > 16 {
+        return Err(unsupported(
+            "${...} nested deeper than 16",
+            "parameter expansions nested too deeply".into(),
+        ));
+    }
+    let mut lx = Lexer {
+        c: src.chars().collect(),
+        i: 0,
+        toks: Vec::new(),
+        word: Vec::new(),
+        in_word: true,
+        pending: Vec::new(),
+        depth,
+    };
+    while let Some(ch) = lx.peek(0) {
+        match ch {
+            '\\' => match lx.peek(1) {
+                Some(n @ ('$' | '`' | '\\')) => {
+                    lx.lit(n, true);
+                    lx.i += 2;
+                }
+                Some('\n') => lx.i += 2,
+                _ => {
+                    lx.lit('\\', true);
+                    lx.i += 1;
+                }
+            },
+            '$' => lx.dollar(true)?,
+            '`' => lx.backquote(true)?,
+            c => {
+                lx.lit(c, true);
+                lx.i += 1;
+            }
+        }
+    }
+    Ok(lx.word)
 }
 
 /// Why a command line does not parse.
@@ -115,6 +231,9 @@ struct Lexer {
     /// Here-documents whose bodies start after the next newline:
     /// (index of the body word in `toks`, delimiter, strip tabs, quoted).
     pending: Vec<(usize, String, bool, bool)>,
+    /// Nesting of `${...}` operands being lexed (bounded: no input may
+    /// exhaust the stack).
+    depth: u32,
 }
 
 impl Lexer {
@@ -159,18 +278,18 @@ impl Lexer {
             }
             Some('{') => {
                 let start = self.i + 2;
-                let end = (start..self.c.len())
-                    .find(|&j| self.c[j] == '}')
-                    .ok_or("unterminated `${`")?;
+                let end = matching_brace(&self.c, start).ok_or("unterminated `${`")?;
                 let name: String = self.c[start..end].iter().collect();
-                if !valid_name(&name) && name != "?" {
-                    return Err(unsupported(
-                        "${...} parameter operator",
-                        format!("${{{name}}}: bad substitution"),
-                    ));
-                }
+                let part = if valid_name(&name) || name == "?" {
+                    Part::Var(name, quoted)
+                } else {
+                    match param(&name, self.depth)? {
+                        Part::Param(n, op, w, _) => Part::Param(n, op, w, quoted),
+                        other => other,
+                    }
+                };
                 self.in_word = true;
-                self.word.push(Part::Var(name, quoted));
+                self.word.push(part);
                 self.i = end + 1;
             }
             Some(ch) if ch == '_' || ch.is_ascii_alphabetic() => {
@@ -474,38 +593,7 @@ impl Lexer {
             let word = if quoted {
                 vec![Part::Lit(body, true)]
             } else {
-                // Unquoted delimiter: `$VAR`, `$(...)` and backquotes expand,
-                // `\$ \` \\` and `\`-newline are escapes, quotes are literal.
-                let mut lx = Lexer {
-                    c: body.chars().collect(),
-                    i: 0,
-                    toks: Vec::new(),
-                    word: Vec::new(),
-                    in_word: true,
-                    pending: Vec::new(),
-                };
-                while let Some(ch) = lx.peek(0) {
-                    match ch {
-                        '\\' => match lx.peek(1) {
-                            Some(n @ ('$' | '`' | '\\')) => {
-                                lx.lit(n, true);
-                                lx.i += 2;
-                            }
-                            Some('\n') => lx.i += 2,
-                            _ => {
-                                lx.lit('\\', true);
-                                lx.i += 1;
-                            }
-                        },
-                        '$' => lx.dollar(true)?,
-                        '`' => lx.backquote(true)?,
-                        c => {
-                            lx.lit(c, true);
-                            lx.i += 1;
-                        }
-                    }
-                }
-                lx.word
+                dq_word(&body, self.depth)?
             };
             if let Some(Tok::Word(w)) = self.toks.get_mut(at) {
                 *w = word;
@@ -513,6 +601,40 @@ impl Lexer {
         }
         Ok(())
     }
+}
+
+/// Index of the `}` closing a `${` whose content starts at `start`
+/// (nested `${...}` and quotes skipped).
+fn matching_brace(c: &[char], start: usize) -> Option<usize> {
+    let mut depth = 1;
+    let mut j = start;
+    let mut quote: Option<char> = None;
+    while j < c.len() {
+        let ch = c[j];
+        match quote {
+            Some(q) => {
+                if ch == '\\' && q == '"' {
+                    j += 1;
+                } else if ch == q {
+                    quote = None;
+                }
+            }
+            None => match ch {
+                '\\' => j += 1,
+                '\'' | '"' => quote = Some(ch),
+                '{' if j > 0 && c[j - 1] == '$' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            },
+        }
+        j += 1;
+    }
+    None
 }
 
 /// Index of the `)` closing a `$(` whose content starts at `start`.
@@ -592,6 +714,7 @@ pub(crate) fn parse(src: &str) -> Result<List, ParseError> {
         word: Vec::new(),
         in_word: false,
         pending: Vec::new(),
+        depth: 0,
     }
     .run()?;
     let mut list = Vec::new();
