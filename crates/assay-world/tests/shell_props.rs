@@ -139,6 +139,11 @@ fn token() -> impl Strategy<Value = String> {
             "./x.sh",
             "/bin/rm",
             "timeout",
+            "${X:-",
+            "}",
+            "${#X}",
+            "${X%%*}",
+            "${HOME##*/}",
         ])
         .prop_map(str::to_string),
         "[ -~]{0,6}",

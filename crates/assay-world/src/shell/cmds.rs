@@ -1894,6 +1894,14 @@ fn b64(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
     }
 }
 
+/// The value an option at `i` would take, without consuming it.
+fn val_peek<'a>(args: &'a [String], i: usize, inline: &'a Option<String>) -> &'a str {
+    match inline {
+        Some(v) => v,
+        None => args.get(i + 1).map_or("", String::as_str),
+    }
+}
+
 /// Reads curl's `@file` / `@-` data references.
 fn data_ref(sh: &mut Sh<'_>, v: &str, stdin: &str, raw: bool) -> Result<String, String> {
     match v.strip_prefix('@') {
@@ -1947,6 +1955,11 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
                     Ok(d) => data.push(format!("{k}={d}")),
                     Err(e) => return Io::err(e, 26),
                 }
+            }
+            "-T" | "--upload-file" if val_peek(&args, i, &inline) == "-" => {
+                let _ = val(&mut i);
+                data.push(stdin.clone());
+                method.get_or_insert_with(|| "PUT".into());
             }
             "-T" | "--upload-file" => {
                 let f = val(&mut i);
