@@ -1956,7 +1956,7 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
                     Err(e) => return Io::err(e, 26),
                 }
             }
-            "-T" | "--upload-file" if val_peek(&args, i, &inline) == "-" => {
+            "-T" | "--upload-file" if val_peek(args, i, &inline) == "-" => {
                 let _ = val(&mut i);
                 data.push(stdin.clone());
                 method.get_or_insert_with(|| "PUT".into());
