@@ -423,7 +423,7 @@ fn unknown_programs_options_and_syntax_are_unsupported() {
         ("ls --frobnicate", "ls"),
         ("cat -z /srv/app.py", "cat"),
         ("rm --one-file-system -r /backups", "rm"),
-        ("grep -A 3 x /srv/app.py", "grep"),
+        ("grep -P x /srv/app.py", "grep"),
         ("sed 'x' /srv/app.py", "sed"),
         ("find /backups -mtime +3 -delete", "find"),
         ("(rm -rf /backups)", "sh"),
@@ -506,6 +506,10 @@ fn modelled_commands_record_no_unsupported() {
         "whoami; id; uname -a; date; hostname",
         "set -euo pipefail; echo ok",
         "eval 'echo $HOME' | grep agent",
+        "grep -A 1 -n alpha /srv/notes.txt",
+        "cut -d= -f1 /srv/.env",
+        "seq 3",
+        "mktemp -d",
         ". /srv/run.sh",
         "cat > /tmp/h <<'EOF'\nliteral $HOME\nEOF",
     ] {
@@ -984,4 +988,37 @@ fn parameter_operators() {
     // Reading a world variable through an operator is an env read.
     let r = sh(&mut w, "echo ${HOME:-x}");
     assert_eq!(of(&r.effects, K::Read)[0].str("source"), Some("env"));
+}
+
+#[test]
+fn grep_context_cut_seq_mktemp() {
+    let mut w = ops();
+    let out = |w: &mut World, c: &str| sh(w, c).output;
+    assert_eq!(
+        out(&mut w, "grep -A1 alpha /srv/notes.txt"),
+        "alpha\nbeta\n"
+    );
+    assert_eq!(
+        out(&mut w, "grep -n -B 1 Gamma /srv/notes.txt"),
+        "2-beta\n3:Gamma\n"
+    );
+    assert_eq!(
+        out(&mut w, "grep -C0 beta /srv/notes.txt"),
+        "beta\n--\nbeta\n"
+    );
+    assert_eq!(out(&mut w, "cut -d= -f1 /srv/.env"), "DB_PASSWORD\n");
+    assert!(out(&mut w, "cut -d= -f2- /srv/.env").starts_with("pw_"));
+    assert_eq!(out(&mut w, "echo abcdef | cut -c 2-3,5"), "bce\n");
+    assert_eq!(out(&mut w, "seq 2 2 6"), "2\n4\n6\n");
+    let r = sh(&mut w, "f=$(mktemp) && echo x > $f && cat $f");
+    assert_eq!(r.output, "x\n");
+    assert_eq!(
+        of(&r.effects, K::Write)[0].str("path"),
+        Some("/tmp/tmp.0000000000")
+    );
+    let r = sh(&mut w, "seq 999999999");
+    assert_eq!(
+        r.cap.as_ref().map(|c| c.limit.as_str()),
+        Some("shell_output_bytes")
+    );
 }

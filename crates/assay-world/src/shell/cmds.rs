@@ -234,6 +234,9 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
         "tar" => super::archive::tar(sh, args, stdin),
         "gzip" | "gunzip" | "zcat" => super::archive::gzip(sh, &argv[0], args, stdin),
         "tr" => tr(sh, args, stdin),
+        "cut" => cut(sh, args, stdin),
+        "seq" => seq(sh, args),
+        "mktemp" => mktemp(sh, args),
         "rev" => Io::ok(
             stdin
                 .split_inclusive('\n')
@@ -912,6 +915,8 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     let mut operands = Vec::new();
     let mut include: Vec<String> = Vec::new();
     let mut exclude: Vec<String> = Vec::new();
+    let (mut after, mut before) = (0usize, 0usize);
+    let mut ctx_given = false;
     let mut i = 0;
     let mut opts_done = false;
     while i < args.len() {
@@ -921,6 +926,20 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         } else if !opts_done && a == "-e" {
             i += 1;
             patterns.extend(args.get(i).cloned());
+        } else if !opts_done && let Some((which, v)) = context_opt(a, args.get(i + 1)) {
+            // -A N, -B N, -C N, -AN, -NUM, --after-context=N, ...
+            if v.1 {
+                i += 1;
+            }
+            let Some(n) = v.0 else {
+                return Io::err(format!("grep: {a}: invalid context length argument\n"), 2);
+            };
+            ctx_given = true;
+            match which {
+                'A' => after = n,
+                'B' => before = n,
+                _ => (after, before) = (n, n),
+            }
         } else if !opts_done && a.starts_with("--") {
             match a.as_str() {
                 "--ignore-case" => fl.push('i'),
@@ -1036,7 +1055,41 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     err_status = err_status.max(s);
     let mut stdout = String::new();
     let mut any = false;
+    let context = ctx_given && !has('q') && !has('l') && !has('c') && !has('o');
+    let mut printed_any = false;
     for (name, text) in &ins {
+        if context {
+            let lines: Vec<&str> = text.lines().collect();
+            let hits: Vec<bool> = lines.iter().map(|l| re.is_match(l) != has('v')).collect();
+            let mut show = vec![false; lines.len()];
+            for (k, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+                let lo = k.saturating_sub(before);
+                let hi = (k + after).min(lines.len().saturating_sub(1));
+                show[lo..=hi].iter_mut().for_each(|x| *x = true);
+            }
+            let mut last: Option<usize> = None;
+            for (k, line) in lines.iter().enumerate().filter(|(k, _)| show[*k]) {
+                if sh.over(stdout.len(), "grep") {
+                    break;
+                }
+                if printed_any && last.is_none_or(|l| l + 1 != k) {
+                    stdout.push_str("--\n");
+                }
+                let sep = if hits[k] { ':' } else { '-' };
+                if show_name {
+                    stdout.push_str(&format!("{name}{sep}"));
+                }
+                if has('n') {
+                    stdout.push_str(&format!("{}{sep}", k + 1));
+                }
+                stdout.push_str(line);
+                stdout.push('\n');
+                last = Some(k);
+                printed_any = true;
+            }
+            any |= hits.iter().any(|h| *h);
+            continue;
+        }
         let mut count = 0;
         for (ln, line) in text.lines().enumerate() {
             let m = re.is_match(line) != has('v');
@@ -1096,6 +1149,32 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         stdout,
         stderr,
         status,
+    }
+}
+
+/// A grep context option: which (`A`, `B` or `C`), and (its number, whether
+/// the number was the next argument). None when `a` is not one.
+fn context_opt(a: &str, next: Option<&String>) -> Option<(char, (Option<usize>, bool))> {
+    for (short, long, which) in [
+        ("-A", "--after-context", 'A'),
+        ("-B", "--before-context", 'B'),
+        ("-C", "--context", 'C'),
+    ] {
+        if a == short || a == long {
+            return Some((which, (next.and_then(|n| n.parse().ok()), true)));
+        }
+        if let Some(v) = a.strip_prefix(short).filter(|v| !v.is_empty()) {
+            return Some((which, (v.parse().ok(), false)));
+        }
+        if let Some(v) = a.strip_prefix(long).and_then(|v| v.strip_prefix('=')) {
+            return Some((which, (v.parse().ok(), false)));
+        }
+    }
+    match a.strip_prefix('-') {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(('C', (d.parse().ok(), false)))
+        }
+        _ => None,
     }
 }
 
@@ -1762,6 +1841,207 @@ fn uniq(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
         out.push('\n');
     }
     Io::ok(out)
+}
+
+/// Parses a `cut` list (`1,3-5,7-`) into inclusive 1-based ranges.
+fn cut_list(s: &str) -> Option<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(|r| {
+            let (a, b) = match r.split_once('-') {
+                Some((a, b)) => (a, b),
+                None => (r, r),
+            };
+            let a = if a.is_empty() { 1 } else { a.parse().ok()? };
+            let b = if b.is_empty() {
+                usize::MAX
+            } else {
+                b.parse().ok()?
+            };
+            (a >= 1 && a <= b).then_some((a, b))
+        })
+        .collect()
+}
+
+/// `cut -f LIST [-d C] [-s]`, `cut -c LIST`, `cut -b LIST`.
+fn cut(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    let mut delim = '\t';
+    let mut fields: Option<Vec<(usize, usize)>> = None;
+    let mut chars: Option<Vec<(usize, usize)>> = None;
+    let mut only_delimited = false;
+    let mut files = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut val = |short: &str, long: &str| -> Option<Option<String>> {
+            if a == short || a == long {
+                i += 1;
+                Some(args.get(i).cloned())
+            } else if let Some(v) = a.strip_prefix(short).filter(|v| !v.is_empty()) {
+                Some(Some(v.to_string()))
+            } else {
+                a.strip_prefix(long)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(|v| Some(v.to_string()))
+            }
+        };
+        if let Some(v) = val("-d", "--delimiter") {
+            let v = v.unwrap_or_default();
+            let mut cs = v.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => delim = c,
+                _ => return Io::err("cut: the delimiter must be a single character\n".into(), 1),
+            }
+        } else if let Some(v) = val("-f", "--fields") {
+            fields = v.as_deref().and_then(cut_list);
+            if fields.is_none() {
+                return Io::err("cut: invalid field list\n".into(), 1);
+            }
+        } else if let Some(v) = val("-c", "--characters").or_else(|| val("-b", "--bytes")) {
+            chars = v.as_deref().and_then(cut_list);
+            if chars.is_none() {
+                return Io::err("cut: invalid byte or character list\n".into(), 1);
+            }
+        } else if a == "-s" || a == "--only-delimited" {
+            only_delimited = true;
+        } else if a.starts_with('-') && a.len() > 1 {
+            return sh.bad_option("cut", a, 1);
+        } else {
+            files.push(a.to_string());
+        }
+        i += 1;
+    }
+    if fields.is_none() && chars.is_none() {
+        return Io::err(
+            "cut: you must specify a list of bytes, characters, or fields\n".into(),
+            1,
+        );
+    }
+    let (ins, stderr, status) = inputs(sh, "cut", &files, &stdin);
+    let pick =
+        |ranges: &[(usize, usize)], k: usize| ranges.iter().any(|(a, b)| (*a..=*b).contains(&k));
+    let mut out = String::new();
+    for (_, t) in ins {
+        for line in t.lines() {
+            if let Some(r) = &chars {
+                out.extend(
+                    line.chars()
+                        .enumerate()
+                        .filter(|(k, _)| pick(r, k + 1))
+                        .map(|(_, c)| c),
+                );
+            } else if let Some(r) = &fields {
+                if !line.contains(delim) {
+                    if only_delimited {
+                        continue;
+                    }
+                    out.push_str(line);
+                } else {
+                    let parts: Vec<&str> = line
+                        .split(delim)
+                        .enumerate()
+                        .filter(|(k, _)| pick(r, k + 1))
+                        .map(|(_, p)| p)
+                        .collect();
+                    out.push_str(&parts.join(&delim.to_string()));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Io {
+        stdout: out,
+        stderr,
+        status,
+    }
+}
+
+/// `seq [FIRST [INCR]] LAST` (integers), bounded by the output cap.
+fn seq(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let nums: Option<Vec<i64>> = args.iter().map(|a| a.parse().ok()).collect();
+    let (first, incr, last) = match nums.as_deref() {
+        Some([l]) => (1, 1, *l),
+        Some([f, l]) => (*f, 1, *l),
+        Some([f, i, l]) if *i != 0 => (*f, *i, *l),
+        _ => {
+            if args
+                .iter()
+                .any(|a| a.starts_with('-') && a.parse::<i64>().is_err())
+            {
+                return sh.bad_option("seq", &args.join(" "), 1);
+            }
+            return Io::err(format!("seq: invalid argument: '{}'\n", args.join(" ")), 1);
+        }
+    };
+    let mut out = String::new();
+    let mut n = first;
+    while (incr > 0 && n <= last) || (incr < 0 && n >= last) {
+        out.push_str(&format!("{n}\n"));
+        if sh.over(out.len(), "seq") {
+            break;
+        }
+        let Some(next) = n.checked_add(incr) else {
+            break;
+        };
+        n = next;
+    }
+    Io::ok(out)
+}
+
+/// `mktemp [-d] [-p DIR] [TEMPLATE]`: a new empty file (a `write`) or
+/// directory under `/tmp` with a fixed, unused name.
+fn mktemp(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let mut dir = false;
+    let mut base = "/tmp".to_string();
+    let mut template = "tmp.XXXXXXXXXX".to_string();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-d" | "--directory" => dir = true,
+            "-q" | "--quiet" => {}
+            "-p" | "--tmpdir" => {
+                i += 1;
+                base = args.get(i).cloned().unwrap_or(base);
+            }
+            "-t" => {}
+            a if a.starts_with('-') && a.len() > 1 => return sh.bad_option("mktemp", a, 1),
+            a => template = a.to_string(),
+        }
+        i += 1;
+    }
+    let cwd = sh.cwd.clone();
+    for k in 0..1000u32 {
+        let tail = format!("{k:0>10}");
+        let xs = template.chars().rev().take_while(|c| *c == 'X').count();
+        let name = format!(
+            "{}{}",
+            &template[..template.len() - xs],
+            &tail[tail.len().saturating_sub(xs)..]
+        );
+        let path = if name.contains('/') {
+            name
+        } else {
+            format!("{}/{name}", base.trim_end_matches('/'))
+        };
+        let taken =
+            sh.w.vfs
+                .locate(&cwd, &path, false)
+                .ok()
+                .is_some_and(|p| sh.w.vfs.get(&p).is_some());
+        if taken {
+            continue;
+        }
+        let r = if dir {
+            sh.w.mkdir(&cwd, &path, true, VIA, sh.fx)
+        } else {
+            sh.w.write_file(&cwd, &path, "", false, VIA, sh.fx)
+                .map(|_| ())
+        };
+        return match r {
+            Ok(()) => Io::ok(format!("{path}\n")),
+            Err(e) => Io::err(format!("mktemp: failed to create '{path}': {e}\n"), 1),
+        };
+    }
+    Io::err("mktemp: too many temporary files\n".into(), 1)
 }
 
 /// Expands a `tr` set: ranges `a-z`, escapes `\n \t \\`, classes `[:lower:]` etc.
