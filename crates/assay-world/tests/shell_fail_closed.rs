@@ -1010,6 +1010,18 @@ fn grep_context_cut_seq_mktemp() {
     assert!(out(&mut w, "cut -d= -f2- /srv/.env").starts_with("pw_"));
     assert_eq!(out(&mut w, "echo abcdef | cut -c 2-3,5"), "bce\n");
     assert_eq!(out(&mut w, "seq 2 2 6"), "2\n4\n6\n");
+    assert_eq!(
+        out(&mut w, "printf 'b 2\\na 10\\nc 1\\n' | sort -k2 -n"),
+        "c 1\nb 2\na 10\n"
+    );
+    assert_eq!(
+        out(&mut w, "printf 'x:b\\ny:a\\n' | sort -t: -k2"),
+        "y:a\nx:b\n"
+    );
+    assert_eq!(
+        out(&mut w, "printf 'b 2\\na 10\\n' | sort -k 2,2nr"),
+        "a 10\nb 2\n"
+    );
     let r = sh(&mut w, "f=$(mktemp) && echo x > $f && cat $f");
     assert_eq!(r.output, "x\n");
     assert_eq!(

@@ -1761,6 +1761,65 @@ fn wc_line(c: &[usize; 3], fl: &[char], all: bool, name: Option<&str>) -> String
 }
 
 fn sort(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    // -k N[,M][n][r] and -t C are taken out first; the rest are flags.
+    let mut key: Option<(usize, usize)> = None;
+    let mut sep: Option<char> = None;
+    let mut rest: Vec<String> = Vec::new();
+    let mut key_flags = String::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let value = |i: &mut usize, short: &str, long: &str| -> Option<Option<String>> {
+            if a == short {
+                *i += 1;
+                Some(args.get(*i).cloned())
+            } else if let Some(v) = a.strip_prefix(long) {
+                Some(Some(v.to_string()))
+            } else {
+                a.strip_prefix(short)
+                    .filter(|v| !v.is_empty() && !a.starts_with("--"))
+                    .map(|v| Some(v.to_string()))
+            }
+        };
+        if let Some(v) = value(&mut i, "-k", "--key=") {
+            let v = v.unwrap_or_default();
+            let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+            let n = digits(&v);
+            let (start, tail) = v.split_at(n);
+            let (end, tail) = match tail.strip_prefix(',') {
+                Some(t) => {
+                    let m = digits(t);
+                    (t[..m].parse().ok(), &t[m..])
+                }
+                None => (Some(usize::MAX), tail),
+            };
+            match (start.parse::<usize>().ok(), end) {
+                (Some(s), Some(e))
+                    if s >= 1 && e >= s && tail.chars().all(|c| "nr".contains(c)) =>
+                {
+                    key = Some((s, e));
+                    key_flags = tail.to_string();
+                }
+                _ => return sh.bad_option("sort", &format!("-k {v}"), 2),
+            }
+        } else if let Some(v) = value(&mut i, "-t", "--field-separator=") {
+            let v = v.unwrap_or_default();
+            let mut cs = v.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => sep = Some(c),
+                _ => {
+                    return Io::err(
+                        "sort: the field separator must be one character\n".into(),
+                        2,
+                    );
+                }
+            }
+        } else {
+            rest.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let args = &rest[..];
     let (fl, files) = match opts(
         args,
         "rnuf",
@@ -1780,7 +1839,36 @@ fn sort(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
     }
     let text: String = ins.into_iter().map(|(_, t)| t).collect();
     let mut lines: Vec<&str> = text.lines().collect();
-    if fl.contains(&'n') {
+    let mut fl = fl;
+    fl.extend(key_flags.chars());
+    let field = |l: &str| -> String {
+        let Some((s, e)) = key else {
+            return l.to_string();
+        };
+        let parts: Vec<&str> = match sep {
+            Some(c) => l.split(c).collect(),
+            None => l.split_whitespace().collect(),
+        };
+        let hi = e.min(parts.len());
+        if s > hi {
+            return String::new();
+        }
+        parts[s - 1..hi].join(&sep.map_or(" ".to_string(), String::from))
+    };
+    if key.is_some() {
+        let numeric = fl.contains(&'n');
+        lines.sort_by(|a, b| {
+            let (x, y) = (field(a), field(b));
+            if numeric {
+                let k = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
+                k(&x).total_cmp(&k(&y))
+            } else if fl.contains(&'f') {
+                x.to_lowercase().cmp(&y.to_lowercase())
+            } else {
+                x.cmp(&y)
+            }
+        });
+    } else if fl.contains(&'n') {
         lines.sort_by(|a, b| {
             let k = |s: &str| {
                 s.trim()
