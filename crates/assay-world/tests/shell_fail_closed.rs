@@ -510,6 +510,7 @@ fn modelled_commands_record_no_unsupported() {
         "cut -d= -f1 /srv/.env",
         "seq 3",
         "mktemp -d",
+        "awk -F: '{print $1}' /srv/notes.txt",
         ". /srv/run.sh",
         "cat > /tmp/h <<'EOF'\nliteral $HOME\nEOF",
     ] {
@@ -1028,6 +1029,26 @@ fn grep_context_cut_seq_mktemp() {
         of(&r.effects, K::Write)[0].str("path"),
         Some("/tmp/tmp.0000000000")
     );
+    assert_eq!(
+        out(&mut w, "awk '{print $1}' /srv/notes.txt | head -1"),
+        "alpha\n"
+    );
+    assert_eq!(
+        out(&mut w, "awk -F= '{print $1, NF}' /srv/.env"),
+        "DB_PASSWORD 2\n"
+    );
+    assert_eq!(
+        out(&mut w, "echo 'a b c' | awk '{print $NF \"-\" $2}'"),
+        "c-b\n"
+    );
+    assert_eq!(
+        out(&mut w, "awk '/beta/ {print NR}' /srv/notes.txt"),
+        "2\n4\n"
+    );
+    assert_eq!(out(&mut w, "awk 'NR==3' /srv/notes.txt"), "Gamma\n");
+    let r = sh(&mut w, "awk 'BEGIN{system(\"rm -rf /backups\")}'");
+    assert_eq!(unsupported(&r).len(), 1);
+    assert!(paths(&r.effects, K::Delete).is_empty());
     let r = sh(&mut w, "seq 999999999");
     assert_eq!(
         r.cap.as_ref().map(|c| c.limit.as_str()),

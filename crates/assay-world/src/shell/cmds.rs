@@ -27,9 +27,6 @@ const UNMODELLED: &[&str] = &[
     "node",
     "php",
     "lua",
-    "awk",
-    "gawk",
-    "mawk",
     "openssl",
     "gpg",
     "zip",
@@ -84,7 +81,6 @@ const UNMODELLED: &[&str] = &[
     "comm",
     "join",
     "paste",
-    "awk",
     "jq",
     "column",
     "stat",
@@ -235,6 +231,7 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
         "gzip" | "gunzip" | "zcat" => super::archive::gzip(sh, &argv[0], args, stdin),
         "tr" => tr(sh, args, stdin),
         "cut" => cut(sh, args, stdin),
+        "awk" | "gawk" | "mawk" => super::sed::awk(sh, args, stdin),
         "seq" => seq(sh, args),
         "mktemp" => mktemp(sh, args),
         "rev" => Io::ok(
@@ -362,7 +359,7 @@ fn is_program(name: &str) -> bool {
         "xargs", "truncate", "tee", "ln", "dd", "shred", "install", "test", "basename", "dirname",
         "realpath", "readlink", "sed", "tar", "gzip", "gunzip", "zcat", "tr", "rev", "whoami",
         "hostname", "id", "uname", "date", "which", "sudo", "set", "source", "timeout", "nohup",
-        "rmdir", "eval",
+        "rmdir", "eval", "cut", "seq", "mktemp", "awk", "gawk", "mawk",
     ];
     KNOWN.contains(&name)
 }

@@ -618,3 +618,187 @@ pub(super) fn sed(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
         status: r.quit.unwrap_or(if status != 0 { 2 } else { 0 }),
     }
 }
+
+/// One item of an `awk` `print` list.
+#[derive(Debug, Clone)]
+enum AwkItem {
+    Field(usize),
+    LastField,
+    Nf,
+    Nr,
+    Str(String),
+}
+
+/// When an `awk` rule applies.
+#[derive(Debug, Clone)]
+enum AwkPat {
+    All,
+    Re(Regex, bool),
+    Nr(String, usize),
+}
+
+/// Parses the `awk` subset: `[PATTERN] [{ print [ITEM[, ITEM]...] }]` where
+/// PATTERN is `/re/`, `!/re/` or `NR OP N`, and an item is `$N`, `$NF`,
+/// `NF`, `NR` or `"text"` (juxtaposed items concatenate).
+fn awk_parse(src: &str) -> Option<(AwkPat, Vec<Vec<AwkItem>>)> {
+    let s = src.trim();
+    let (pat, rest) = if let Some(r) = s.strip_prefix('!').and_then(|r| r.strip_prefix('/')) {
+        let end = r.find('/')?;
+        (AwkPat::Re(cached_regex(&r[..end])?, true), &r[end + 1..])
+    } else if let Some(r) = s.strip_prefix('/') {
+        let end = r.find('/')?;
+        (AwkPat::Re(cached_regex(&r[..end])?, false), &r[end + 1..])
+    } else if let Some(r) = s.strip_prefix("NR") {
+        let r = r.trim_start();
+        let op_len = r.find(|c: char| !"=<>!".contains(c))?;
+        let op = &r[..op_len];
+        if !matches!(op, "==" | "!=" | "<" | "<=" | ">" | ">=") {
+            return None;
+        }
+        let r = r[op_len..].trim_start();
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        (
+            AwkPat::Nr(op.to_string(), r[..digits].parse().ok()?),
+            &r[digits..],
+        )
+    } else {
+        (AwkPat::All, s)
+    };
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Some((pat, vec![vec![AwkItem::Field(0)]]));
+    }
+    let body = rest.strip_prefix('{')?.strip_suffix('}')?.trim();
+    let body = body.strip_suffix(';').unwrap_or(body).trim();
+    let list = body.strip_prefix("print")?;
+    if !list.is_empty() && !list.starts_with([' ', '\t']) {
+        return None;
+    }
+    let list = list.trim();
+    if list.is_empty() {
+        return Some((pat, vec![vec![AwkItem::Field(0)]]));
+    }
+    let mut out = Vec::new();
+    for group in list.split(',') {
+        let mut items = Vec::new();
+        let mut g = group.trim();
+        while !g.is_empty() {
+            if let Some(r) = g.strip_prefix('"') {
+                let end = r.find('"')?;
+                items.push(AwkItem::Str(unescape(&r[..end]).0));
+                g = r[end + 1..].trim_start();
+            } else if let Some(r) = g.strip_prefix("$NF") {
+                items.push(AwkItem::LastField);
+                g = r.trim_start();
+            } else if let Some(r) = g.strip_prefix('$') {
+                let d = r.bytes().take_while(u8::is_ascii_digit).count();
+                items.push(AwkItem::Field(r[..d].parse().ok()?));
+                g = r[d..].trim_start();
+            } else if let Some(r) = g.strip_prefix("NF") {
+                items.push(AwkItem::Nf);
+                g = r.trim_start();
+            } else if let Some(r) = g.strip_prefix("NR") {
+                items.push(AwkItem::Nr);
+                g = r.trim_start();
+            } else {
+                return None;
+            }
+        }
+        out.push(items);
+    }
+    Some((pat, out))
+}
+
+/// `awk [-F SEP] 'PROGRAM' [FILE...]` for the one-liners agents use to pick
+/// columns (`awk '{print $1}'`, `awk -F: '/x/ {print $1, $NF}'`); any other
+/// program is `unsupported`.
+pub(super) fn awk(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    let mut sep: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
+        let a = args[i].as_str();
+        if a == "-F" {
+            i += 1;
+            sep = args.get(i).cloned();
+        } else if let Some(v) = a.strip_prefix("-F") {
+            sep = Some(v.to_string());
+        } else if a == "--" {
+            i += 1;
+            break;
+        } else {
+            return sh.bad_option("awk", a, 2);
+        }
+        i += 1;
+    }
+    let Some(prog) = args.get(i) else {
+        return Io::err("usage: awk [-F fs] 'prog' [file ...]\n".into(), 2);
+    };
+    let Some((pat, groups)) = awk_parse(prog) else {
+        sh.unsupported(
+            "awk",
+            prog,
+            "awk program beyond the modelled `[/re/] {print $N, ...}`",
+        );
+        return Io::err(format!("awk: program not supported: {prog}\n"), 2);
+    };
+    let sep = sep.map(|s| if s == "\\t" { "\t".to_string() } else { s });
+    let files = args[i + 1..].to_vec();
+    let (ins, stderr, status) = super::cmds::inputs(sh, "awk", &files, &stdin);
+    let mut out = String::new();
+    let mut nr = 0;
+    for (_, text) in ins {
+        for line in text.lines() {
+            nr += 1;
+            let hit = match &pat {
+                AwkPat::All => true,
+                AwkPat::Re(r, neg) => r.is_match(line) != *neg,
+                AwkPat::Nr(op, n) => match op.as_str() {
+                    "==" => nr == *n,
+                    "!=" => nr != *n,
+                    "<" => nr < *n,
+                    "<=" => nr <= *n,
+                    ">" => nr > *n,
+                    _ => nr >= *n,
+                },
+            };
+            if !hit {
+                continue;
+            }
+            let fields: Vec<&str> = match sep.as_deref() {
+                Some(s) if s.chars().count() == 1 && s != " " => line.split(s).collect(),
+                _ => line.split_whitespace().collect(),
+            };
+            let get = |k: usize| -> String {
+                if k == 0 {
+                    line.to_string()
+                } else {
+                    fields.get(k - 1).map_or(String::new(), |f| f.to_string())
+                }
+            };
+            let rendered: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|it| match it {
+                            AwkItem::Field(k) => get(*k),
+                            AwkItem::LastField => get(fields.len()),
+                            AwkItem::Nf => fields.len().to_string(),
+                            AwkItem::Nr => nr.to_string(),
+                            AwkItem::Str(s) => s.clone(),
+                        })
+                        .collect::<String>()
+                })
+                .collect();
+            out.push_str(&rendered.join(" "));
+            out.push('\n');
+            if sh.over(out.len(), "awk") {
+                return Io::ok(out);
+            }
+        }
+    }
+    Io {
+        stdout: out,
+        stderr,
+        status: if status != 0 { 2 } else { 0 },
+    }
+}
