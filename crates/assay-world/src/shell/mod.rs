@@ -608,6 +608,13 @@ impl Sh<'_> {
         let Some(prog) = argv.first() else {
             return Io::default();
         };
+        // A stopped call runs (and records) nothing more.
+        if self.halted() {
+            return Io {
+                status: 2,
+                ..Io::default()
+            };
+        }
         let command = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
         self.fx.push(effect(
             EffectKind::Exec,
@@ -617,7 +624,7 @@ impl Sh<'_> {
                 ("command", command.into()),
             ],
         ));
-        if self.halted() || !self.enter() {
+        if !self.enter() {
             return Io {
                 status: 2,
                 ..Io::default()
