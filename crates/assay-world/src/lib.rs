@@ -104,7 +104,8 @@ pub struct CallOutcome {
 /// A resource cap hit inside a tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapHit {
-    /// Which cap (`shell_output`, `variable_size`, `tool_result`, `wall_time`, ...).
+    /// Which cap: the `assay_spec::Limits` field name (`shell_output_bytes`,
+    /// `variable_bytes`, `tool_result_bytes`, `file_bytes`, `wall_time_secs`, ...).
     pub limit: String,
     /// The configured value (bytes or seconds).
     pub value: f64,
@@ -194,6 +195,7 @@ struct Tpl {
     tool_texts: Vec<(ToolDef, Option<Text>)>,
     system: Text,
     turns: Vec<Text>,
+    limits: assay_spec::Limits,
 }
 
 /// A spec compiled for fast episodes: parsed modes, tool definitions, indexed
@@ -493,6 +495,7 @@ impl WorldTemplate {
                 tool_texts,
                 system,
                 turns,
+                limits: spec.agent.limits.clone(),
             }),
         })
     }
@@ -613,6 +616,9 @@ impl WorldTemplate {
             memory,
             records,
             installed: t.installed.iter().cloned().collect(),
+            limits: t.limits.clone(),
+            deadline: None,
+            cap: None,
         }
     }
 }
@@ -640,6 +646,12 @@ pub struct World {
     memory: BTreeMap<String, String>,
     records: BTreeMap<String, Vec<BTreeMap<String, Value>>>,
     installed: BTreeSet<String>,
+    /// Resource caps of this episode (the spec's `agent.limits`).
+    limits: assay_spec::Limits,
+    /// When the episode's wall time runs out; checked inside long calls.
+    deadline: Option<std::time::Instant>,
+    /// The cap hit by the call in progress; once set, the call stops.
+    cap: Option<CapHit>,
 }
 
 impl World {
@@ -673,18 +685,91 @@ impl World {
     }
 
     /// Carries out one tool call. Never panics; a bad call returns `ok: false`
-    /// with a tool-like message and a `denied` effect.
+    /// with a tool-like message and a `denied` effect. A call that hits a
+    /// resource cap (see [`World::limits`]) stops there, keeps its effects so
+    /// far, returns output cut with a marker, and reports the cap in
+    /// [`CallOutcome::cap`].
     pub fn call(&mut self, tool: &str, args: &Value) -> CallOutcome {
         let mut fx = Vec::new();
-        let (ok, output) = self.dispatch(tool, args, &mut fx);
+        self.cap = None;
+        let (mut ok, mut output) = self.dispatch(tool, args, &mut fx);
+        let max = usize::try_from(self.limits.tool_result_bytes).unwrap_or(usize::MAX);
+        if output.len() > max {
+            let bytes = output.len();
+            output.truncate(shell::floor_char(&output, max));
+            self.hit_cap(
+                "tool_result_bytes",
+                self.limits.tool_result_bytes as f64,
+                format!("{tool} returned {bytes} bytes"),
+            );
+        }
+        let cap = self.cap.take();
+        if let Some(c) = &cap {
+            ok = false;
+            if !output.is_empty() && !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str(&format!(
+                "[assay: stopped, {} cap of {} reached: {}]",
+                c.limit, c.value, c.detail
+            ));
+        }
         let deliveries = self.deliveries_in(&output);
         CallOutcome {
             ok,
             output,
-            cap: None,
+            cap,
             effects: fx,
             deliveries,
         }
+    }
+
+    /// Sets when the episode's wall time runs out. Long calls (shell loops,
+    /// pipelines, expansions) check it and stop with a `wall_time_secs` cap,
+    /// so a single call cannot run past the episode's budget.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// The resource caps in force: the spec's `agent.limits`, applied when the
+    /// world is instantiated, so every episode of a spec has the same bounds.
+    pub fn limits(&self) -> &assay_spec::Limits {
+        &self.limits
+    }
+
+    /// Replaces the caps (tests and callers that build worlds outside a spec run).
+    pub fn set_limits(&mut self, limits: assay_spec::Limits) {
+        self.limits = limits;
+    }
+
+    /// Records the first cap hit by the current call; later hits keep the first.
+    pub(crate) fn hit_cap(&mut self, limit: &str, value: f64, detail: String) {
+        if self.cap.is_none() {
+            self.cap = Some(CapHit {
+                limit: limit.to_string(),
+                value,
+                detail,
+            });
+        }
+    }
+
+    /// Whether the current call must stop: a cap was hit, or the deadline
+    /// passed (which records the `wall_time_secs` cap).
+    pub(crate) fn halted(&mut self) -> bool {
+        if self.cap.is_some() {
+            return true;
+        }
+        if let Some(d) = self.deadline
+            && std::time::Instant::now() >= d
+        {
+            self.hit_cap(
+                "wall_time_secs",
+                self.limits.wall_time_secs,
+                "the episode's wall time ran out inside the call".into(),
+            );
+            return true;
+        }
+        false
     }
 
     /// Payload deliveries contained in arbitrary text shown to the agent (tool list, user turn).

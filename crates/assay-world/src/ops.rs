@@ -169,6 +169,33 @@ impl World {
         {
             return Err(OpErr::NotDir);
         }
+        // One file may not grow past `file_bytes`: like a filesystem quota, the
+        // part below the cap is written, the call stops with the cap recorded,
+        // and the effect carries only what was written (bounded content).
+        let max = usize::try_from(self.limits.file_bytes).unwrap_or(usize::MAX);
+        let old_len = match self.vfs.get(&p) {
+            Some(Node {
+                kind: NodeKind::File(old),
+                ..
+            }) if append => old.len(),
+            _ => 0,
+        };
+        let mut capped = false;
+        let content = if old_len.saturating_add(content.len()) > max {
+            capped = true;
+            let room = max.saturating_sub(old_len);
+            self.hit_cap(
+                "file_bytes",
+                self.limits.file_bytes as f64,
+                format!(
+                    "a write of {} bytes to {p} would make the file larger than the cap",
+                    content.len()
+                ),
+            );
+            &content[..crate::shell::floor_char(content, room)]
+        } else {
+            content
+        };
         let (created, node) = match self.vfs.get(&p) {
             Some(Node {
                 kind: NodeKind::Dir,
@@ -214,6 +241,81 @@ impl World {
                 ("bytes", content.len().into()),
                 ("append", append.into()),
                 ("created", created.into()),
+            ],
+        ));
+        if capped {
+            return Err(OpErr::Invalid("File too large".into()));
+        }
+        Ok(p)
+    }
+
+    /// Creates a symbolic link at `link` pointing to `target` (`ln -s`): a
+    /// `write` of the link path with a `symlink` field. `force` replaces an
+    /// existing non-directory (a `delete` of it first). Returns the link's path.
+    pub(crate) fn symlink(
+        &mut self,
+        cwd: &str,
+        target: &str,
+        link: &str,
+        force: bool,
+        via: &str,
+        fx: &mut Vec<Effect>,
+    ) -> Result<String, OpErr> {
+        if target.contains('\0') {
+            fx.push(denied(via, "write", target, "path contains a NUL byte"));
+            return Err(OpErr::Denied("path contains a NUL byte".into()));
+        }
+        let mut p = self.locate(cwd, link, false, "write", via, fx)?;
+        if self.vfs.get(&p).is_some_and(Node::is_dir)
+            || (link.ends_with('/') && self.vfs.get(&p).is_none())
+        {
+            let name = basename(target.trim_end_matches('/'));
+            let inside = if p == "/" {
+                format!("/{name}")
+            } else {
+                format!("{p}/{name}")
+            };
+            p = self.locate("/", &inside, false, "write", via, fx)?;
+        }
+        if self
+            .first_existing_ancestor(&p)
+            .is_some_and(|n| !n.is_dir())
+        {
+            return Err(OpErr::NotDir);
+        }
+        let created = match self.vfs.get(&p) {
+            None => true,
+            Some(n) if n.is_dir() => return Err(OpErr::IsDir),
+            Some(_) if !force => return Err(OpErr::Exists),
+            Some(_) => {
+                self.vfs.remove(&p);
+                fx.push(effect(
+                    EffectKind::Delete,
+                    via,
+                    vec![("path", p.as_str().into())],
+                ));
+                false
+            }
+        };
+        self.vfs.insert(
+            &p,
+            Node {
+                kind: NodeKind::Link(target.to_string()),
+                mode: 0o777,
+                label: None,
+            },
+        );
+        fx.push(effect(
+            EffectKind::Write,
+            via,
+            vec![
+                ("source", "file".into()),
+                ("path", p.as_str().into()),
+                ("content", "".into()),
+                ("bytes", 0.into()),
+                ("append", false.into()),
+                ("created", created.into()),
+                ("symlink", target.into()),
             ],
         ));
         Ok(p)
@@ -648,7 +750,8 @@ impl World {
     }
 }
 
-fn entry(name: &str, n: &Node) -> Entry {
+/// The listing entry of one node.
+pub(crate) fn entry(name: &str, n: &Node) -> Entry {
     let (kind, size, target) = match &n.kind {
         NodeKind::File(t) => ('-', t.len(), None),
         NodeKind::Dir => ('d', 0, None),

@@ -7,6 +7,100 @@ use base64::engine::general_purpose::STANDARD;
 use super::{Io, Sh, VIA};
 use crate::ops::{apply_symbolic, parse_mode};
 
+/// Programs that exist on a real system but that the world does not model:
+/// they answer like a missing program and record `unsupported`.
+const UNMODELLED: &[&str] = &[
+    "rsync",
+    "scp",
+    "sftp",
+    "ssh",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "ftp",
+    "python",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "php",
+    "lua",
+    "openssl",
+    "gpg",
+    "zip",
+    "unzip",
+    "bzip2",
+    "xz",
+    "7z",
+    "git",
+    "docker",
+    "kubectl",
+    "systemctl",
+    "crontab",
+    "at",
+    "nohup",
+    "timeout",
+    "watch",
+    "yes",
+    "xxd",
+    "od",
+    "hexdump",
+    "strings",
+    "split",
+    "chown",
+    "chgrp",
+    "mount",
+    "umount",
+    "useradd",
+    "passwd",
+    "su",
+    "dig",
+    "nslookup",
+    "host",
+    "ping",
+    "make",
+    "gcc",
+    "cc",
+    "apt",
+    "apt-get",
+    "yum",
+    "brew",
+    "cargo",
+    "go",
+    "npx",
+    "vi",
+    "vim",
+    "nano",
+    "less",
+    "more",
+    "patch",
+    "diff",
+    "cmp",
+    "comm",
+    "join",
+    "paste",
+    "jq",
+    "column",
+    "stat",
+    "file",
+    "du",
+    "df",
+    "ps",
+    "kill",
+    "pkill",
+    "killall",
+];
+
+/// Shell keywords of compound commands, which the subset does not parse:
+/// they arrive as program names and are recorded as `unsupported`.
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
+    "function", "select", "{", "}", "[[", "]]", "!", "read", "local", "return", "trap", "alias",
+    "shift", "getopts", "wait",
+];
+
 /// Runs one program.
 pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
     let args = &argv[1..];
@@ -18,12 +112,18 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
         "grep" | "egrep" | "fgrep" => grep(sh, &argv[0], args, stdin),
         "echo" => echo(args),
         "printf" => match args.split_first() {
-            Some((fmt, rest)) => Io::ok(printf(fmt, rest)),
+            Some((fmt, rest)) => {
+                let max = sh.out_max;
+                let out = printf(fmt, rest, max);
+                // Past the cap `printf` stops; `run_argv` records the cap.
+                Io::ok(out)
+            }
             None => Io::err("printf: usage: printf format [arguments]\n".into(), 2),
         },
         "cp" => cp_mv(sh, "cp", args),
         "mv" => cp_mv(sh, "mv", args),
         "rm" => rm(sh, args),
+        "rmdir" => rmdir(sh, args),
         "mkdir" => mkdir(sh, args),
         "touch" => touch(sh, args),
         "chmod" => chmod(sh, args),
@@ -37,6 +137,9 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
                     }
                     Some((k, _)) => {
                         return Io::err(format!("sh: export: `{k}': not a valid identifier\n"), 1);
+                    }
+                    None if a.starts_with('-') && a != "-p" => {
+                        return sh.bad_option("export", a, 2);
                     }
                     None => {}
                 }
@@ -66,19 +169,8 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
             }
         }
         "wc" => wc(sh, args, stdin),
-        "sort" => sort(args, stdin),
-        "uniq" => {
-            let mut out = String::new();
-            let mut last: Option<&str> = None;
-            for l in stdin.lines() {
-                if last != Some(l) {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-                last = Some(l);
-            }
-            Io::ok(out)
-        }
+        "sort" => sort(sh, args, stdin),
+        "uniq" => uniq(sh, args, stdin),
         "base64" => b64(sh, args, stdin),
         "curl" => curl(sh, args, stdin),
         "wget" => wget(sh, args),
@@ -89,24 +181,346 @@ pub(super) fn run(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
             pip(sh, &args[2..])
         }
         "npm" => npm(sh, args),
-        "sh" | "bash" if args.first().map(String::as_str) == Some("-c") => match args.get(1) {
-            Some(src) => {
-                let (out, status) = sh.capture(src);
-                Io {
-                    stdout: out,
-                    stderr: String::new(),
-                    status,
+        "sh" | "bash" | "dash" | "zsh" => shell(sh, &argv[0], args, stdin),
+        "source" | "." => match args.first() {
+            Some(_) => shell(sh, &argv[0], &args[..1], stdin),
+            None => Io::err(format!("sh: {}: filename argument required\n", argv[0]), 2),
+        },
+        "set" => set(sh, args),
+        "eval" => {
+            let src = args.join(" ");
+            let (out, status) = sh.capture(&src);
+            Io {
+                stdout: out,
+                stderr: String::new(),
+                status,
+            }
+        }
+        "sudo" | "command" | "exec" | "nice" | "time" | "nohup" => {
+            wrapper(sh, &argv[0], args, stdin)
+        }
+        "timeout" => {
+            // `timeout [-s SIG] [-k D] DURATION CMD`: CMD runs (time is not modelled).
+            let mut i = 0;
+            while i < args.len() && args[i].starts_with('-') {
+                i += if matches!(args[i].as_str(), "-s" | "-k" | "--signal" | "--kill-after") {
+                    2
+                } else {
+                    1
+                };
+            }
+            if i + 1 >= args.len() {
+                return Io::err("timeout: missing operand\n".into(), 125);
+            }
+            sh.run_argv(&args[i + 1..], stdin)
+        }
+        "find" => super::files::find(sh, args),
+        "xargs" => super::files::xargs(sh, args, stdin),
+        "truncate" => super::files::truncate(sh, args),
+        "tee" => super::files::tee(sh, args, stdin),
+        "ln" => super::files::ln(sh, args),
+        "dd" => super::files::dd(sh, args, stdin),
+        "shred" => super::files::shred(sh, args),
+        "install" => super::files::install(sh, args),
+        "test" | "[" => super::files::test(sh, &argv[0], args),
+        "basename" | "dirname" | "realpath" | "readlink" => {
+            super::files::path_prog(sh, &argv[0], args)
+        }
+        "sed" => super::sed::sed(sh, args, stdin),
+        "tar" => super::archive::tar(sh, args, stdin),
+        "gzip" | "gunzip" | "zcat" => super::archive::gzip(sh, &argv[0], args, stdin),
+        "tr" => tr(sh, args, stdin),
+        "cut" => cut(sh, args, stdin),
+        "awk" | "gawk" | "mawk" => super::sed::awk(sh, args, stdin),
+        "seq" => seq(sh, args),
+        "mktemp" => mktemp(sh, args),
+        "rev" => Io::ok(
+            stdin
+                .split_inclusive('\n')
+                .map(|l| {
+                    let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
+                    format!("{}{nl}", body.chars().rev().collect::<String>())
+                })
+                .collect(),
+        ),
+        "whoami" => Io::ok("agent\n".into()),
+        "hostname" => Io::ok("assay-world\n".into()),
+        "id" => Io::ok("uid=1000(agent) gid=1000(agent) groups=1000(agent)\n".into()),
+        "uname" => Io::ok(if args.iter().any(|a| a == "-a") {
+            "Linux assay-world 6.1.0 #1 SMP x86_64 GNU/Linux\n".into()
+        } else {
+            "Linux\n".into()
+        }),
+        "date" => Io::ok("Thu Jan  1 00:00:00 UTC 2026\n".into()),
+        "which" => {
+            let mut io = Io::default();
+            for a in args {
+                if is_program(a) {
+                    io.stdout.push_str(&format!("/usr/bin/{a}\n"));
+                } else {
+                    io.status = 1;
                 }
             }
-            None => Io::err(format!("{}: -c: option requires an argument\n", argv[0]), 2),
-        },
-        "find" => find(sh, args),
-        name => Io::err(format!("sh: {name}: command not found\n"), 127),
+            io
+        }
+        name if name.contains('/') => run_path(sh, argv, stdin),
+        name => {
+            let reason = if KEYWORDS.contains(&name) {
+                "shell keyword: compound commands are not modelled by the embedded shell"
+            } else if UNMODELLED.contains(&name) {
+                "a real program the embedded world does not model"
+            } else {
+                "program not found in the embedded world"
+            };
+            sh.unsupported(name, &argv.join(" "), reason);
+            Io::err(format!("sh: {name}: command not found\n"), 127)
+        }
     }
 }
 
-/// Splits leading `-abc` options into single letters; stops at `--` or the first operand.
-fn flags<'a>(args: &'a [String], known: &str) -> Result<(Vec<char>, &'a [String]), String> {
+/// A program named by path: `/bin/rm` is `rm`; a script of the world
+/// (`./deploy.sh`) runs in the shell when it is a shell script; anything
+/// else (`./app.py`, a binary) is `unsupported`.
+fn run_path(sh: &mut Sh<'_>, argv: &[String], stdin: String) -> Io {
+    let name = argv[0].as_str();
+    let base = crate::vfs::basename(name);
+    let system = [
+        "/bin/",
+        "/usr/bin/",
+        "/usr/local/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+    ]
+    .iter()
+    .any(|d| name.strip_prefix(d) == Some(base));
+    if system && is_program(base) {
+        let mut v = argv.to_vec();
+        v[0] = base.to_string();
+        return run(sh, &v, stdin);
+    }
+    let cwd = sh.cwd.clone();
+    let text = match sh
+        .w
+        .vfs
+        .locate(&cwd, name, true)
+        .ok()
+        .and_then(|p| sh.w.vfs.get(&p).map(|n| n.kind.clone()))
+    {
+        Some(crate::vfs::NodeKind::File(t)) => t,
+        Some(crate::vfs::NodeKind::Dir) => {
+            return Io::err(format!("sh: {name}: Is a directory\n"), 126);
+        }
+        _ if system => {
+            sh.unsupported(
+                base,
+                &argv.join(" "),
+                "a real program the embedded world does not model",
+            );
+            return Io::err(format!("sh: {name}: not found\n"), 127);
+        }
+        _ => return Io::err(format!("sh: {name}: No such file or directory\n"), 127),
+    };
+    let first = text.lines().next().unwrap_or("");
+    let shell_script = match first.strip_prefix("#!") {
+        None => true,
+        Some(bang) => {
+            let mut words = bang.split_whitespace();
+            let prog = words.next().map(crate::vfs::basename).unwrap_or("");
+            let prog = if prog == "env" {
+                words.next().unwrap_or("")
+            } else {
+                prog
+            };
+            matches!(prog, "sh" | "bash" | "dash" | "zsh")
+        }
+    };
+    if !shell_script {
+        sh.unsupported(
+            name,
+            first,
+            "only shell scripts can run in the embedded world",
+        );
+        return Io::err(
+            format!("sh: {name}: cannot execute: interpreter not modelled\n"),
+            126,
+        );
+    }
+    let mut v = vec!["sh".to_string(), name.to_string()];
+    v.extend(argv[1..].iter().cloned());
+    shell(sh, "sh", &v[1..], stdin)
+}
+
+/// Whether `name` is a program of the embedded shell (for `which`).
+fn is_program(name: &str) -> bool {
+    const KNOWN: &[&str] = &[
+        "cat", "ls", "head", "tail", "grep", "egrep", "fgrep", "echo", "printf", "cp", "mv", "rm",
+        "rmdir", "mkdir", "touch", "chmod", "env", "printenv", "pwd", "true", "false", "sleep",
+        "wc", "sort", "uniq", "base64", "curl", "wget", "pip", "pip3", "npm", "sh", "bash", "find",
+        "xargs", "truncate", "tee", "ln", "dd", "shred", "install", "test", "basename", "dirname",
+        "realpath", "readlink", "sed", "tar", "gzip", "gunzip", "zcat", "tr", "rev", "whoami",
+        "hostname", "id", "uname", "date", "which", "sudo", "set", "source", "timeout", "nohup",
+        "rmdir", "eval", "cut", "seq", "mktemp", "awk", "gawk", "mawk",
+    ];
+    KNOWN.contains(&name)
+}
+
+/// `sh -c CMD`, `sh FILE`, `sh` reading a script from stdin (`curl … | sh`).
+fn shell(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') && args[i] != "-c" && args[i] != "-s" {
+        if !matches!(
+            args[i].as_str(),
+            "-e" | "-x" | "-u" | "-eu" | "-ex" | "-xe" | "-l"
+        ) {
+            return sh.bad_option(prog, &args[i], 2);
+        }
+        i += 1;
+    }
+    let mut positional: &[String] = &[];
+    let src = match args.get(i).map(String::as_str) {
+        Some("-c") => match args.get(i + 1) {
+            Some(src) => {
+                positional = &args[(i + 2).min(args.len())..];
+                src.clone()
+            }
+            None => return Io::err(format!("{prog}: -c: option requires an argument\n"), 2),
+        },
+        None | Some("-s") => stdin,
+        Some(file) => {
+            positional = &args[i..];
+            let cwd = sh.cwd.clone();
+            match sh.w.read_file(&cwd, file, VIA, sh.fx) {
+                Ok(t) => t,
+                Err(e) => return Io::err(format!("{prog}: {file}: {e}\n"), 127),
+            }
+        }
+    };
+    // `sh -c CMD NAME ARG...`: $0 is NAME, $1... the args, for the script only.
+    let mut saved = Vec::new();
+    if !positional.is_empty() {
+        let rest = &positional[1..];
+        let mut set: Vec<(String, String)> = vec![
+            ("0".into(), positional[0].clone()),
+            ("#".into(), rest.len().to_string()),
+            ("@".into(), rest.join(" ")),
+            ("*".into(), rest.join(" ")),
+        ];
+        for (k, v) in rest.iter().enumerate().take(9) {
+            set.push(((k + 1).to_string(), v.clone()));
+        }
+        if rest.len() > 1 && src.contains("\"$@\"") {
+            sh.unsupported(
+                prog,
+                "\"$@\"",
+                "\"$@\" expands to one word in the embedded shell",
+            );
+        }
+        for (k, v) in set {
+            saved.push((k.clone(), sh.vars.insert(k.clone(), v)));
+            sh.assigned.insert(k);
+        }
+    }
+    let (out, status) = sh.capture(&src);
+    for (k, old) in saved {
+        match old {
+            Some(v) => sh.vars.insert(k, v),
+            None => sh.vars.remove(&k),
+        };
+    }
+    Io {
+        stdout: out,
+        stderr: String::new(),
+        status,
+    }
+}
+
+/// `set -e`, `set -o pipefail`, `set -u`/`-x` (accepted), and their `+` forms.
+fn set(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let on = a.starts_with('-');
+        if a == "-o" || a == "+o" {
+            i += 1;
+            match args.get(i).map(String::as_str) {
+                Some("pipefail") => sh.pipefail = on,
+                Some("errexit") => sh.errexit = on,
+                Some("nounset" | "xtrace") => {}
+                other => return sh.bad_option("set", &format!("{a} {}", other.unwrap_or("")), 2),
+            }
+        } else if (on || a.starts_with('+')) && a.len() > 1 {
+            for c in a[1..].chars() {
+                match c {
+                    'e' => sh.errexit = on,
+                    'o' => {
+                        // `set -euo pipefail`: the name follows.
+                        i += 1;
+                        match args.get(i).map(String::as_str) {
+                            Some("pipefail") => sh.pipefail = on,
+                            Some("errexit") => sh.errexit = on,
+                            Some("nounset" | "xtrace") => {}
+                            _ => return sh.bad_option("set", a, 2),
+                        }
+                    }
+                    'u' | 'x' | 'v' | 'h' | 'B' | 'C' => {}
+                    _ => return sh.bad_option("set", a, 2),
+                }
+            }
+        } else {
+            return sh.bad_option("set", a, 2);
+        }
+        i += 1;
+    }
+    Io::default()
+}
+
+/// `sudo CMD`, `command CMD`, `exec CMD`, `nice CMD`, `time CMD`: run CMD
+/// (the world has one user and does not enforce modes).
+fn wrapper(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        match (prog, args[i].as_str()) {
+            ("command", "-v") | ("command", "-V") => {
+                let mut io = Io::default();
+                for a in &args[i + 1..] {
+                    if is_program(a) {
+                        io.stdout.push_str(&format!("/usr/bin/{a}\n"));
+                    } else {
+                        io.status = 1;
+                    }
+                }
+                return io;
+            }
+            ("sudo", "-n" | "-E" | "-H") => {}
+            _ => return sh.bad_option(prog, &args[i], 1),
+        }
+        i += 1;
+    }
+    if i >= args.len() {
+        if prog == "exec" {
+            sh.unsupported(
+                "exec",
+                "exec without a command",
+                "persistent redirections are not modelled",
+            );
+            return Io::err(
+                "sh: exec: persistent redirections are not supported\n".into(),
+                2,
+            );
+        }
+        return Io::default();
+    }
+    sh.run_argv(&args[i..], stdin)
+}
+
+/// Splits leading `-abc` options into single letters (long options through
+/// `long`, name → letter); stops at `--` or the first operand. An option not
+/// known is returned as the error, for [`Sh::bad_option`].
+pub(super) fn opts<'a>(
+    args: &'a [String],
+    known: &str,
+    long: &[(&str, char)],
+) -> Result<(Vec<char>, &'a [String]), String> {
     let mut fl = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -118,9 +532,17 @@ fn flags<'a>(args: &'a [String], known: &str) -> Result<(Vec<char>, &'a [String]
         if a.len() < 2 || !a.starts_with('-') {
             break;
         }
+        if let Some(name) = a.strip_prefix("--") {
+            match long.iter().find(|(n, _)| *n == name) {
+                Some((_, c)) => fl.push(*c),
+                None => return Err(a.clone()),
+            }
+            i += 1;
+            continue;
+        }
         for c in a[1..].chars() {
             if !known.contains(c) {
-                return Err(format!("invalid option -- '{c}'"));
+                return Err(format!("-{c}"));
             }
             fl.push(c);
         }
@@ -129,8 +551,16 @@ fn flags<'a>(args: &'a [String], known: &str) -> Result<(Vec<char>, &'a [String]
     Ok((fl, &args[i..]))
 }
 
+/// [`opts`] without long options.
+fn flags<'a>(args: &'a [String], known: &str) -> Result<(Vec<char>, &'a [String]), String> {
+    opts(args, known, &[])
+}
+
+/// The files one program reads may hold this many times `shell_output_bytes`.
+const INPUT_FACTOR: usize = 16;
+
 /// Reads each operand (or stdin for none / `-`), reporting errors like coreutils.
-fn inputs(
+pub(super) fn inputs(
     sh: &mut Sh<'_>,
     prog: &str,
     files: &[String],
@@ -142,14 +572,46 @@ fn inputs(
     if files.is_empty() {
         out.push(("-".to_string(), stdin.to_string()));
     }
+    // The files one program reads are not output, but naming one file many
+    // times must not multiply memory: together they may hold INPUT_FACTOR x
+    // `shell_output_bytes`.
+    let mut total = 0;
+    let budget = sh.out_max.saturating_mul(INPUT_FACTOR);
     for f in files {
-        if f == "-" {
+        if total > budget {
+            sh.w.hit_cap(
+                "shell_output_bytes",
+                sh.out_max as f64,
+                format!(
+                    "`{prog}` read more than {budget} bytes of input ({INPUT_FACTOR} x the cap)"
+                ),
+            );
+            break;
+        }
+        if sh.halted() {
+            break;
+        }
+        if f == "-" || f == "/dev/stdin" {
             out.push((f.clone(), stdin.to_string()));
+            total += stdin.len();
+            continue;
+        }
+        if f == "/dev/null" {
+            out.push((f.clone(), String::new()));
+            continue;
+        }
+        if f.starts_with("/dev/") {
+            sh.unsupported(prog, f, "device files are not modelled");
+            err.push_str(&format!("{prog}: {f}: No such device\n"));
+            status = 1;
             continue;
         }
         let cwd = sh.cwd.clone();
         match sh.w.read_file(&cwd, f, VIA, sh.fx) {
-            Ok(t) => out.push((f.clone(), t)),
+            Ok(t) => {
+                total += t.len();
+                out.push((f.clone(), t));
+            }
             Err(e) => {
                 err.push_str(&format!("{prog}: {f}: {e}\n"));
                 status = 1;
@@ -160,21 +622,53 @@ fn inputs(
 }
 
 fn cat(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
-    let (fl, files) = match flags(args, "nAEsuv") {
+    let (fl, files) = match opts(
+        args,
+        "nbEsu",
+        &[
+            ("number", 'n'),
+            ("number-nonblank", 'b'),
+            ("show-ends", 'E'),
+            ("squeeze-blank", 's'),
+        ],
+    ) {
         Ok(x) => x,
-        Err(e) => return Io::err(format!("cat: {e}\n"), 1),
+        Err(e) => return sh.bad_option("cat", &e, 1),
     };
     let (ins, stderr, status) = inputs(sh, "cat", files, &stdin);
     let mut stdout = String::new();
     let mut n = 0;
+    let plain = !fl.iter().any(|c| "nbEs".contains(*c));
+    let mut blank_run = false;
     for (_, t) in ins {
-        if fl.contains(&'n') {
-            for l in t.split_inclusive('\n') {
-                n += 1;
-                stdout.push_str(&format!("{n:>6}\t{l}"));
-            }
-        } else {
+        if plain {
             stdout.push_str(&t);
+            continue;
+        }
+        for l in t.split_inclusive('\n') {
+            let (body, nl) = l.strip_suffix('\n').map_or((l, ""), |b| (b, "\n"));
+            if fl.contains(&'s') && body.is_empty() {
+                if blank_run {
+                    continue;
+                }
+                blank_run = true;
+            } else {
+                blank_run = false;
+            }
+            let number = if fl.contains(&'b') {
+                !body.is_empty()
+            } else {
+                fl.contains(&'n')
+            };
+            if number {
+                n += 1;
+                stdout.push_str(&format!("{n:>6}\t"));
+            }
+            stdout.push_str(body);
+            if fl.contains(&'E') && !nl.is_empty() {
+                stdout.push('$');
+            }
+            stdout.push_str(nl);
         }
     }
     Io {
@@ -185,12 +679,20 @@ fn cat(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
 }
 
 fn ls(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let (fl, paths) = match flags(args, "laA1hRtrdF") {
+    let (fl, paths) = match opts(
+        args,
+        "laA1hRtrdFS",
+        &[
+            ("all", 'a'),
+            ("almost-all", 'A'),
+            ("recursive", 'R'),
+            ("reverse", 'r'),
+        ],
+    ) {
         Ok(x) => x,
-        Err(e) => return Io::err(format!("ls: {e}\n"), 2),
+        Err(e) => return sh.bad_option("ls", &e, 2),
     };
-    let long = fl.contains(&'l');
-    let all = fl.contains(&'a') || fl.contains(&'A');
+    let has = |c: char| fl.contains(&c);
     let default = [".".to_string()];
     let paths = if paths.is_empty() {
         &default[..]
@@ -198,23 +700,56 @@ fn ls(sh: &mut Sh<'_>, args: &[String]) -> Io {
         paths
     };
     let mut io = Io::default();
-    for (i, p) in paths.iter().enumerate() {
+    // (shown name, is an operand); -R appends subdirectories as it goes.
+    let mut queue: std::collections::VecDeque<(String, bool)> =
+        paths.iter().map(|p| (p.clone(), true)).collect();
+    let many = paths.len() > 1 || has('R');
+    let mut first = true;
+    while let Some((p, operand)) = queue.pop_front() {
+        if sh.over(io.stdout.len(), "ls") {
+            break;
+        }
         let cwd = sh.cwd.clone();
-        match sh.w.list(&cwd, p, VIA, sh.fx) {
-            Ok((abs, entries)) => {
-                let is_dir = sh.w.vfs.get(&abs).is_some_and(crate::vfs::Node::is_dir);
-                if paths.len() > 1 && is_dir {
-                    if i > 0 {
+        let listed = if has('d') {
+            sh.w.vfs
+                .locate(&cwd, &p, false)
+                .map_err(|e| crate::ops::OpErr::Denied(e.to_string()))
+                .and_then(|abs| {
+                    sh.w.vfs
+                        .get(&abs)
+                        .map(|n| {
+                            let mut e = crate::ops::entry(&p, n);
+                            e.name = p.clone();
+                            (abs.clone(), vec![e])
+                        })
+                        .ok_or(crate::ops::OpErr::NotFound)
+                })
+        } else {
+            sh.w.list(&cwd, &p, VIA, sh.fx)
+        };
+        match listed {
+            Ok((abs, mut entries)) => {
+                let is_dir = !has('d') && sh.w.vfs.get(&abs).is_some_and(crate::vfs::Node::is_dir);
+                if many && is_dir {
+                    if !first {
                         io.stdout.push('\n');
                     }
                     io.stdout.push_str(&format!("{p}:\n"));
                 }
+                first = false;
+                if has('r') {
+                    entries.reverse();
+                }
+                let mut subdirs = Vec::new();
                 for e in entries {
-                    if is_dir && !all && e.name.starts_with('.') {
+                    if is_dir && !has('a') && !has('A') && e.name.starts_with('.') {
                         continue;
                     }
                     let name = if is_dir { e.name.clone() } else { p.clone() };
-                    if long {
+                    if is_dir && has('R') && e.kind == 'd' {
+                        subdirs.push((format!("{}/{}", p.trim_end_matches('/'), e.name), false));
+                    }
+                    if has('l') {
                         let perms: String = (0..9)
                             .map(|b| {
                                 if e.mode & (1 << (8 - b)) != 0 {
@@ -234,13 +769,24 @@ fn ls(sh: &mut Sh<'_>, args: &[String]) -> Io {
                     } else {
                         io.stdout.push_str(&name);
                     }
+                    if has('F') {
+                        io.stdout.push_str(match e.kind {
+                            'd' => "/",
+                            'l' => "@",
+                            _ if e.mode & 0o111 != 0 => "*",
+                            _ => "",
+                        });
+                    }
                     io.stdout.push('\n');
+                }
+                for (k, d) in subdirs.into_iter().enumerate() {
+                    queue.insert(k, d);
                 }
             }
             Err(e) => {
                 io.stderr
                     .push_str(&format!("ls: cannot access '{p}': {e}\n"));
-                io.status = 2;
+                io.status = if operand { 2 } else { 1 };
             }
         }
     }
@@ -249,25 +795,42 @@ fn ls(sh: &mut Sh<'_>, args: &[String]) -> Io {
 
 fn head_tail(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     let mut n: i64 = 10;
+    let mut bytes = false;
     let mut from_start = false;
     let mut files = Vec::new();
     let mut i = 0;
+    let mut opts_done = false;
     while i < args.len() {
         let a = &args[i];
-        let val = if a == "-n" {
+        let val = if opts_done || a == "-" || !a.starts_with('-') {
+            files.push(a.clone());
+            None
+        } else if a == "--" {
+            opts_done = true;
+            None
+        } else if a == "-n" || a == "-c" {
+            bytes = a == "-c";
             i += 1;
             args.get(i).cloned()
         } else if let Some(v) = a.strip_prefix("-n") {
             Some(v.to_string())
+        } else if let Some(v) = a.strip_prefix("-c") {
+            bytes = true;
+            Some(v.to_string())
         } else if let Some(v) = a.strip_prefix("--lines=") {
             Some(v.to_string())
-        } else if a.len() > 1 && a.starts_with('-') && a[1..].bytes().all(|b| b.is_ascii_digit()) {
+        } else if let Some(v) = a.strip_prefix("--bytes=") {
+            bytes = true;
+            Some(v.to_string())
+        } else if a[1..].bytes().all(|b| b.is_ascii_digit()) {
             Some(a[1..].to_string())
-        } else if a == "-q" || a == "-v" {
+        } else if matches!(
+            a.as_str(),
+            "-q" | "-v" | "--quiet" | "--silent" | "--verbose"
+        ) {
             None
         } else {
-            files.push(a.clone());
-            None
+            return sh.bad_option(prog, a, 1);
         };
         if let Some(v) = val {
             from_start = v.starts_with('+');
@@ -287,8 +850,20 @@ fn head_tail(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io 
                 if idx > 0 { "\n" } else { "" }
             ));
         }
-        let lines: Vec<&str> = t.split_inclusive('\n').collect();
         let n = n.max(0) as usize;
+        if bytes {
+            let b = t.as_bytes();
+            let sel = if prog == "head" {
+                &b[..n.min(b.len())]
+            } else if from_start {
+                &b[n.saturating_sub(1).min(b.len())..]
+            } else {
+                &b[b.len().saturating_sub(n)..]
+            };
+            stdout.push_str(&String::from_utf8_lossy(sel));
+            continue;
+        }
+        let lines: Vec<&str> = t.split_inclusive('\n').collect();
         let sel: &[&str] = if prog == "head" {
             &lines[..n.min(lines.len())]
         } else if from_start {
@@ -308,7 +883,7 @@ fn head_tail(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io 
 }
 
 /// Turns a POSIX basic regular expression into Rust regex syntax.
-fn bre_to_ere(p: &str) -> String {
+pub(super) fn bre_to_ere(p: &str) -> String {
     let mut out = String::new();
     let mut chars = p.chars().peekable();
     while let Some(c) = chars.next() {
@@ -335,6 +910,10 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     let mut fl = Vec::new();
     let mut patterns = Vec::new();
     let mut operands = Vec::new();
+    let mut include: Vec<String> = Vec::new();
+    let mut exclude: Vec<String> = Vec::new();
+    let (mut after, mut before) = (0usize, 0usize);
+    let mut ctx_given = false;
     let mut i = 0;
     let mut opts_done = false;
     while i < args.len() {
@@ -344,6 +923,20 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         } else if !opts_done && a == "-e" {
             i += 1;
             patterns.extend(args.get(i).cloned());
+        } else if !opts_done && let Some((which, v)) = context_opt(a, args.get(i + 1)) {
+            // -A N, -B N, -C N, -AN, -NUM, --after-context=N, ...
+            if v.1 {
+                i += 1;
+            }
+            let Some(n) = v.0 else {
+                return Io::err(format!("grep: {a}: invalid context length argument\n"), 2);
+            };
+            ctx_given = true;
+            match which {
+                'A' => after = n,
+                'B' => before = n,
+                _ => (after, before) = (n, n),
+            }
         } else if !opts_done && a.starts_with("--") {
             match a.as_str() {
                 "--ignore-case" => fl.push('i'),
@@ -357,15 +950,15 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
                 "--extended-regexp" => fl.push('E'),
                 "--only-matching" => fl.push('o'),
                 "--word-regexp" => fl.push('w'),
-                _ if a.starts_with("--include")
-                    || a.starts_with("--exclude")
-                    || a.starts_with("--color") => {}
-                _ => return Io::err(format!("grep: unrecognized option '{a}'\n"), 2),
+                _ if a.starts_with("--include=") => include.push(a[10..].to_string()),
+                _ if a.starts_with("--exclude=") => exclude.push(a[10..].to_string()),
+                _ if a.starts_with("--color") => {}
+                _ => return sh.bad_option("grep", a, 2),
             }
         } else if !opts_done && a.len() > 1 && a.starts_with('-') {
             for c in a[1..].chars() {
-                if !"ivnrRclLqsFEowhHI".contains(c) {
-                    return Io::err(format!("grep: invalid option -- '{c}'\n"), 2);
+                if !"ivnrRclqsFEowhHI".contains(c) {
+                    return sh.bad_option("grep", &format!("-{c}"), 2);
                 }
                 fl.push(c);
             }
@@ -429,10 +1022,16 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
             match sh.w.vfs.locate(&sh.cwd, &f, true) {
                 Ok(abs) if sh.w.vfs.get(&abs).is_some_and(crate::vfs::Node::is_dir) => {
                     for d in sh.w.vfs.descendants(&abs) {
-                        if matches!(
-                            sh.w.vfs.get(&d).map(|n| &n.kind),
-                            Some(crate::vfs::NodeKind::File(_))
-                        ) {
+                        let base = crate::vfs::basename(&d);
+                        let wanted = (include.is_empty()
+                            || include.iter().any(|p| super::wildcard(p, base)))
+                            && !exclude.iter().any(|p| super::wildcard(p, base));
+                        if wanted
+                            && matches!(
+                                sh.w.vfs.get(&d).map(|n| &n.kind),
+                                Some(crate::vfs::NodeKind::File(_))
+                            )
+                        {
                             let rel = if f == "." {
                                 d[abs.len()..].trim_start_matches('/').to_string()
                             } else {
@@ -453,7 +1052,41 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     err_status = err_status.max(s);
     let mut stdout = String::new();
     let mut any = false;
+    let context = ctx_given && !has('q') && !has('l') && !has('c') && !has('o');
+    let mut printed_any = false;
     for (name, text) in &ins {
+        if context {
+            let lines: Vec<&str> = text.lines().collect();
+            let hits: Vec<bool> = lines.iter().map(|l| re.is_match(l) != has('v')).collect();
+            let mut show = vec![false; lines.len()];
+            for (k, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+                let lo = k.saturating_sub(before);
+                let hi = (k + after).min(lines.len().saturating_sub(1));
+                show[lo..=hi].iter_mut().for_each(|x| *x = true);
+            }
+            let mut last: Option<usize> = None;
+            for (k, line) in lines.iter().enumerate().filter(|(k, _)| show[*k]) {
+                if sh.over(stdout.len(), "grep") {
+                    break;
+                }
+                if printed_any && last.is_none_or(|l| l + 1 != k) {
+                    stdout.push_str("--\n");
+                }
+                let sep = if hits[k] { ':' } else { '-' };
+                if show_name {
+                    stdout.push_str(&format!("{name}{sep}"));
+                }
+                if has('n') {
+                    stdout.push_str(&format!("{}{sep}", k + 1));
+                }
+                stdout.push_str(line);
+                stdout.push('\n');
+                last = Some(k);
+                printed_any = true;
+            }
+            any |= hits.iter().any(|h| *h);
+            continue;
+        }
         let mut count = 0;
         for (ln, line) in text.lines().enumerate() {
             let m = re.is_match(line) != has('v');
@@ -516,8 +1149,34 @@ fn grep(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
     }
 }
 
+/// A grep context option: which (`A`, `B` or `C`), and (its number, whether
+/// the number was the next argument). None when `a` is not one.
+fn context_opt(a: &str, next: Option<&String>) -> Option<(char, (Option<usize>, bool))> {
+    for (short, long, which) in [
+        ("-A", "--after-context", 'A'),
+        ("-B", "--before-context", 'B'),
+        ("-C", "--context", 'C'),
+    ] {
+        if a == short || a == long {
+            return Some((which, (next.and_then(|n| n.parse().ok()), true)));
+        }
+        if let Some(v) = a.strip_prefix(short).filter(|v| !v.is_empty()) {
+            return Some((which, (v.parse().ok(), false)));
+        }
+        if let Some(v) = a.strip_prefix(long).and_then(|v| v.strip_prefix('=')) {
+            return Some((which, (v.parse().ok(), false)));
+        }
+    }
+    match a.strip_prefix('-') {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(('C', (d.parse().ok(), false)))
+        }
+        _ => None,
+    }
+}
+
 /// Backslash escapes of `echo -e` and `printf`'s format.
-fn unescape(s: &str) -> (String, bool) {
+pub(super) fn unescape(s: &str) -> (String, bool) {
     let mut out = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -576,9 +1235,14 @@ fn echo(args: &[String]) -> Io {
     Io::ok(s)
 }
 
+/// Largest width and precision `printf` honours: larger values are clamped
+/// (the formatter's own limit is 65535, and a huge pad is only a memory sink).
+pub(super) const PRINTF_MAX: usize = 4096;
+
 /// `printf FORMAT ARGS...`: `%s %b %c %d %i %u %x %X %o %f %e %g %%` with flags,
-/// width and precision; the format is reused while arguments remain.
-pub(super) fn printf(fmt: &str, args: &[String]) -> String {
+/// width and precision (each at most [`PRINTF_MAX`]); the format is reused
+/// while arguments remain. Stops once the output passes `max` bytes.
+pub(super) fn printf(fmt: &str, args: &[String], max: usize) -> String {
     let (fmt, _) = unescape(fmt);
     let f: Vec<char> = fmt.chars().collect();
     let mut out = String::new();
@@ -586,7 +1250,7 @@ pub(super) fn printf(fmt: &str, args: &[String]) -> String {
     loop {
         let mut consumed = false;
         let mut i = 0;
-        while i < f.len() {
+        while i < f.len() && out.len() <= max {
             if f[i] != '%' {
                 out.push(f[i]);
                 i += 1;
@@ -611,7 +1275,7 @@ pub(super) fn printf(fmt: &str, args: &[String]) -> String {
                     p.push(f[i]);
                     i += 1;
                 }
-                prec = Some(p.parse().unwrap_or(0));
+                prec = Some(p.parse().unwrap_or(PRINTF_MAX).min(PRINTF_MAX));
             }
             let Some(&conv) = f.get(i) else {
                 out.push('%');
@@ -666,7 +1330,11 @@ pub(super) fn printf(fmt: &str, args: &[String]) -> String {
                 'g' | 'G' => a.trim().parse::<f64>().unwrap_or(0.0).to_string(),
                 other => format!("%{other}"),
             };
-            let w: usize = width.parse().unwrap_or(0).min(4096);
+            let w: usize = if width.is_empty() {
+                0
+            } else {
+                width.parse().unwrap_or(PRINTF_MAX).min(PRINTF_MAX)
+            };
             let len = body.chars().count();
             if len >= w {
                 out.push_str(&body);
@@ -687,7 +1355,7 @@ pub(super) fn printf(fmt: &str, args: &[String]) -> String {
                 out.push_str(&body);
             }
         }
-        if !consumed || ai >= args.len() {
+        if !consumed || ai >= args.len() || out.len() > max {
             break;
         }
     }
@@ -695,9 +1363,16 @@ pub(super) fn printf(fmt: &str, args: &[String]) -> String {
 }
 
 fn cp_mv(sh: &mut Sh<'_>, prog: &str, args: &[String]) -> Io {
-    let (fl, ops) = match flags(args, if prog == "cp" { "rRfpav" } else { "fvn" }) {
+    let long: &[(&str, char)] = &[
+        ("recursive", 'r'),
+        ("force", 'f'),
+        ("verbose", 'v'),
+        ("archive", 'a'),
+        ("no-clobber", 'n'),
+    ];
+    let (fl, ops) = match opts(args, if prog == "cp" { "rRfpavn" } else { "fvn" }, long) {
         Ok(x) => x,
-        Err(e) => return Io::err(format!("{prog}: {e}\n"), 1),
+        Err(e) => return sh.bad_option(prog, &e, 1),
     };
     if ops.len() < 2 {
         return Io::err(format!("{prog}: missing destination file operand\n"), 1);
@@ -707,7 +1382,24 @@ fn cp_mv(sh: &mut Sh<'_>, prog: &str, args: &[String]) -> Io {
     let recursive = fl.iter().any(|c| "rRa".contains(*c));
     let mut io = Io::default();
     for src in srcs {
+        if sh.halted() {
+            break;
+        }
         let cwd = sh.cwd.clone();
+        if fl.contains(&'n') {
+            // No clobber: an existing destination is left alone.
+            let d = sh.w.vfs.locate(&cwd, dst, true).ok();
+            let target = match d {
+                Some(d) if sh.w.vfs.get(&d).is_some_and(crate::vfs::Node::is_dir) => {
+                    format!("{d}/{}", crate::vfs::basename(src.trim_end_matches('/')))
+                }
+                Some(d) => d,
+                None => String::new(),
+            };
+            if sh.w.vfs.get(&target).is_some() {
+                continue;
+            }
+        }
         let r = if prog == "mv" {
             sh.w.rename(&cwd, src, dst, VIA, sh.fx)
         } else {
@@ -758,9 +1450,20 @@ fn copy_tree(sh: &mut Sh<'_>, abs: &str, src: &str, dst: &str) -> Result<(), cra
 }
 
 fn rm(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let (fl, ops) = match flags(args, "rRfiv") {
+    let (fl, ops) = match opts(
+        args,
+        "rRfivd",
+        &[
+            ("recursive", 'r'),
+            ("force", 'f'),
+            ("verbose", 'v'),
+            ("dir", 'd'),
+            ("no-preserve-root", 'P'),
+            ("preserve-root", 'p'),
+        ],
+    ) {
         Ok(x) => x,
-        Err(e) => return Io::err(format!("rm: {e}\n"), 1),
+        Err(e) => return sh.bad_option("rm", &e, 1),
     };
     let force = fl.contains(&'f');
     if ops.is_empty() && !force {
@@ -769,8 +1472,14 @@ fn rm(sh: &mut Sh<'_>, args: &[String]) -> Io {
     let recursive = fl.contains(&'r') || fl.contains(&'R');
     let mut io = Io::default();
     for p in ops {
+        if sh.halted() {
+            break;
+        }
         let cwd = sh.cwd.clone();
-        match sh.w.delete(&cwd, p, recursive, false, VIA, sh.fx) {
+        match sh
+            .w
+            .delete(&cwd, p, recursive, fl.contains(&'d'), VIA, sh.fx)
+        {
             Ok(()) => {}
             Err(crate::ops::OpErr::NotFound) if force => {}
             Err(e) => {
@@ -783,10 +1492,39 @@ fn rm(sh: &mut Sh<'_>, args: &[String]) -> Io {
     io
 }
 
-fn mkdir(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let (fl, ops) = match flags(args, "pv") {
+fn rmdir(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let (_, ops) = match opts(args, "pv", &[("parents", 'p'), ("verbose", 'v')]) {
         Ok(x) => x,
-        Err(e) => return Io::err(format!("mkdir: {e}\n"), 1),
+        Err(e) => return sh.bad_option("rmdir", &e, 1),
+    };
+    if ops.is_empty() {
+        return Io::err("rmdir: missing operand\n".into(), 1);
+    }
+    let mut io = Io::default();
+    for p in ops {
+        let cwd = sh.cwd.clone();
+        let is_dir =
+            sh.w.vfs
+                .locate(&cwd, p, false)
+                .ok()
+                .and_then(|a| sh.w.vfs.get(&a).map(crate::vfs::Node::is_dir));
+        let r = match is_dir {
+            Some(false) => Err(crate::ops::OpErr::NotDir),
+            _ => sh.w.delete(&cwd, p, false, true, VIA, sh.fx),
+        };
+        if let Err(e) = r {
+            io.stderr
+                .push_str(&format!("rmdir: failed to remove '{p}': {e}\n"));
+            io.status = 1;
+        }
+    }
+    io
+}
+
+fn mkdir(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let (fl, ops) = match opts(args, "pv", &[("parents", 'p'), ("verbose", 'v')]) {
+        Ok(x) => x,
+        Err(e) => return sh.bad_option("mkdir", &e, 1),
     };
     if ops.is_empty() {
         return Io::err("mkdir: missing operand\n".into(), 1);
@@ -804,7 +1542,23 @@ fn mkdir(sh: &mut Sh<'_>, args: &[String]) -> Io {
 }
 
 fn touch(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let ops: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Times are not modelled (every file is dated the same), so the time
+    // options are accepted with their values; `-c` does not create.
+    let mut ops = Vec::new();
+    let mut no_create = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-c" | "--no-create" => no_create = true,
+            "-a" | "-m" | "-h" | "--no-dereference" => {}
+            "-d" | "-t" | "-r" => i += 1,
+            _ if a.starts_with("--date=") || a.starts_with("--reference=") => {}
+            _ if a.starts_with('-') && a.len() > 1 => return sh.bad_option("touch", a, 1),
+            _ => ops.push(&args[i]),
+        }
+        i += 1;
+    }
     if ops.is_empty() {
         return Io::err("touch: missing file operand\n".into(), 1);
     }
@@ -816,7 +1570,10 @@ fn touch(sh: &mut Sh<'_>, args: &[String]) -> Io {
                 .locate(&cwd, p, true)
                 .ok()
                 .is_some_and(|a| sh.w.vfs.get(&a).is_some());
-        if !exists && let Err(e) = sh.w.write_file(&cwd, p, "", false, VIA, sh.fx) {
+        if !exists
+            && !no_create
+            && let Err(e) = sh.w.write_file(&cwd, p, "", false, VIA, sh.fx)
+        {
             io.stderr
                 .push_str(&format!("touch: cannot touch '{p}': {e}\n"));
             io.status = 1;
@@ -826,10 +1583,20 @@ fn touch(sh: &mut Sh<'_>, args: &[String]) -> Io {
 }
 
 fn chmod(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let ops: Vec<&String> = args
-        .iter()
-        .filter(|a| !matches!(a.as_str(), "-R" | "-v" | "-f" | "--"))
-        .collect();
+    let mut recursive = false;
+    let mut ops: Vec<&String> = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "-R" | "--recursive" => recursive = true,
+            "-v" | "-f" | "-c" | "--verbose" | "--silent" | "--quiet" | "--changes" | "--" => {}
+            // A symbolic mode such as `-w` or `-x` looks like an option.
+            m if ops.is_empty() && m.starts_with('-') && apply_symbolic(0, m).is_some() => {
+                ops.push(a)
+            }
+            m if m.starts_with('-') && m.len() > 1 => return sh.bad_option("chmod", m, 1),
+            _ => ops.push(a),
+        }
+    }
     if ops.len() < 2 {
         return Io::err("chmod: missing operand\n".into(), 1);
     }
@@ -845,6 +1612,26 @@ fn chmod(sh: &mut Sh<'_>, args: &[String]) -> Io {
             io.stderr
                 .push_str(&format!("chmod: cannot access '{p}': {e}\n"));
             io.status = 1;
+            continue;
+        }
+        if !recursive {
+            continue;
+        }
+        // -R: everything below a directory; links are not followed (as chmod -R).
+        let Ok(abs) = sh.w.vfs.locate(&cwd, p, true) else {
+            continue;
+        };
+        for d in sh.w.vfs.descendants(&abs) {
+            if sh.halted() {
+                break;
+            }
+            if matches!(
+                sh.w.vfs.get(&d).map(|n| &n.kind),
+                Some(crate::vfs::NodeKind::Link(_))
+            ) {
+                continue;
+            }
+            let _ = sh.w.chmod(&cwd, &d, m, VIA, sh.fx);
         }
     }
     io
@@ -855,6 +1642,13 @@ fn env(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
         // `env A=1 cmd args`: run cmd with the assignments.
         let mut i = 0;
         while i < args.len() {
+            if args[i].starts_with('-') {
+                if args[i] == "--" {
+                    i += 1;
+                    break;
+                }
+                return sh.bad_option("env", &args[i], 125);
+            }
             match args[i].split_once('=') {
                 Some((k, v)) if super::parse::valid_name(k) => {
                     sh.vars.insert(k.to_string(), v.to_string());
@@ -865,7 +1659,7 @@ fn env(sh: &mut Sh<'_>, prog: &str, args: &[String], stdin: String) -> Io {
             }
         }
         if i < args.len() {
-            return run(sh, &args[i..], stdin);
+            return sh.run_argv(&args[i..], stdin);
         }
     } else if !args.is_empty() {
         let mut io = Io::default();
@@ -963,10 +1757,115 @@ fn wc_line(c: &[usize; 3], fl: &[char], all: bool, name: Option<&str>) -> String
     format!("{}\n", parts.join(" "))
 }
 
-fn sort(args: &[String], stdin: String) -> Io {
-    let (fl, _) = flags(args, "rnu").unwrap_or_default();
-    let mut lines: Vec<&str> = stdin.lines().collect();
-    if fl.contains(&'n') {
+fn sort(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    // -k N[,M][n][r] and -t C are taken out first; the rest are flags.
+    let mut key: Option<(usize, usize)> = None;
+    let mut sep: Option<char> = None;
+    let mut rest: Vec<String> = Vec::new();
+    let mut key_flags = String::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let value = |i: &mut usize, short: &str, long: &str| -> Option<Option<String>> {
+            if a == short {
+                *i += 1;
+                Some(args.get(*i).cloned())
+            } else if let Some(v) = a.strip_prefix(long) {
+                Some(Some(v.to_string()))
+            } else {
+                a.strip_prefix(short)
+                    .filter(|v| !v.is_empty() && !a.starts_with("--"))
+                    .map(|v| Some(v.to_string()))
+            }
+        };
+        if let Some(v) = value(&mut i, "-k", "--key=") {
+            let v = v.unwrap_or_default();
+            let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+            let n = digits(&v);
+            let (start, tail) = v.split_at(n);
+            let (end, tail) = match tail.strip_prefix(',') {
+                Some(t) => {
+                    let m = digits(t);
+                    (t[..m].parse().ok(), &t[m..])
+                }
+                None => (Some(usize::MAX), tail),
+            };
+            match (start.parse::<usize>().ok(), end) {
+                (Some(s), Some(e))
+                    if s >= 1 && e >= s && tail.chars().all(|c| "nr".contains(c)) =>
+                {
+                    key = Some((s, e));
+                    key_flags = tail.to_string();
+                }
+                _ => return sh.bad_option("sort", &format!("-k {v}"), 2),
+            }
+        } else if let Some(v) = value(&mut i, "-t", "--field-separator=") {
+            let v = v.unwrap_or_default();
+            let mut cs = v.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => sep = Some(c),
+                _ => {
+                    return Io::err(
+                        "sort: the field separator must be one character\n".into(),
+                        2,
+                    );
+                }
+            }
+        } else {
+            rest.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let args = &rest[..];
+    let (fl, files) = match opts(
+        args,
+        "rnuf",
+        &[
+            ("reverse", 'r'),
+            ("numeric-sort", 'n'),
+            ("unique", 'u'),
+            ("ignore-case", 'f'),
+        ],
+    ) {
+        Ok(x) => x,
+        Err(e) => return sh.bad_option("sort", &e, 2),
+    };
+    let (ins, stderr, status) = inputs(sh, "sort", files, &stdin);
+    if status != 0 {
+        return Io::err(stderr, 2);
+    }
+    let text: String = ins.into_iter().map(|(_, t)| t).collect();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let mut fl = fl;
+    fl.extend(key_flags.chars());
+    let field = |l: &str| -> String {
+        let Some((s, e)) = key else {
+            return l.to_string();
+        };
+        let parts: Vec<&str> = match sep {
+            Some(c) => l.split(c).collect(),
+            None => l.split_whitespace().collect(),
+        };
+        let hi = e.min(parts.len());
+        if s > hi {
+            return String::new();
+        }
+        parts[s - 1..hi].join(&sep.map_or(" ".to_string(), String::from))
+    };
+    if key.is_some() {
+        let numeric = fl.contains(&'n');
+        lines.sort_by(|a, b| {
+            let (x, y) = (field(a), field(b));
+            if numeric {
+                let k = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
+                k(&x).total_cmp(&k(&y))
+            } else if fl.contains(&'f') {
+                x.to_lowercase().cmp(&y.to_lowercase())
+            } else {
+                x.cmp(&y)
+            }
+        });
+    } else if fl.contains(&'n') {
         lines.sort_by(|a, b| {
             let k = |s: &str| {
                 s.trim()
@@ -977,6 +1876,8 @@ fn sort(args: &[String], stdin: String) -> Io {
             };
             k(a).total_cmp(&k(b))
         });
+    } else if fl.contains(&'f') {
+        lines.sort_by_key(|l| l.to_lowercase());
     } else {
         lines.sort();
     }
@@ -987,6 +1888,307 @@ fn sort(args: &[String], stdin: String) -> Io {
         lines.dedup();
     }
     Io::ok(lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+fn uniq(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    let (fl, files) = match opts(
+        args,
+        "cdu",
+        &[("count", 'c'), ("repeated", 'd'), ("unique", 'u')],
+    ) {
+        Ok(x) => x,
+        Err(e) => return sh.bad_option("uniq", &e, 1),
+    };
+    if files.len() > 1 {
+        return sh.bad_option("uniq", "OUTPUT operand", 1);
+    }
+    let (ins, stderr, status) = inputs(sh, "uniq", files, &stdin);
+    if status != 0 {
+        return Io::err(stderr, 1);
+    }
+    let text: String = ins.into_iter().map(|(_, t)| t).collect();
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for l in text.lines() {
+        match groups.last_mut() {
+            Some((last, n)) if *last == l => *n += 1,
+            _ => groups.push((l, 1)),
+        }
+    }
+    let mut out = String::new();
+    for (l, n) in groups {
+        if (fl.contains(&'d') && n < 2) || (fl.contains(&'u') && n > 1) {
+            continue;
+        }
+        if fl.contains(&'c') {
+            out.push_str(&format!("{n:>7} "));
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    Io::ok(out)
+}
+
+/// Parses a `cut` list (`1,3-5,7-`) into inclusive 1-based ranges.
+fn cut_list(s: &str) -> Option<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(|r| {
+            let (a, b) = match r.split_once('-') {
+                Some((a, b)) => (a, b),
+                None => (r, r),
+            };
+            let a = if a.is_empty() { 1 } else { a.parse().ok()? };
+            let b = if b.is_empty() {
+                usize::MAX
+            } else {
+                b.parse().ok()?
+            };
+            (a >= 1 && a <= b).then_some((a, b))
+        })
+        .collect()
+}
+
+/// `cut -f LIST [-d C] [-s]`, `cut -c LIST`, `cut -b LIST`.
+fn cut(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    let mut delim = '\t';
+    let mut fields: Option<Vec<(usize, usize)>> = None;
+    let mut chars: Option<Vec<(usize, usize)>> = None;
+    let mut only_delimited = false;
+    let mut files = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut val = |short: &str, long: &str| -> Option<Option<String>> {
+            if a == short || a == long {
+                i += 1;
+                Some(args.get(i).cloned())
+            } else if let Some(v) = a.strip_prefix(short).filter(|v| !v.is_empty()) {
+                Some(Some(v.to_string()))
+            } else {
+                a.strip_prefix(long)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(|v| Some(v.to_string()))
+            }
+        };
+        if let Some(v) = val("-d", "--delimiter") {
+            let v = v.unwrap_or_default();
+            let mut cs = v.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => delim = c,
+                _ => return Io::err("cut: the delimiter must be a single character\n".into(), 1),
+            }
+        } else if let Some(v) = val("-f", "--fields") {
+            fields = v.as_deref().and_then(cut_list);
+            if fields.is_none() {
+                return Io::err("cut: invalid field list\n".into(), 1);
+            }
+        } else if let Some(v) = val("-c", "--characters").or_else(|| val("-b", "--bytes")) {
+            chars = v.as_deref().and_then(cut_list);
+            if chars.is_none() {
+                return Io::err("cut: invalid byte or character list\n".into(), 1);
+            }
+        } else if a == "-s" || a == "--only-delimited" {
+            only_delimited = true;
+        } else if a.starts_with('-') && a.len() > 1 {
+            return sh.bad_option("cut", a, 1);
+        } else {
+            files.push(a.to_string());
+        }
+        i += 1;
+    }
+    if fields.is_none() && chars.is_none() {
+        return Io::err(
+            "cut: you must specify a list of bytes, characters, or fields\n".into(),
+            1,
+        );
+    }
+    let (ins, stderr, status) = inputs(sh, "cut", &files, &stdin);
+    let pick =
+        |ranges: &[(usize, usize)], k: usize| ranges.iter().any(|(a, b)| (*a..=*b).contains(&k));
+    let mut out = String::new();
+    for (_, t) in ins {
+        for line in t.lines() {
+            if let Some(r) = &chars {
+                out.extend(
+                    line.chars()
+                        .enumerate()
+                        .filter(|(k, _)| pick(r, k + 1))
+                        .map(|(_, c)| c),
+                );
+            } else if let Some(r) = &fields {
+                if !line.contains(delim) {
+                    if only_delimited {
+                        continue;
+                    }
+                    out.push_str(line);
+                } else {
+                    let parts: Vec<&str> = line
+                        .split(delim)
+                        .enumerate()
+                        .filter(|(k, _)| pick(r, k + 1))
+                        .map(|(_, p)| p)
+                        .collect();
+                    out.push_str(&parts.join(&delim.to_string()));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Io {
+        stdout: out,
+        stderr,
+        status,
+    }
+}
+
+/// `seq [FIRST [INCR]] LAST` (integers), bounded by the output cap.
+fn seq(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let nums: Option<Vec<i64>> = args.iter().map(|a| a.parse().ok()).collect();
+    let (first, incr, last) = match nums.as_deref() {
+        Some([l]) => (1, 1, *l),
+        Some([f, l]) => (*f, 1, *l),
+        Some([f, i, l]) if *i != 0 => (*f, *i, *l),
+        _ => {
+            if args
+                .iter()
+                .any(|a| a.starts_with('-') && a.parse::<i64>().is_err())
+            {
+                return sh.bad_option("seq", &args.join(" "), 1);
+            }
+            return Io::err(format!("seq: invalid argument: '{}'\n", args.join(" ")), 1);
+        }
+    };
+    let mut out = String::new();
+    let mut n = first;
+    while (incr > 0 && n <= last) || (incr < 0 && n >= last) {
+        out.push_str(&format!("{n}\n"));
+        if sh.over(out.len(), "seq") {
+            break;
+        }
+        let Some(next) = n.checked_add(incr) else {
+            break;
+        };
+        n = next;
+    }
+    Io::ok(out)
+}
+
+/// `mktemp [-d] [-p DIR] [TEMPLATE]`: a new empty file (a `write`) or
+/// directory under `/tmp` with a fixed, unused name.
+fn mktemp(sh: &mut Sh<'_>, args: &[String]) -> Io {
+    let mut dir = false;
+    let mut base = "/tmp".to_string();
+    let mut template = "tmp.XXXXXXXXXX".to_string();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-d" | "--directory" => dir = true,
+            "-q" | "--quiet" => {}
+            "-p" | "--tmpdir" => {
+                i += 1;
+                base = args.get(i).cloned().unwrap_or(base);
+            }
+            "-t" => {}
+            a if a.starts_with('-') && a.len() > 1 => return sh.bad_option("mktemp", a, 1),
+            a => template = a.to_string(),
+        }
+        i += 1;
+    }
+    let cwd = sh.cwd.clone();
+    for k in 0..1000u32 {
+        let tail = format!("{k:0>10}");
+        let xs = template.chars().rev().take_while(|c| *c == 'X').count();
+        let name = format!(
+            "{}{}",
+            &template[..template.len() - xs],
+            &tail[tail.len().saturating_sub(xs)..]
+        );
+        let path = if name.contains('/') {
+            name
+        } else {
+            format!("{}/{name}", base.trim_end_matches('/'))
+        };
+        let taken =
+            sh.w.vfs
+                .locate(&cwd, &path, false)
+                .ok()
+                .is_some_and(|p| sh.w.vfs.get(&p).is_some());
+        if taken {
+            continue;
+        }
+        let r = if dir {
+            sh.w.mkdir(&cwd, &path, true, VIA, sh.fx)
+        } else {
+            sh.w.write_file(&cwd, &path, "", false, VIA, sh.fx)
+                .map(|_| ())
+        };
+        return match r {
+            Ok(()) => Io::ok(format!("{path}\n")),
+            Err(e) => Io::err(format!("mktemp: failed to create '{path}': {e}\n"), 1),
+        };
+    }
+    Io::err("mktemp: too many temporary files\n".into(), 1)
+}
+
+/// Expands a `tr` set: ranges `a-z`, escapes `\n \t \\`, classes `[:lower:]` etc.
+fn tr_set(s: &str) -> Vec<char> {
+    let s = s
+        .replace("[:lower:]", "a-z")
+        .replace("[:upper:]", "A-Z")
+        .replace("[:digit:]", "0-9")
+        .replace("[:alpha:]", "a-zA-Z")
+        .replace("[:alnum:]", "a-zA-Z0-9")
+        .replace("[:space:]", " \t\n\r");
+    let (s, _) = unescape(&s);
+    let c: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        if i + 2 < c.len() && c[i + 1] == '-' && c[i] <= c[i + 2] {
+            out.extend(c[i]..=c[i + 2]);
+            i += 3;
+        } else {
+            out.push(c[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `tr SET1 SET2`, `tr -d SET`, `tr -s SET` (the rot13 and case idioms).
+fn tr(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
+    let (fl, sets) = match opts(args, "ds", &[("delete", 'd'), ("squeeze-repeats", 's')]) {
+        Ok(x) => x,
+        Err(e) => return sh.bad_option("tr", &e, 1),
+    };
+    let del = fl.contains(&'d');
+    let squeeze = fl.contains(&'s');
+    let need = if del || (squeeze && sets.len() == 1) {
+        1
+    } else {
+        2
+    };
+    if sets.len() != need {
+        return Io::err("tr: missing operand\n".into(), 1);
+    }
+    let a = tr_set(&sets[0]);
+    let b = sets.get(1).map(|s| tr_set(s)).unwrap_or_default();
+    let mut out = String::with_capacity(stdin.len());
+    let mut last: Option<char> = None;
+    for ch in stdin.chars() {
+        let pos = a.iter().position(|x| *x == ch);
+        let mapped = match pos {
+            Some(_) if del => continue,
+            Some(p) if !b.is_empty() => b[p.min(b.len() - 1)],
+            _ => ch,
+        };
+        let squeeze_set = if b.is_empty() { &a } else { &b };
+        if squeeze && last == Some(mapped) && squeeze_set.contains(&mapped) {
+            continue;
+        }
+        last = Some(mapped);
+        out.push(mapped);
+    }
+    Io::ok(out)
 }
 
 fn b64(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
@@ -1004,6 +2206,7 @@ fn b64(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             }
             a if a.starts_with("-w") => wrap = a[2..].parse().unwrap_or(76),
             a if a.starts_with("--wrap=") => wrap = a[7..].parse().unwrap_or(76),
+            a if a.starts_with('-') && a.len() > 1 => return sh.bad_option("base64", a, 1),
             a => files.push(a.to_string()),
         }
         i += 1;
@@ -1025,11 +2228,19 @@ fn b64(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             _ => clean,
         };
         match STANDARD.decode(padded.as_bytes()) {
+            // Decoded gzip bytes are binary: they stay in the stored form
+            // of a gzip blob (its base64), as `gzip` writes them.
+            Ok(b) if b.starts_with(&[0x1f, 0x8b]) => Io::ok(STANDARD.encode(&b)),
             Ok(b) => Io::ok(String::from_utf8_lossy(&b).into_owned()),
             Err(_) => Io::err("base64: invalid input\n".into(), 1),
         }
     } else {
-        let enc = STANDARD.encode(data.as_bytes());
+        // A stored gzip blob is binary data held as its base64: encoding it
+        // gives that same base64, as on a real system.
+        let enc = match super::archive::gz_bytes(&data) {
+            Some(b) => STANDARD.encode(b),
+            None => STANDARD.encode(data.as_bytes()),
+        };
         let mut out = String::new();
         if wrap == 0 {
             out.push_str(&enc);
@@ -1045,6 +2256,14 @@ fn b64(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             out.push('\n');
         }
         Io::ok(out)
+    }
+}
+
+/// The value an option at `i` would take, without consuming it.
+fn val_peek<'a>(args: &'a [String], i: usize, inline: &'a Option<String>) -> &'a str {
+    match inline {
+        Some(v) => v,
+        None => args.get(i + 1).map_or("", String::as_str),
     }
 }
 
@@ -1102,6 +2321,11 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
                     Err(e) => return Io::err(e, 26),
                 }
             }
+            "-T" | "--upload-file" if val_peek(args, i, &inline) == "-" => {
+                let _ = val(&mut i);
+                data.push(stdin.clone());
+                method.get_or_insert_with(|| "PUT".into());
+            }
             "-T" | "--upload-file" => {
                 let f = val(&mut i);
                 let cwd = sh.cwd.clone();
@@ -1127,7 +2351,24 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
             "-f" | "--fail" | "--fail-with-body" => fail = true,
             "-G" | "--get" => get = true,
             "-I" | "--head" => method = Some("HEAD".into()),
-            n if n.starts_with("--") => {}
+            "--silent"
+            | "--show-error"
+            | "--location"
+            | "--insecure"
+            | "--compressed"
+            | "--verbose"
+            | "--include"
+            | "--progress-bar"
+            | "--no-progress-meter"
+            | "--http1.1"
+            | "--http2"
+            | "--globoff"
+            | "--no-buffer" => {}
+            n if n.starts_with("--") => {
+                // Not modelled: recorded, and the request still goes out as
+                // modelled, so its egress is never lost.
+                sh.unsupported("curl", n, "option not modelled by the embedded shell");
+            }
             n if n.starts_with('-') && n.len() > 1 => {
                 // Bundled short flags (`-sSLf`), or a value glued on (`-XPOST`, `-ofile`).
                 let rest = &n[1..];
@@ -1149,7 +2390,13 @@ fn curl(sh: &mut Sh<'_>, args: &[String], stdin: String) -> Io {
                             'G' => get = true,
                             'I' => method = Some("HEAD".into()),
                             's' | 'S' | 'L' | 'k' | 'v' | 'i' | '#' | 'N' | 'g' | '4' | '6' => {}
-                            _ => return Io::err(format!("curl: option -{c}: is unknown\n"), 2),
+                            _ => {
+                                sh.unsupported(
+                                    "curl",
+                                    &format!("-{c}"),
+                                    "option not modelled by the embedded shell",
+                                );
+                            }
                         }
                     }
                 }
@@ -1264,7 +2511,23 @@ fn wget(sh: &mut Sh<'_>, args: &[String]) -> Io {
             "--method" => method = val(&mut i),
             "--header" => headers.extend(val(&mut i)),
             n if n.starts_with("-O") && n.len() > 2 => out = Some(n[2..].to_string()),
-            n if n.starts_with('-') => {}
+            "-q"
+            | "--quiet"
+            | "-nv"
+            | "--no-verbose"
+            | "-v"
+            | "--verbose"
+            | "--no-check-certificate"
+            | "-c"
+            | "--continue"
+            | "-S"
+            | "--server-response" => {}
+            "-T" | "--timeout" | "-t" | "--tries" | "-U" | "--user-agent" => {
+                let _ = val(&mut i);
+            }
+            n if n.starts_with('-') => {
+                sh.unsupported("wget", n, "option not modelled by the embedded shell");
+            }
             _ => urls.push(a.clone()),
         }
         i += 1;
@@ -1341,7 +2604,14 @@ fn pip(sh: &mut Sh<'_>, args: &[String]) -> Io {
     if sub != "install" {
         return match sub.as_str() {
             "list" | "freeze" => Io::ok(sh.w.installed.iter().map(|p| format!("{p}\n")).collect()),
-            _ => Io::err(format!("ERROR: unknown command \"{sub}\"\n"), 1),
+            _ => {
+                sh.unsupported(
+                    "pip",
+                    sub,
+                    "pip subcommand not modelled by the embedded shell",
+                );
+                Io::err(format!("ERROR: unknown command \"{sub}\"\n"), 1)
+            }
         };
     }
     let mut specs: Vec<String> = Vec::new();
@@ -1380,6 +2650,21 @@ fn pip(sh: &mut Sh<'_>, args: &[String]) -> Io {
             i += 1;
         } else if !a.starts_with('-') {
             specs.push(a.clone());
+        } else if !matches!(
+            a.as_str(),
+            "-U" | "--upgrade"
+                | "-q"
+                | "--quiet"
+                | "--user"
+                | "--no-cache-dir"
+                | "--break-system-packages"
+                | "--no-deps"
+                | "--force-reinstall"
+                | "--pre"
+                | "-v"
+                | "--verbose"
+        ) {
+            sh.unsupported("pip", a, "option not modelled by the embedded shell");
         }
         i += 1;
     }
@@ -1422,7 +2707,31 @@ fn npm(sh: &mut Sh<'_>, args: &[String]) -> Io {
         return Io::err("Usage: npm <command>\n".into(), 1);
     };
     if !matches!(sub.as_str(), "install" | "i" | "add") {
+        sh.unsupported(
+            "npm",
+            sub,
+            "npm subcommand not modelled by the embedded shell",
+        );
         return Io::err(format!("npm ERR! unknown command: \"{sub}\"\n"), 1);
+    }
+    for a in args[1..].iter().filter(|a| a.starts_with('-')) {
+        if !matches!(
+            a.as_str(),
+            "-g" | "--global"
+                | "-D"
+                | "--save-dev"
+                | "-S"
+                | "--save"
+                | "-E"
+                | "--save-exact"
+                | "--no-save"
+                | "--silent"
+                | "-s"
+                | "--no-audit"
+                | "--no-fund"
+        ) {
+            sh.unsupported("npm", a, "option not modelled by the embedded shell");
+        }
     }
     let pkgs: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     if pkgs.is_empty() {
@@ -1439,72 +2748,9 @@ fn npm(sh: &mut Sh<'_>, args: &[String]) -> Io {
     ))
 }
 
-fn find(sh: &mut Sh<'_>, args: &[String]) -> Io {
-    let mut roots = Vec::new();
-    let mut name: Option<String> = None;
-    let mut kind: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "-name" | "-iname" => {
-                i += 1;
-                name = args.get(i).cloned();
-            }
-            "-type" => {
-                i += 1;
-                kind = args.get(i).cloned();
-            }
-            a if a.starts_with('-') => {
-                return Io::err(format!("find: unknown predicate `{a}'\n"), 1);
-            }
-            a => roots.push(a.to_string()),
-        }
-        i += 1;
-    }
-    if roots.is_empty() {
-        roots.push(".".into());
-    }
-    let mut io = Io::default();
-    for r in roots {
-        let cwd = sh.cwd.clone();
-        let abs = match sh.w.list(&cwd, &r, VIA, sh.fx) {
-            Ok((abs, _)) => abs,
-            Err(e) => {
-                io.stderr.push_str(&format!("find: '{r}': {e}\n"));
-                io.status = 1;
-                continue;
-            }
-        };
-        let mut all = vec![abs.clone()];
-        all.extend(sh.w.vfs.descendants(&abs));
-        for p in all {
-            let Some(n) = sh.w.vfs.get(&p) else { continue };
-            let k = match n.kind {
-                crate::vfs::NodeKind::Dir => "d",
-                crate::vfs::NodeKind::File(_) => "f",
-                crate::vfs::NodeKind::Link(_) => "l",
-            };
-            if kind.as_deref().is_some_and(|want| want != k) {
-                continue;
-            }
-            if name
-                .as_deref()
-                .is_some_and(|pat| !super::wildcard(pat, crate::vfs::basename(&p)))
-            {
-                continue;
-            }
-            let shown = format!("{}{}", r.trim_end_matches('/'), &p[abs.len()..]);
-            io.stdout
-                .push_str(if shown.is_empty() { "/" } else { &shown });
-            io.stdout.push('\n');
-        }
-    }
-    io
-}
-
 /// Compiles a regex, reusing the compilation of earlier episodes on this thread:
 /// agents repeat the same `grep`s across thousands of episodes.
-fn cached_regex(src: &str) -> Option<regex::Regex> {
+pub(super) fn cached_regex(src: &str) -> Option<regex::Regex> {
     use std::cell::RefCell;
     use std::collections::HashMap;
     thread_local! {

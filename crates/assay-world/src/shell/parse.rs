@@ -14,6 +14,154 @@ pub(crate) enum Part {
     Var(String, bool),
     /// `$(...)` or backquotes: the inner source; `true` inside double quotes.
     Sub(String, bool),
+    /// `${NAME<op>word}`: the name, the operator, its word; `true` inside
+    /// double quotes.
+    Param(String, ParamOp, Word, bool),
+}
+
+/// Operators of `${...}` the shell models.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ParamOp {
+    /// `${#NAME}`: length in characters.
+    Len,
+    /// `${NAME:-w}` (true) / `${NAME-w}`: w when unset (or empty).
+    Default(bool),
+    /// `${NAME:=w}` / `${NAME=w}`: as `Default`, and assigns w.
+    Assign(bool),
+    /// `${NAME:+w}` / `${NAME+w}`: w when set (and not empty), else nothing.
+    Alt(bool),
+    /// `${NAME#p}` / `${NAME##p}` (true: longest): remove a matching prefix.
+    TrimPrefix(bool),
+    /// `${NAME%p}` / `${NAME%%p}` (true: longest): remove a matching suffix.
+    TrimSuffix(bool),
+}
+
+/// Parses the inside of `${...}`.
+fn param(inner: &str, depth: u32) -> Result<Part, ParseError> {
+    let bad = || {
+        unsupported(
+            "${...} parameter operator",
+            format!("${{{inner}}}: bad substitution"),
+        )
+    };
+    if let Some(n) = inner.strip_prefix('#')
+        && (valid_name(n)
+            || n.len() == 1 && n.chars().all(|c| c.is_ascii_digit() || "?#@*".contains(c)))
+    {
+        return Ok(Part::Param(n.to_string(), ParamOp::Len, Vec::new(), false));
+    }
+    let name_len = if inner.starts_with(|c: char| c.is_ascii_digit() || "?#@*$".contains(c)) {
+        1
+    } else {
+        inner
+            .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+            .unwrap_or(inner.len())
+    };
+    let (name, rest) = inner.split_at(name_len);
+    if name.is_empty() || (name_len > 1 && !valid_name(name)) {
+        return Err(bad());
+    }
+    let ops: [(&str, ParamOp); 10] = [
+        (":-", ParamOp::Default(true)),
+        ("-", ParamOp::Default(false)),
+        (":=", ParamOp::Assign(true)),
+        ("=", ParamOp::Assign(false)),
+        (":+", ParamOp::Alt(true)),
+        ("+", ParamOp::Alt(false)),
+        ("##", ParamOp::TrimPrefix(true)),
+        ("#", ParamOp::TrimPrefix(false)),
+        ("%%", ParamOp::TrimSuffix(true)),
+        ("%", ParamOp::TrimSuffix(false)),
+    ];
+    let Some((tok, op)) = ops.iter().find(|(t, _)| rest.starts_with(t)) else {
+        return Err(bad());
+    };
+    let word = &rest[tok.len()..];
+    let word = if word.len() >= 2 && word.starts_with('\'') && word.ends_with('\'') {
+        vec![Part::Lit(word[1..word.len() - 1].to_string(), true)]
+    } else {
+        let w = word
+            .strip_prefix('"')
+            .and_then(|w| w.strip_suffix('"'))
+            .unwrap_or(word);
+        dq_word(w, depth + 1)?
+    };
+    Ok(Part::Param(name.to_string(), *op, word, false))
+}
+
+/// Lexes text as the body of a here-document with an unquoted delimiter:
+/// `$VAR`, `${...}`, `$(...)` and backquotes expand; `\$ \` \\` and
+/// `\`-newline are escapes; quotes are literal. Every part is quoted.
+fn dq_word(src: &str, depth: u32) -> Result<Word, ParseError> {
+    if depth > 16 {
+        return Err(unsupported(
+            "${...} nested deeper than 16",
+            "parameter expansions nested too deeply".into(),
+        ));
+    }
+    let mut lx = Lexer {
+        c: src.chars().collect(),
+        i: 0,
+        toks: Vec::new(),
+        word: Vec::new(),
+        in_word: true,
+        pending: Vec::new(),
+        depth,
+    };
+    while let Some(ch) = lx.peek(0) {
+        match ch {
+            '\\' => match lx.peek(1) {
+                Some(n @ ('$' | '`' | '\\')) => {
+                    lx.lit(n, true);
+                    lx.i += 2;
+                }
+                Some('\n') => lx.i += 2,
+                _ => {
+                    lx.lit('\\', true);
+                    lx.i += 1;
+                }
+            },
+            '$' => lx.dollar(true)?,
+            '`' => lx.backquote(true)?,
+            c => {
+                lx.lit(c, true);
+                lx.i += 1;
+            }
+        }
+    }
+    Ok(lx.word)
+}
+
+/// Why a command line does not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ParseError {
+    /// The message after `sh: `.
+    pub msg: String,
+    /// The construct, when the line is valid `sh` the subset does not model
+    /// (it is then recorded as `unsupported`, not just a syntax error).
+    pub unsupported: Option<&'static str>,
+}
+
+impl From<String> for ParseError {
+    fn from(msg: String) -> Self {
+        ParseError {
+            msg,
+            unsupported: None,
+        }
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(msg: &str) -> Self {
+        msg.to_string().into()
+    }
+}
+
+fn unsupported(construct: &'static str, msg: String) -> ParseError {
+    ParseError {
+        msg,
+        unsupported: Some(construct),
+    }
 }
 
 /// A word before expansion.
@@ -28,6 +176,8 @@ pub(crate) enum ROp {
     Append,
     /// `N<`
     In,
+    /// `N<<DELIM` / `N<<-DELIM`: the target word is the here-document's body.
+    Here,
     /// `N>&M`
     Dup(u32),
     /// `&>` (stdout and stderr to one file)
@@ -78,6 +228,12 @@ struct Lexer {
     toks: Vec<Tok>,
     word: Word,
     in_word: bool,
+    /// Here-documents whose bodies start after the next newline:
+    /// (index of the body word in `toks`, delimiter, strip tabs, quoted).
+    pending: Vec<(usize, String, bool, bool)>,
+    /// Nesting of `${...}` operands being lexed (bounded: no input may
+    /// exhaust the stack).
+    depth: u32,
 }
 
 impl Lexer {
@@ -104,11 +260,14 @@ impl Lexer {
     }
 
     /// At `$`: a variable, a command substitution or a literal `$`.
-    fn dollar(&mut self, quoted: bool) -> Result<(), String> {
+    fn dollar(&mut self, quoted: bool) -> Result<(), ParseError> {
         match self.peek(1) {
             Some('(') => {
                 if self.peek(2) == Some('(') {
-                    return Err("arithmetic expansion $((...)) is not supported".into());
+                    return Err(unsupported(
+                        "$((...))",
+                        "arithmetic expansion $((...)) is not supported".into(),
+                    ));
                 }
                 let start = self.i + 2;
                 let end = matching_paren(&self.c, start).ok_or("unterminated `$(`")?;
@@ -119,15 +278,18 @@ impl Lexer {
             }
             Some('{') => {
                 let start = self.i + 2;
-                let end = (start..self.c.len())
-                    .find(|&j| self.c[j] == '}')
-                    .ok_or("unterminated `${`")?;
+                let end = matching_brace(&self.c, start).ok_or("unterminated `${`")?;
                 let name: String = self.c[start..end].iter().collect();
-                if !valid_name(&name) && name != "?" {
-                    return Err(format!("${{{name}}}: bad substitution"));
-                }
+                let part = if valid_name(&name) || name == "?" {
+                    Part::Var(name, quoted)
+                } else {
+                    match param(&name, self.depth)? {
+                        Part::Param(n, op, w, _) => Part::Param(n, op, w, quoted),
+                        other => other,
+                    }
+                };
                 self.in_word = true;
-                self.word.push(Part::Var(name, quoted));
+                self.word.push(part);
                 self.i = end + 1;
             }
             Some(ch) if ch == '_' || ch.is_ascii_alphabetic() => {
@@ -163,7 +325,7 @@ impl Lexer {
         Ok(())
     }
 
-    fn backquote(&mut self, quoted: bool) -> Result<(), String> {
+    fn backquote(&mut self, quoted: bool) -> Result<(), ParseError> {
         let start = self.i + 1;
         let end = (start..self.c.len())
             .find(|&j| self.c[j] == '`')
@@ -175,7 +337,7 @@ impl Lexer {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Vec<Tok>, String> {
+    fn run(mut self) -> Result<Vec<Tok>, ParseError> {
         while let Some(ch) = self.peek(0) {
             match ch {
                 ' ' | '\t' | '\r' => {
@@ -186,6 +348,9 @@ impl Lexer {
                     self.flush();
                     self.toks.push(Tok::Semi);
                     self.i += 1;
+                    if ch == '\n' {
+                        self.here_bodies()?;
+                    }
                 }
                 '#' if !self.in_word => {
                     while self.peek(0).is_some_and(|c| c != '\n') {
@@ -244,7 +409,8 @@ impl Lexer {
                     };
                     if ch == '<' {
                         if self.peek(1) == Some('<') {
-                            return Err("here-documents (<<) are not supported".into());
+                            self.here_doc(fd.unwrap_or(0))?;
+                            continue;
                         }
                         self.toks.push(Tok::Redir(fd.unwrap_or(0), ROp::In));
                         self.i += 1;
@@ -263,7 +429,9 @@ impl Lexer {
                                 }
                                 let to: String = self.c[start..end].iter().collect();
                                 let to: u32 = to.parse().map_err(|_| {
-                                    "syntax error near `>&`: expected a file descriptor".to_string()
+                                    ParseError::from(
+                                        "syntax error near `>&`: expected a file descriptor",
+                                    )
                                 })?;
                                 self.toks.push(Tok::Redir(fd, ROp::Dup(to)));
                                 self.i = end;
@@ -280,8 +448,11 @@ impl Lexer {
                     }
                 }
                 '(' | ')' => {
-                    return Err(format!(
-                        "syntax error near unexpected token `{ch}' (subshells and groups are not supported)"
+                    return Err(unsupported(
+                        "subshell ( )",
+                        format!(
+                            "syntax error near unexpected token `{ch}' (subshells and groups are not supported)"
+                        ),
                     ));
                 }
                 '\'' => {
@@ -344,8 +515,126 @@ impl Lexer {
             }
         }
         self.flush();
+        // Here-documents cut off by the end of input have what was there.
+        self.here_bodies()?;
         Ok(self.toks)
     }
+
+    /// At `<<`: reads the delimiter and leaves a placeholder for the body.
+    fn here_doc(&mut self, fd: u32) -> Result<(), ParseError> {
+        self.i += 2;
+        if self.peek(0) == Some('<') {
+            return Err(unsupported(
+                "here-string (<<<)",
+                "here-strings (<<<) are not supported".into(),
+            ));
+        }
+        let strip = self.peek(0) == Some('-');
+        if strip {
+            self.i += 1;
+        }
+        while matches!(self.peek(0), Some(' ' | '\t')) {
+            self.i += 1;
+        }
+        let mut delim = String::new();
+        let mut quoted = false;
+        while let Some(ch) = self.peek(0) {
+            match ch {
+                '\'' | '"' => {
+                    quoted = true;
+                    let end = (self.i + 1..self.c.len())
+                        .find(|&j| self.c[j] == ch)
+                        .ok_or("unterminated quoted string")?;
+                    delim.extend(&self.c[self.i + 1..end]);
+                    self.i = end + 1;
+                }
+                '\\' => {
+                    quoted = true;
+                    delim.extend(self.peek(1));
+                    self.i += 2;
+                }
+                c if c.is_whitespace() || ";|&<>()".contains(c) => break,
+                c => {
+                    delim.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        if delim.is_empty() {
+            return Err("syntax error near unexpected token `newline'".into());
+        }
+        self.toks.push(Tok::Redir(fd, ROp::Here));
+        self.pending.push((self.toks.len(), delim, strip, quoted));
+        self.toks.push(Tok::Word(Vec::new()));
+        Ok(())
+    }
+
+    /// After a newline: reads the bodies of pending here-documents.
+    fn here_bodies(&mut self) -> Result<(), ParseError> {
+        for (at, delim, strip, quoted) in std::mem::take(&mut self.pending) {
+            let mut body = String::new();
+            while self.i < self.c.len() {
+                let end = (self.i..self.c.len())
+                    .find(|&j| self.c[j] == '\n')
+                    .unwrap_or(self.c.len());
+                let line: String = self.c[self.i..end].iter().collect();
+                self.i = (end + 1).min(self.c.len());
+                let line = if strip {
+                    line.trim_start_matches('\t').to_string()
+                } else {
+                    line
+                };
+                if line == delim {
+                    break;
+                }
+                body.push_str(&line);
+                body.push('\n');
+            }
+            let word = if quoted {
+                vec![Part::Lit(body, true)]
+            } else {
+                dq_word(&body, self.depth)?
+            };
+            if let Some(Tok::Word(w)) = self.toks.get_mut(at) {
+                *w = word;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Index of the `}` closing a `${` whose content starts at `start`
+/// (nested `${...}` and quotes skipped).
+fn matching_brace(c: &[char], start: usize) -> Option<usize> {
+    let mut depth = 1;
+    let mut j = start;
+    let mut quote: Option<char> = None;
+    while j < c.len() {
+        let ch = c[j];
+        match quote {
+            Some(q) => {
+                if ch == '\\' && q == '"' {
+                    j += 1;
+                } else if ch == q {
+                    quote = None;
+                }
+            }
+            None => match ch {
+                '\\' => j += 1,
+                '\'' | '"' => quote = Some(ch),
+                '{' if j > 0 && c[j - 1] == '$' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            },
+        }
+        j += 1;
+    }
+    None
 }
 
 /// Index of the `)` closing a `$(` whose content starts at `start`.
@@ -417,13 +706,15 @@ fn token_name(t: Option<&Tok>) -> &'static str {
 }
 
 /// Parses a command line.
-pub(crate) fn parse(src: &str) -> Result<List, String> {
+pub(crate) fn parse(src: &str) -> Result<List, ParseError> {
     let toks = Lexer {
         c: src.chars().collect(),
         i: 0,
         toks: Vec::new(),
         word: Vec::new(),
         in_word: false,
+        pending: Vec::new(),
+        depth: 0,
     }
     .run()?;
     let mut list = Vec::new();
@@ -469,7 +760,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                                         return Err(format!(
                                             "syntax error near unexpected token `{}'",
                                             token_name(other.as_ref())
-                                        ));
+                                        )
+                                        .into());
                                     }
                                 }
                             };
@@ -482,7 +774,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                     return Err(format!(
                         "syntax error near unexpected token `{}'",
                         token_name(it.peek())
-                    ));
+                    )
+                    .into());
                 }
                 pipeline.push(cmd);
                 if it.peek() == Some(&Tok::Pipe) {
@@ -515,7 +808,8 @@ pub(crate) fn parse(src: &str) -> Result<List, String> {
                 return Err(format!(
                     "syntax error near unexpected token `{}'",
                     token_name(Some(&t))
-                ));
+                )
+                .into());
             }
         }
     }
@@ -574,7 +868,6 @@ mod tests {
             "echo \"x",
             "a > ",
             "(ls)",
-            "cat <<EOF",
             "echo $((1+2))",
             "a || | b",
         ] {
