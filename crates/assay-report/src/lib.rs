@@ -4,15 +4,17 @@
 //!
 //! This crate computes from finished episodes only; it must not run anything.
 
+mod coverage;
 mod metrics;
 mod render;
 mod results;
 
+pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
 };
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
-    EpisodeResult, JudgeAnswer, JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA,
+    EpisodeResult, JudgeAnswer, JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, Role,
     RunResults, SpecRef, Status, UsageTotals,
 };
