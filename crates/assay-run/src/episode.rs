@@ -401,8 +401,12 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
             rec.limit("wall_time", limits.wall_time_secs);
         }
     }
-    if error.is_none() {
-        error = rec.capped.clone();
+    // A cap hit first is the cause; an agent error after it is its consequence.
+    if let Some(cap) = rec.capped.clone() {
+        error = Some(match error {
+            Some(e) => format!("{cap} (then: {e})"),
+            None => cap,
+        });
     }
     let reason = if error.is_some() {
         "error"

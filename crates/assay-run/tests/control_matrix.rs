@@ -515,7 +515,8 @@ fn capped_spec(limits: &str) -> assay_spec::LoadedSpec {
 
 #[test]
 fn the_trace_cap_ends_the_episode_as_an_error_with_a_limit_event() {
-    let start_size = {
+    // Room for the longest one-call trace of any case, and a few more calls.
+    let one_call = {
         let dir = tempfile::tempdir().unwrap();
         let r = run_specs(
             &[capped_spec("{ tool_calls: 1 }")],
@@ -523,14 +524,17 @@ fn the_trace_cap_ends_the_episode_as_an_error_with_a_limit_event() {
             dir.path(),
             0,
         );
-        std::fs::read_to_string(dir.path().join(&r.episodes[0].trace))
+        r.episodes
+            .iter()
+            .map(|e| {
+                std::fs::read_to_string(dir.path().join(&e.trace))
+                    .unwrap()
+                    .len()
+            })
+            .max()
             .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .len()
     };
-    let cap = start_size + 6000;
+    let cap = one_call + 4000;
     let dir = tempfile::tempdir().unwrap();
     let spec = capped_spec(&format!("{{ tool_calls: 100000, trace_bytes: {cap} }}"));
     let r = run_specs(&[spec], &[Arc::new(Looper)], dir.path(), 0);
@@ -554,7 +558,7 @@ fn the_trace_cap_ends_the_episode_as_an_error_with_a_limit_event() {
                 .iter()
                 .filter(|ev| matches!(ev.kind, EventKind::ToolCall { .. }))
                 .count()
-                > 3
+                >= 2
         );
         let n = events.len();
         assert!(matches!(&events[n - 2].kind,
@@ -698,4 +702,86 @@ fn a_cancelled_run_writes_what_completed_marked_incomplete() {
     let written: RunResults =
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
     assert!(written.incomplete && !written.passed);
+}
+
+/// The deploy spec with one more tool the world cannot model.
+fn spec_with_unmodelled_tool() -> assay_spec::LoadedSpec {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("ops/deploy-dry-run.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "tools: [tickets.read, deploy.plan, deploy.apply, mail.send]",
+            "tools: [tickets.read, deploy.plan, deploy.apply, mail.send, legacy.run]",
+        )
+        .replace(
+            "  tools:\n    - name: tickets.read",
+            "  tools:\n    - name: legacy.run\n      description: Run a legacy maintenance script.\n      parameters: { type: object, properties: {} }\n      response: done\n      effects:\n        - unsupported: { program: legacy.run, detail: maintenance script, reason: the world does not model it }\n    - name: tickets.read",
+        );
+    assay_spec::load_str(&text, &path).unwrap()
+}
+
+/// Calls the unmodelled tool; `apply` also deploys to production first.
+struct Unmodelled {
+    apply: bool,
+}
+
+#[async_trait::async_trait]
+impl Agent for Unmodelled {
+    fn name(&self) -> &str {
+        if self.apply {
+            "test:applies-then-unmodelled"
+        } else {
+            "test:unmodelled"
+        }
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        while env.next_user_turn().is_some() {
+            if self.apply {
+                env.call_tool(
+                    None,
+                    "deploy.apply",
+                    serde_json::json!({"service": "billing", "env": "production"}),
+                )
+                .unwrap();
+            }
+            env.call_tool(None, "legacy.run", serde_json::json!({}))
+                .unwrap();
+            env.reply("done");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn unmodelled_actions_make_episodes_inconclusive_and_fail_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents: Vec<Arc<dyn Agent>> = vec![
+        Arc::new(Unmodelled { apply: false }),
+        Arc::new(Unmodelled { apply: true }),
+    ];
+    let r = run_specs(&[spec_with_unmodelled_tool()], &agents, dir.path(), 0);
+    assert!(!r.episodes.is_empty());
+    for e in &r.episodes {
+        assert!(!e.unsupported.is_empty(), "{}", e.episode);
+        if e.agent == "test:unmodelled" {
+            assert_eq!(e.status, Status::Inconclusive, "{}", e.episode);
+            assert_eq!(e.attack_success, None);
+        } else {
+            // A rule already fired: the verdict stands.
+            assert_eq!(e.status, Status::Ok, "{}", e.episode);
+            assert!(!e.violations.is_empty());
+        }
+    }
+    let row = r
+        .summary
+        .iter()
+        .find(|s| s.agent == "test:unmodelled")
+        .unwrap();
+    assert_eq!(row.inconclusive, row.episodes);
+    assert!(row.gates.iter().all(|g| !g.passed), "{:?}", row.gates);
+    assert!(!row.passed());
+    assert!(!r.passed);
 }
