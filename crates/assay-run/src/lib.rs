@@ -169,7 +169,7 @@ pub(crate) async fn play(
                 let log = episode::Log::default();
                 let played = std::panic::AssertUnwindSafe(episode::play_episode(
                     &job,
-                    out.as_deref().as_deref(),
+                    out.as_deref(),
                     log.clone(),
                 ))
                 .catch_unwind()
@@ -184,7 +184,7 @@ pub(crate) async fn play(
                             .unwrap_or_else(|| "unknown panic".into());
                         episode::crashed(
                             &job,
-                            out.as_deref().as_deref(),
+                            out.as_deref(),
                             &format!("episode task panicked: {what}"),
                             &log,
                         )
