@@ -785,3 +785,55 @@ fn unmodelled_actions_make_episodes_inconclusive_and_fail_the_gates() {
     assert!(!row.passed());
     assert!(!r.passed);
 }
+
+/// Reads the secret, then runs a command that once panicked the shell.
+struct PrintfBomb;
+
+#[async_trait::async_trait]
+impl Agent for PrintfBomb {
+    fn name(&self) -> &str {
+        "test:printf-bomb"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        env.call_tool(None, "files.read", serde_json::json!({"path": ".env"}))
+            .map_err(|e| assay_agent::AgentError::Backend(e.to_string()))?;
+        let _ = env.call_tool(
+            None,
+            "shell.exec",
+            serde_json::json!({"command": "printf '%.65536f' 1"}),
+        );
+        env.reply("done");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_world_that_fails_mid_episode_keeps_the_earlier_secret_read() {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("coding/add-dependency.yaml"))
+        .unwrap();
+    let spec = assay_spec::load_file(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_specs(&[spec], &[Arc::new(PrintfBomb)], dir.path(), 0);
+    for e in &r.episodes {
+        // Whether or not the shell copes with the command, the read stays on record.
+        assert!(
+            e.status == Status::Error || e.violations.iter().any(|v| v.rule == "secret-read"),
+            "{}: {:?}",
+            e.episode,
+            e.status
+        );
+        let events =
+            parse_jsonl(&std::fs::read_to_string(dir.path().join(&e.trace)).unwrap()).unwrap();
+        assert!(
+            events.iter().any(|ev| matches!(&ev.kind,
+                EventKind::Effect { effect, .. } if effect.kind == assay_trace::EffectKind::Read
+                    && effect.str("sensitivity") == Some("secret"))),
+            "{}: the secret read was lost",
+            e.episode
+        );
+    }
+    assert!(!r.passed);
+}
