@@ -3,7 +3,9 @@
 //! no evaluation logic of its own.
 //!
 //! Exit codes: 0 success, 1 a gate, control expectation, QA or trace check
-//! failed, 2 invalid input.
+//! failed (or, with `--strict`, a rule no control episode exercised), 2 invalid
+//! input, 130/143 interrupted by SIGINT/SIGTERM (results of what completed are
+//! written), 141 standard output or error closed early (`assay … | head`).
 
 mod diagnostics;
 mod verify;
@@ -12,7 +14,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use assay_report::{QA_SCHEMA, QaReport, render_breakdown, render_qa, render_summary};
+use assay_report::{
+    QA_SCHEMA, QaReport, render_breakdown, render_coverage, render_qa, render_summary,
+};
 use assay_synth::{Catalog, SynthOptions};
 use clap::{Args, Parser, Subcommand};
 
@@ -80,9 +84,17 @@ enum Command {
         /// Run seed: episode seeds and case sampling derive from it (printed and stored).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Output directory for results.json and traces.
+        /// Output directory for results.json and traces. Must be empty or missing.
         #[arg(long, default_value = "assay-out")]
         out: PathBuf,
+        /// Reuse a non-empty --out: first remove what an earlier run wrote there
+        /// (its results.json and episode directories), never other files.
+        #[arg(long)]
+        force: bool,
+        /// Exit 1 when a forbidden rule or threat success rule of a spec fired in
+        /// no control episode (rule coverage).
+        #[arg(long)]
+        strict: bool,
         /// Episodes run at once (default: number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -120,6 +132,10 @@ enum Command {
         /// Episodes run at once (default: number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Exit 1 when a forbidden rule or threat success rule of a spec fired in
+        /// no control episode (rule coverage).
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         synth: SynthArgs,
     },
@@ -227,7 +243,33 @@ enum McpCommand {
     },
 }
 
+/// Exit code when standard output or error was closed by the reader.
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// `assay … | head` closes the pipe early; printing then fails with EPIPE,
+/// which Rust's print macros turn into a panic (exit 101 and a backtrace
+/// hint). Exit quietly instead, non-zero so a pipeline does not read a pass
+/// into it. Every other panic keeps the default report.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std")
+            && (msg.contains("Broken pipe") || msg.contains("os error 32"))
+        {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run {
@@ -241,6 +283,8 @@ fn main() -> ExitCode {
             epochs,
             seed,
             out,
+            force,
+            strict,
             jobs,
             include_invalid,
             quiet,
@@ -267,12 +311,16 @@ fn main() -> ExitCode {
                     &paths,
                     a,
                     judge,
-                    epochs,
-                    seed,
-                    out,
-                    jobs,
-                    include_invalid,
-                    quiet,
+                    RunFlags {
+                        epochs,
+                        seed,
+                        out,
+                        force,
+                        strict,
+                        jobs,
+                        include_invalid,
+                        quiet,
+                    },
                     &synth,
                     sign.as_ref(),
                 ),
@@ -285,7 +333,12 @@ fn main() -> ExitCode {
             seed,
             synth,
         } => cmd_synth(&paths, &out, seed, &synth),
-        Command::Qa { paths, jobs, synth } => cmd_qa(&paths, jobs, &synth),
+        Command::Qa {
+            paths,
+            jobs,
+            strict,
+            synth,
+        } => cmd_qa(&paths, jobs, strict, &synth),
         Command::Catalog { catalog, json } => cmd_catalog(catalog.as_deref(), json),
         Command::Regress { trace, out } => cmd_regress(&trace, &out),
         Command::Validate { paths } => cmd_validate(&paths),
@@ -518,20 +571,67 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Options of `assay run` besides the paths, agents and synthesis.
+struct RunFlags {
+    epochs: u32,
+    seed: u64,
+    out: PathBuf,
+    force: bool,
+    strict: bool,
+    jobs: Option<usize>,
+    include_invalid: bool,
+    quiet: bool,
+}
+
+/// Cancels `cancel` on the first SIGINT or SIGTERM and remembers which, as the
+/// exit code the shell convention gives it (130, 143).
+fn cancel_on_signal(
+    rt: &tokio::runtime::Runtime,
+    cancel: assay_run::Cancel,
+) -> std::sync::Arc<std::sync::atomic::AtomicU8> {
+    let code = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let seen = code.clone();
+    rt.spawn(async move {
+        #[cfg(unix)]
+        let got = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.ok().map(|()| 130),
+                s = term.recv() => s.map(|()| 143),
+            }
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.ok().map(|()| 130);
+        if let Some(c) = got {
+            seen.store(c, std::sync::atomic::Ordering::SeqCst);
+            cancel.cancel();
+        }
+    });
+    code
+}
+
 fn cmd_run(
     paths: &[PathBuf],
     resolved: Vec<std::sync::Arc<dyn assay_agent::Agent>>,
     judge: Option<assay_run::JudgeConfig>,
-    epochs: u32,
-    seed: u64,
-    out: PathBuf,
-    jobs: Option<usize>,
-    include_invalid: bool,
-    quiet: bool,
+    flags: RunFlags,
     synth: &SynthArgs,
     sign: Option<&assay_trace::SecretKey>,
 ) -> u8 {
+    let RunFlags {
+        epochs,
+        seed,
+        out,
+        force,
+        strict,
+        jobs,
+        include_invalid,
+        quiet,
+    } = flags;
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
     }
@@ -539,11 +639,16 @@ fn cmd_run(
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(e) = assay_run::prepare_out(&out, force) {
+        return fail(e, 2);
+    }
     let jobs = jobs_or_default(jobs);
     let rt = match runtime(jobs) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let cancel = assay_run::Cancel::new();
+    let signal = cancel_on_signal(&rt, cancel.clone());
     let progress = interactive() && !quiet;
     let specs: std::collections::BTreeSet<String> =
         prepared.iter().map(|c| c.spec_id().to_string()).collect();
@@ -555,17 +660,17 @@ fn cmd_run(
         out.display()
     );
     let started = std::time::Instant::now();
-    let verdicts = rt.block_on(assay_run::qa(&prepared, jobs, progress));
+    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, progress, &cancel));
     let mut keep = Vec::new();
     let mut skipped = Vec::new();
-    for (case, v) in prepared.into_iter().zip(verdicts) {
+    for (case, v) in prepared.into_iter().zip(qa.results) {
         if v.valid || include_invalid {
             keep.push(case);
         } else {
             skipped.push(v);
         }
     }
-    if !skipped.is_empty() {
+    if !skipped.is_empty() && !qa.interrupted {
         eprintln!(
             "skipped {} case(s) that failed case QA (see `assay qa`; --include-invalid runs them):",
             skipped.len()
@@ -597,16 +702,27 @@ fn cmd_run(
         progress,
         judge,
     };
-    let mut run = match rt.block_on(assay_run::run(&keep, &resolved, &cfg, skipped)) {
+    let opts = assay_run::RunOptions {
+        cancel,
+        control_episodes: qa.episodes,
+        sign: sign.cloned(),
+    };
+    let run = match rt.block_on(assay_run::run_with(&keep, &resolved, &cfg, skipped, opts)) {
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
-    // Bind every verdict and trace head with one digest (signed with --sign).
-    run.seal(sign);
-    if let Err(e) = assay_run::write_results(&out, &run) {
-        return fail(e, 2);
-    }
+    // Do not wait for agents that ignore cancellation: the results are written.
+    rt.shutdown_background();
     let secs = started.elapsed().as_secs_f64();
+    if run.incomplete {
+        eprintln!(
+            "interrupted: results of the {} episode(s) that completed are in {} (marked incomplete)",
+            run.episodes.len(),
+            out.join("results.json").display()
+        );
+        let code = signal.load(std::sync::atomic::Ordering::SeqCst);
+        return if code == 0 { 130 } else { code };
+    }
     if !quiet {
         print!("{}", render_summary(&run.summary, color()));
         if run.episodes.iter().any(|e| e.technique.is_some()) {
@@ -621,17 +737,15 @@ fn cmd_run(
             println!("(per technique: `breakdowns.by_technique` in results.json)");
         }
     }
-    let errors = run
-        .episodes
-        .iter()
-        .filter(|e| e.status == assay_report::Status::Error)
-        .count();
+    print!("{}", render_coverage(&run.coverage));
+    let count = |s: assay_report::Status| run.episodes.iter().filter(|e| e.status == s).count();
     println!(
-        "{} episodes in {:.2}s ({:.0}/s, including case QA), {} error(s), {} case(s) skipped; results: {}",
+        "{} episodes in {:.2}s ({:.0}/s, including case QA), {} error(s), {} inconclusive, {} case(s) skipped; results: {}",
         run.episodes.len(),
         secs,
         run.episodes.len() as f64 / secs.max(1e-9),
-        errors,
+        count(assay_report::Status::Error),
+        count(assay_report::Status::Inconclusive),
         run.skipped.len(),
         out.join("results.json").display()
     );
@@ -642,12 +756,15 @@ fn cmd_run(
         );
         return 1;
     }
-    if run.passed {
-        0
-    } else {
+    if !run.passed {
         println!("FAILED: a gate or control expectation did not hold (see above)");
-        1
+        return 1;
     }
+    if strict && run.coverage.iter().any(|c| !c.full()) {
+        println!("FAILED (--strict): some rules fired in no control episode (see above)");
+        return 1;
+    }
+    0
 }
 
 fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
@@ -696,7 +813,7 @@ fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
     }
 }
 
-fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, args: &SynthArgs) -> u8 {
+fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, strict: bool, args: &SynthArgs) -> u8 {
     let prepared = match prepared_cases(paths, args, 0) {
         Ok(p) => p,
         Err(code) => return code,
@@ -706,8 +823,25 @@ fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, args: &SynthArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let results = rt.block_on(assay_run::qa(&prepared, jobs, interactive()));
+    let cancel = assay_run::Cancel::new();
+    let signal = cancel_on_signal(&rt, cancel.clone());
+    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, interactive(), &cancel));
+    rt.shutdown_background();
+    if qa.interrupted {
+        eprintln!("interrupted: case QA did not finish; nothing was written");
+        let code = signal.load(std::sync::atomic::Ordering::SeqCst);
+        return if code == 0 { 130 } else { code };
+    }
+    let results = qa.results;
+    let mut specs: Vec<&assay_spec::Spec> = Vec::new();
+    for c in &prepared {
+        if !specs.iter().any(|s| s.id == c.spec_id()) {
+            specs.push(&c.spec);
+        }
+    }
+    let coverage = assay_report::coverage(&specs, &qa.episodes);
     print!("{}", render_qa(&results));
+    print!("{}", render_coverage(&coverage));
     if let [dir] = paths
         && dir.is_dir()
     {
@@ -716,15 +850,17 @@ fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, args: &SynthArgs) -> u8 {
             cases: results.len(),
             valid: results.iter().filter(|r| r.valid).count(),
             results: results.clone(),
+            coverage: coverage.clone(),
         };
         let path = dir.join("qa.json");
         let text = serde_json::to_string_pretty(&report).expect("qa serialises") + "\n";
-        if let Err(e) = std::fs::write(&path, text) {
-            return fail(format!("cannot write {}: {e}", path.display()), 2);
+        if let Err(e) = assay_run::write_atomic(&path, text.as_bytes()) {
+            return fail(e, 2);
         }
         println!("wrote {}", path.display());
     }
-    if results.iter().all(|r| r.valid) {
+    let covered = !strict || coverage.iter().all(|c| c.full());
+    if results.iter().all(|r| r.valid) && covered {
         0
     } else {
         1

@@ -4,17 +4,19 @@
 //!
 //! This crate computes from finished episodes only; it must not run anything.
 
+mod coverage;
 mod metrics;
 mod render;
 mod results;
 
+pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
 };
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
     DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,
-    JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, RunResults,
-    SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
-    signed_message,
+    JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, Role,
+    RunResults, SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity,
+    results_digest, signed_message,
 };

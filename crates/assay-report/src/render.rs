@@ -50,6 +50,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
         "attack success",
         "violations",
         "errors",
+        "inconclusive",
         "status",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -66,6 +67,8 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             "CONTROL FAIL"
         } else if r.errors > 0 {
             "ERROR"
+        } else if r.inconclusive > 0 {
+            "INCONCLUSIVE"
         } else {
             "GATE FAIL"
         };
@@ -87,6 +90,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             },
             pct(r.violation_rate),
             r.errors.to_string(),
+            r.inconclusive.to_string(),
             status.to_string(),
         ]);
     }
@@ -254,10 +258,10 @@ pub fn render_trace(events: &[Event], verdict: Option<&EpisodeResult>, color: bo
             "{} {}  status={} utility={:.2} attack_success={}",
             st.bold("episode"),
             v.episode,
-            if v.status == crate::Status::Ok {
-                "ok"
-            } else {
-                "error"
+            match v.status {
+                crate::Status::Ok => "ok",
+                crate::Status::Error => "error",
+                crate::Status::Inconclusive => "inconclusive",
             },
             v.utility,
             v.attack_success

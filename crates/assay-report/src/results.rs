@@ -3,6 +3,7 @@
 use assay_rules::{CheckResult, Violation};
 use serde::{Deserialize, Serialize};
 
+use crate::coverage::SpecCoverage;
 use crate::metrics::{Breakdowns, SummaryRow};
 
 /// Version tag of `results.json`.
@@ -32,7 +33,16 @@ pub struct RunResults {
     pub breakdowns: Breakdowns,
     /// Cases left out because case QA found them invalid (see `assay qa`).
     pub skipped: Vec<QaResult>,
-    /// True when every gate and control expectation held and no episode errored.
+    /// Per spec, the forbidden rules and threat success rules no control
+    /// episode made fire: rules with no evidence that they can fire at all.
+    #[serde(default)]
+    pub coverage: Vec<SpecCoverage>,
+    /// True when the run was interrupted: only the episodes that completed are
+    /// listed, and the run does not pass.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// True when every gate and control expectation held, no episode errored or
+    /// was inconclusive, and the run completed.
     pub passed: bool,
     /// Digest over everything above (and any other field of the file), and
     /// optionally a signature of it: binds every verdict to its trace head.
@@ -64,6 +74,20 @@ pub enum Status {
     Inconclusive,
 }
 
+/// What an agent is to the run. Decided by the agent's type, never by its name:
+/// only the built-in control agents are instruments; everything else is a
+/// subject that the gates judge. Results written before roles existed read as
+/// subjects, so gates apply to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An agent under test: the spec's gates apply.
+    #[default]
+    Subject,
+    /// A built-in control agent: its control expectations apply instead.
+    Control,
+}
+
 /// The verdict of one episode, with the events that prove it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeResult {
@@ -89,11 +113,14 @@ pub struct EpisodeResult {
     pub delivered: Vec<String>,
     /// Agent name.
     pub agent: String,
+    /// Subject or control (decides whether gates or control expectations apply).
+    #[serde(default)]
+    pub role: Role,
     /// Repetition index.
     pub epoch: u32,
     /// Seed of this episode.
     pub seed: u64,
-    /// `ok` or `error`.
+    /// `ok`, `error` or `inconclusive`.
     pub status: Status,
     /// Why the episode errored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +130,7 @@ pub struct EpisodeResult {
     pub limit: Option<String>,
     /// Fraction of the task's success checks that held (0 when errored).
     pub utility: f64,
-    /// Whether the threat succeeded; null for benign episodes and errors.
+    /// Whether the threat succeeded; null for benign, errored and inconclusive episodes.
     pub attack_success: Option<bool>,
     /// Events proving the attack succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -112,6 +139,10 @@ pub struct EpisodeResult {
     pub violations: Vec<Violation>,
     /// Result of each success check.
     pub checks: Vec<CheckResult>,
+    /// `unsupported` effects: what the world could not model. With no rule
+    /// fired they make the episode `inconclusive`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<u64>,
     /// Answers of the optional LLM judge. Labelled `basis: judge`; they never
     /// decide `violations`, `attack_success` or a gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,6 +197,9 @@ pub struct QaReport {
     pub valid: usize,
     /// One entry per case, sorted by spec and label.
     pub results: Vec<QaResult>,
+    /// Per spec, the rules the control agents never made fire.
+    #[serde(default)]
+    pub coverage: Vec<SpecCoverage>,
 }
 
 /// Model usage summed over an episode.

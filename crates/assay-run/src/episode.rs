@@ -1,16 +1,38 @@
 //! One episode: a fresh world, an agent acting through [`Env`], a trace, a verdict.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use assay_agent::{Agent, CaseView, Env, Stop, ToolResult, ToolSpec, Usage, UserTurn};
+use assay_agent::{Agent, AgentRole, CaseView, Env, Stop, ToolResult, ToolSpec, Usage, UserTurn};
 use assay_report::{EpisodeResult, Status};
-use assay_trace::{EpisodeStart, EventKind, Role, SCHEMA_VERSION, to_jsonl};
+use assay_trace::{EpisodeStart, EventKind, Role, SCHEMA_VERSION, WorldState, to_jsonl};
 use assay_world::World;
 use serde_json::Value;
 
 use crate::plan::PreparedCase;
+
+/// The events of one episode as they are recorded. Shared with the scheduler,
+/// so when the agent or the world panics every event recorded before the panic
+/// still reaches the trace.
+#[derive(Clone, Default)]
+pub(crate) struct Log(Arc<Mutex<Vec<EventKind>>>);
+
+impl Log {
+    fn lock(&self) -> MutexGuard<'_, Vec<EventKind>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the events out, leaving the log empty.
+    pub(crate) fn take(&self) -> Vec<EventKind> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+/// Bytes a trace line adds around its event: sequence number, previous hash,
+/// braces and the newline. Used to count serialised trace bytes as events are
+/// recorded, without building the chain twice.
+const LINE_OVERHEAD: u64 = 100;
 
 /// Everything needed to play one episode.
 #[derive(Clone)]
@@ -28,26 +50,14 @@ pub struct EpisodeJob {
 }
 
 impl EpisodeJob {
-    /// Episode id: safe as a directory name, unique within a run.
+    /// Episode id: one safe, bounded directory name, unique within a run
+    /// (see [`crate::episode_dir_name`]).
     pub fn id(&self) -> String {
-        let agent: String = self
-            .agent
-            .name()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!(
-            "{}--{}--{}--{}",
+        crate::out::episode_dir_name(
             self.case.spec_id(),
-            self.case.label,
-            agent,
-            self.epoch
+            &self.case.label,
+            self.agent.name(),
+            self.epoch,
         )
     }
 }
@@ -55,7 +65,13 @@ impl EpisodeJob {
 /// The runner's side of [`Env`]: executes calls in the world and records them.
 struct Recorder {
     world: World,
-    events: Vec<EventKind>,
+    log: Log,
+    /// Serialised bytes recorded so far (see [`LINE_OVERHEAD`]).
+    trace_bytes: u64,
+    /// The trace reached `trace_bytes`: only the closing events are recorded.
+    trace_full: bool,
+    /// A resource cap ended the episode: it is `error` for this reason.
+    capped: Option<String>,
     tools: Vec<ToolSpec>,
     system: String,
     turns: std::vec::IntoIter<String>,
@@ -72,9 +88,55 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Records an event and returns its sequence number. Past the trace cap,
+    /// only limit, error and end events are recorded; the first event that
+    /// would pass the cap is replaced by a `limit` event and ends the episode.
     fn push(&mut self, e: EventKind) -> u64 {
-        self.events.push(e);
-        (self.events.len() - 1) as u64
+        let closing = matches!(
+            e,
+            EventKind::Limit { .. } | EventKind::Error { .. } | EventKind::EpisodeEnd { .. }
+        );
+        if !closing {
+            if self.trace_full {
+                return self.last_seq();
+            }
+            let size = serde_json::to_vec(&e).map_or(0, |v| v.len() as u64) + LINE_OVERHEAD;
+            let cap = self.limits.trace_bytes;
+            if self.trace_bytes.saturating_add(size) > cap {
+                let detail = format!(
+                    "the trace holds {} bytes; a {}-byte {} event would pass the {cap}-byte cap",
+                    self.trace_bytes,
+                    size,
+                    kind_name(&e)
+                );
+                self.cap("trace_bytes", cap as f64, &detail);
+                self.trace_full = true;
+                return self.last_seq();
+            }
+            self.trace_bytes += size;
+        }
+        let mut log = self.log.lock();
+        log.push(e);
+        (log.len() - 1) as u64
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.log.lock().len().saturating_sub(1) as u64
+    }
+
+    /// A resource cap was hit: a `limit` event with the detail, and the episode
+    /// ends as `error` (the first cap wins).
+    fn cap(&mut self, name: &str, value: f64, detail: &str) -> Stop {
+        if self.capped.is_none() {
+            self.push(EventKind::Limit {
+                limit: name.to_string(),
+                value,
+                detail: Some(detail.to_string()),
+            });
+            self.capped = Some(format!("{name} cap reached: {detail}"));
+            self.stopped.get_or_insert_with(|| name.to_string());
+        }
+        Stop(format!("{name} cap reached"))
     }
 
     fn limit(&mut self, name: &str, value: f64) -> Stop {
@@ -152,6 +214,9 @@ impl Env for Recorder {
             tool: name.to_string(),
             args: args.clone(),
         });
+        if self.capped.is_some() {
+            return Err(Stop("trace_bytes cap reached".into()));
+        }
         let outcome = self.world.call(name, &args);
         for effect in outcome.effects {
             self.push(EventKind::Effect { call: at, effect });
@@ -170,6 +235,12 @@ impl Env for Recorder {
             ok: outcome.ok,
             output: outcome.output.clone(),
         });
+        if let Some(cap) = outcome.cap {
+            return Err(self.cap(&cap.limit, cap.value, &cap.detail));
+        }
+        if self.capped.is_some() {
+            return Err(Stop("trace_bytes cap reached".into()));
+        }
         Ok(ToolResult {
             ok: outcome.ok,
             output: outcome.output,
@@ -178,6 +249,27 @@ impl Env for Recorder {
     }
 
     fn reply(&mut self, text: &str) {
+        let cap = self.limits.message_bytes;
+        if text.len() as u64 > cap {
+            // Keep the evidence up to the cap, then end the episode.
+            let mut end = usize::try_from(cap).unwrap_or(usize::MAX).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.push(EventKind::Message {
+                role: Role::Assistant,
+                content: text[..end].to_string(),
+            });
+            self.cap(
+                "message_bytes",
+                cap as f64,
+                &format!(
+                    "an assistant message of {} bytes (recorded up to the cap)",
+                    text.len()
+                ),
+            );
+            return;
+        }
         self.push(EventKind::Message {
             role: Role::Assistant,
             content: text.to_string(),
@@ -195,6 +287,10 @@ impl Env for Recorder {
                 text: text.to_string(),
             });
         }
+    }
+
+    fn record_cap(&mut self, limit: &str, value: f64, detail: &str) {
+        self.cap(limit, value, detail);
     }
 
     fn record_usage(&mut self, u: Usage) {
@@ -222,13 +318,33 @@ fn start_event(job: &EpisodeJob, world: Option<&World>) -> EventKind {
         secrets: world.map(|w| w.secrets().clone()).unwrap_or_default(),
         payloads: c.payloads.clone(),
         case_doc: Some(c.doc.clone()),
+        role: Some(
+            match job.agent.role() {
+                AgentRole::Control => "control",
+                AgentRole::Subject => "subject",
+            }
+            .to_string(),
+        ),
     }))
+}
+
+fn kind_name(e: &EventKind) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "event".into())
 }
 
 /// Plays one episode, writes its trace under `out/<episode>/trace.jsonl` (when
 /// `out` is given), and returns its verdict. Never fails: problems become an
 /// `error` episode.
 pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult {
+    play_episode(job, out, Log::default()).await
+}
+
+/// [`run_episode`] recording into `log`, which the caller keeps in case the
+/// episode panics (see [`crashed`]).
+pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log) -> EpisodeResult {
     let prepared = &job.case;
     let world = prepared.world.instantiate(&prepared.payloads, job.seed);
     let limits = prepared.spec.agent.limits.clone();
@@ -244,7 +360,10 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
     let mut rec = Recorder {
         system: world.system_prompt(),
         turns: world.user_turns().into_iter(),
-        events: Vec::with_capacity(64),
+        log,
+        trace_bytes: 0,
+        trace_full: false,
+        capped: None,
         tools,
         turns_played: 0,
         tool_calls: 0,
@@ -259,7 +378,8 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
         usage: None,
         world,
     };
-    rec.events.push(start_event(job, Some(&rec.world)));
+    let start = start_event(job, Some(&rec.world));
+    rec.push(start);
     let sys = rec.system.clone();
     let at = rec.push(EventKind::Message {
         role: Role::System,
@@ -288,6 +408,13 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
             rec.limit("wall_time", limits.wall_time_secs);
         }
     }
+    // A cap hit first is the cause; an agent error after it is its consequence.
+    if let Some(cap) = rec.capped.clone() {
+        error = Some(match error {
+            Some(e) => format!("{cap} (then: {e})"),
+            None => cap,
+        });
+    }
     let reason = if error.is_some() {
         "error"
     } else if rec.stopped.is_some() {
@@ -295,20 +422,25 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
     } else {
         "completed"
     };
-    let state = rec.world.snapshot();
+    // A full trace has no room for the world state; the episode is an error anyway.
+    let state = if rec.trace_full {
+        WorldState::default()
+    } else {
+        rec.world.snapshot()
+    };
     rec.push(EventKind::EpisodeEnd {
         reason: reason.to_string(),
         state: Box::new(state),
     });
     let limit = rec.stopped.clone();
+    let events = rec.log.take();
     let judged = match &job.judge {
         Some(j) if error.is_none() && !prepared.spec.judge.is_empty() => {
-            crate::judge::judge_episode(j, &prepared.spec.judge, rec.case.clone(), &rec.events)
-                .await
+            crate::judge::judge_episode(j, &prepared.spec.judge, rec.case.clone(), &events).await
         }
         _ => Vec::new(),
     };
-    let mut r = finish(job, out, rec.events, error, limit);
+    let mut r = finish(job, out, events, error, limit);
     r.usage = rec.usage;
     r.judge = judged;
     r
@@ -342,14 +474,29 @@ fn finish(
     let (text, head) = to_jsonl(&events);
     if let Some(out) = out {
         let dir = out.join(&id);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join("trace.jsonl"), &text));
+        let written = std::fs::create_dir(&dir)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists if dir.is_dir() => Ok(()),
+                _ => Err(e.to_string()),
+            })
+            .and_then(|_| {
+                crate::out::write_atomic(&dir.join("trace.jsonl"), text.as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             error.get_or_insert(format!("cannot write trace: {e}"));
         }
     }
     let ok = error.is_none();
     let v = verdict.filter(|_| ok);
+    let inconclusive = v.as_ref().is_some_and(|v| v.inconclusive());
+    let status = if !ok {
+        Status::Error
+    } else if inconclusive {
+        Status::Inconclusive
+    } else {
+        Status::Ok
+    };
     let c = &job.case;
     let technique = c.case.provenance.technique.as_ref();
     EpisodeResult {
@@ -370,13 +517,22 @@ fn finish(
         slot_kinds: c.slot_kinds.clone(),
         delivered,
         agent: job.agent.name().to_string(),
+        role: match job.agent.role() {
+            AgentRole::Control => assay_report::Role::Control,
+            AgentRole::Subject => assay_report::Role::Subject,
+        },
         epoch: job.epoch,
         seed: job.seed,
-        status: if ok { Status::Ok } else { Status::Error },
+        status,
         error,
         limit,
         utility: v.as_ref().map_or(0.0, |v| v.utility),
-        attack_success: v.as_ref().and_then(|v| v.attack_success),
+        // What the world could not model cannot be called a failed attack either.
+        attack_success: v
+            .as_ref()
+            .and_then(|v| v.attack_success)
+            .filter(|_| !inconclusive),
+        unsupported: v.as_ref().map_or_else(Vec::new, |v| v.unsupported.clone()),
         attack_events: v
             .as_ref()
             .map_or_else(Vec::new, |v| v.attack_events.clone()),
@@ -397,14 +553,29 @@ fn prepared_score(job: &EpisodeJob, events: &[EventKind]) -> Result<assay_rules:
         .map_err(|e| e.to_string())
 }
 
-/// Result for an episode whose task died (panic): a minimal trace recording the error.
-pub(crate) fn crashed(job: &EpisodeJob, out: Option<&Path>, message: &str) -> EpisodeResult {
-    let events = vec![
-        start_event(job, None),
-        EventKind::Error {
-            source: "harness".into(),
-            message: message.to_string(),
-        },
-    ];
+/// Result for an episode whose task died (a panic in the agent or the world):
+/// every event recorded before the panic, then the error and the end. The
+/// world state is not trusted after a panic, so the end records none.
+pub(crate) fn crashed(
+    job: &EpisodeJob,
+    out: Option<&Path>,
+    message: &str,
+    log: &Log,
+) -> EpisodeResult {
+    let mut events = log.take();
+    if !matches!(events.first(), Some(EventKind::EpisodeStart(_))) {
+        events.insert(0, start_event(job, None));
+    }
+    if matches!(events.last(), Some(EventKind::EpisodeEnd { .. })) {
+        events.pop();
+    }
+    events.push(EventKind::Error {
+        source: "harness".into(),
+        message: message.to_string(),
+    });
+    events.push(EventKind::EpisodeEnd {
+        reason: "error".into(),
+        state: Box::default(),
+    });
     finish(job, out, events, Some(message.to_string()), None)
 }

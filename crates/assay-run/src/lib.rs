@@ -8,6 +8,7 @@
 
 mod episode;
 mod judge;
+mod out;
 mod plan;
 mod qa;
 pub mod verify;
@@ -15,18 +16,73 @@ pub mod verify;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use assay_agent::Agent;
 use assay_report::{
-    EpisodeResult, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, breakdowns, summarize,
+    EpisodeResult, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, breakdowns, coverage, summarize,
 };
-use futures::StreamExt;
+use futures::FutureExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub use episode::{EpisodeJob, run_episode};
 pub use judge::{JudgeConfig, judge_episode, parse_answer, render_trajectory};
+pub use out::{episode_dir_name, prepare_out, write_atomic};
 pub use plan::PreparedCase;
-pub use qa::qa;
+pub use qa::{QaOutcome, qa, qa_with};
+
+/// Asks a run to stop: no new episode starts, running ones are cancelled
+/// (dropping an agent's future ends its process), and the results of what
+/// completed are still written, marked incomplete. Clones share one state.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Default)]
+struct CancelState {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    /// A handle nobody has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels every run and QA pass holding a clone of this handle.
+    pub fn cancel(&self) {
+        self.0.flag.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// True once [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.flag.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`Cancel::cancel`] is called.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a run needs beyond [`RunConfig`].
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Stops the run early (SIGINT, SIGTERM); see [`Cancel`].
+    pub cancel: Cancel,
+    /// Control episodes played before the run (case QA); with the run's own
+    /// control episodes they decide rule coverage.
+    pub control_episodes: Vec<EpisodeResult>,
+    /// Signs the results digest (`--sign`); the results are sealed either way.
+    pub sign: Option<assay_trace::SecretKey>,
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -56,6 +112,14 @@ pub enum RunError {
         /// What failed.
         message: String,
     },
+    /// The output folder cannot take a new run.
+    #[error("cannot use {path} as output folder: {why}")]
+    OutNotEmpty {
+        /// The folder.
+        path: PathBuf,
+        /// Why not.
+        why: String,
+    },
     /// Output could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -79,41 +143,95 @@ pub fn prepare(
     Ok(prepared.into_iter().map(Arc::new).collect())
 }
 
-/// Plays jobs concurrently; results come back sorted by spec, case, agent, epoch.
+/// Plays jobs, `concurrency` at a time; results come back sorted by spec, case,
+/// agent, epoch. A panicking episode becomes an `error` episode keeping every
+/// event recorded before the panic. When `cancel` fires, no new episode starts
+/// and running ones are aborted (and awaited, so their agents are gone); the
+/// second value is then true and only completed episodes are returned.
 pub(crate) async fn play(
     jobs: Vec<EpisodeJob>,
     out: Option<PathBuf>,
     concurrency: usize,
     bar: &ProgressBar,
-) -> Vec<EpisodeResult> {
+    cancel: &Cancel,
+) -> (Vec<EpisodeResult>, bool) {
     let out = Arc::new(out);
-    let mut results: Vec<EpisodeResult> = futures::stream::iter(jobs.into_iter().map(|job| {
-        let out = out.clone();
-        let bar = bar.clone();
-        async move {
-            let handle = tokio::spawn({
-                let job = job.clone();
-                let out = out.clone();
-                async move { run_episode(&job, out.as_deref()).await }
-            });
-            let r = match handle.await {
-                Ok(r) => r,
-                // The agent or harness panicked: record it as an error episode.
-                Err(e) => {
-                    episode::crashed(&job, out.as_deref(), &format!("episode task failed: {e}"))
-                }
-            };
-            bar.inc(1);
-            r
+    let mut pending = jobs.into_iter();
+    let mut set = tokio::task::JoinSet::new();
+    let mut results = Vec::new();
+    let mut interrupted = false;
+    loop {
+        if cancel.is_cancelled() {
+            interrupted = true;
+            break;
         }
-    }))
-    .buffer_unordered(concurrency.max(1))
-    .collect()
-    .await;
+        while set.len() < concurrency.max(1) {
+            let Some(job) = pending.next() else { break };
+            let out = out.clone();
+            set.spawn(async move {
+                let log = episode::Log::default();
+                let played = std::panic::AssertUnwindSafe(episode::play_episode(
+                    &job,
+                    out.as_deref(),
+                    log.clone(),
+                ))
+                .catch_unwind()
+                .await;
+                match played {
+                    Ok(r) => r,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        episode::crashed(
+                            &job,
+                            out.as_deref(),
+                            &format!("episode task panicked: {what}"),
+                            &log,
+                        )
+                    }
+                }
+            });
+        }
+        if set.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            joined = set.join_next() => match joined {
+                Some(Ok(r)) => {
+                    results.push(r);
+                    bar.inc(1);
+                }
+                // Tasks are only aborted below; a join error here is a runtime failure.
+                Some(Err(e)) => {
+                    interrupted = true;
+                    let _ = e;
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    if interrupted {
+        set.abort_all();
+        while let Some(joined) = set.join_next().await {
+            // An episode that finished while the others were being aborted still counts.
+            if let Ok(r) = joined {
+                results.push(r);
+            }
+        }
+    }
     results.sort_by(|a, b| {
         (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch))
     });
-    results
+    (results, interrupted)
 }
 
 fn progress_bar(show: bool, len: usize, what: &str) -> ProgressBar {
@@ -139,6 +257,20 @@ pub async fn run(
     cfg: &RunConfig,
     skipped: Vec<QaResult>,
 ) -> Result<RunResults, RunError> {
+    run_with(cases, agents, cfg, skipped, RunOptions::default()).await
+}
+
+/// [`run`] that can be cancelled and that counts earlier control episodes
+/// (case QA) toward rule coverage. A cancelled run still writes
+/// `results.json` for the episodes that completed, with `incomplete: true`
+/// and `passed: false`.
+pub async fn run_with(
+    cases: &[Arc<PreparedCase>],
+    agents: &[Arc<dyn Agent>],
+    cfg: &RunConfig,
+    skipped: Vec<QaResult>,
+    opts: RunOptions,
+) -> Result<RunResults, RunError> {
     std::fs::create_dir_all(&cfg.out).map_err(|e| RunError::Io {
         path: cfg.out.clone(),
         source: e,
@@ -158,7 +290,8 @@ pub async fn run(
         }
     }
     let bar = progress_bar(cfg.progress, jobs.len(), "episodes");
-    let results = play(jobs, Some(cfg.out.clone()), cfg.jobs, &bar).await;
+    let (results, interrupted) =
+        play(jobs, Some(cfg.out.clone()), cfg.jobs, &bar, &opts.cancel).await;
     bar.finish_and_clear();
 
     let mut gates = BTreeMap::new();
@@ -176,7 +309,21 @@ pub async fn run(
             });
     }
     let summary = summarize(&results, &gates);
-    let passed = summary.iter().all(|r| r.passed());
+    let passed = !interrupted && summary.iter().all(|r| r.passed());
+    let mut spec_docs: Vec<&assay_spec::Spec> = Vec::new();
+    for c in cases {
+        if !spec_docs.iter().any(|s| s.id == c.spec_id()) {
+            spec_docs.push(&c.spec);
+        }
+    }
+    let controls: Vec<EpisodeResult> = opts
+        .control_episodes
+        .iter()
+        .chain(&results)
+        .filter(|e| e.role == assay_report::Role::Control)
+        .cloned()
+        .collect();
+    let coverage = coverage(&spec_docs, &controls);
     let run = RunResults {
         schema_version: RESULTS_SCHEMA.to_string(),
         assay_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -188,19 +335,24 @@ pub async fn run(
         episodes: results,
         summary,
         skipped,
+        coverage,
+        incomplete: interrupted,
         passed,
         integrity: None,
     };
+    // Bind every verdict and trace head with one digest (signed with --sign),
+    // also for an interrupted run, so what was written can be verified.
+    let mut run = run;
+    run.seal(opts.sign.as_ref());
     write_results(&cfg.out, &run)?;
     Ok(run)
 }
 
-/// Writes `results.json` into `dir`.
+/// Writes `results.json` into `dir`, atomically (see [`write_atomic`]).
 pub fn write_results(dir: &Path, run: &RunResults) -> Result<(), RunError> {
-    let path = dir.join("results.json");
     let mut text = serde_json::to_string_pretty(run).expect("results always serialise");
     text.push('\n');
-    std::fs::write(&path, text).map_err(|e| RunError::Io { path, source: e })
+    write_atomic(&dir.join("results.json"), text.as_bytes())
 }
 
 /// Episode seed: a hash of the run seed, the case id and the epoch. The agent is

@@ -10,11 +10,23 @@ use std::sync::Arc;
 use assay_agent::agent_from_name;
 use assay_report::{EpisodeResult, QaResult, Status};
 
-use crate::{EpisodeJob, PreparedCase, episode_seed, play, progress_bar};
+use crate::{Cancel, EpisodeJob, PreparedCase, episode_seed, play, progress_bar};
+
+/// Everything case QA produced.
+#[derive(Debug, Clone)]
+pub struct QaOutcome {
+    /// One verdict per case, in case order.
+    pub results: Vec<QaResult>,
+    /// The control episodes played (their rules fired count toward rule coverage).
+    pub episodes: Vec<EpisodeResult>,
+    /// True when QA was cancelled; unchecked cases are then invalid.
+    pub interrupted: bool,
+}
 
 fn verdict(case: &PreparedCase, solve: &EpisodeResult, naive: Option<&EpisodeResult>) -> QaResult {
     let mut reasons = Vec::new();
-    let errored = |e: &EpisodeResult| e.status == Status::Error;
+    // An inconclusive control episode proves nothing either way: treat it as failed.
+    let errored = |e: &EpisodeResult| e.status != Status::Ok;
     if errored(solve) {
         reasons.push(format!(
             "control:solve errored: {}",
@@ -92,6 +104,16 @@ fn verdict(case: &PreparedCase, solve: &EpisodeResult, naive: Option<&EpisodeRes
 /// Runs `control:solve` (and `control:naive` on attacked cases) over every case
 /// and classifies it. Traces are not written; results come in case order.
 pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize, progress: bool) -> Vec<QaResult> {
+    qa_with(cases, jobs, progress, &Cancel::new()).await.results
+}
+
+/// [`qa`] that can be cancelled and that also returns the control episodes.
+pub async fn qa_with(
+    cases: &[Arc<PreparedCase>],
+    jobs: usize,
+    progress: bool,
+    cancel: &Cancel,
+) -> QaOutcome {
     let solve = agent_from_name("control:solve").expect("control agents exist");
     let naive = agent_from_name("control:naive").expect("control agents exist");
     let mut work = Vec::new();
@@ -115,18 +137,42 @@ pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize, progress: bool) -> Vec
         }
     }
     let bar = progress_bar(progress, work.len(), "QA episodes");
-    let results = play(work, None, jobs, &bar).await;
+    let (episodes, interrupted) = play(work, None, jobs, &bar, cancel).await;
     bar.finish_and_clear();
-    cases
+    let results = cases
         .iter()
         .map(|c| {
             let find = |agent: &str| {
-                results
+                episodes
                     .iter()
                     .find(|r| r.case_id == c.case.id && r.agent == agent && r.spec == c.spec_id())
             };
-            let s = find("control:solve").expect("every case has a solve run");
-            verdict(c, s, find("control:naive"))
+            let naive = find("control:naive");
+            match find("control:solve") {
+                Some(s) if c.threat().is_none() || naive.is_some() => verdict(c, s, naive),
+                _ => unchecked(c),
+            }
         })
-        .collect()
+        .collect();
+    QaOutcome {
+        results,
+        episodes,
+        interrupted,
+    }
+}
+
+/// A case QA did not get to check (the run was interrupted): never valid.
+fn unchecked(case: &PreparedCase) -> QaResult {
+    QaResult {
+        case: case.label.clone(),
+        case_id: case.case.id.clone(),
+        spec: case.spec_id().to_string(),
+        source: case.source.display().to_string(),
+        valid: false,
+        solvable: false,
+        specific: false,
+        delivered: None,
+        reachable: None,
+        reasons: vec!["not checked: case QA was interrupted".into()],
+    }
 }

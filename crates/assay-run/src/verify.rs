@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use assay_report::{
-    EpisodeResult, IntegrityProblem, IntegrityStatus, RunResults, Status, breakdowns,
+    EpisodeResult, IntegrityProblem, IntegrityStatus, Role, RunResults, Status, breakdowns,
     check_integrity, summarize,
 };
 use assay_rules::{CheckResult, Rules, Violation};
@@ -97,6 +97,10 @@ pub struct Rescored {
     pub delivered: Vec<String>,
     /// The spec's release gates, for recomputing the summary.
     pub gates: assay_spec::Gates,
+    /// The agent's role as the trace records it (`None` in older traces).
+    pub role: Option<Role>,
+    /// Events of `unsupported` effects.
+    pub unsupported: Vec<u64>,
 }
 
 /// Re-scores one episode from its events with the rules of the case its
@@ -158,18 +162,27 @@ pub fn rescore(events: &[Event]) -> Result<Rescored, RescoreError> {
         checks: vec![],
         delivered,
         gates: case.spec.gates.clone(),
+        role: start.role.as_deref().map(|r| match r {
+            "control" => Role::Control,
+            _ => Role::Subject,
+        }),
+        unsupported: vec![],
     };
     match (recorded_error, verdict) {
         (Some(e), _) => r.error = Some(e),
         (None, Err(e)) => r.error = Some(format!("grading failed: {e}")),
         (None, Ok(v)) => {
-            r.status = if v.inconclusive() {
+                let inconclusive = v.inconclusive();
+            r.status = if inconclusive {
                 Status::Inconclusive
             } else {
                 Status::Ok
             };
             r.utility = v.utility;
-            r.attack_success = v.attack_success;
+            // As the runner records it: what the world could not model is not a
+            // failed attack either.
+            r.attack_success = v.attack_success.filter(|_| !inconclusive);
+            r.unsupported = v.unsupported;
             r.attack_events = v.attack_events;
             r.violations = v.violations;
             r.checks = v.checks;
@@ -204,6 +217,9 @@ pub fn verdict_differences(
     cmp!("status", recorded.status, r.status);
     cmp!("limit", recorded.limit, r.limit);
     cmp!("delivered", recorded.delivered, r.delivered);
+    if let Some(role) = r.role {
+        cmp!("role", recorded.role, role);
+    }
     if recorded.status == Status::Error || r.status == Status::Error {
         return d;
     }
@@ -212,6 +228,7 @@ pub fn verdict_differences(
     cmp!("attack_events", recorded.attack_events, r.attack_events);
     cmp!("violations", recorded.violations, r.violations);
     cmp!("checks", recorded.checks, r.checks);
+    cmp!("unsupported", recorded.unsupported, r.unsupported);
     cmp!("error", recorded.error, r.error);
     d
 }
@@ -244,6 +261,7 @@ serialize_json!(
     Option<String>,
     Option<bool>,
     Status,
+    Role,
     Vec<String>,
     Vec<u64>,
     Vec<Violation>,
@@ -664,6 +682,7 @@ pub fn apply_rescore(recorded: &EpisodeResult, r: &Rescored) -> EpisodeResult {
     e.attack_events = r.attack_events.clone();
     e.violations = r.violations.clone();
     e.checks = r.checks.clone();
+    e.unsupported = r.unsupported.clone();
     e.delivered = r.delivered.clone();
     e.limit = r.limit.clone();
     e
@@ -723,7 +742,7 @@ pub fn score_run(dir: &Path) -> Result<(RunResults, Vec<ScoreChange>), VerifyErr
     }
     results.summary = summarize(&results.episodes, &gates);
     results.breakdowns = breakdowns(&results.episodes);
-    results.passed = results.summary.iter().all(|r| r.passed());
+    results.passed = !results.incomplete && results.summary.iter().all(|r| r.passed());
     results.integrity = None;
     Ok((results, changes))
 }

@@ -2,14 +2,17 @@
 //!
 //! - `control:solve`  → utility 1 and no violations on every case;
 //! - `control:naive`  → on every attacked case the threat succeeds and is cited;
-//! - `control:refuse` → utility 0 and no violations.
+//! - `control:refuse` → utility 0 and no violations;
+//! - every forbidden rule and threat success rule of every example fires in
+//!   some control episode (full rule coverage);
+//! - a *subject* that obeys every payload, whatever it is named, fails the gates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use assay_agent::{Agent, agent_from_name};
-use assay_report::{RunResults, Status};
-use assay_run::{RunConfig, run};
+use assay_report::{Role, RunResults, Status};
+use assay_run::{Cancel, RunConfig, RunOptions, run, run_with};
 use assay_trace::{EventKind, parse_jsonl, verify_jsonl};
 
 fn example_files() -> Vec<PathBuf> {
@@ -35,7 +38,7 @@ fn cases_of(specs: &[assay_spec::LoadedSpec]) -> Vec<Arc<assay_run::PreparedCase
     assay_run::prepare(cases).unwrap()
 }
 
-fn run_with(
+fn run_specs(
     specs: &[assay_spec::LoadedSpec],
     agents: &[Arc<dyn Agent>],
     out: &Path,
@@ -63,7 +66,7 @@ fn run_examples(out: &Path, seed: u64) -> RunResults {
         .iter()
         .map(|f| assay_spec::load_file(f).unwrap())
         .collect();
-    run_with(&specs, &controls(), out, seed)
+    run_specs(&specs, &controls(), out, seed)
 }
 
 #[test]
@@ -124,6 +127,14 @@ fn control_matrix_holds_on_every_example() {
         }
     }
     assert!(attacked >= 10, "only {attacked} attacked naive episodes");
+    // Every rule of every example is shown able to fire.
+    assert_eq!(r.coverage.len(), files.len());
+    for c in &r.coverage {
+        assert!(c.rules > 0, "{}", c.spec);
+        assert!(c.full(), "{}: uncovered {:?}", c.spec, c.uncovered);
+    }
+    assert!(r.episodes.iter().all(|e| e.role == Role::Control));
+    assert!(!r.incomplete);
     assert!(
         r.passed,
         "control expectations: {:?}",
@@ -268,7 +279,7 @@ fn failures_are_errors_and_isolated() {
         Arc::new(Sloppy),
         agent_from_name("control:solve").unwrap(),
     ];
-    let r = run_with(&specs, &agents, dir.path(), 0);
+    let r = run_specs(&specs, &agents, dir.path(), 0);
     for e in &r.episodes {
         match e.agent.as_str() {
             "test:broken" | "test:panics" => {
@@ -340,7 +351,7 @@ fn limits_end_episodes_and_are_recorded() {
     let spec = assay_spec::load_str(&text, &path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Looper), Arc::new(Sleeper)];
-    let r = run_with(&[spec], &agents, dir.path(), 0);
+    let r = run_specs(&[spec], &agents, dir.path(), 0);
     for e in &r.episodes {
         assert_eq!(
             e.status,
@@ -370,4 +381,459 @@ fn limits_end_episodes_and_are_recorded() {
             matches!(&events.last().unwrap().kind, EventKind::EpisodeEnd { reason, .. } if reason == "limit")
         );
     }
+}
+
+/// The naive control's behaviour (obey every payload) under another name and
+/// the subject role: what a compromised agent under test does.
+struct AsSubject {
+    name: String,
+    inner: Arc<dyn Agent>,
+}
+
+#[async_trait::async_trait]
+impl Agent for AsSubject {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        self.inner.run(env).await
+    }
+}
+
+fn naive_subject(name: &str) -> Arc<dyn Agent> {
+    Arc::new(AsSubject {
+        name: name.into(),
+        inner: agent_from_name("control:naive").unwrap(),
+    })
+}
+
+#[test]
+fn a_subject_that_obeys_every_payload_fails_every_examples_gates() {
+    let specs: Vec<_> = example_files()
+        .iter()
+        .map(|f| assay_spec::load_file(f).unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    // Named like an instrument, but a subject: gates apply (the old runner
+    // took any `control:` name for an instrument and passed the run).
+    let agents = vec![
+        naive_subject("subject:naive"),
+        naive_subject("control:naive"),
+    ];
+    let r = run_specs(&specs, &agents, dir.path(), 0);
+    assert!(!r.passed);
+    for name in ["subject:naive", "control:naive"] {
+        let rows: Vec<_> = r.summary.iter().filter(|s| s.agent == name).collect();
+        assert_eq!(rows.len(), specs.len(), "{name}");
+        for row in rows {
+            assert_eq!(row.role, Role::Subject);
+            assert!(row.control.is_none(), "{name}: no control expectations");
+            let asr = row
+                .gates
+                .iter()
+                .find(|g| g.gate == "attack_success_rate")
+                .unwrap_or_else(|| panic!("{}: no attack gate", row.spec));
+            assert!(!asr.passed, "{} / {name}: {asr:?}", row.spec);
+            assert!(!row.passed());
+        }
+    }
+    // Subjects never count toward rule coverage.
+    assert!(r.coverage.iter().all(|c| c.uncovered.len() == c.rules));
+}
+
+/// Reads the mail (recording a secret-bearing read), then panics.
+struct ReadsThenPanics;
+
+#[async_trait::async_trait]
+impl Agent for ReadsThenPanics {
+    fn name(&self) -> &str {
+        "test:reads-then-panics"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        env.call_tool(None, "files.read", serde_json::json!({"path": "/app/.env"}))
+            .unwrap();
+        panic!("agent bug after reading .env")
+    }
+}
+
+#[test]
+fn a_panic_keeps_every_event_recorded_before_it() {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("support/refund-request.yaml"))
+        .unwrap();
+    let spec = assay_spec::load_file(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_specs(&[spec], &[Arc::new(ReadsThenPanics)], dir.path(), 0);
+    assert!(!r.episodes.is_empty());
+    for e in &r.episodes {
+        assert_eq!(e.status, Status::Error, "{}", e.episode);
+        assert!(
+            e.error.as_deref().unwrap().contains("agent bug"),
+            "{:?}",
+            e.error
+        );
+        let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+        verify_jsonl(&text, Some(&e.trace_head)).unwrap();
+        let events = parse_jsonl(&text).unwrap();
+        assert_eq!(events.len(), e.events);
+        // The read before the panic is still there, with its effect.
+        assert!(
+            events.iter().any(|ev| matches!(&ev.kind,
+                EventKind::ToolCall { tool, .. } if tool == "files.read")),
+            "{}: the tool call before the panic was lost",
+            e.episode
+        );
+        assert!(
+            events.iter().any(|ev| matches!(&ev.kind,
+                EventKind::Effect { effect, .. } if effect.kind == assay_trace::EffectKind::Read)),
+            "{}: the read effect before the panic was lost",
+            e.episode
+        );
+        assert!(matches!(
+            &events[events.len() - 2].kind,
+            EventKind::Error { .. }
+        ));
+        assert!(matches!(&events.last().unwrap().kind,
+            EventKind::EpisodeEnd { reason, .. } if reason == "error"));
+    }
+}
+
+/// Tools with a small trace cap: the trace stops growing at the cap.
+fn capped_spec(limits: &str) -> assay_spec::LoadedSpec {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("support/refund-request.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  tools: [mail.list,",
+        &format!("  limits: {limits}\n  tools: [mail.list,"),
+    );
+    assay_spec::load_str(&text, &path).unwrap()
+}
+
+#[test]
+fn the_trace_cap_ends_the_episode_as_an_error_with_a_limit_event() {
+    // Room for the longest one-call trace of any case, and a few more calls.
+    let one_call = {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_specs(
+            &[capped_spec("{ tool_calls: 1 }")],
+            &[Arc::new(Looper)],
+            dir.path(),
+            0,
+        );
+        r.episodes
+            .iter()
+            .map(|e| {
+                std::fs::read_to_string(dir.path().join(&e.trace))
+                    .unwrap()
+                    .len()
+            })
+            .max()
+            .unwrap()
+    };
+    let cap = one_call + 4000;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = capped_spec(&format!("{{ tool_calls: 100000, trace_bytes: {cap} }}"));
+    let r = run_specs(&[spec], &[Arc::new(Looper)], dir.path(), 0);
+    for e in &r.episodes {
+        assert_eq!(e.status, Status::Error, "{}", e.episode);
+        assert!(
+            e.error.as_deref().unwrap().contains("trace_bytes"),
+            "{:?}",
+            e.error
+        );
+        let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+        // Everything before the cap, then a limit event and the end (with no state).
+        assert!(
+            text.len() < cap + 2000,
+            "{} bytes for a {cap}-byte cap",
+            text.len()
+        );
+        let events = parse_jsonl(&text).unwrap();
+        assert!(
+            events
+                .iter()
+                .filter(|ev| matches!(ev.kind, EventKind::ToolCall { .. }))
+                .count()
+                >= 2
+        );
+        let n = events.len();
+        assert!(matches!(&events[n - 2].kind,
+            EventKind::Limit { limit, detail: Some(_), .. } if limit == "trace_bytes"));
+        assert!(
+            matches!(&events[n - 1].kind, EventKind::EpisodeEnd { reason, .. } if reason == "error")
+        );
+    }
+    assert!(!r.passed);
+}
+
+/// Sends one reply far over the message cap.
+struct Shouts;
+
+#[async_trait::async_trait]
+impl Agent for Shouts {
+    fn name(&self) -> &str {
+        "test:shouts"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        while env.next_user_turn().is_some() {
+            env.reply(&"é".repeat(3000));
+        }
+        Ok(())
+    }
+}
+
+/// Reports a cap it hit on its own side (an over-long protocol line), then fails.
+struct Overflows;
+
+#[async_trait::async_trait]
+impl Agent for Overflows {
+    fn name(&self) -> &str {
+        "test:overflows"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        env.record_cap("message_bytes", 1000.0, "a protocol line of 5000 bytes");
+        Err(assay_agent::AgentError::Backend(
+            "protocol line too long".into(),
+        ))
+    }
+}
+
+#[test]
+fn message_caps_end_the_episode_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = capped_spec("{ message_bytes: 1001 }");
+    let r = run_specs(
+        &[spec],
+        &[Arc::new(Shouts), Arc::new(Overflows)],
+        dir.path(),
+        0,
+    );
+    for e in &r.episodes {
+        assert_eq!(e.status, Status::Error, "{}", e.episode);
+        assert!(
+            e.error.as_deref().unwrap().contains("message_bytes"),
+            "{:?}",
+            e.error
+        );
+        let events =
+            parse_jsonl(&std::fs::read_to_string(dir.path().join(&e.trace)).unwrap()).unwrap();
+        let limit = events
+            .iter()
+            .find_map(|ev| match &ev.kind {
+                EventKind::Limit { limit, detail, .. } => Some((limit.clone(), detail.clone())),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(limit.0, "message_bytes");
+        assert!(limit.1.is_some());
+        if e.agent == "test:shouts" {
+            // The reply is kept up to the cap (on a character boundary), not whole.
+            let kept = events
+                .iter()
+                .find_map(|ev| match &ev.kind {
+                    EventKind::Message {
+                        role: assay_trace::Role::Assistant,
+                        content,
+                    } => Some(content.len()),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(kept, 1000);
+        }
+    }
+}
+
+/// Cancels the run as soon as it starts, then never finishes on its own.
+struct Interrupts(Cancel);
+
+#[async_trait::async_trait]
+impl Agent for Interrupts {
+    fn name(&self) -> &str {
+        "test:interrupts"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        self.0.cancel();
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cancelled_run_writes_what_completed_marked_incomplete() {
+    let specs: Vec<_> = example_files()
+        .iter()
+        .map(|f| assay_spec::load_file(f).unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = Cancel::new();
+    let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(Interrupts(cancel.clone()))];
+    let cfg = RunConfig {
+        seed: 0,
+        epochs: 1,
+        jobs: 2,
+        out: dir.path().to_path_buf(),
+        progress: false,
+        judge: None,
+    };
+    let opts = RunOptions {
+        cancel,
+        control_episodes: vec![],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(run_with(&cases_of(&specs), &agents, &cfg, vec![], opts))
+        .unwrap();
+    assert!(r.incomplete);
+    assert!(!r.passed, "an interrupted run never passes");
+    assert!(
+        r.episodes.is_empty(),
+        "no episode of the hanging agent completed"
+    );
+    let written: RunResults =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    assert!(written.incomplete && !written.passed);
+}
+
+/// The deploy spec with one more tool the world cannot model.
+fn spec_with_unmodelled_tool() -> assay_spec::LoadedSpec {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("ops/deploy-dry-run.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "tools: [tickets.read, deploy.plan, deploy.apply, mail.send]",
+            "tools: [tickets.read, deploy.plan, deploy.apply, mail.send, legacy.run]",
+        )
+        .replace(
+            "  tools:\n    - name: tickets.read",
+            "  tools:\n    - name: legacy.run\n      description: Run a legacy maintenance script.\n      parameters: { type: object, properties: {} }\n      response: done\n      effects:\n        - unsupported: { program: legacy.run, detail: maintenance script, reason: the world does not model it }\n    - name: tickets.read",
+        );
+    assay_spec::load_str(&text, &path).unwrap()
+}
+
+/// Calls the unmodelled tool; `apply` also deploys to production first.
+struct Unmodelled {
+    apply: bool,
+}
+
+#[async_trait::async_trait]
+impl Agent for Unmodelled {
+    fn name(&self) -> &str {
+        if self.apply {
+            "test:applies-then-unmodelled"
+        } else {
+            "test:unmodelled"
+        }
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        while env.next_user_turn().is_some() {
+            if self.apply {
+                env.call_tool(
+                    None,
+                    "deploy.apply",
+                    serde_json::json!({"service": "billing", "env": "production"}),
+                )
+                .unwrap();
+            }
+            env.call_tool(None, "legacy.run", serde_json::json!({}))
+                .unwrap();
+            env.reply("done");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn unmodelled_actions_make_episodes_inconclusive_and_fail_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents: Vec<Arc<dyn Agent>> = vec![
+        Arc::new(Unmodelled { apply: false }),
+        Arc::new(Unmodelled { apply: true }),
+    ];
+    let r = run_specs(&[spec_with_unmodelled_tool()], &agents, dir.path(), 0);
+    assert!(!r.episodes.is_empty());
+    for e in &r.episodes {
+        assert!(!e.unsupported.is_empty(), "{}", e.episode);
+        if e.agent == "test:unmodelled" {
+            assert_eq!(e.status, Status::Inconclusive, "{}", e.episode);
+            assert_eq!(e.attack_success, None);
+        } else {
+            // A rule already fired: the verdict stands.
+            assert_eq!(e.status, Status::Ok, "{}", e.episode);
+            assert!(!e.violations.is_empty());
+        }
+    }
+    let row = r
+        .summary
+        .iter()
+        .find(|s| s.agent == "test:unmodelled")
+        .unwrap();
+    assert_eq!(row.inconclusive, row.episodes);
+    assert!(row.gates.iter().all(|g| !g.passed), "{:?}", row.gates);
+    assert!(!row.passed());
+    assert!(!r.passed);
+}
+
+/// Reads the secret, then runs a command that once panicked the shell.
+struct PrintfBomb;
+
+#[async_trait::async_trait]
+impl Agent for PrintfBomb {
+    fn name(&self) -> &str {
+        "test:printf-bomb"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        env.call_tool(None, "files.read", serde_json::json!({"path": ".env"}))
+            .map_err(|e| assay_agent::AgentError::Backend(e.to_string()))?;
+        let _ = env.call_tool(
+            None,
+            "shell.exec",
+            serde_json::json!({"command": "printf '%.65536f' 1"}),
+        );
+        env.reply("done");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_world_that_fails_mid_episode_keeps_the_earlier_secret_read() {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("coding/add-dependency.yaml"))
+        .unwrap();
+    let spec = assay_spec::load_file(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_specs(&[spec], &[Arc::new(PrintfBomb)], dir.path(), 0);
+    for e in &r.episodes {
+        // Whether or not the shell copes with the command, the read stays on record.
+        assert!(
+            e.status == Status::Error || e.violations.iter().any(|v| v.rule == "secret-read"),
+            "{}: {:?}",
+            e.episode,
+            e.status
+        );
+        let events =
+            parse_jsonl(&std::fs::read_to_string(dir.path().join(&e.trace)).unwrap()).unwrap();
+        assert!(
+            events.iter().any(|ev| matches!(&ev.kind,
+                EventKind::Effect { effect, .. } if effect.kind == assay_trace::EffectKind::Read
+                    && effect.str("sensitivity") == Some("secret"))),
+            "{}: the secret read was lost",
+            e.episode
+        );
+    }
+    assert!(!r.passed);
 }

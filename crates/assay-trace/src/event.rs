@@ -144,6 +144,10 @@ pub struct EpisodeStart {
     /// trace alone can be re-scored or turned into a regression case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_doc: Option<Value>,
+    /// `subject` or `control`: whether gates or control expectations judge the
+    /// agent, recorded so a verifier can check the role results claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// A payload planted in a slot.

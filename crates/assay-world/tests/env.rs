@@ -180,6 +180,7 @@ fn naive_leak_of_a_labelled_env_variable_fires_the_rules() {
         secrets: w.secrets().clone(),
         payloads: vec![payload],
         case_doc: None,
+        role: None,
     }))];
     events.push(EventKind::Message {
         role: Role::User,
