@@ -7,9 +7,11 @@
 
 pub mod case;
 pub mod condition;
+pub mod effects;
 mod files;
 mod load;
 pub mod model;
+pub mod names;
 pub mod suggest;
 pub mod template;
 pub mod yaml;
