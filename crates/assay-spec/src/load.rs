@@ -233,15 +233,19 @@ pub fn load_document_str(text: &str, path: &Path) -> Result<Document, LoadError>
         return Err(fail(v));
     }
     let is_case = v.doc.value.get("kind").and_then(Value::as_str) == Some(CASE_KIND);
+    // The schemas are generated once per process: validating hundreds of
+    // cases should not rebuild them each time.
+    static SPEC_SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    static CASE_SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let schema = if is_case {
-        case_schema()
+        CASE_SCHEMA.get_or_init(case_schema)
     } else {
-        json_schema()
+        SPEC_SCHEMA.get_or_init(json_schema)
     };
     // Pass 1: every unknown key.
     let value = v.doc.value.clone();
     let mut unknown = Vec::new();
-    walk_unknown(&schema, &schema, &value, "", &mut unknown);
+    walk_unknown(schema, schema, &value, "", &mut unknown);
     let unknown_ptrs: HashSet<String> = unknown.iter().map(|(p, _, _)| p.clone()).collect();
     for (ptr, msg, hint) in unknown {
         v.at(&ptr, msg, hint);

@@ -172,25 +172,28 @@ fn misspell(s: &str, op: u8, pos: usize, c: char) -> String {
     v.into_iter().collect()
 }
 
-fn examples() -> Vec<(PathBuf, Value)> {
-    assay_spec::spec_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")])
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let v = yaml::parse_value(&text).unwrap();
-            (p, v)
-        })
-        .collect()
+fn examples() -> &'static [(PathBuf, Value)] {
+    static EXAMPLES: std::sync::OnceLock<Vec<(PathBuf, Value)>> = std::sync::OnceLock::new();
+    EXAMPLES.get_or_init(|| {
+        assay_spec::spec_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")])
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let v = yaml::parse_value(&text).unwrap();
+                (p, v)
+            })
+            .collect()
+    })
 }
 
 #[test]
 fn every_example_has_targets_and_reemits_valid() {
     for (p, v) in examples() {
-        assert!(!targets(&v).is_empty(), "{}", p.display());
-        let text = yaml::emit(&v);
+        assert!(!targets(v).is_empty(), "{}", p.display());
+        let text = yaml::emit(v);
         assert!(
-            assay_spec::load_str(&text, &p).is_ok(),
+            assay_spec::load_str(&text, p).is_ok(),
             "{} does not survive re-emission",
             p.display()
         );
@@ -209,7 +212,7 @@ proptest! {
         c in prop::char::ranges(vec!['a'..='z', 'A'..='Z', '_'..='_'].into()),
     ) {
         let all = examples();
-        let (path, doc) = which.get(&all);
+        let (path, doc) = which.get(all);
         let ts = targets(doc);
         let t = target.get(&ts).clone();
         let mut declared = Vec::new();

@@ -174,7 +174,8 @@ fn a_slot_named_to_climb_out_fails_validation() {
 }
 
 /// Names mixing safe characters with separators, dots, NUL, control
-/// characters and non-ASCII text, short and very long.
+/// characters and non-ASCII text, short and very long. Two in three are
+/// plain ids, so most generated specs validate and reach the writer.
 fn name() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         4 => "[a-z0-9][a-z0-9_-]{0,8}",
@@ -187,11 +188,12 @@ fn name() -> impl Strategy<Value = String> {
         1 => "\\PC{1,3}",
         1 => "[a-z]{60,80}",
     ];
-    prop::collection::vec(piece, 1..4).prop_map(|v| v.concat())
+    let hostile = prop::collection::vec(piece, 1..4).prop_map(|v| v.concat());
+    prop_oneof![2 => "[a-z0-9][a-z0-9_-]{0,12}", 1 => hostile]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Property (c): random spec, threat and slot names either fail
     /// validation or give synth output paths that stay inside `--out`.
