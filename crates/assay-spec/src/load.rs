@@ -607,6 +607,35 @@ impl Validator {
         if planted != case.provenance.threat.as_deref() {
             self.at("/provenance/threat", "provenance.threat must name the threat in spec.threats (or be absent for a benign case)", None);
         }
+        // Provenance names label episodes and name their output directories.
+        let pv = &case.provenance;
+        let mut ids: Vec<(String, &str)> = vec![("/provenance/spec".into(), pv.spec.as_str())];
+        if let Some(t) = &pv.threat {
+            ids.push(("/provenance/threat".into(), t));
+        }
+        if let Some(t) = &pv.technique {
+            ids.push(("/provenance/technique/id".into(), &t.id));
+        }
+        for (ptr, id) in ids {
+            if let Some(problem) = names::id_problem(id) {
+                self.at(
+                    &ptr,
+                    format!("invalid id `{}`: {problem}", id.escape_debug()),
+                    None,
+                );
+            }
+        }
+        for (i, s) in pv.slots.iter().enumerate() {
+            if s.name != "turn"
+                && let Some(problem) = names::slot_problem(&s.name)
+            {
+                self.at(
+                    &format!("/provenance/slots/{i}/name"),
+                    format!("invalid slot name `{}`: {problem}", s.name.escape_debug()),
+                    None,
+                );
+            }
+        }
         let slots = slot_kinds(&case.spec);
         for (i, p) in case.payloads.iter().enumerate() {
             if p.slot != "turn" && !slots.contains_key(&p.slot) {

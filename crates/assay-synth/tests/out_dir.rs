@@ -216,3 +216,25 @@ proptest! {
         prop_assert_eq!(files_under(&out).len(), cases.len() + 1);
     }
 }
+
+#[test]
+fn a_case_file_with_hostile_provenance_names_is_refused() {
+    // The runner names episode directories after provenance; a hand-made case
+    // with a matching content id must not smuggle a path in through it.
+    let cases = cases_of(&spec_text("s", "th", "s1")).unwrap();
+    let good = assay_synth::case_to_yaml(&cases[1].case);
+    assert!(assay_spec::load_document_str(&good, Path::new("c.yaml")).is_ok());
+    for edit in [
+        |c: &mut assay_spec::Case| c.provenance.slots[0].name = "../../x".into(),
+        |c: &mut assay_spec::Case| c.provenance.spec = "a/b".into(),
+        |c: &mut assay_spec::Case| c.provenance.technique.as_mut().unwrap().id = "..".into(),
+    ] {
+        let mut case = cases[1].case.clone();
+        edit(&mut case);
+        let text = assay_synth::case_to_yaml(&case.with_content_id());
+        assert!(
+            assay_spec::load_document_str(&text, Path::new("c.yaml")).is_err(),
+            "{text}"
+        );
+    }
+}
