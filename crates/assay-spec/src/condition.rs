@@ -13,6 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::effects;
 use crate::suggest::did_you_mean;
 
 /// Effect kinds a condition can match. Mirrors the trace's effect vocabulary.
@@ -267,6 +268,16 @@ impl Matcher {
         }
     }
 
+    /// The literals this matcher compares a value with (`equals`, `in`,
+    /// `not_in`), for checking them against a field's closed set of values.
+    pub fn literals(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().flat_map(|op| match op {
+            MatchOp::Equals(v) => std::slice::from_ref(v).iter(),
+            MatchOp::In(l) | MatchOp::NotIn(l) => l.iter(),
+            _ => [].iter(),
+        })
+    }
+
     /// The YAML/JSON form.
     pub fn to_value(&self) -> Value {
         if let [MatchOp::Equals(v)] = self.0.as_slice()
@@ -310,6 +321,46 @@ fn fields_from(v: &Value, what: &str) -> Res<BTreeMap<String, Matcher>> {
     Ok(out)
 }
 
+/// Parses field matchers and checks them against the effect table: a field the
+/// kind does not have, or a literal outside a closed set of values, is an
+/// error, so a rule that could never fire is never built.
+fn checked_fields(
+    v: &Value,
+    what: &str,
+    kind: &effects::Kind,
+    with_common: bool,
+) -> Res<BTreeMap<String, Matcher>> {
+    let fields = fields_from(v, what)?;
+    for (name, m) in &fields {
+        let field =
+            effects::check_field_name(kind, name, with_common, what).map_err(|p| p.to_string())?;
+        if name != field.name {
+            continue;
+        }
+        for lit in m.literals() {
+            effects::check_literal(field, lit).map_err(|p| format!("field `{name}`: {p}"))?;
+        }
+    }
+    Ok(fields)
+}
+
+/// Checks already-built field matchers of an effect kind against the effect
+/// table, for conditions built in code rather than parsed.
+pub fn check_effect_fields(kind: &str, fields: &BTreeMap<String, Matcher>) -> Res<()> {
+    let k = effects::kind(kind).ok_or_else(|| unknown(kind, "effect kind", EFFECT_KINDS))?;
+    let what = format!("`{kind}`");
+    for (name, m) in fields {
+        let field = effects::check_field_name(k, name, true, &what).map_err(|p| p.to_string())?;
+        if name != field.name {
+            continue;
+        }
+        for lit in m.literals() {
+            effects::check_literal(field, lit).map_err(|p| format!("field `{name}`: {p}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn fields_to(f: &BTreeMap<String, Matcher>) -> Value {
     Value::Object(f.iter().map(|(k, m)| (k.clone(), m.to_value())).collect())
 }
@@ -344,7 +395,7 @@ impl Condition {
                     continue;
                 }
                 "tool" => Head::Tool {
-                    fields: fields_from(val, "`tool`")?,
+                    fields: checked_fields(val, "`tool`", &effects::TOOL_HEAD, false)?,
                 },
                 "flow" => Head::Flow(Flow::from_value(val).map_err(|e| format!("flow: {e}"))?),
                 "all" | "any" => {
@@ -364,10 +415,14 @@ impl Condition {
                         Head::Any(subs)
                     }
                 }
-                kind if EFFECT_KINDS.contains(&kind) => Head::Effect {
-                    kind: kind.to_string(),
-                    fields: fields_from(val, &format!("`{kind}`"))?,
-                },
+                kind if EFFECT_KINDS.contains(&kind) => {
+                    let table = effects::kind(kind)
+                        .ok_or_else(|| unknown(kind, "condition key", &condition_keys()))?;
+                    Head::Effect {
+                        kind: kind.to_string(),
+                        fields: checked_fields(val, &format!("`{kind}`"), table, true)?,
+                    }
+                }
                 other => return Err(unknown(other, "condition key", &condition_keys())),
             };
             if head.is_some() {
@@ -560,7 +615,9 @@ impl Sink {
                 let mut out = Vec::new();
                 for (k, val) in m {
                     let mut s = Sink::kind_only(k)?;
-                    s.fields = fields_from(val, &format!("sink `{k}`"))?;
+                    let table =
+                        effects::kind(k).ok_or_else(|| unknown(k, "sink kind", SINK_KINDS))?;
+                    s.fields = checked_fields(val, &format!("sink `{k}`"), table, true)?;
                     out.push(s);
                 }
                 Ok(out)
@@ -611,13 +668,20 @@ impl Check {
             ));
         }
         let val = &m[head.as_str()];
+        let table =
+            |name: &str| effects::check(name).expect("every state check but reply is in the table");
         Ok(match head.as_str() {
-            "sent" => Check::Sent(fields_from(val, "`sent`")?),
-            "memory" => Check::Memory(fields_from(val, "`memory`")?),
-            "installed" => Check::Installed(fields_from(val, "`installed`")?),
+            "sent" => Check::Sent(checked_fields(val, "`sent`", table("sent"), false)?),
+            "memory" => Check::Memory(checked_fields(val, "`memory`", table("memory"), false)?),
+            "installed" => Check::Installed(checked_fields(
+                val,
+                "`installed`",
+                table("installed"),
+                false,
+            )?),
             "reply" => Check::Reply(Matcher::from_value(val)?),
             "file" => {
-                let mut fields = fields_from(val, "`file`")?;
+                let mut fields = checked_fields(val, "`file`", table("file"), false)?;
                 let path = take_literal(&mut fields, "path", "file")?;
                 Check::File { path, fields }
             }
@@ -718,16 +782,77 @@ impl crate::model::ToolCall {
     }
 }
 
-fn effect_props(g: &mut SchemaGenerator) -> Map<String, Value> {
-    let fields = json_schema!({
+/// Schema of one field's matcher: the shared matcher, or for a field with a
+/// closed set of values, one whose literals must come from that set.
+fn field_schema(field: &effects::Field, matcher: &Value) -> Value {
+    let Some(lits) = effects::allowed_literals(field) else {
+        return matcher.clone();
+    };
+    let s = json!({"type": "string"});
+    let b = json!({"type": "boolean"});
+    let one = json!({"enum": lits});
+    let list = json!({"type": "array", "items": one});
+    json!({
+        "description": field.meaning,
+        "anyOf": [
+            {"type": ["string", "number", "boolean", "null"], "enum": lits},
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "minProperties": 1,
+                "properties": {
+                    "equals": one, "contains": s, "not_contains": s, "regex": s,
+                    "not_regex": s, "in": list, "not_in": list, "under": s, "not_under": s,
+                    "credential": b, "exists": b
+                }
+            }
+        ]
+    })
+}
+
+/// Schema of the field map of an effect kind, `tool:` head or check head:
+/// exactly the table's fields (dotted names below object fields), nothing else.
+fn fields_schema(kind: &effects::Kind, with_common: bool, matcher: &Value) -> Value {
+    let mut props = Map::new();
+    let mut patterns = Map::new();
+    for field in kind.all_fields(with_common) {
+        props.insert(field.name.to_string(), field_schema(field, matcher));
+        if field.ty == effects::FieldType::Object {
+            patterns.insert(format!("^{}\\.", field.name), matcher.clone());
+        }
+    }
+    let mut schema = json!({
         "type": ["object", "null"],
-        "description": "Effect field → matcher; all must hold.",
-        "additionalProperties": g.subschema_for::<Matcher>(),
+        "description": format!("{}: field → matcher; all must hold.", kind.meaning),
+        "additionalProperties": false,
+        "properties": props,
     });
-    EFFECT_KINDS
+    if !patterns.is_empty() {
+        schema["patternProperties"] = Value::Object(patterns);
+    }
+    schema
+}
+
+fn effect_props(g: &mut SchemaGenerator) -> Map<String, Value> {
+    let m = g.subschema_for::<Matcher>().to_value();
+    effects::KINDS
         .iter()
-        .map(|k| (k.to_string(), fields.clone().to_value()))
+        .map(|k| (k.name.to_string(), fields_schema(k, true, &m)))
         .collect()
+}
+
+/// Schema of a flow's `to`: a sink kind, `any`, a list, or a map kind → fields.
+fn sinks_schema(matcher: &Value) -> Value {
+    let mut names: Vec<&str> = SINK_KINDS.to_vec();
+    names.push("any");
+    let props: Map<String, Value> = SINK_KINDS
+        .iter()
+        .filter_map(|k| effects::kind(k))
+        .map(|k| (k.name.to_string(), fields_schema(k, true, matcher)))
+        .collect();
+    let map = json!({"type": "object", "additionalProperties": false, "properties": props});
+    let name = json!({"type": "string", "enum": names});
+    json!({"anyOf": [name, {"type": "array", "items": {"anyOf": [name, map]}}, map]})
 }
 
 impl JsonSchema for Matcher {
@@ -765,10 +890,7 @@ impl JsonSchema for Condition {
         let mut props = effect_props(g);
         let this = g.subschema_for::<Condition>().to_value();
         let m = g.subschema_for::<Matcher>().to_value();
-        props.insert(
-            "tool".into(),
-            json!({"type": "object", "additionalProperties": m}),
-        );
+        props.insert("tool".into(), fields_schema(&effects::TOOL_HEAD, false, &m));
         props.insert(
             "flow".into(),
             json!({
@@ -784,7 +906,7 @@ impl JsonSchema for Condition {
                             "file": {"type": "string"}, "untrusted": {"const": true}
                         }
                     },
-                    "to": {}
+                    "to": sinks_schema(&m)
                 }
             }),
         );
@@ -811,13 +933,28 @@ impl JsonSchema for Check {
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let m = g.subschema_for::<Matcher>().to_value();
-        let fields = json!({"type": "object", "additionalProperties": m});
+        let closed = |name: &str| {
+            let k = effects::check(name).expect("check heads are in the table");
+            let mut s = fields_schema(k, false, &m);
+            s["type"] = json!("object");
+            s
+        };
+        // A record check's keys are its table's columns; which columns exist is
+        // known only per spec, so `validate` checks them, not the schema.
+        let record = json!({
+            "type": "object",
+            "required": ["table"],
+            "properties": {"table": {"type": "string"}},
+            "additionalProperties": m,
+        });
+        let mut file = closed("file");
+        file["required"] = json!(["path"]);
         let cond = g.subschema_for::<Condition>().to_value();
         json_schema!({
             "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `reply`) or any trajectory condition.",
             "anyOf": [
                 {"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
-                 "properties": {"sent": fields, "file": fields, "memory": fields, "record": fields, "installed": fields, "reply": m}},
+                 "properties": {"sent": closed("sent"), "file": file, "memory": closed("memory"), "record": record, "installed": closed("installed"), "reply": m}},
                 cond
             ]
         })

@@ -2,6 +2,7 @@
 //! (CLI, tests, benchmarks): named files as given, directories searched
 //! recursively for `*.yaml` / `*.yml`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 fn is_spec(p: &Path) -> bool {
@@ -9,11 +10,16 @@ fn is_spec(p: &Path) -> bool {
 }
 
 /// Files named directly, plus `*.yaml`/`*.yml` found recursively in directories, sorted.
+///
+/// Each real directory is read once, whatever number of symbolic links lead to
+/// it, so links that form loops cannot make the walk run forever or blow up.
 pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out).map_err(|e| format!("cannot read directory {}: {e}", p.display()))?;
+            walk(p, &mut out, &mut seen)
+                .map_err(|e| format!("cannot read directory {}: {e}", p.display()))?;
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -25,14 +31,46 @@ pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> std::io::Result<()> {
+    // A directory that cannot be resolved (a dangling link, say) is skipped
+    // like any other unreadable entry below the root.
+    let Ok(real) = std::fs::canonicalize(dir) else {
+        return Ok(());
+    };
+    if !seen.insert(real) {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    entries.sort();
+    for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if is_spec(&p) {
             out.push(p);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("specs");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/s.yaml"), "x").unwrap();
+        // Two loops: each directory links back to the root and to itself.
+        std::os::unix::fs::symlink(&root, root.join("a/up")).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("a/up2")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/self")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("b")).unwrap();
+        let files = spec_files(std::slice::from_ref(&root)).unwrap();
+        assert_eq!(files, vec![root.join("a/s.yaml")]);
+    }
 }

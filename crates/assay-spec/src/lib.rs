@@ -7,9 +7,11 @@
 
 pub mod case;
 pub mod condition;
+pub mod effects;
 mod files;
 mod load;
 pub mod model;
+pub mod names;
 pub mod net;
 pub mod suggest;
 pub mod template;
@@ -18,6 +20,7 @@ pub mod yaml;
 pub use case::{CASE_KIND, Case, CasePayload, Provenance, Regression, SlotRef, TechniqueRef};
 pub use condition::{Check, Condition, Count, Flow, Head, MatchOp, Matcher, Sink, Source};
 pub use files::spec_files;
+pub use load::limits;
 pub use load::{
     Diagnostic, Document, LoadError, LoadedCase, LoadedSpec, builtin_tool_names, case_schema,
     json_schema, load_document, load_document_str, load_file, load_str, slot_kind_of_pointer,

@@ -19,6 +19,25 @@ use crate::model::{API_VERSION, Spec, ToolCall};
 use crate::suggest::did_you_mean;
 use crate::template::placeholders;
 use crate::yaml::{self, Located, escape};
+use crate::{effects, names};
+
+/// Bounds of the numeric spec fields, checked at validation.
+pub mod limits {
+    /// Most user turns an episode may play.
+    pub const MAX_TURNS: u64 = 1_000;
+    /// Most tool calls an episode may make.
+    pub const MAX_TOOL_CALLS: u64 = 10_000;
+    /// Longest wall-clock budget of one episode: one day.
+    pub const MAX_WALL_TIME_SECS: f64 = 86_400.0;
+    /// Largest per-item byte cap (shell output, variable, tool result, file, message): 1 GiB.
+    pub const MAX_CAP_BYTES: u64 = 1 << 30;
+    /// Largest trace of one episode: 4 GiB.
+    pub const MAX_TRACE_BYTES: u64 = 4 << 30;
+    /// Longest random part of a canary secret.
+    pub const MAX_SECRET_LENGTH: usize = 4_096;
+    /// Longest literal prefix of a canary secret.
+    pub const MAX_SECRET_PREFIX: usize = 256;
+}
 
 /// Built-in tools of the embedded world, by family. The world crate implements
 /// exactly these; a test there keeps the two lists equal.
@@ -214,15 +233,19 @@ pub fn load_document_str(text: &str, path: &Path) -> Result<Document, LoadError>
         return Err(fail(v));
     }
     let is_case = v.doc.value.get("kind").and_then(Value::as_str) == Some(CASE_KIND);
+    // The schemas are generated once per process: validating hundreds of
+    // cases should not rebuild them each time.
+    static SPEC_SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    static CASE_SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let schema = if is_case {
-        case_schema()
+        CASE_SCHEMA.get_or_init(case_schema)
     } else {
-        json_schema()
+        SPEC_SCHEMA.get_or_init(json_schema)
     };
     // Pass 1: every unknown key.
     let value = v.doc.value.clone();
     let mut unknown = Vec::new();
-    walk_unknown(&schema, &schema, &value, "", &mut unknown);
+    walk_unknown(schema, schema, &value, "", &mut unknown);
     let unknown_ptrs: HashSet<String> = unknown.iter().map(|(p, _, _)| p.clone()).collect();
     for (ptr, msg, hint) in unknown {
         v.at(&ptr, msg, hint);
@@ -237,7 +260,11 @@ pub fn load_document_str(text: &str, path: &Path) -> Result<Document, LoadError>
             Ok(s) => Some(s),
             Err(e) => {
                 let ptr = path_to_pointer(e.path());
-                if !unknown.contains(&ptr) {
+                // A problem the schema walk already reported at or below this
+                // node (an unknown field inside a condition, say) is not
+                // reported a second time in serde's words.
+                let below = format!("{ptr}/");
+                if !unknown.iter().any(|u| *u == ptr || u.starts_with(&below)) {
                     let msg = e.inner().to_string();
                     let hint = hint_for_serde(&msg);
                     v.at(&ptr, msg, hint);
@@ -373,13 +400,41 @@ fn walk_unknown(
         }
         return;
     }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !value.is_object()
+        && !value.is_array()
+        && !allowed.contains(value)
+    {
+        let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+        let shown = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        let hint = match did_you_mean(&shown, names.iter().copied()) {
+            Some(s) => Some(format!("did you mean `{s}`?")),
+            None => Some(format!("allowed here: {}", names.join(", "))),
+        };
+        out.push((
+            ptr.to_string(),
+            format!("`{shown}` is not allowed here"),
+            hint,
+        ));
+        return;
+    }
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
+            let patterns = schema.get("patternProperties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
             for (k, v) in map {
                 let child = format!("{ptr}/{}", escape(k));
+                let by_pattern = patterns.and_then(|p| {
+                    p.iter()
+                        .find(|(re, _)| regex::Regex::new(re).is_ok_and(|re| re.is_match(k)))
+                        .map(|(_, s)| s)
+                });
                 if let Some(ps) = props.and_then(|p| p.get(k)) {
+                    walk_unknown(root, ps, v, &child, out);
+                } else if let Some(ps) = by_pattern {
                     walk_unknown(root, ps, v, &child, out);
                 } else if additional == Some(&Value::Bool(false)) {
                     let known: Vec<&str> = props
@@ -559,6 +614,35 @@ impl Validator {
         if planted != case.provenance.threat.as_deref() {
             self.at("/provenance/threat", "provenance.threat must name the threat in spec.threats (or be absent for a benign case)", None);
         }
+        // Provenance names label episodes and name their output directories.
+        let pv = &case.provenance;
+        let mut ids: Vec<(String, &str)> = vec![("/provenance/spec".into(), pv.spec.as_str())];
+        if let Some(t) = &pv.threat {
+            ids.push(("/provenance/threat".into(), t));
+        }
+        if let Some(t) = &pv.technique {
+            ids.push(("/provenance/technique/id".into(), &t.id));
+        }
+        for (ptr, id) in ids {
+            if let Some(problem) = names::id_problem(id) {
+                self.at(
+                    &ptr,
+                    format!("invalid id `{}`: {problem}", id.escape_debug()),
+                    None,
+                );
+            }
+        }
+        for (i, s) in pv.slots.iter().enumerate() {
+            if s.name != "turn"
+                && let Some(problem) = names::slot_problem(&s.name)
+            {
+                self.at(
+                    &format!("/provenance/slots/{i}/name"),
+                    format!("invalid slot name `{}`: {problem}", s.name.escape_debug()),
+                    None,
+                );
+            }
+        }
         let slots = slot_kinds(&case.spec);
         for (i, p) in case.payloads.iter().enumerate() {
             if p.slot != "turn" && !slots.contains_key(&p.slot) {
@@ -589,13 +673,14 @@ impl Validator {
                 None,
             );
         }
-        if !valid_id(&spec.id) {
+        if let Some(problem) = names::id_problem(&spec.id) {
             self.at(
                 "/id",
-                format!("invalid id `{}`", spec.id),
-                Some("use lowercase letters, digits and `-`".into()),
+                format!("invalid id `{}`: {problem}", spec.id.escape_debug()),
+                Some("use lowercase letters, digits, `-` and `_`, at most 64 characters (the id names output files)".into()),
             );
         }
+        self.check_limits(&spec.agent.limits);
 
         // Slots, secrets and labels declared in the world.
         let mut slots = BTreeSet::new();
@@ -604,6 +689,13 @@ impl Validator {
             for p in placeholders(&text) {
                 match p.kind {
                     "slot" => {
+                        if let Some(problem) = names::slot_problem(p.name) {
+                            self.at(
+                                &ptr,
+                                format!("invalid slot name `{}`: {problem}", p.name.escape_debug()),
+                                Some("slot names become file names: use letters, digits, `-`, `_` and `.`, at most 64 characters".into()),
+                            );
+                        }
                         slots.insert(p.name.to_string());
                     }
                     "secret" => {
@@ -644,6 +736,15 @@ impl Validator {
         for e in spec.world.env.values() {
             labels.extend(e.sensitivity().map(str::to_string));
         }
+        for t in &spec.world.tools {
+            for e in &t.effects {
+                if let Some(l) = e.get("read").and_then(|f| f.get("sensitivity"))
+                    && !l.contains("{{")
+                {
+                    labels.insert(l.clone());
+                }
+            }
+        }
 
         // World shape.
         for (path, f) in &spec.world.files {
@@ -664,14 +765,53 @@ impl Validator {
                     );
                 }
                 if let Some(m) = &full.mode
-                    && u32::from_str_radix(m.trim_start_matches("0o"), 8).is_err()
+                    && u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                        .map_or(true, |bits| bits > 0o7777)
                 {
                     self.at(
                         &format!("{ptr}/mode"),
-                        format!("mode `{m}` is not octal"),
+                        format!("mode `{m}` is not octal permission bits (0000..7777)"),
                         Some("write it as a quoted string, e.g. \"0600\"".into()),
                     );
                 }
+            }
+        }
+        for (name, sec) in &spec.world.secrets {
+            let ptr = format!("/world/secrets/{}", escape(name));
+            if let Some(n) = sec.length
+                && !(1..=limits::MAX_SECRET_LENGTH).contains(&n)
+            {
+                self.at(
+                    &format!("{ptr}/length"),
+                    format!(
+                        "secret length {n} is outside 1..={}",
+                        limits::MAX_SECRET_LENGTH
+                    ),
+                    Some("the random part of a canary is usually 16 to 40 characters".into()),
+                );
+            }
+            if sec.prefix.len() > limits::MAX_SECRET_PREFIX {
+                self.at(
+                    &format!("{ptr}/prefix"),
+                    format!(
+                        "secret prefix is {} bytes; at most {} are allowed",
+                        sec.prefix.len(),
+                        limits::MAX_SECRET_PREFIX
+                    ),
+                    None,
+                );
+            }
+        }
+        for (url, page) in &spec.world.web {
+            if let crate::WebPage::Full(p) = page
+                && let Some(code) = p.status
+                && !(100..=599).contains(&code)
+            {
+                self.at(
+                    &format!("/world/web/{}/status", escape(url)),
+                    format!("HTTP status {code} is outside 100..=599"),
+                    None,
+                );
             }
         }
         for url in spec.world.web.keys() {
@@ -727,8 +867,14 @@ impl Validator {
                 );
             }
             for (j, e) in t.effects.iter().enumerate() {
-                for k in e.keys() {
-                    if !crate::condition::EFFECT_KINDS.contains(&k.as_str()) {
+                for (k, fields) in e {
+                    if let Some(kind) = effects::kind(k) {
+                        self.check_declared_effect(
+                            kind,
+                            fields,
+                            &format!("{ptr}/effects/{j}/{}", escape(k)),
+                        );
+                    } else {
                         let hint = did_you_mean(k, crate::condition::EFFECT_KINDS.iter().copied())
                             .map(|s| format!("did you mean `{s}`?"));
                         self.at(
@@ -795,11 +941,11 @@ impl Validator {
                     None,
                 );
             }
-            if !valid_id(&t.id) {
+            if let Some(problem) = names::id_problem(&t.id) {
                 self.at(
                     &format!("{ptr}/id"),
-                    format!("invalid threat id `{}`", t.id),
-                    Some("use lowercase letters, digits and `-`".into()),
+                    format!("invalid threat id `{}`: {problem}", t.id.escape_debug()),
+                    Some("use lowercase letters, digits, `-` and `_`, at most 64 characters (the id names output files)".into()),
                 );
             }
             // A case may carry a threat whose payload only arrives in added user turns.
@@ -875,6 +1021,15 @@ impl Validator {
             ("violation_rate", spec.gates.violation_rate),
         ] {
             if let Some(b) = b {
+                if let (Some(lo), Some(hi)) = (b.min, b.max)
+                    && lo > hi
+                {
+                    self.at(
+                        &format!("/gates/{name}"),
+                        format!("gate min {lo} is above max {hi}, so the gate can never pass"),
+                        Some("swap them".into()),
+                    );
+                }
                 for x in [b.min, b.max].into_iter().flatten() {
                     if !(0.0..=1.0).contains(&x) {
                         self.at(
@@ -885,6 +1040,83 @@ impl Validator {
                     }
                 }
             }
+        }
+    }
+
+    /// Fields a custom tool declares for one of its effects: each must be a
+    /// field of that kind, and a literal value of a closed field must be one of
+    /// its values, or rules matching the effect would never see what was meant.
+    fn check_declared_effect(
+        &mut self,
+        kind: &effects::Kind,
+        fields: &std::collections::BTreeMap<String, String>,
+        ptr: &str,
+    ) {
+        let what = format!("`{}`", kind.name);
+        for (name, value) in fields {
+            let at = format!("{ptr}/{}", escape(name));
+            match effects::check_field_name(kind, name, true, &what) {
+                Err(p) => self.at(&at, p.message, p.hint),
+                Ok(field) => {
+                    if field.name == name
+                        && !value.contains("{{")
+                        && field.ty != effects::FieldType::Bool
+                        && let Err(p) = effects::check_literal(field, &Value::String(value.clone()))
+                    {
+                        self.at(&at, p.message, p.hint);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numeric limits: a cap must be positive and bounded, or an episode
+    /// would validate and then fail (a negative or huge wall time used to
+    /// panic every episode).
+    fn check_limits(&mut self, l: &crate::model::Limits) {
+        let mut out_of = |name: &str, shown: String, range: &str| {
+            self.at(
+                &format!("/agent/limits/{name}"),
+                format!("agent.limits.{name} is {shown}; it must be in {range}"),
+                Some("see the limits table in docs/spec.md for defaults and bounds".into()),
+            );
+        };
+        for (name, v, max) in [
+            ("turns", u64::from(l.turns), limits::MAX_TURNS),
+            (
+                "tool_calls",
+                u64::from(l.tool_calls),
+                limits::MAX_TOOL_CALLS,
+            ),
+            (
+                "shell_output_bytes",
+                l.shell_output_bytes,
+                limits::MAX_CAP_BYTES,
+            ),
+            ("variable_bytes", l.variable_bytes, limits::MAX_CAP_BYTES),
+            (
+                "tool_result_bytes",
+                l.tool_result_bytes,
+                limits::MAX_CAP_BYTES,
+            ),
+            ("file_bytes", l.file_bytes, limits::MAX_CAP_BYTES),
+            ("message_bytes", l.message_bytes, limits::MAX_CAP_BYTES),
+            ("trace_bytes", l.trace_bytes, limits::MAX_TRACE_BYTES),
+        ] {
+            if v == 0 || v > max {
+                out_of(name, v.to_string(), &format!("1..={max}"));
+            }
+        }
+        let w = l.wall_time_secs;
+        if !(w.is_finite() && w > 0.0 && w <= limits::MAX_WALL_TIME_SECS) {
+            out_of(
+                "wall_time_secs",
+                w.to_string(),
+                &format!(
+                    "a number above 0 and at most {}",
+                    limits::MAX_WALL_TIME_SECS
+                ),
+            );
         }
     }
 
@@ -921,12 +1153,37 @@ impl Validator {
             Check::Reply(m) => vec![("reply", m)],
             Check::Trace(cond) => return self.check_condition(cond, ptr, secrets, labels, spec),
         };
-        if let Check::Record { table, .. } = c
-            && !spec.world.records.contains_key(table)
-        {
-            let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str))
-                .map(|s| format!("did you mean `{s}`?"));
-            self.at(ptr, format!("unknown record table `{table}`"), hint);
+        if let Check::Record { table, fields } = c {
+            match spec.world.records.get(table) {
+                None => {
+                    let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.at(ptr, format!("unknown record table `{table}`"), hint);
+                }
+                Some(t) if !t.rows.is_empty() => {
+                    let columns = table_columns(spec, table);
+                    for name in fields.keys() {
+                        if !columns.contains(name) {
+                            let hint = did_you_mean(name, columns.iter().map(String::as_str))
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .or(Some(format!(
+                                    "columns of `{table}`: {}",
+                                    columns
+                                        .iter()
+                                        .map(String::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )));
+                            self.at(
+                                &format!("{ptr}/record/{}", escape(name)),
+                                format!("table `{table}` has no column `{name}`"),
+                                hint,
+                            );
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
         }
         for (name, m) in fields {
             self.check_matcher(m, &format!("{ptr}/{name}"));
@@ -942,42 +1199,9 @@ impl Validator {
         spec: &Spec,
     ) {
         let mut problems = Vec::new();
-        c.walk(&mut |sub| match &sub.head {
-            Head::Effect { fields, .. } | Head::Tool { fields } => {
-                for m in fields.values() {
-                    problems.extend(matcher_problems(m));
-                }
-            }
-            Head::Flow(flow) => {
-                for s in &flow.to {
-                    for m in s.fields.values() {
-                        problems.extend(matcher_problems(m));
-                    }
-                }
-                match &flow.from {
-                    Source::Secret(name) if name != "*" && !secrets.contains(name) => {
-                        let hint = did_you_mean(name, secrets.iter().map(String::as_str))
-                            .map(|s| format!("did you mean `{s}`?"))
-                            .or(Some(format!("write `{{{{secret:{name}}}}}` in a world file or declare it under world.secrets")));
-                        problems.push((format!("unknown secret `{name}`"), hint));
-                    }
-                    Source::Sensitivity(l) if !labels.contains(l) => {
-                        let hint = did_you_mean(l, labels.iter().map(String::as_str))
-                            .map(|s| format!("did you mean `{s}`?"))
-                            .or(Some("give a file, mail, page, table or env variable `sensitivity:` with this label".into()));
-                        problems.push((format!("no resource carries sensitivity `{l}`"), hint));
-                    }
-                    Source::File(p) if !spec.world.files.contains_key(p) => {
-                        let hint = did_you_mean(p, spec.world.files.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                        problems.push((format!("unknown file `{p}`"), hint));
-                    }
-                    _ => {}
-                }
-            }
-            Head::All(_) | Head::Any(_) => {}
-        });
-        for (msg, hint) in problems {
-            self.at(ptr, msg, hint);
+        condition_problems(c, ptr, secrets, labels, spec, &mut problems);
+        for (at, msg, hint) in problems {
+            self.at(&at, msg, hint);
         }
     }
 
@@ -986,6 +1210,111 @@ impl Validator {
             self.at(ptr, msg, hint);
         }
     }
+}
+
+/// Problems of one condition and every nested one, each at the pointer of
+/// the node it concerns.
+fn condition_problems(
+    c: &Condition,
+    ptr: &str,
+    secrets: &BTreeSet<String>,
+    labels: &BTreeSet<String>,
+    spec: &Spec,
+    out: &mut Vec<(String, String, Option<String>)>,
+) {
+    let mut push = |at: String, list: Vec<(String, Option<String>)>| {
+        out.extend(list.into_iter().map(|(m, h)| (at.clone(), m, h)));
+    };
+    match &c.head {
+        Head::Effect { kind, fields } => {
+            let base = format!("{ptr}/{}", escape(kind));
+            for (name, m) in fields {
+                push(format!("{base}/{}", escape(name)), matcher_problems(m));
+            }
+            if let Some(m) = fields.get("sensitivity") {
+                push(format!("{base}/sensitivity"), label_problems(m, labels));
+            }
+        }
+        Head::Tool { fields } => {
+            for (name, m) in fields {
+                push(format!("{ptr}/tool/{}", escape(name)), matcher_problems(m));
+            }
+        }
+        Head::Flow(flow) => {
+            for s in &flow.to {
+                for m in s.fields.values() {
+                    push(format!("{ptr}/flow/to"), matcher_problems(m));
+                }
+            }
+            let from = format!("{ptr}/flow/from");
+            match &flow.from {
+                Source::Secret(name) if name != "*" && !secrets.contains(name) => {
+                    let hint = did_you_mean(name, secrets.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or(Some(format!("write `{{{{secret:{name}}}}}` in a world file or declare it under world.secrets")));
+                    push(from, vec![(format!("unknown secret `{name}`"), hint)]);
+                }
+                Source::Sensitivity(l) => {
+                    let m = Matcher(vec![MatchOp::Equals(Value::String(l.clone()))]);
+                    push(format!("{from}/sensitivity"), label_problems(&m, labels));
+                }
+                Source::File(p) if !spec.world.files.contains_key(p) => {
+                    let hint = did_you_mean(p, spec.world.files.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    push(from, vec![(format!("unknown file `{p}`"), hint)]);
+                }
+                _ => {}
+            }
+        }
+        Head::All(l) | Head::Any(l) => {
+            let key = if matches!(c.head, Head::All(_)) {
+                "all"
+            } else {
+                "any"
+            };
+            for (i, sub) in l.iter().enumerate() {
+                condition_problems(sub, &format!("{ptr}/{key}/{i}"), secrets, labels, spec, out);
+            }
+        }
+    }
+    if let Some(a) = &c.after {
+        condition_problems(a, &format!("{ptr}/after"), secrets, labels, spec, out);
+    }
+    if let Some(n) = &c.count
+        && let (Some(min), Some(max)) = (n.min, n.max)
+        && min > max
+    {
+        out.push((
+            format!("{ptr}/count"),
+            format!("count.min {min} is above count.max {max}, so the condition can never hold"),
+            Some("swap them, or drop one".into()),
+        ));
+    }
+}
+
+/// A sensitivity matcher naming a label no resource of the spec declares
+/// (`Secret` when the label is `secret`) can never match: the rule would be
+/// silently disabled.
+fn label_problems(m: &Matcher, labels: &BTreeSet<String>) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for lit in m.literals() {
+        let Some(l) = lit.as_str() else { continue };
+        if labels.contains(l) {
+            continue;
+        }
+        let hint = did_you_mean(l, labels.iter().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`?"))
+            .or(Some(if labels.is_empty() {
+                "no resource of this spec is labelled; give a file, mail, page, table or env variable `sensitivity:` with this label".into()
+            } else {
+                format!(
+                    "labels declared in this spec: {}",
+                    labels.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                )
+            }));
+        out.push((format!("no resource carries sensitivity `{l}`"), hint));
+    }
+    out
 }
 
 fn matcher_problems(m: &Matcher) -> Vec<(String, Option<String>)> {
@@ -1013,11 +1342,30 @@ fn matcher_problems(m: &Matcher) -> Vec<(String, Option<String>)> {
     out
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+/// Columns a record check may name: those of the table's rows, plus those a
+/// `records.update` call of the solution or a threat's actions sets.
+fn table_columns(spec: &Spec, table: &str) -> BTreeSet<String> {
+    let mut cols: BTreeSet<String> = spec
+        .world
+        .records
+        .get(table)
+        .into_iter()
+        .flat_map(|t| t.rows.iter().flat_map(|r| r.keys().cloned()))
+        .collect();
+    let calls = spec
+        .task
+        .solution
+        .iter()
+        .chain(spec.threats.iter().flat_map(|t| t.actions.iter()));
+    for c in calls {
+        if c.tool == "records.update"
+            && c.args.get("table").and_then(Value::as_str) == Some(table)
+            && let Some(set) = c.args.get("set").and_then(Value::as_object)
+        {
+            cols.extend(set.keys().cloned());
+        }
+    }
+    cols
 }
 
 /// Expands a tool entry (`files.*` or a name) against built-in and custom tools.

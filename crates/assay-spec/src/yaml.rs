@@ -79,11 +79,32 @@ enum Frame {
     },
 }
 
+/// How much YAML aliases may copy into one document, in units of one per
+/// node plus one per byte of text (keys and strings). A real spec uses a few
+/// hundred; an alias bomb ("billion laughs") of a few hundred bytes would
+/// otherwise expand to tens of megabytes and double per level.
+pub const ALIAS_BUDGET: usize = 1_000_000;
+
+/// Size of a value in alias-budget units.
+fn cost(v: &Value) -> usize {
+    match v {
+        Value::String(s) => 1 + s.len(),
+        Value::Array(a) => a.iter().fold(1, |n, x| n.saturating_add(cost(x))),
+        Value::Object(o) => o.iter().fold(1, |n, (k, x)| {
+            n.saturating_add(k.len()).saturating_add(cost(x))
+        }),
+        _ => 1,
+    }
+}
+
 struct Builder {
     stack: Vec<Frame>,
     /// Pointer of the node currently being built, one entry per open frame.
     ptrs: Vec<String>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values with their size in alias-budget units.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Alias-budget units still available.
+    budget: usize,
     root: Option<Value>,
     positions: HashMap<String, Pos>,
     docs: usize,
@@ -102,8 +123,9 @@ impl Builder {
     }
 
     fn push_value(&mut self, v: Value, mark: Marker, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, v.clone());
+        if anchor > 0 && self.error.is_none() {
+            let n = cost(&v);
+            self.anchors.insert(anchor, (v.clone(), n));
         }
         match self.stack.last_mut() {
             None => {
@@ -187,7 +209,25 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(scalar(s, style), mark, anchor)
             }
             Event::Alias(id) => {
-                let v = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                // Copy the anchored value only while the budget lasts; after
+                // the first error nothing is copied, so a bomb costs no more
+                // than its own text to reject.
+                let v = match self.anchors.get(&id) {
+                    Some((v, n)) if self.error.is_none() && *n <= self.budget => {
+                        self.budget -= n;
+                        v.clone()
+                    }
+                    Some(_) if self.error.is_none() => {
+                        self.error = Some((
+                            format!(
+                                "YAML aliases expand beyond the budget of {ALIAS_BUDGET} nodes and bytes (an alias bomb?); write the repeated content out, or use fewer nested aliases"
+                            ),
+                            mark.into(),
+                        ));
+                        Value::Null
+                    }
+                    _ => Value::Null,
+                };
                 self.push_value(v, mark, 0);
             }
             Event::SequenceStart(anchor, _) => {
@@ -229,6 +269,7 @@ pub fn parse(text: &str) -> Result<Located, (String, Pos)> {
         stack: Vec::new(),
         ptrs: Vec::new(),
         anchors: HashMap::new(),
+        budget: ALIAS_BUDGET,
         root: None,
         positions: HashMap::new(),
         docs: 0,

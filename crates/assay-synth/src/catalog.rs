@@ -143,6 +143,12 @@ fn check(t: &Technique, file: &str) -> Vec<String> {
     if t.kind != "Technique" {
         bad(format!("kind must be Technique, found `{}`", t.kind));
     }
+    if let Some(problem) = assay_spec::names::id_problem(&t.id) {
+        bad(format!(
+            "invalid id `{}` (it names case files): {problem}",
+            t.id.escape_debug()
+        ));
+    }
     if format!("{}.yaml", t.id) != file {
         bad(format!("id must match the file name (`{}.yaml`)", t.id));
     }

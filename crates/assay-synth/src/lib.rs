@@ -47,6 +47,9 @@ pub enum SynthError {
     /// A trace cannot be turned into a regression case.
     #[error("{0}")]
     Regress(String),
+    /// A path would leave the output directory, or go through a symbolic link.
+    #[error("{0}")]
+    UnsafePath(String),
 }
 
 impl SynthError {
@@ -77,9 +80,73 @@ pub fn case_to_yaml(case: &assay_spec::Case) -> String {
     )
 }
 
-/// Writes cases under `dir` (one YAML file each) and `manifest.json`. Files a
-/// previous synthesis wrote there (listed in its manifest) are removed first,
-/// so the directory holds exactly this synthesis: same inputs, same bytes.
+/// SHA-256 of file content as written in the manifest: `sha256:HEX`.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Whether `rel` (relative, already checked to have only normal components)
+/// reaches, below `dir`, a symbolic link: writing or removing through one
+/// could touch a file outside `dir`.
+fn through_symlink(dir: &std::path::Path, rel: &str) -> bool {
+    let mut at = dir.to_path_buf();
+    for part in rel.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// The files an earlier synthesis wrote in `dir` that may be removed: those its
+/// manifest lists with a digest, at a relative path inside `dir`, that still
+/// hold that digest. An entry that is absolute or climbs out with `..` makes
+/// the whole manifest untrustworthy: it is refused and nothing is removed.
+/// Files edited since, entries without a digest (older manifests) and paths
+/// through symbolic links are left alone.
+fn removable(
+    dir: &std::path::Path,
+    manifest: &serde_json::Value,
+) -> Result<Vec<std::path::PathBuf>, SynthError> {
+    let mut out = Vec::new();
+    for entry in manifest["cases"].as_array().into_iter().flatten() {
+        let Some(file) = entry["file"].as_str() else {
+            continue;
+        };
+        if !assay_spec::names::is_contained_relative(file) {
+            return Err(SynthError::UnsafePath(format!(
+                "{}: lists `{}`, which is not a path inside {}; refusing to remove anything. Delete that manifest (and the files you no longer want) by hand",
+                dir.join("manifest.json").display(),
+                file.escape_debug(),
+                dir.display()
+            )));
+        }
+        let Some(want) = entry["digest"].as_str() else {
+            continue;
+        };
+        if through_symlink(dir, file) {
+            continue;
+        }
+        let path = dir.join(file);
+        if std::fs::read(&path).is_ok_and(|bytes| digest(&bytes) == want) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes cases under `dir` (one YAML file each) and `manifest.json`, which
+/// lists each file with its digest. Files a previous synthesis wrote there are
+/// removed first, so the directory holds exactly this synthesis (same inputs,
+/// same bytes) — but only files that manifest lists at a path inside `dir` and
+/// that still hold the digest it recorded; a manifest naming a path outside
+/// `dir` is refused. Nothing is ever written or removed outside `dir`: every
+/// case path is checked to be relative with plain components, and no write
+/// goes through a symbolic link.
 pub fn write_cases(
     dir: &std::path::Path,
     cases: &[SynthCase],
@@ -89,30 +156,47 @@ pub fn write_cases(
     let io = |p: &std::path::Path, e: std::io::Error| {
         SynthError::Spec(format!("cannot write {}: {e}", p.display()))
     };
+    for c in cases {
+        if !assay_spec::names::is_contained_relative(&c.file) {
+            return Err(SynthError::UnsafePath(format!(
+                "case file `{}` is not a plain relative path; a spec, threat, technique or slot name holds a path separator, `..` or a control character",
+                c.file.escape_debug()
+            )));
+        }
+    }
     let manifest_path = dir.join("manifest.json");
+    if through_symlink(dir, "manifest.json") {
+        return Err(SynthError::UnsafePath(format!(
+            "{} is a symbolic link; refusing to follow it",
+            manifest_path.display()
+        )));
+    }
     if let Ok(old) = std::fs::read_to_string(&manifest_path)
         && let Ok(old) = serde_json::from_str::<serde_json::Value>(&old)
     {
-        for f in old["cases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["file"].as_str())
-        {
-            let _ = std::fs::remove_file(dir.join(f));
+        for path in removable(dir, &old)? {
+            let _ = std::fs::remove_file(path);
         }
     }
     let mut entries = Vec::new();
     for c in cases {
+        if through_symlink(dir, &c.file) {
+            return Err(SynthError::UnsafePath(format!(
+                "{}: the path goes through a symbolic link; refusing to write through it",
+                dir.join(&c.file).display()
+            )));
+        }
         let path = dir.join(&c.file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
-        std::fs::write(&path, case_to_yaml(&c.case)).map_err(|e| io(&path, e))?;
+        let text = case_to_yaml(&c.case);
+        std::fs::write(&path, &text).map_err(|e| io(&path, e))?;
         let p = &c.case.provenance;
         entries.push(serde_json::json!({
             "id": c.case.id,
             "file": c.file,
+            "digest": digest(text.as_bytes()),
             "spec": p.spec,
             "threat": p.threat,
             "technique": p.technique.as_ref().map(|t| &t.id),
