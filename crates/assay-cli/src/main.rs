@@ -712,6 +712,11 @@ fn cmd_run(
         Err(e) => return fail(e, 2),
     };
     // Do not wait for agents that ignore cancellation: the results are written.
+    // Every agent process group still alive is killed first (dropping an
+    // episode already kills its group; this covers any that escaped the drop).
+    if run.incomplete {
+        assay_agent::kill_agent_process_groups();
+    }
     rt.shutdown_background();
     let secs = started.elapsed().as_secs_f64();
     if run.incomplete {

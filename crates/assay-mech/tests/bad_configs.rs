@@ -30,9 +30,14 @@ fn hf_config_with_zero_heads_is_an_error() {
             serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
         cfg[key] = serde_json::json!(0);
         std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-        let err = Model::load(&dir).err().expect("a zero dimension must not load");
+        let err = Model::load(&dir)
+            .err()
+            .expect("a zero dimension must not load");
         let msg = err.to_string();
-        assert!(msg.contains(key) && msg.contains("at least 1"), "{key}: {msg}");
+        assert!(
+            msg.contains(key) && msg.contains("at least 1"),
+            "{key}: {msg}"
+        );
     }
 }
 
@@ -57,7 +62,9 @@ fn gguf_with_zero_head_count_is_an_error() {
     let mut f = std::fs::File::create(&path).unwrap();
     gguf_file::write(&mut f, &md, &tensors).unwrap();
     drop(f);
-    let err = Model::load(&path).err().expect("head_count 0 must not load");
+    let err = Model::load(&path)
+        .err()
+        .expect("head_count 0 must not load");
     let msg = err.to_string();
     assert!(
         msg.contains("attention.head_count") && msg.contains("at least 1"),

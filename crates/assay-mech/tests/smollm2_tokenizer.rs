@@ -49,7 +49,11 @@ fn missing_model_fails_when_required() {
     let empty = tempfile::tempdir().unwrap();
     let run = |required: &str| {
         std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "smollm2_tokenizer_matches_transformers", "--nocapture"])
+            .args([
+                "--exact",
+                "smollm2_tokenizer_matches_transformers",
+                "--nocapture",
+            ])
             .env("ASSAY_MODELS", empty.path())
             .env("ASSAY_REQUIRE_MODELS", required)
             .env("ASSAY_MODELS_CHILD", "1")

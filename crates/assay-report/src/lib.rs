@@ -16,7 +16,7 @@ pub use metrics::{
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
     DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,
-    JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, Role,
-    RunResults, SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity,
-    results_digest, signed_message,
+    JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, Role, RunResults,
+    SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
+    signed_message,
 };

@@ -476,6 +476,8 @@ mod integrity_tests {
             summary: vec![],
             breakdowns: Breakdowns::default(),
             skipped: vec![],
+            coverage: vec![],
+            incomplete: false,
             passed: false,
             integrity: None,
         }

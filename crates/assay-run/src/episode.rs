@@ -342,6 +342,15 @@ pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult 
     play_episode(job, out, Log::default()).await
 }
 
+/// The episode's wall-time budget. Validation keeps `wall_time_secs` in
+/// (0, 86400]; anything else (a case file edited by hand) gets no time at all
+/// rather than a panic or an unbounded episode.
+fn wall_budget(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or(Duration::ZERO)
+        .min(Duration::from_secs(86_400))
+}
+
 /// [`run_episode`] recording into `log`, which the caller keeps in case the
 /// episode panics (see [`crashed`]).
 pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log) -> EpisodeResult {
@@ -367,7 +376,7 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
         tools,
         turns_played: 0,
         tool_calls: 0,
-        deadline: Instant::now() + Duration::from_secs_f64(limits.wall_time_secs),
+        deadline: Instant::now() + wall_budget(limits.wall_time_secs),
         limits: limits.clone(),
         stopped: None,
         case: CaseView {
@@ -378,6 +387,9 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
         usage: None,
         world,
     };
+    // The wall-time limit also holds inside a tool call (a long shell command).
+    let deadline = rec.deadline;
+    rec.world.set_deadline(deadline);
     let start = start_event(job, Some(&rec.world));
     rec.push(start);
     let sys = rec.system.clone();
@@ -393,7 +405,7 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
         .join("\n");
     rec.pending = rec.deliveries(at, &descriptions);
 
-    let budget = Duration::from_secs_f64(limits.wall_time_secs);
+    let budget = wall_budget(limits.wall_time_secs);
     let mut error = None;
     match tokio::time::timeout(budget, job.agent.run(&mut rec)).await {
         Ok(Ok(())) => {}

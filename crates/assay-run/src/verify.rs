@@ -172,7 +172,7 @@ pub fn rescore(events: &[Event]) -> Result<Rescored, RescoreError> {
         (Some(e), _) => r.error = Some(e),
         (None, Err(e)) => r.error = Some(format!("grading failed: {e}")),
         (None, Ok(v)) => {
-                let inconclusive = v.inconclusive();
+            let inconclusive = v.inconclusive();
             r.status = if inconclusive {
                 Status::Inconclusive
             } else {

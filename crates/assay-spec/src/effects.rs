@@ -309,7 +309,11 @@ pub const KINDS: &[Kind] = &[
 const HTTP_FIELDS: &[Field] = &[
     f("method", Str, "`GET`, `POST`, `PUT`, ..."),
     f("url", Str, "the full URL (query string included)"),
-    f("host", Str, "the normalised host a WHATWG client contacts; for an `egress` whose WHATWG host is inside the boundary, the first plausible host outside it"),
+    f(
+        "host",
+        Str,
+        "the normalised host a WHATWG client contacts; for an `egress` whose WHATWG host is inside the boundary, the first plausible host outside it",
+    ),
     f(
         "body",
         Str,
