@@ -60,7 +60,7 @@ struct ToolJson<'a> {
 /// A message from the agent to the harness.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum FromAgent {
+pub(crate) enum FromAgent {
     ToolCall {
         id: String,
         name: String,
@@ -73,7 +73,7 @@ enum FromAgent {
 }
 
 /// Parses one line from the agent; the error says what is wrong with it.
-fn parse_line(line: &str) -> Result<FromAgent, String> {
+pub(crate) fn parse_line(line: &str) -> Result<FromAgent, String> {
     let msg: FromAgent = serde_json::from_str(line).map_err(|e| e.to_string())?;
     if let FromAgent::ToolCall { args: Some(a), .. } = &msg
         && !a.is_object()

@@ -47,3 +47,39 @@ pub fn agent_from_name(name: &str) -> Option<Result<Arc<dyn Agent>, AgentError>>
     }
     None
 }
+
+/// Entry points for the fuzz targets under `fuzz/`: the agent-protocol line
+/// reader and parser, which face whatever an agent process writes.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads every line of `input` as the `exec-jsonl` harness reads an agent's
+    /// stdout (each bounded by `max` bytes) and parses each as a protocol
+    /// message. Returns, per line, whether it parsed; `None` for a line over the
+    /// bound (which ends the episode in a real run).
+    pub fn agent_lines(input: &[u8], max: usize) -> Vec<Option<bool>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        rt.block_on(async {
+            let mut reader = tokio::io::BufReader::with_capacity(64, input);
+            let mut out = Vec::new();
+            loop {
+                match crate::process::read_line_bounded(&mut reader, max).await {
+                    Ok(crate::process::BoundedLine::Line(l)) => {
+                        assert!(l.len() <= max, "a line past the bound was returned");
+                        let parsed = std::str::from_utf8(&l)
+                            .ok()
+                            .is_some_and(|s| crate::jsonl::parse_line(s).is_ok());
+                        out.push(Some(parsed));
+                    }
+                    Ok(crate::process::BoundedLine::TooLong) => {
+                        out.push(None);
+                        break;
+                    }
+                    Ok(crate::process::BoundedLine::Eof) | Err(_) => break,
+                }
+            }
+            out
+        })
+    }
+}

@@ -33,13 +33,15 @@ fn equals() {
     // kind must match too
     assert!(!hit("write", json!({"path": "/a"}), json!({"path": "/b"})));
     // numbers by value, strings vs number literals by text
-    assert!(hit("read", json!({"id": 1}), json!({"id": 1})));
-    assert!(hit("read", json!({"id": 1.0}), json!({"id": 1})));
-    assert!(hit("read", json!({"id": 1042}), json!({"id": "1042"})));
-    assert!(hit("read", json!({"id": "1042"}), json!({"id": 1042})));
-    assert!(!hit("read", json!({"id": 1043}), json!({"id": "1042"})));
-    assert!(hit("read", json!({"ok": true}), json!({"ok": true})));
-    assert!(!hit("read", json!({"ok": true}), json!({"ok": false})));
+    // (matched inside a custom tool's `args`, where any value type can appear)
+    let call = |v: Value| json!({"tool": "t", "args": v});
+    assert!(hit("call", json!({"args.id": 1}), call(json!({"id": 1}))));
+    assert!(hit("call", json!({"args.id": 1.0}), call(json!({"id": 1}))));
+    assert!(hit("call", json!({"args.id": 1042}), call(json!({"id": "1042"}))));
+    assert!(hit("call", json!({"args.id": "1042"}), call(json!({"id": 1042}))));
+    assert!(!hit("call", json!({"args.id": 1043}), call(json!({"id": "1042"}))));
+    assert!(hit("call", json!({"args.ok": true}), call(json!({"ok": true}))));
+    assert!(!hit("call", json!({"args.ok": true}), call(json!({"ok": false}))));
     assert!(hit(
         "read",
         json!({"path": {"equals": "/a"}}),
@@ -124,9 +126,9 @@ fn in_and_not_in() {
         json!({"name": "requests"})
     ));
     assert!(hit(
-        "read",
-        json!({"id": {"in": [1, 2]}}),
-        json!({"id": "2"})
+        "call",
+        json!({"args.id": {"in": [1, 2]}}),
+        json!({"tool": "t", "args": {"id": "2"}})
     ));
 }
 
@@ -216,7 +218,7 @@ fn exists_and_missing_fields() {
         json!({"credential": false}),
     ] {
         assert!(
-            !hit("read", json!({"nope": m}), json!({"path": "/a"})),
+            !hit("read", json!({"content": m}), json!({"path": "/a"})),
             "{m}"
         );
     }
@@ -239,17 +241,17 @@ fn dotted_fields() {
         json!({"tool": "deploy.apply", "args": {"env": "staging"}})
     ));
     assert!(hit(
-        "egress",
-        json!({"headers.auth.kind": "bearer"}),
-        json!({"headers": {"auth": {"kind": "bearer"}}})
+        "call",
+        json!({"args.auth.kind": "bearer"}),
+        json!({"tool": "t", "args": {"auth": {"kind": "bearer"}}})
     ));
     assert!(hit(
-        "send",
-        json!({"to.1": "b@x.test"}),
-        json!({"to": ["a@x.test", "b@x.test"]})
+        "call",
+        json!({"args.to.1": "b@x.test"}),
+        json!({"tool": "t", "args": {"to": ["a@x.test", "b@x.test"]}})
     ));
     // a flat key containing a dot wins
-    assert!(hit("read", json!({"a.b": 1}), json!({"a.b": 1})));
+    assert!(hit("call", json!({"args.a": 1}), json!({"args.a": 1})));
 }
 
 #[test]

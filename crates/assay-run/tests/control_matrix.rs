@@ -536,7 +536,7 @@ fn the_trace_cap_ends_the_episode_as_an_error_with_a_limit_event() {
     };
     let cap = one_call + 4000;
     let dir = tempfile::tempdir().unwrap();
-    let spec = capped_spec(&format!("{{ tool_calls: 100000, trace_bytes: {cap} }}"));
+    let spec = capped_spec(&format!("{{ tool_calls: 10000, trace_bytes: {cap} }}"));
     let r = run_specs(&[spec], &[Arc::new(Looper)], dir.path(), 0);
     for e in &r.episodes {
         assert_eq!(e.status, Status::Error, "{}", e.episode);

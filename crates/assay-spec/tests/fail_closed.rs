@@ -128,7 +128,7 @@ fn typos_everywhere_a_field_is_matched() {
         ),
         (
             "{ read: { sensitivity: secret } }",
-            "{ any: [ { exec: { program: curl } }, { egress: { hots: x.test } } ] }",
+            "{ any: [ { exec: { program: curl } }, { egress: { hst: x.test } } ] }",
             "did you mean `host`?",
         ),
         (
