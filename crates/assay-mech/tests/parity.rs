@@ -44,6 +44,8 @@ fn llama_safetensors_matches_candle_transformers_llama() {
             .unwrap();
     let cfg: llama::LlamaConfig = serde_json::from_value(cfg_json).unwrap();
     let cfg = cfg.into_config(false);
+    // SAFETY: the safetensors file was written by this test into its own temporary
+    // directory and nothing modifies it while it is mapped.
     let vb = unsafe {
         VarBuilder::from_mmaped_safetensors(
             &[dir.path().join("model.safetensors")],
@@ -223,6 +225,8 @@ fn bert_matches_candle_transformers_bert() {
     let cfg: bert::Config =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
             .unwrap();
+    // SAFETY: the safetensors file was written by this test into its own temporary
+    // directory and nothing modifies it while it is mapped.
     let vb = unsafe {
         VarBuilder::from_mmaped_safetensors(
             &[dir.path().join("model.safetensors")],
@@ -273,6 +277,8 @@ fn minilm_matches_candle_transformers_bert() {
     ];
     let cfg: bert::Config =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    // SAFETY: the safetensors file was written by this test into its own temporary
+    // directory and nothing modifies it while it is mapped.
     let vb = unsafe {
         VarBuilder::from_mmaped_safetensors(
             &[dir.join("model.safetensors")],
@@ -347,6 +353,8 @@ fn qwen2_safetensors_matches_candle_transformers_qwen2() {
         use_sliding_window: false,
         hidden_act: candle_nn::Activation::Silu,
     };
+    // SAFETY: the safetensors file was written by this test into its own temporary
+    // directory and nothing modifies it while it is mapped.
     let vb = unsafe {
         VarBuilder::from_mmaped_safetensors(
             &[dir.path().join("model.safetensors")],

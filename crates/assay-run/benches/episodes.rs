@@ -6,6 +6,8 @@
 //! - `case-qa`: cases per second checked by case QA (solve + naive runs, no traces).
 //!
 //! Run: `cargo bench -p assay-run --bench episodes` (figures are "elements/s").
+// `criterion_group!` generates a public function no doc comment can reach.
+#![allow(missing_docs)]
 
 use std::path::Path;
 use std::sync::Arc;

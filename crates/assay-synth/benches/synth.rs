@@ -2,6 +2,8 @@
 //! in memory (`synthesize`), and including the YAML each case is written as.
 //!
 //! Run: `cargo bench -p assay-synth --bench synth` (figures are "elements/s").
+// `criterion_group!` generates a public function no doc comment can reach.
+#![allow(missing_docs)]
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
 //! Episode cost of the embedded world: compiling a template, instantiating a
 //! world, and replaying the support example's reference solution (plus a shell
 //! command, the path a coding agent takes).
+// `criterion_group!` generates a public function no doc comment can reach.
+#![allow(missing_docs)]
 
 use std::path::Path;
 

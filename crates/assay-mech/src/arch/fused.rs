@@ -42,6 +42,7 @@ pub(crate) struct PackedCausalAttention {
 struct OutPtr(*mut f32);
 // SAFETY: every task writes a distinct (row, head) region; see `PackedCausalAttention`.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for `Send`: tasks sharing the pointer never write the same region.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
