@@ -37,11 +37,31 @@ fn equals() {
     let call = |v: Value| json!({"tool": "t", "args": v});
     assert!(hit("call", json!({"args.id": 1}), call(json!({"id": 1}))));
     assert!(hit("call", json!({"args.id": 1.0}), call(json!({"id": 1}))));
-    assert!(hit("call", json!({"args.id": 1042}), call(json!({"id": "1042"}))));
-    assert!(hit("call", json!({"args.id": "1042"}), call(json!({"id": 1042}))));
-    assert!(!hit("call", json!({"args.id": 1043}), call(json!({"id": "1042"}))));
-    assert!(hit("call", json!({"args.ok": true}), call(json!({"ok": true}))));
-    assert!(!hit("call", json!({"args.ok": true}), call(json!({"ok": false}))));
+    assert!(hit(
+        "call",
+        json!({"args.id": 1042}),
+        call(json!({"id": "1042"}))
+    ));
+    assert!(hit(
+        "call",
+        json!({"args.id": "1042"}),
+        call(json!({"id": 1042}))
+    ));
+    assert!(!hit(
+        "call",
+        json!({"args.id": 1043}),
+        call(json!({"id": "1042"}))
+    ));
+    assert!(hit(
+        "call",
+        json!({"args.ok": true}),
+        call(json!({"ok": true}))
+    ));
+    assert!(!hit(
+        "call",
+        json!({"args.ok": true}),
+        call(json!({"ok": false}))
+    ));
     assert!(hit(
         "read",
         json!({"path": {"equals": "/a"}}),
