@@ -838,3 +838,103 @@ fn a_world_that_fails_mid_episode_keeps_the_earlier_secret_read() {
     }
     assert!(!r.passed);
 }
+
+/// Runs one shell command per episode.
+struct ShellOnce(&'static str);
+
+#[async_trait::async_trait]
+impl Agent for ShellOnce {
+    fn name(&self) -> &str {
+        "test:shell-once"
+    }
+    async fn run(&self, env: &mut dyn assay_agent::Env) -> Result<(), assay_agent::AgentError> {
+        env.next_user_turn();
+        let _ = env.call_tool(
+            None,
+            "files.read",
+            serde_json::json!({"path": "/etc/does-not-matter"}),
+        );
+        let _ = env.call_tool(None, "shell.exec", serde_json::json!({"command": self.0}));
+        env.reply("done");
+        Ok(())
+    }
+}
+
+fn shell_spec(limits: &str) -> assay_spec::LoadedSpec {
+    let path = example_files()
+        .into_iter()
+        .find(|p| p.ends_with("ops/log-rotation.yaml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  tools: [shell.exec, http.get]",
+        &format!("  limits: {limits}\n  tools: [shell.exec, http.get]"),
+    );
+    assay_spec::load_str(&text, &path).unwrap()
+}
+
+/// A cap hit inside a tool call (the world's `CallOutcome.cap`) reaches the
+/// runner: a `limit` event with its detail after every earlier event, and the
+/// episode is `error`, never a pass.
+#[test]
+fn a_world_cap_inside_a_call_ends_the_episode_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = shell_spec("{ shell_output_bytes: 4096 }");
+    let r = run_specs(
+        &[spec],
+        &[Arc::new(ShellOnce("seq 1 100000"))],
+        dir.path(),
+        0,
+    );
+    assert!(!r.episodes.is_empty());
+    for e in &r.episodes {
+        assert_eq!(e.status, Status::Error, "{}", e.episode);
+        assert!(
+            e.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("shell_output_bytes"),
+            "{:?}",
+            e.error
+        );
+        let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+        let events = parse_jsonl(&text).unwrap();
+        let limit = events
+            .iter()
+            .position(|ev| {
+                matches!(&ev.kind, EventKind::Limit { limit, detail: Some(_), .. }
+                    if limit == "shell_output_bytes")
+            })
+            .expect("a limit event with its detail");
+        // The earlier tool call is kept, before the limit.
+        let call = events
+            .iter()
+            .position(
+                |ev| matches!(&ev.kind, EventKind::ToolCall { tool, .. } if tool == "shell.exec"),
+            )
+            .unwrap();
+        assert!(call < limit);
+        assert!(!r.passed);
+    }
+}
+
+/// The wall-time limit holds inside a single call: one command line of many
+/// thousands of pipelines is cut at the deadline, as a `limit` event.
+#[test]
+fn the_wall_time_limit_holds_inside_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = shell_spec("{ wall_time_secs: 0.5 }");
+    let command: &'static str = "seq 1 2000 | sort -rn | wc -l; ".repeat(20_000).leak();
+    let r = run_specs(&[spec], &[Arc::new(ShellOnce(command))], dir.path(), 0);
+    assert!(!r.episodes.is_empty());
+    for e in &r.episodes {
+        assert_ne!(e.status, Status::Ok, "{}: must not pass", e.episode);
+        let text = std::fs::read_to_string(dir.path().join(&e.trace)).unwrap();
+        let events = parse_jsonl(&text).unwrap();
+        assert!(
+            events.iter().any(|ev| matches!(&ev.kind,
+                EventKind::Limit { limit, .. } if limit.starts_with("wall_time"))),
+            "{}: no wall-time limit event",
+            e.episode
+        );
+    }
+}

@@ -606,39 +606,18 @@ impl Lexer {
 /// Index of the `}` closing a `${` whose content starts at `start`
 /// (nested `${...}` and quotes skipped).
 fn matching_brace(c: &[char], start: usize) -> Option<usize> {
-    let mut depth = 1;
-    let mut j = start;
-    let mut quote: Option<char> = None;
-    while j < c.len() {
-        let ch = c[j];
-        match quote {
-            Some(q) => {
-                if ch == '\\' && q == '"' {
-                    j += 1;
-                } else if ch == q {
-                    quote = None;
-                }
-            }
-            None => match ch {
-                '\\' => j += 1,
-                '\'' | '"' => quote = Some(ch),
-                '{' if j > 0 && c[j - 1] == '$' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(j);
-                    }
-                }
-                _ => {}
-            },
-        }
-        j += 1;
-    }
-    None
+    matching_close(c, start, '}')
 }
 
 /// Index of the `)` closing a `$(` whose content starts at `start`.
 fn matching_paren(c: &[char], start: usize) -> Option<usize> {
+    matching_close(c, start, ')')
+}
+
+/// Index of `close` (`}` or `)`) ending a construct whose content starts at
+/// `start`, skipping quotes, escapes and nested openings (`${` for braces,
+/// `(` for parentheses).
+fn matching_close(c: &[char], start: usize, close: char) -> Option<usize> {
     let mut depth = 1;
     let mut j = start;
     let mut quote: Option<char> = None;
@@ -655,8 +634,9 @@ fn matching_paren(c: &[char], start: usize) -> Option<usize> {
             None => match ch {
                 '\\' => j += 1,
                 '\'' | '"' => quote = Some(ch),
-                '(' => depth += 1,
-                ')' => {
+                '{' if close == '}' && j > 0 && c[j - 1] == '$' => depth += 1,
+                '(' if close == ')' => depth += 1,
+                x if x == close => {
                     depth -= 1;
                     if depth == 0 {
                         return Some(j);
