@@ -437,8 +437,16 @@ pub fn check_integrity(
 
 impl RunResults {
     /// The digest of these results (see [`results_digest`]).
+    ///
+    /// The digest is taken over the results as a reader of the written file
+    /// sees them: serialised to text and parsed back. A float does not always
+    /// survive that trip to the last bit, so digesting the in-memory value
+    /// would seal numbers the file does not hold.
     pub fn digest(&self) -> String {
-        results_digest(&serde_json::to_value(self).expect("results always serialise"))
+        let text = serde_json::to_string(self).expect("results always serialise");
+        let read_back: serde_json::Value =
+            serde_json::from_str(&text).expect("serialised results parse");
+        results_digest(&read_back)
     }
 
     /// Seals the results: records their digest and, with a key, a signature
