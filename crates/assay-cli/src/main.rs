@@ -237,9 +237,12 @@ enum McpCommand {
         /// Seed the episode's canaries derive from.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Output directory for results.json and the trace.
+        /// Output directory for results.json and the trace (refused when not empty).
         #[arg(long, default_value = "assay-out")]
         out: PathBuf,
+        /// Replace what an earlier run wrote in --out (only that, nothing else).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -356,8 +359,9 @@ fn main() -> ExitCode {
                     idle,
                     seed,
                     out,
+                    force,
                 },
-        } => cmd_mcp_serve(&case, label.as_deref(), http, idle, seed, &out),
+        } => cmd_mcp_serve(&case, label.as_deref(), http, idle, seed, &out, force),
         Command::Mech { command } => match assay_mech::cli::run(command) {
             Ok(code) => u8::try_from(code).unwrap_or(1),
             Err(e) => fail(format!("{e:#}"), 2),
@@ -916,7 +920,12 @@ fn cmd_mcp_serve(
     idle: Option<u64>,
     seed: u64,
     out: &Path,
+    force: bool,
 ) -> u8 {
+    // As for `assay run`: never mix with (or silently replace) another run's files.
+    if let Err(e) = assay_run::prepare_out(out, force) {
+        return fail(e, 2);
+    }
     let args = SynthArgs {
         techniques: None,
         per_threat: None,
