@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::http::RequestAt;
 use crate::model::{ModelAgent, ToolNames, account};
 use crate::{AgentError, Env};
 
@@ -81,7 +82,10 @@ pub(crate) async fn run(agent: &ModelAgent, env: &mut dyn Env) -> Result<(), Age
         .collect();
     let system = env.system_prompt().to_string();
     let mut messages: Vec<Value> = Vec::new();
+    let episode = env.episode_key();
+    let (mut turn_no, mut index) = (0u32, 0u32);
     while let Some(turn) = env.next_user_turn() {
+        turn_no += 1;
         messages.push(json!({"role": "user", "content": turn.text}));
         loop {
             let mut body = Map::new();
@@ -101,7 +105,15 @@ pub(crate) async fn run(agent: &ModelAgent, env: &mut dyn Env) -> Result<(), Age
                 body.insert("temperature".into(), json!(t));
             }
             let body = Value::Object(body);
-            let outcome = agent.endpoint.post("/v1/messages", &body, check).await;
+            let outcome = {
+                index += 1;
+                let at = RequestAt {
+                    episode: episode.clone(),
+                    turn: turn_no,
+                    index,
+                };
+                agent.endpoint.post(&at, "/v1/messages", &body, check).await
+            };
             let resp = account(env, outcome, tokens)?;
             let blocks = resp["content"].as_array().cloned().unwrap_or_default();
             let text: String = blocks

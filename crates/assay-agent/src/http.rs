@@ -32,6 +32,14 @@ pub(crate) struct EndpointConfig {
     pub seed: u64,
     pub record: Option<PathBuf>,
     pub replay: Option<PathBuf>,
+    /// Run seed and agents-file digest, stated in a recording's manifest.
+    #[allow(dead_code)]
+    pub run_seed: u64,
+    #[allow(dead_code)]
+    pub agents_file_sha256: Option<String>,
+    /// Consecutive failed requests that open the circuit (0: never).
+    #[allow(dead_code)]
+    pub breaker: u32,
     /// Largest response body read, in bytes; a longer one fails the request.
     pub response_bytes: u64,
 }
@@ -42,6 +50,18 @@ pub(crate) struct Endpoint {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     rng: Mutex<u64>,
+}
+
+/// Where a request sits: its episode and its place in the conversation. A
+/// recording keys entries by this, never by the request body alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestAt {
+    /// [`crate::Env::episode_key`] of the episode.
+    pub episode: String,
+    /// User turn, from 1.
+    pub turn: u32,
+    /// Request within the episode, from 1.
+    pub index: u32,
 }
 
 /// A response accepted by the adapter, with what it cost to get.
@@ -93,6 +113,7 @@ impl Endpoint {
     /// and bodies `check` rejects are retried; other 4xx fail at once.
     pub async fn post(
         &self,
+        at: &RequestAt,
         path: &str,
         body: &Value,
         check: impl Fn(&Value) -> Result<(), String>,
@@ -102,6 +123,7 @@ impl Endpoint {
         let url_path = reqwest::Url::parse(&url)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| path.to_string());
+        let _ = at;
         let key = request_key(&url_path, body);
         let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
 
@@ -437,6 +459,9 @@ mod tests {
                 seed,
                 record: None,
                 replay: None,
+                run_seed: 0,
+                agents_file_sha256: None,
+                breaker: 5,
                 response_bytes: 1 << 20,
             })
             .unwrap()

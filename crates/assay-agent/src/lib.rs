@@ -25,9 +25,9 @@ use serde_json::Value;
 
 pub use control::{ControlKind, control_agent};
 pub use model::{
-    AgentOptions, DEFAULT_RESPONSE_BYTES, ModelConfig, Provider, agents_from_file,
-    agents_from_file_with, model_agent, model_agent_from_name, model_agent_with_key,
-    read_agents_file,
+    AgentConfig, AgentOptions, DEFAULT_RESPONSE_BYTES, ExecConfig, ExecKind, ModelConfig, Provider,
+    agents_from_file, agents_from_file_with, model_agent, model_agent_from_name,
+    model_agent_with_key, read_agents_file,
 };
 pub use process_group::{
     KILL_GRACE, ProcessGroup, kill_agent_process_groups, live_agent_process_groups,
@@ -91,6 +91,14 @@ pub struct Usage {
     pub latency_ms: u64,
     /// Retries the request needed.
     pub retries: u32,
+    /// Prompt tokens served from the provider's prompt cache (billed apart
+    /// from `input_tokens` by Anthropic; a subset of it for OpenAI).
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic).
+    pub cache_write_tokens: u64,
+    /// The reply was cut off by the token limit (`finish_reason: length`,
+    /// `stop_reason: max_tokens`, `status: incomplete`).
+    pub truncated: bool,
 }
 
 /// The episode as the agent sees it. Implemented by the runner, which records
@@ -100,6 +108,10 @@ pub trait Env: Send {
     fn system_prompt(&self) -> &str;
     /// Tools the agent may call.
     fn tools(&self) -> &[ToolSpec];
+    /// Stable identity of this episode (spec, case, agent, epoch), unique in a
+    /// run: recordings key model requests by it, so identical requests of
+    /// different episodes or epochs never share an entry.
+    fn episode_key(&self) -> String;
     /// The next user turn (recorded as a message), or `None` when the task has no more.
     fn next_user_turn(&mut self) -> Option<UserTurn>;
     /// Calls a tool. `Err(Stop)` means a limit was reached and the agent must return.
@@ -161,6 +173,12 @@ pub trait Agent: Send + Sync {
     /// Subject or instrument. Only the built-in control agents override this.
     fn role(&self) -> AgentRole {
         AgentRole::Subject
+    }
+    /// Episodes of this agent the runner may play at once; `None` leaves it
+    /// to the run's `--jobs`. Model agents return their agents file's
+    /// `concurrency`, since they wait on an endpoint rather than on the CPU.
+    fn concurrency(&self) -> Option<usize> {
+        None
     }
     /// Plays every user turn of the episode through `env`.
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError>;

@@ -15,19 +15,21 @@ use crate::{Agent, AgentError, Env, ToolSpec, Usage};
 
 /// Which wire protocol a model adapter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Provider {
     /// OpenAI Chat Completions (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM, ...).
     Openai,
     /// Anthropic Messages.
     Anthropic,
+    /// OpenAI Responses (`/responses`), which many current agents use.
+    OpenaiResponses,
 }
 
 impl Provider {
     /// Base URL used when none is configured.
     pub fn default_base_url(self) -> &'static str {
         match self {
-            Provider::Openai => "https://api.openai.com/v1",
+            Provider::Openai | Provider::OpenaiResponses => "https://api.openai.com/v1",
             Provider::Anthropic => "https://api.anthropic.com",
         }
     }
@@ -35,7 +37,7 @@ impl Provider {
     /// Environment variable the API key is read from when none is configured.
     pub fn default_api_key_env(self) -> &'static str {
         match self {
-            Provider::Openai => "OPENAI_API_KEY",
+            Provider::Openai | Provider::OpenaiResponses => "OPENAI_API_KEY",
             Provider::Anthropic => "ANTHROPIC_API_KEY",
         }
     }
@@ -44,6 +46,7 @@ impl Provider {
         match self {
             Provider::Openai => "openai",
             Provider::Anthropic => "anthropic",
+            Provider::OpenaiResponses => "openai-responses",
         }
     }
 }
@@ -94,6 +97,19 @@ pub struct ModelConfig {
     /// whole in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_bytes: Option<u64>,
+    /// Provider request fields sent as given (`top_p`, `reasoning`,
+    /// `response_format`, ...), merged into every request body last, so they
+    /// may also override a field Assay sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `tool_choice` sent with every request that offers tools, in the
+    /// provider's own shape (`"auto"`, `"required"`, `{"type": "any"}`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Consecutive failed requests after which the agent's circuit opens and
+    /// its remaining episodes end at once as `error` (default 5; 0 never opens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<u32>,
 }
 
 /// Default cap on one model response body: 16 MiB, far above any real chat
@@ -117,6 +133,63 @@ impl ModelConfig {
             concurrency: None,
             backoff_ms: None,
             response_bytes: None,
+            extra_body: None,
+            tool_choice: None,
+            breaker: None,
+        }
+    }
+}
+
+/// Which protocol an agent program speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecKind {
+    /// An MCP-capable program (`exec:COMMAND`).
+    Exec,
+    /// A program speaking the `assay-agent/v1` JSON-lines protocol (`exec-jsonl:COMMAND`).
+    ExecJsonl,
+}
+
+/// An agent program as written in an agents file: what `exec:COMMAND` or
+/// `exec-jsonl:COMMAND` says, plus a short name, environment, working
+/// directory and timeout. Built by `assay-mcp`, which runs such programs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Name used in results and episode ids.
+    pub name: String,
+    /// Protocol the program speaks.
+    pub kind: ExecKind,
+    /// Shell command (`sh -c`), with the placeholders of docs/agent-protocol.md.
+    pub command: String,
+    /// Extra environment variables for the program.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory; relative to the agents file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Wall-clock budget of the episode's processes in seconds (default: the
+    /// spec's `agent.limits.wall_time_secs` less a small margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+}
+
+/// One entry of an agents file: a model behind an endpoint, or an agent program.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AgentConfig {
+    /// An entry with `provider`.
+    Model(ModelConfig),
+    /// An entry with `command`.
+    Exec(ExecConfig),
+}
+
+impl AgentConfig {
+    /// The entry's name.
+    pub fn name(&self) -> &str {
+        match self {
+            AgentConfig::Model(m) => &m.name,
+            AgentConfig::Exec(e) => &e.name,
         }
     }
 }
@@ -129,6 +202,11 @@ pub struct AgentOptions {
     /// Serve responses from this directory instead of the network (`--replay DIR`).
     /// No API key is needed, and a request missing from it is an error.
     pub replay: Option<PathBuf>,
+    /// Run seed, stated in a recording's manifest.
+    pub seed: u64,
+    /// SHA-256 (hex) of the agents file the agents came from, stated in a
+    /// recording's manifest and checked on replay.
+    pub agents_file_sha256: Option<String>,
 }
 
 /// An agent backed by a chat model over HTTP.
@@ -208,6 +286,11 @@ pub fn model_agent_with_key(
                 headers.push(("authorization".to_string(), format!("Bearer {k}")));
             }
         }
+        Provider::OpenaiResponses => {
+            if let Some(k) = key {
+                headers.push(("authorization".to_string(), format!("Bearer {k}")));
+            }
+        }
         Provider::Anthropic => {
             if let Some(k) = key {
                 headers.push(("x-api-key".to_string(), k));
@@ -228,6 +311,9 @@ pub fn model_agent_with_key(
         seed: cfg.seed.unwrap_or(0),
         record: opts.record.clone(),
         replay: opts.replay.clone(),
+        run_seed: opts.seed,
+        agents_file_sha256: opts.agents_file_sha256.clone(),
+        breaker: cfg.breaker.unwrap_or(5),
         response_bytes: cfg.response_bytes.unwrap_or(DEFAULT_RESPONSE_BYTES),
     })?;
     Ok(Arc::new(ModelAgent {
@@ -255,18 +341,20 @@ pub fn model_agent_from_name(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AgentsFile {
-    agents: Vec<ModelConfig>,
+    agents: Vec<serde_json::Value>,
 }
 
-/// Reads the model agent configs of an agents file (`agents: [...]`) without
-/// building them; names must be unique.
-pub fn read_agents_file(path: &Path) -> Result<Vec<ModelConfig>, AgentError> {
+/// Reads the agent entries of an agents file (`agents: [...]`) without
+/// building them; names must be unique. An entry with `command` is an agent
+/// program, any other a model agent; a relative `cwd` is made relative to the
+/// file's folder.
+pub fn read_agents_file(path: &Path) -> Result<Vec<AgentConfig>, AgentError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| AgentError::Config(format!("cannot read {}: {e}", path.display())))?;
     parse_agents(&text, path)
 }
 
-fn parse_agents(text: &str, path: &Path) -> Result<Vec<ModelConfig>, AgentError> {
+fn parse_agents(text: &str, path: &Path) -> Result<Vec<AgentConfig>, AgentError> {
     let value = assay_spec::yaml::parse_value(text).map_err(|(msg, pos)| {
         AgentError::Config(format!(
             "{}:{}:{}: {msg}",
@@ -277,53 +365,82 @@ fn parse_agents(text: &str, path: &Path) -> Result<Vec<ModelConfig>, AgentError>
     })?;
     let file: AgentsFile = serde_json::from_value(value)
         .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let agents = file
+        .agents
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let what = |e: serde_json::Error| {
+                AgentError::Config(format!("{}: agent {}: {e}", path.display(), i + 1))
+            };
+            if v.get("command").is_some() {
+                let mut e: ExecConfig = serde_json::from_value(v).map_err(what)?;
+                if let Some(c) = e.cwd.take() {
+                    e.cwd = Some(if c.is_relative() { base.join(c) } else { c });
+                }
+                Ok(AgentConfig::Exec(e))
+            } else {
+                serde_json::from_value(v)
+                    .map(AgentConfig::Model)
+                    .map_err(what)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut seen = BTreeMap::new();
-    for (i, a) in file.agents.iter().enumerate() {
-        if a.name.is_empty() {
+    for (i, a) in agents.iter().enumerate() {
+        if a.name().is_empty() {
             return Err(AgentError::Config(format!(
                 "{}: an agent has an empty `name`",
                 path.display()
             )));
         }
-        if crate::is_reserved_name(&a.name) {
+        if crate::is_reserved_name(a.name()) {
             return Err(AgentError::Config(format!(
                 "{}: agent {} (`{}`): the `control:` namespace is reserved for the built-in \
                  control agents; give this agent another name",
                 path.display(),
                 i + 1,
-                a.name
+                a.name()
             )));
         }
-        if seen.insert(a.name.clone(), ()).is_some() {
+        if seen.insert(a.name().to_string(), ()).is_some() {
             return Err(AgentError::Config(format!(
                 "{}: agent name `{}` is used twice",
                 path.display(),
-                a.name
+                a.name()
             )));
         }
     }
-    if file.agents.is_empty() {
+    if agents.is_empty() {
         return Err(AgentError::Config(format!(
             "{}: `agents` is empty",
             path.display()
         )));
     }
-    Ok(file.agents)
+    Ok(agents)
 }
 
-/// Builds every agent of an agents file with default run options.
+/// Builds every model agent of an agents file with default run options; an
+/// agent program in it is a configuration error here (`assay-mcp` builds those).
 pub fn agents_from_file(path: &Path) -> Result<Vec<Arc<dyn Agent>>, AgentError> {
     agents_from_file_with(path, &AgentOptions::default())
 }
 
-/// Builds every agent of an agents file with the run's record/replay options.
+/// Like [`agents_from_file`], with the run's record/replay options.
 pub fn agents_from_file_with(
     path: &Path,
     opts: &AgentOptions,
 ) -> Result<Vec<Arc<dyn Agent>>, AgentError> {
     read_agents_file(path)?
         .iter()
-        .map(|c| model_agent(c, opts))
+        .map(|c| match c {
+            AgentConfig::Model(m) => model_agent(m, opts),
+            AgentConfig::Exec(e) => Err(AgentError::Config(format!(
+                "agent `{}` is an agent program; build it with assay_mcp::agent_from_config",
+                e.name
+            ))),
+        })
         .collect()
 }
 
@@ -395,6 +512,7 @@ pub(crate) fn account(
                 output_tokens,
                 latency_ms: r.latency_ms,
                 retries: r.retries,
+                ..Usage::default()
             });
             Ok(r.body)
         }
@@ -407,6 +525,7 @@ pub(crate) fn account(
                 output_tokens: 0,
                 latency_ms: f.latency_ms,
                 retries: f.retries,
+                ..Usage::default()
             });
             Err(AgentError::Backend(f.reason))
         }
@@ -419,10 +538,17 @@ impl Agent for ModelAgent {
         &self.cfg.name
     }
 
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.cfg.concurrency.unwrap_or(8))
+    }
+
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
         let r = match self.cfg.provider {
             Provider::Openai => crate::openai::run(self, env).await,
             Provider::Anthropic => crate::anthropic::run(self, env).await,
+            Provider::OpenaiResponses => Err(AgentError::Config(
+                "provider openai-responses is not implemented yet".into(),
+            )),
         };
         r.map_err(|e| match e {
             AgentError::Backend(m) => AgentError::Backend(format!(
@@ -460,7 +586,10 @@ mod tests {
     fn agents_file_rejects_unknown_fields_and_duplicates() {
         let p = Path::new("agents.yaml");
         let ok = "agents:\n  - { name: a, provider: openai, model: m, temperature: 0 }\n";
-        assert_eq!(parse_agents(ok, p).unwrap()[0].temperature, Some(0.0));
+        match &parse_agents(ok, p).unwrap()[0] {
+            AgentConfig::Model(m) => assert_eq!(m.temperature, Some(0.0)),
+            other => panic!("{other:?}"),
+        }
         let typo = "agents:\n  - { name: a, provider: openai, model: m, temprature: 0 }\n";
         let e = parse_agents(typo, p).unwrap_err().to_string();
         assert!(e.contains("temprature"), "{e}");

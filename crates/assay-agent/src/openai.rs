@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::http::RequestAt;
 use crate::model::{ModelAgent, ToolNames, account};
 use crate::{AgentError, Env};
 
@@ -78,7 +79,10 @@ pub(crate) async fn run(agent: &ModelAgent, env: &mut dyn Env) -> Result<(), Age
         messages.push(json!({"role": "system", "content": env.system_prompt()}));
     }
     let mut fallback_id = 0u32;
+    let episode = env.episode_key();
+    let (mut turn_no, mut index) = (0u32, 0u32);
     while let Some(turn) = env.next_user_turn() {
+        turn_no += 1;
         messages.push(json!({"role": "user", "content": turn.text}));
         loop {
             let mut body = Map::new();
@@ -97,7 +101,18 @@ pub(crate) async fn run(agent: &ModelAgent, env: &mut dyn Env) -> Result<(), Age
                 body.insert("max_tokens".into(), json!(m));
             }
             let body = Value::Object(body);
-            let outcome = agent.endpoint.post("/chat/completions", &body, check).await;
+            let outcome = {
+                index += 1;
+                let at = RequestAt {
+                    episode: episode.clone(),
+                    turn: turn_no,
+                    index,
+                };
+                agent
+                    .endpoint
+                    .post(&at, "/chat/completions", &body, check)
+                    .await
+            };
             let resp = account(env, outcome, tokens)?;
             let msg = &resp["choices"][0]["message"];
             let content = msg.get("content").and_then(Value::as_str).unwrap_or("");

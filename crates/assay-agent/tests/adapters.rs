@@ -418,6 +418,7 @@ fn missing_api_key_is_a_config_error_naming_the_variable() {
     let opts = AgentOptions {
         record: None,
         replay: Some(std::env::temp_dir()),
+        ..AgentOptions::default()
     };
     assert!(model_agent(&c, &opts).is_ok());
     // An empty variable name means a keyless local server.

@@ -176,6 +176,7 @@ async fn an_oversized_recording_is_not_read() {
     let opts = AgentOptions {
         record: None,
         replay: Some(dir.clone()),
+        ..AgentOptions::default()
     };
     let agent = model_agent_with_key(&c, None, &opts).unwrap();
     // Fill every key the agent could ask for: find it by running once.

@@ -61,8 +61,11 @@ fn agents_file_builds_every_agent() {
          \x20 - { name: claude, provider: anthropic, model: claude-x, api_key_env: \"\" }\n",
     );
     let cfgs = read_agents_file(&p).unwrap();
-    assert_eq!(cfgs[0].max_tokens, Some(512));
-    assert_eq!(cfgs[0].concurrency, Some(4));
+    let assay_agent::AgentConfig::Model(first) = &cfgs[0] else {
+        panic!("{:?}", cfgs[0])
+    };
+    assert_eq!(first.max_tokens, Some(512));
+    assert_eq!(first.concurrency, Some(4));
     let agents = agents_from_file(&p).unwrap();
     let names: Vec<&str> = agents.iter().map(|a| a.name()).collect();
     assert_eq!(names, ["local-llama", "claude"]);

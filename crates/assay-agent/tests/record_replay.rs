@@ -36,6 +36,7 @@ async fn recorded_run_replays_identically_offline() {
         let rec = AgentOptions {
             record: Some(dir.clone()),
             replay: None,
+            ..AgentOptions::default()
         };
         let a = model_agent_with_key(&cfg, Some("sk-secret".into()), &rec).unwrap();
         let mut live = FakeEnv::new(&["One.", "Two."]);
@@ -61,6 +62,7 @@ async fn recorded_run_replays_identically_offline() {
         let rep = AgentOptions {
             record: None,
             replay: Some(dir.clone()),
+            ..AgentOptions::default()
         };
         let b = model_agent_with_key(&offline, None, &rep).unwrap();
         let mut replayed = FakeEnv::new(&["One.", "Two."]);
@@ -88,6 +90,7 @@ fn record_and_replay_together_is_a_config_error() {
     let both = AgentOptions {
         record: Some("a".into()),
         replay: Some("b".into()),
+        ..AgentOptions::default()
     };
     assert!(matches!(
         model_agent_with_key(&c, None, &both).err(),

@@ -298,7 +298,24 @@ fn main() -> ExitCode {
                 Ok(k) => k,
                 Err(code) => return ExitCode::from(code),
             };
-            let opts = assay_agent::AgentOptions { record, replay };
+            let agents_file_sha256 = match agents_file.as_deref().map(std::fs::read).transpose() {
+                Ok(bytes) => bytes.map(|b| assay_trace::sha256_hex(&b)),
+                Err(e) => {
+                    return ExitCode::from(fail(
+                        format!(
+                            "cannot read agents file {}: {e}",
+                            agents_file.as_deref().unwrap_or(Path::new("")).display()
+                        ),
+                        2,
+                    ));
+                }
+            };
+            let opts = assay_agent::AgentOptions {
+                record,
+                replay,
+                seed,
+                agents_file_sha256,
+            };
             let judge = match judge
                 .map(|j| resolve_judge(&j, agents_file.as_deref(), &opts))
                 .transpose()
@@ -479,16 +496,35 @@ fn load_cases(
     Ok(cases)
 }
 
-/// Agents named on the command line and in an agents file; the control agents
-/// when none is named.
+/// Builds one entry of an agents file.
+fn agent_from_config(
+    cfg: &assay_agent::AgentConfig,
+    opts: &assay_agent::AgentOptions,
+) -> Result<std::sync::Arc<dyn assay_agent::Agent>, assay_agent::AgentError> {
+    match cfg {
+        assay_agent::AgentConfig::Model(m) => assay_agent::model_agent(m, opts),
+        assay_agent::AgentConfig::Exec(e) => assay_mcp::agent_from_config(e),
+    }
+}
+
+/// The agents of a run. With an agents file, `--agent NAME` picks entries of
+/// it by name (and any name not in the file resolves as on the command line);
+/// without `--agent`, every entry of the file runs. With neither, the control
+/// agents run.
 fn resolve_agents(
     names: Vec<String>,
     file: Option<&Path>,
     opts: &assay_agent::AgentOptions,
 ) -> Result<Vec<std::sync::Arc<dyn assay_agent::Agent>>, u8> {
+    let entries = match file {
+        Some(f) => assay_agent::read_agents_file(f).map_err(|e| fail(e, 2))?,
+        None => Vec::new(),
+    };
     let mut resolved = Vec::new();
-    if let Some(f) = file {
-        resolved.extend(assay_agent::agents_from_file_with(f, opts).map_err(|e| fail(e, 2))?);
+    if names.is_empty() {
+        for c in &entries {
+            resolved.push(agent_from_config(c, opts).map_err(|e| fail(e, 2))?);
+        }
     }
     let names = if names.is_empty() && resolved.is_empty() {
         vec![
@@ -500,10 +536,29 @@ fn resolve_agents(
         names
     };
     for n in &names {
+        if let Some(c) = entries.iter().find(|c| c.name() == n) {
+            resolved.push(agent_from_config(c, opts).map_err(|e| fail(e, 2))?);
+            continue;
+        }
         // Process-based agents (exec:, exec-jsonl:) first, then built-in adapters.
         let agent = assay_mcp::agent_from_name(n)
             .unwrap_or_else(|| assay_agent::agent_from_name_with(n, opts));
-        resolved.push(agent.map_err(|e| fail(e, 2))?);
+        let agent = agent.map_err(|e| match file {
+            Some(f) => fail(
+                format!(
+                    "{e}\n  (agents in {}: {})",
+                    f.display(),
+                    entries
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                2,
+            ),
+            None => fail(e, 2),
+        })?;
+        resolved.push(agent);
     }
     let mut seen = std::collections::BTreeSet::new();
     for a in &resolved {
@@ -526,13 +581,7 @@ fn resolve_judge(
     file: Option<&Path>,
     opts: &assay_agent::AgentOptions,
 ) -> Result<std::sync::Arc<dyn assay_agent::Agent>, u8> {
-    if let Some(f) = file {
-        let agents = assay_agent::agents_from_file_with(f, opts).map_err(|e| fail(e, 2))?;
-        if let Some(a) = agents.into_iter().find(|a| a.name() == name) {
-            return Ok(a);
-        }
-    }
-    let mut found = resolve_agents(vec![name.to_string()], None, opts)?;
+    let mut found = resolve_agents(vec![name.to_string()], file, opts)?;
     Ok(found.remove(0))
 }
 

@@ -52,6 +52,8 @@ pub struct ExecAgent {
     command: String,
     prompt: PromptMode,
     timeout: Option<Duration>,
+    env: std::collections::BTreeMap<String, String>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl ExecAgent {
@@ -65,7 +67,27 @@ impl ExecAgent {
             prompt: PromptMode::implied_by(&command),
             command,
             timeout: None,
+            env: Default::default(),
+            cwd: None,
         }
+    }
+
+    /// Renames the agent in results (an agents file's `name`), so results
+    /// and episode ids do not carry the whole command.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Extra environment variables and a working directory for the program.
+    pub fn with_env(
+        mut self,
+        env: &std::collections::BTreeMap<String, String>,
+        cwd: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.env = env.clone();
+        self.cwd = cwd;
+        self
     }
 
     /// Overrides where the prompt goes.
@@ -145,6 +167,10 @@ impl ExecAgent {
                 .map_err(|e| io("cannot write the prompt file", e))?;
             let prompt_file = prompt_file.display().to_string();
             let mut cmd = process::sh(&self.render(&turn.text, &prompt_file, &config, &url));
+            cmd.envs(&self.env);
+            if let Some(d) = &self.cwd {
+                cmd.current_dir(d);
+            }
             cmd.env("ASSAY_MCP_CONFIG", &config)
                 .env("ASSAY_MCP_URL", &url)
                 .env("ASSAY_PROMPT_FILE", &prompt_file);

@@ -90,6 +90,8 @@ pub struct ExecJsonlAgent {
     name: String,
     command: String,
     timeout: Option<Duration>,
+    env: std::collections::BTreeMap<String, String>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl ExecJsonlAgent {
@@ -101,7 +103,27 @@ impl ExecJsonlAgent {
             name: format!("exec-jsonl:{command}"),
             command,
             timeout: None,
+            env: Default::default(),
+            cwd: None,
         }
+    }
+
+    /// Renames the agent in results (an agents file's `name`), so results
+    /// and episode ids do not carry the whole command.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Extra environment variables and a working directory for the program.
+    pub fn with_env(
+        mut self,
+        env: &std::collections::BTreeMap<String, String>,
+        cwd: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.env = env.clone();
+        self.cwd = cwd;
+        self
     }
 
     /// Overrides the process's wall-clock budget (default: the spec's
@@ -213,6 +235,10 @@ impl Agent for ExecJsonlAgent {
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
         let budget = process::budget(self.timeout, env);
         let mut cmd = process::sh(&self.command);
+        cmd.envs(&self.env);
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
         cmd.env("ASSAY_AGENT_PROTOCOL", PROTOCOL);
         let max_line = process::message_cap(env);
         let mut child = process::spawn(cmd, "exec-jsonl agent")?;

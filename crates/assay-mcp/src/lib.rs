@@ -48,6 +48,36 @@ pub fn agent_from_name(name: &str) -> Option<Result<Arc<dyn Agent>, AgentError>>
     None
 }
 
+/// Builds an agent program declared in an agents file. Its name in results
+/// is the entry's `name`.
+pub fn agent_from_config(cfg: &assay_agent::ExecConfig) -> Result<Arc<dyn Agent>, AgentError> {
+    let bad = |what: &str| AgentError::Config(format!("agent `{}`: {what}", cfg.name));
+    if cfg.command.trim().is_empty() {
+        return Err(bad("`command` is empty"));
+    }
+    let timeout = match cfg.timeout_secs {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
+        Some(_) => return Err(bad("`timeout_secs` must be a positive number")),
+    };
+    Ok(match cfg.kind {
+        assay_agent::ExecKind::Exec => {
+            let mut a = ExecAgent::new(cfg.command.clone()).named(&cfg.name);
+            if let Some(t) = timeout {
+                a = a.with_timeout(t);
+            }
+            Arc::new(a.with_env(&cfg.env, cfg.cwd.clone()))
+        }
+        assay_agent::ExecKind::ExecJsonl => {
+            let mut a = ExecJsonlAgent::new(cfg.command.clone()).named(&cfg.name);
+            if let Some(t) = timeout {
+                a = a.with_timeout(t);
+            }
+            Arc::new(a.with_env(&cfg.env, cfg.cwd.clone()))
+        }
+    })
+}
+
 /// Entry points for the fuzz targets under `fuzz/`: the agent-protocol line
 /// reader and parser, which face whatever an agent process writes.
 #[doc(hidden)]

@@ -304,6 +304,9 @@ impl Env for CapEnv {
     fn system_prompt(&self) -> &str {
         "sys"
     }
+    fn episode_key(&self) -> String {
+        "cap-env".to_string()
+    }
     fn tools(&self) -> &[ToolSpec] {
         &[]
     }

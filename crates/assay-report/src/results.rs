@@ -215,6 +215,15 @@ pub struct UsageTotals {
     pub latency_ms: u64,
     /// Retries across requests.
     pub retries: u64,
+    /// Prompt tokens read from the provider's prompt cache.
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Requests whose reply was cut off by the token limit.
+    #[serde(default)]
+    pub truncated: u64,
 }
 
 /// The judge's verdict on one rubric question for one episode.

@@ -85,6 +85,8 @@ struct Recorder {
     pending: Vec<String>,
     /// Model usage summed over the episode (None until an adapter reports any).
     usage: Option<assay_report::UsageTotals>,
+    /// Episode id ([`EpisodeJob::id`]), the key of its model requests in a recording.
+    episode: String,
 }
 
 impl Recorder {
@@ -172,6 +174,10 @@ impl Env for Recorder {
 
     fn tools(&self) -> &[ToolSpec] {
         &self.tools
+    }
+
+    fn episode_key(&self) -> String {
+        self.episode.clone()
     }
 
     fn next_user_turn(&mut self) -> Option<UserTurn> {
@@ -300,6 +306,9 @@ impl Env for Recorder {
         t.output_tokens += u.output_tokens;
         t.latency_ms += u.latency_ms;
         t.retries += u64::from(u.retries);
+        t.cache_read_tokens += u.cache_read_tokens;
+        t.cache_write_tokens += u.cache_write_tokens;
+        t.truncated += u64::from(u.truncated);
     }
 }
 
@@ -385,6 +394,7 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
         },
         pending: Vec::new(),
         usage: None,
+        episode: job.id(),
         world,
     };
     // The wall-time limit also holds inside a tool call (a long shell command).
@@ -448,7 +458,14 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
     let events = rec.log.take();
     let judged = match &job.judge {
         Some(j) if error.is_none() && !prepared.spec.judge.is_empty() => {
-            crate::judge::judge_episode(j, &prepared.spec.judge, rec.case.clone(), &events).await
+            crate::judge::judge_episode(
+                j,
+                &rec.episode,
+                &prepared.spec.judge,
+                rec.case.clone(),
+                &events,
+            )
+            .await
         }
         _ => Vec::new(),
     };

@@ -88,6 +88,7 @@ struct JudgeEnv {
     reply: Option<String>,
     case: CaseView,
     usage: Usage,
+    key: String,
 }
 
 impl Env for JudgeEnv {
@@ -96,6 +97,9 @@ impl Env for JudgeEnv {
     }
     fn tools(&self) -> &[ToolSpec] {
         &[]
+    }
+    fn episode_key(&self) -> String {
+        self.key.clone()
     }
     fn next_user_turn(&mut self) -> Option<UserTurn> {
         self.turn.take().map(|text| UserTurn {
@@ -162,6 +166,7 @@ pub fn parse_answer(reply: &str, valid: &dyn Fn(u64) -> bool) -> JudgeAnswer {
 /// Asks every criterion of the case `runs` times about one episode's events.
 pub async fn judge_episode(
     cfg: &JudgeConfig,
+    episode: &str,
     criteria: &[JudgeCriterion],
     case: CaseView,
     events: &[EventKind],
@@ -174,7 +179,7 @@ pub async fn judge_episode(
     let mut results = Vec::new();
     for c in criteria {
         let mut answers = Vec::new();
-        for _ in 0..cfg.runs.max(1) {
+        for run in 0..cfg.runs.max(1) {
             let mut env = JudgeEnv {
                 turn: Some(format!(
                     "Trajectory:\n{trajectory}\nQuestion: {}\nAnswer with the JSON object only.",
@@ -183,6 +188,7 @@ pub async fn judge_episode(
                 reply: None,
                 case: case.clone(),
                 usage: Usage::default(),
+                key: format!("{episode}/judge/{}/{run}", c.id),
             };
             let answer = match cfg.agent.run(&mut env).await {
                 Err(e) => JudgeAnswer {

@@ -296,6 +296,9 @@ impl Env for FakeEnv {
     fn system_prompt(&self) -> &str {
         &self.system
     }
+    fn episode_key(&self) -> String {
+        "fake-episode".to_string()
+    }
     fn tools(&self) -> &[ToolSpec] {
         &self.tools
     }
