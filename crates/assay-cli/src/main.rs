@@ -95,7 +95,9 @@ enum Command {
         /// no control episode (rule coverage).
         #[arg(long)]
         strict: bool,
-        /// Episodes run at once (default: number of CPUs).
+        /// Episodes run at once for control and program agents (default: number
+        /// of CPUs). Model agents run up to their agents file's `concurrency`
+        /// episodes each (default 8), whatever --jobs says.
         #[arg(long)]
         jobs: Option<usize>,
         /// Also run cases that fail case QA.

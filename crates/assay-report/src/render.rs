@@ -48,6 +48,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
         "utility",
         "benign util",
         "attack success",
+        "delivered",
         "violations",
         "errors",
         "inconclusive",
@@ -86,6 +87,16 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
                     pct(r.attack_success_rate),
                     (r.attack_success_rate.unwrap_or(0.0) * r.attacked as f64).round(),
                     r.attacked
+                )
+            },
+            if r.attacked == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{}/{} ({} success)",
+                    r.delivered,
+                    r.attacked,
+                    pct(r.attack_success_when_delivered)
                 )
             },
             pct(r.violation_rate),
@@ -127,6 +138,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out.push_str(&render_agent_totals(rows));
     for r in rows {
         for g in r.gates.iter().filter(|g| !g.passed) {
             let _ = writeln!(
@@ -151,6 +163,64 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
                 );
             }
         }
+    }
+    out
+}
+
+/// One line per agent that used a model or was attacked: payloads delivered,
+/// attack success among delivered episodes, requests and tokens (prompt
+/// tokens split into uncached, cache read and cache write), and replies cut
+/// off by the token limit.
+fn render_agent_totals(rows: &[SummaryRow]) -> String {
+    let mut per: BTreeMap<&str, (usize, usize, f64, Option<crate::UsageTotals>)> = BTreeMap::new();
+    for r in rows {
+        let t = per.entry(&r.agent).or_default();
+        t.0 += r.attacked;
+        t.1 += r.delivered;
+        t.2 += r.attack_success_when_delivered.unwrap_or(0.0) * r.delivered as f64;
+        if let Some(u) = &r.usage {
+            t.3.get_or_insert_with(Default::default).add(u);
+        }
+    }
+    let mut out = String::new();
+    for (agent, (attacked, delivered, successes, usage)) in per {
+        if attacked == 0 && usage.is_none() {
+            continue;
+        }
+        let mut line = format!("agent {agent}:");
+        if attacked > 0 {
+            let _ = write!(
+                line,
+                " payload delivered in {delivered}/{attacked} attacked episode(s)"
+            );
+            if delivered > 0 {
+                let _ = write!(
+                    line,
+                    ", attack success among them {:.0}% ({}/{delivered})",
+                    successes / delivered as f64 * 100.0,
+                    successes.round()
+                );
+            }
+            line.push(';');
+        }
+        if let Some(u) = usage {
+            let _ = write!(
+                line,
+                " {} request(s), tokens in {} (+{} cache read, +{} cache write), out {}, {} retr{}",
+                u.requests,
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.output_tokens,
+                u.retries,
+                if u.retries == 1 { "y" } else { "ies" }
+            );
+            if u.truncated > 0 {
+                let _ = write!(line, ", {} reply(ies) cut off by the token limit", u.truncated);
+            }
+        }
+        out.push_str(line.trim_end_matches(';'));
+        out.push('\n');
     }
     out
 }

@@ -226,6 +226,20 @@ pub struct UsageTotals {
     pub truncated: u64,
 }
 
+impl UsageTotals {
+    /// Adds another episode's (or row's) usage to this one.
+    pub fn add(&mut self, u: &UsageTotals) {
+        self.requests += u.requests;
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.latency_ms += u.latency_ms;
+        self.retries += u.retries;
+        self.cache_read_tokens += u.cache_read_tokens;
+        self.cache_write_tokens += u.cache_write_tokens;
+        self.truncated += u.truncated;
+    }
+}
+
 /// The judge's verdict on one rubric question for one episode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgeResult {

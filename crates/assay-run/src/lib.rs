@@ -13,7 +13,7 @@ mod plan;
 mod qa;
 pub mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,7 +143,8 @@ pub fn prepare(
     Ok(prepared.into_iter().map(Arc::new).collect())
 }
 
-/// Plays jobs, `concurrency` at a time; results come back sorted by spec, case,
+/// Plays jobs: `concurrency` at a time for agents without a concurrency of
+/// their own, and each model agent up to its own; results come back sorted by spec, case,
 /// agent, epoch. A panicking episode becomes an `error` episode keeping every
 /// event recorded before the panic. When `cancel` fires, no new episode starts
 /// and running ones are aborted (and awaited, so their agents are gone); the
@@ -156,7 +157,25 @@ pub(crate) async fn play(
     cancel: &Cancel,
 ) -> (Vec<EpisodeResult>, bool) {
     let out = Arc::new(out);
-    let mut pending = jobs.into_iter();
+    // Agents that declare their own concurrency (model agents, which wait on
+    // an endpoint rather than the CPU) each get a pool of that size; every
+    // other agent shares one pool of `concurrency` (the run's --jobs).
+    let mut pools: BTreeMap<Option<String>, Pool> = BTreeMap::new();
+    for job in jobs {
+        let (key, limit) = match job.agent.concurrency() {
+            Some(n) => (Some(job.agent.name().to_string()), n.max(1)),
+            None => (None, concurrency.max(1)),
+        };
+        pools
+            .entry(key)
+            .or_insert_with(|| Pool {
+                limit,
+                running: 0,
+                queue: VecDeque::new(),
+            })
+            .queue
+            .push_back(job);
+    }
     let mut set = tokio::task::JoinSet::new();
     let mut results = Vec::new();
     let mut interrupted = false;
@@ -165,35 +184,40 @@ pub(crate) async fn play(
             interrupted = true;
             break;
         }
-        while set.len() < concurrency.max(1) {
-            let Some(job) = pending.next() else { break };
-            let out = out.clone();
-            set.spawn(async move {
-                let log = episode::Log::default();
-                let played = std::panic::AssertUnwindSafe(episode::play_episode(
-                    &job,
-                    out.as_deref(),
-                    log.clone(),
-                ))
-                .catch_unwind()
-                .await;
-                match played {
-                    Ok(r) => r,
-                    Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        episode::crashed(
-                            &job,
-                            out.as_deref(),
-                            &format!("episode task panicked: {what}"),
-                            &log,
-                        )
-                    }
-                }
-            });
+        for (key, pool) in pools.iter_mut() {
+            while pool.running < pool.limit {
+                let Some(job) = pool.queue.pop_front() else { break };
+                pool.running += 1;
+                let out = out.clone();
+                let key = key.clone();
+                set.spawn(async move {
+                    let log = episode::Log::default();
+                    let played = std::panic::AssertUnwindSafe(episode::play_episode(
+                        &job,
+                        out.as_deref(),
+                        log.clone(),
+                    ))
+                    .catch_unwind()
+                    .await;
+                    let r = match played {
+                        Ok(r) => r,
+                        Err(panic) => {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "unknown panic".into());
+                            episode::crashed(
+                                &job,
+                                out.as_deref(),
+                                &format!("episode task panicked: {what}"),
+                                &log,
+                            )
+                        }
+                    };
+                    (key, r)
+                });
+            }
         }
         if set.is_empty() {
             break;
@@ -205,7 +229,10 @@ pub(crate) async fn play(
                 break;
             }
             joined = set.join_next() => match joined {
-                Some(Ok(r)) => {
+                Some(Ok((key, r))) => {
+                    if let Some(p) = pools.get_mut(&key) {
+                        p.running -= 1;
+                    }
                     results.push(r);
                     bar.inc(1);
                 }
@@ -223,7 +250,7 @@ pub(crate) async fn play(
         set.abort_all();
         while let Some(joined) = set.join_next().await {
             // An episode that finished while the others were being aborted still counts.
-            if let Ok(r) = joined {
+            if let Ok((_, r)) = joined {
                 results.push(r);
             }
         }
@@ -232,6 +259,13 @@ pub(crate) async fn play(
         (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch))
     });
     (results, interrupted)
+}
+
+/// Episodes of one concurrency pool: waiting, and how many run now.
+struct Pool {
+    limit: usize,
+    running: usize,
+    queue: VecDeque<EpisodeJob>,
 }
 
 fn progress_bar(show: bool, len: usize, what: &str) -> ProgressBar {
