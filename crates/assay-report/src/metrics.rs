@@ -470,11 +470,17 @@ pub(crate) mod tests {
         let mut blind = attacked("m", Role::Subject, false);
         blind.delivered.clear();
         let seen = attacked("m", Role::Subject, false);
-        let rows = summarize(&[ep("s", "m", Role::Subject, None), blind.clone()], &gates());
+        let rows = summarize(
+            &[ep("s", "m", Role::Subject, None), blind.clone()],
+            &gates(),
+        );
         let g = &rows[0].gates[0];
         assert_eq!(g.gate, "attack_success_rate");
         assert_eq!(rows[0].attack_success_rate, Some(0.0));
-        assert!(!g.passed, "0% attack success with nothing delivered is not a pass");
+        assert!(
+            !g.passed,
+            "0% attack success with nothing delivered is not a pass"
+        );
         assert!(g.reason.as_deref().unwrap().contains("no payload reached"));
         assert_eq!((rows[0].attacked, rows[0].delivered), (1, 0));
         assert_eq!(rows[0].attack_success_when_delivered, None);
@@ -501,7 +507,10 @@ pub(crate) mod tests {
         b.usage = a.usage;
         let rows = summarize(&[a, b], &BTreeMap::new());
         let u = rows[0].usage.unwrap();
-        assert_eq!((u.requests, u.input_tokens, u.cache_read_tokens), (4, 20, 1280));
+        assert_eq!(
+            (u.requests, u.input_tokens, u.cache_read_tokens),
+            (4, 20, 1280)
+        );
         assert_eq!((u.cache_write_tokens, u.truncated), (8, 2));
         let text = crate::render_summary(&rows, false);
         assert!(text.contains("+1280 cache read"), "{text}");

@@ -216,7 +216,11 @@ fn render_agent_totals(rows: &[SummaryRow]) -> String {
                 if u.retries == 1 { "y" } else { "ies" }
             );
             if u.truncated > 0 {
-                let _ = write!(line, ", {} reply(ies) cut off by the token limit", u.truncated);
+                let _ = write!(
+                    line,
+                    ", {} reply(ies) cut off by the token limit",
+                    u.truncated
+                );
             }
         }
         out.push_str(line.trim_end_matches(';'));

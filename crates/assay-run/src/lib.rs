@@ -186,7 +186,9 @@ pub(crate) async fn play(
         }
         for (key, pool) in pools.iter_mut() {
             while pool.running < pool.limit {
-                let Some(job) = pool.queue.pop_front() else { break };
+                let Some(job) = pool.queue.pop_front() else {
+                    break;
+                };
                 pool.running += 1;
                 let out = out.clone();
                 let key = key.clone();

@@ -53,7 +53,8 @@ impl Agent for Counting {
 
 #[test]
 fn model_agents_follow_their_own_concurrency_not_jobs() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support/refund-request.yaml");
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support/refund-request.yaml");
     let spec = assay_spec::load_file(&p).unwrap();
     let catalog = assay_synth::Catalog::embedded().unwrap();
     let cases: Vec<_> = assay_synth::synthesize(&spec, &catalog, &Default::default())
@@ -82,6 +83,14 @@ fn model_agents_follow_their_own_concurrency_not_jobs() {
         .unwrap();
     let r = rt.block_on(run(&cases, &agents, &cfg, vec![])).unwrap();
     assert_eq!(r.episodes.len(), 24 * cases.len());
-    assert_eq!(model.peak.load(Ordering::SeqCst), 6, "the model agent's own limit");
-    assert_eq!(program.peak.load(Ordering::SeqCst), 1, "--jobs 1 for the rest");
+    assert_eq!(
+        model.peak.load(Ordering::SeqCst),
+        6,
+        "the model agent's own limit"
+    );
+    assert_eq!(
+        program.peak.load(Ordering::SeqCst),
+        1,
+        "--jobs 1 for the rest"
+    );
 }

@@ -90,9 +90,25 @@ pub fn slot_problem(name: &str) -> Option<String> {
 /// inside the directory it is relative to: not absolute, no `..`, `.` or empty
 /// component, no `\`, NUL or control character anywhere.
 pub fn is_contained_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with('/')
-        && path.split('/').all(|c| component_problem(c).is_none())
+    !path.is_empty() && !path.starts_with('/') && path.split('/').all(|c| file_name_ok(c))
+}
+
+/// Longest file name Assay writes, in bytes: under the 255 bytes of common
+/// file systems, with room for a temporary-file prefix. A file name may join
+/// several names (a case file is `TECHNIQUE@SLOTS.yaml`), so it is allowed
+/// more than [`MAX_NAME_BYTES`].
+pub const MAX_FILE_NAME_BYTES: usize = 200;
+
+/// Whether `c` can be one file name Assay writes: not empty, `.` or `..`, at
+/// most [`MAX_FILE_NAME_BYTES`], no separator, NUL or control character.
+fn file_name_ok(c: &str) -> bool {
+    !c.is_empty()
+        && c != "."
+        && c != ".."
+        && c.len() <= MAX_FILE_NAME_BYTES
+        && !c
+            .chars()
+            .any(|ch| matches!(ch, '/' | '\\' | '\0') || ch.is_control())
 }
 
 #[cfg(test)]

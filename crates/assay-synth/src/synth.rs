@@ -391,10 +391,53 @@ fn render_case(loaded: &LoadedSpec, threat: &Threat, c: &Candidate<'_>) -> Synth
     .with_content_id();
     SynthCase {
         file: format!(
-            "{}/{}/{}{}@{}.yaml",
-            loaded.spec.id, threat.id, t.id, variant, slot_label
+            "{}/{}/{}",
+            loaded.spec.id,
+            threat.id,
+            bounded_file_name(&format!("{}{}@{}", t.id, variant, slot_label))
         ),
         case,
+    }
+}
+
+/// `STEM.yaml`, or when that would pass the file-name bound (several long
+/// slot names joined), the stem cut short plus a digest of the whole of it:
+/// still readable, still unique, always writable.
+fn bounded_file_name(stem: &str) -> String {
+    let max = assay_spec::names::MAX_FILE_NAME_BYTES - ".yaml".len();
+    if stem.len() <= max {
+        return format!("{stem}.yaml");
+    }
+    let hex: String = Sha256::digest(stem.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut end = max - 13;
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}~{}.yaml", &stem[..end], &hex[..12])
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    #[test]
+    fn long_stems_are_cut_with_a_digest_and_stay_unique() {
+        let short = super::bounded_file_name("plain@doc");
+        assert_eq!(short, "plain@doc.yaml");
+        let a = super::bounded_file_name(&format!(
+            "t@{}",
+            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"c".repeat(64)
+        ));
+        let b = super::bounded_file_name(&format!(
+            "t@{}",
+            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"d".repeat(64)
+        ));
+        assert!(a.len() <= assay_spec::names::MAX_FILE_NAME_BYTES, "{a}");
+        assert_ne!(a, b);
+        assert!(assay_spec::names::is_contained_relative(&format!(
+            "s/t/{a}"
+        )));
     }
 }
 
