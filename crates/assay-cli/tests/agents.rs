@@ -266,3 +266,73 @@ fn the_control_namespace_is_reserved() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown control agent"), "{stderr}");
 }
+
+/// `--agent NAME` picks an entry of `--agents FILE` (only that one runs), an
+/// agents file can declare an agent program with a name, environment and
+/// working directory, and a name in neither is a usage error that lists the
+/// file's agents.
+#[test]
+fn agent_picks_an_entry_of_the_agents_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    std::fs::write(
+        dir.path().join("work/agent.py"),
+        r#"import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m["type"] == "user":
+        text = "marker=%s cwd=%s" % (os.environ.get("NOTES_MARKER"), os.path.basename(os.getcwd()))
+        print(json.dumps({"type": "reply", "text": text}), flush=True)
+    elif m["type"] == "end":
+        break
+"#,
+    )
+    .unwrap();
+    let agents = dir.path().join("agents.yaml");
+    std::fs::write(
+        &agents,
+        "agents:\n\
+         \x20 - { name: dead, provider: openai, model: m, api_key_env: \"\", base_url: \"http://127.0.0.1:9/v1\" }\n\
+         \x20 - name: notes\n\
+         \x20   kind: exec-jsonl\n\
+         \x20   command: python3 agent.py\n\
+         \x20   cwd: work\n\
+         \x20   env: { NOTES_MARKER: m-42 }\n\
+         \x20   timeout_secs: 30\n",
+    )
+    .unwrap();
+    let spec = examples().join("support/refund-request.yaml");
+    let out_dir = dir.path().join("out");
+    let out = assay()
+        .args(["run", "--techniques", "plain-instruction", "--agents"])
+        .arg(&agents)
+        .args(["--agent", "notes", "--out"])
+        .arg(&out_dir)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The program answers without doing the task: the utility gate fails, nothing errors.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["agents"], json!(["notes"]), "only the picked agent ran");
+    for e in r["episodes"].as_array().unwrap() {
+        assert_eq!(e["status"], "ok", "{e}");
+        assert_eq!(e["agent"], "notes");
+        let trace = std::fs::read_to_string(out_dir.join(e["trace"].as_str().unwrap())).unwrap();
+        assert!(trace.contains("marker=m-42 cwd=work"), "env and cwd reach the program");
+    }
+
+    let out = assay()
+        .args(["run", "--techniques", "plain-instruction", "--agents"])
+        .arg(&agents)
+        .args(["--agent", "nottes", "--out"])
+        .arg(dir.path().join("out2"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nottes") && stderr.contains("dead, notes"), "{stderr}");
+}
