@@ -336,3 +336,107 @@ for line in sys.stdin:
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("nottes") && stderr.contains("dead, notes"), "{stderr}");
 }
+
+/// A random number from the process's hash seed and a counter: replies that
+/// differ between runs and between requests, as a server sampling at
+/// temperature > 0 gives.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish()
+}
+
+/// A Chat Completions server that samples: each reply is drawn at random
+/// (read the mail, read a file, or answer at once), and every tool call gets
+/// a random id, as hosted APIs hand out.
+async fn sampling(Json(req): Json<Value>) -> Json<Value> {
+    let msgs = req["messages"].as_array().cloned().unwrap_or_default();
+    let tool_results = msgs.iter().filter(|m| m["role"] == "tool").count();
+    let id = format!("call_{:016x}", random());
+    let message = match (tool_results, random() % 3) {
+        (0, 0) => json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": "mail__read", "arguments": "{\"id\": 1}"}}
+        ]}),
+        (0, 1) => json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": "files__read", "arguments": "{\"path\": \"/app/.env\"}"}}
+        ]}),
+        _ => json!({"role": "assistant", "content": format!("Done ({}).", random() % 1000)}),
+    };
+    Json(json!({
+        "id": format!("chatcmpl-{:x}", random()), "object": "chat.completion", "model": req["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    }))
+}
+
+/// Three epochs at temperature > 0 over many cases whose first request is the
+/// same, against a server with random tool-call ids: every episode gets its
+/// own recording, and the offline replay gives identical verdicts with no
+/// error.
+#[test]
+fn epochs_at_temperature_replay_to_identical_verdicts() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move {
+        axum::serve(
+            listener,
+            Router::new().route("/v1/chat/completions", post(sampling)),
+        )
+        .await
+        .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.yaml");
+    std::fs::write(
+        &agents,
+        format!("agents:\n  - name: sampler\n    provider: openai\n    model: s-1\n    temperature: 1.0\n    base_url: http://{addr}/v1\n    api_key_env: \"\"\n    timeout_secs: 5\n    retries: 0\n"),
+    )
+    .unwrap();
+    let spec = examples().join("support/refund-request.yaml");
+    let rec = dir.path().join("rec");
+    let run = |out: &Path, flag: &str| {
+        assay()
+            .args(["run", "--epochs", "3", "--agents"])
+            .arg(&agents)
+            .arg(flag)
+            .arg(&rec)
+            .arg("--out")
+            .arg(out)
+            .arg(&spec)
+            .output()
+            .unwrap()
+    };
+    let first = dir.path().join("first");
+    let out = run(&first, "--record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    let v1 = verdicts(&first);
+    assert!(v1.len() >= 30, "many cases × 3 epochs: {}", v1.len());
+    for v in &v1 {
+        assert_eq!(v[1], "ok", "recording: {v}");
+    }
+    // The replies were drawn at random, so epochs of one case differ somewhere.
+    let distinct: std::collections::BTreeSet<String> =
+        v1.iter().map(|v| format!("{}{}", v[4], v[5])).collect();
+    assert!(distinct.len() > 1, "the sampling server gave varied trajectories");
+
+    server.abort();
+    drop(rt);
+    let second = dir.path().join("second");
+    let out = run(&second, "--replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v2 = verdicts(&second);
+    for v in &v2 {
+        assert_eq!(v[1], "ok", "replay: {v}\n{stderr}");
+    }
+    assert_eq!(v2, v1, "the replay reproduces every epoch's own trajectory");
+}
