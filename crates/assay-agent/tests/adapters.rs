@@ -199,7 +199,7 @@ async fn multi_turn_keeps_one_conversation() {
         agent(api, &s).run(&mut env).await.unwrap();
         assert_eq!(env.replies, vec!["First answer.", "Second answer."]);
         let second = &s.requests()[1].body;
-        let text = second["messages"].to_string();
+        let text = second.to_string();
         assert!(
             text.contains("Turn one.")
                 && text.contains("First answer.")

@@ -104,28 +104,30 @@ fn randomize_ids(v: &mut Value) {
 /// The tool-call arguments in a request's history that are not valid JSON
 /// (all three protocols), which llama.cpp's server refuses with HTTP 500.
 pub fn invalid_history_arguments(body: &Value) -> Vec<String> {
+    fn valid(a: &Value) -> bool {
+        match a {
+            Value::String(s) => serde_json::from_str::<Value>(s).is_ok(),
+            Value::Object(_) => true,
+            _ => false,
+        }
+    }
     let mut bad = Vec::new();
-    let mut check = |a: &Value| match a {
-        Value::String(s) if serde_json::from_str::<Value>(s).is_err() => bad.push(s.clone()),
-        Value::String(_) | Value::Object(_) => {}
-        other => bad.push(other.to_string()),
-    };
     for m in body["messages"].as_array().into_iter().flatten() {
         for c in m["tool_calls"].as_array().into_iter().flatten() {
-            check(&c["function"]["arguments"]);
+            let a = &c["function"]["arguments"];
+            if !valid(a) {
+                bad.push(a.to_string());
+            }
         }
         for b in m["content"].as_array().into_iter().flatten() {
-            if b["type"] == "tool_use" {
-                match &b["input"] {
-                    Value::Object(_) => {}
-                    other => bad.push(other.to_string()),
-                }
+            if b["type"] == "tool_use" && !b["input"].is_object() {
+                bad.push(b["input"].to_string());
             }
         }
     }
     for i in body["input"].as_array().into_iter().flatten() {
-        if i["type"] == "function_call" {
-            check(&i["arguments"]);
+        if i["type"] == "function_call" && !valid(&i["arguments"]) {
+            bad.push(i["arguments"].to_string());
         }
     }
     bad
