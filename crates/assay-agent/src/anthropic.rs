@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::agent_loop::{Item, Parsed, RawCall, ToolDef, Tokens, Wire, count};
+use crate::agent_loop::{Item, Parsed, RawCall, Tokens, ToolDef, Wire, count};
 use crate::model::ModelConfig;
 
 /// `anthropic-version` header sent with every request.
@@ -38,7 +38,11 @@ fn assistant_blocks(raw: &Value, calls: &[crate::agent_loop::Call]) -> Vec<Value
                     }));
                 }
             }
-            Some("text") if b.get("text").and_then(Value::as_str).unwrap_or("").is_empty() => {}
+            Some("text")
+                if b.get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty() => {}
             _ => out.push(b.clone()),
         }
     }
@@ -122,7 +126,10 @@ impl Wire for Messages {
         for b in blocks {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => {
-                    if let Some(t) = b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty())
+                    if let Some(t) = b
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
                     {
                         texts.push(t);
                     }

@@ -181,6 +181,8 @@ pub struct ExecConfig {
 /// One entry of an agents file: a model behind an endpoint, or an agent program.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+// A handful of entries per run: boxing would only complicate every match.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentConfig {
     /// An entry with `provider`.
     Model(ModelConfig),
@@ -337,7 +339,10 @@ const OWNED_FIELDS: [(&str, &str); 8] = [
     ("system", "the system prompt comes from the case"),
     ("instructions", "the system prompt comes from the case"),
     ("tools", "the tools come from the case"),
-    ("tool_choice", "set `tool_choice` instead (it is sent only when tools are offered)"),
+    (
+        "tool_choice",
+        "set `tool_choice` instead (it is sent only when tools are offered)",
+    ),
     ("stream", "streamed replies are not supported"),
 ];
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::agent_loop::{Item, Parsed, RawCall, ToolDef, Tokens, Wire, count};
+use crate::agent_loop::{Item, Parsed, RawCall, Tokens, ToolDef, Wire, count};
 use crate::model::ModelConfig;
 
 /// The Chat Completions protocol (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM, ...).

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::agent_loop::{Item, Parsed, RawCall, ToolDef, Tokens, Wire, count};
+use crate::agent_loop::{Item, Parsed, RawCall, Tokens, ToolDef, Wire, count};
 use crate::model::ModelConfig;
 
 /// The Responses protocol.
@@ -31,7 +31,8 @@ impl Wire for Responses {
                 }
                 Item::Assistant { text, calls, .. } => {
                     if !text.is_empty() || calls.is_empty() {
-                        input.push(json!({"type": "message", "role": "assistant", "content": text}));
+                        input
+                            .push(json!({"type": "message", "role": "assistant", "content": text}));
                     }
                     for c in calls {
                         input.push(json!({
@@ -134,7 +135,9 @@ impl Wire for Responses {
         let prompt = count(body, "/usage/input_tokens");
         let cached = count(body, "/usage/input_tokens_details/cached_tokens").min(prompt);
         let truncated = body.get("status").and_then(Value::as_str) == Some("incomplete")
-            && body.pointer("/incomplete_details/reason").and_then(Value::as_str)
+            && body
+                .pointer("/incomplete_details/reason")
+                .and_then(Value::as_str)
                 == Some("max_output_tokens");
         Ok(Parsed {
             text: texts.join("\n"),

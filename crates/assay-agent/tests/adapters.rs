@@ -505,7 +505,10 @@ async fn truncated_arguments_are_repaired_in_history_and_the_episode_goes_on() {
             call("c1", "files.read", Value::String(raw.into())),
             "{api:?}: the trace keeps the raw arguments"
         );
-        assert_eq!(env.calls[1], call("c2", "files.read", json!({"path": "/a"})));
+        assert_eq!(
+            env.calls[1],
+            call("c2", "files.read", json!({"path": "/a"}))
+        );
         assert_eq!(env.replies, vec!["Recovered."]);
         let reqs = s.requests();
         assert_eq!(reqs.len(), 3, "{api:?}: no request was refused or retried");
@@ -576,7 +579,11 @@ async fn non_object_arguments_are_malformed_calls() {
         let reqs = s.requests();
         assert_eq!(reqs.len(), 3);
         let results = api.tool_results(&reqs[2].body);
-        assert!(results.iter().all(|r| r.2 && r.1.contains("not valid JSON")));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.2 && r.1.contains("not valid JSON"))
+        );
         s.stop();
     }
 }
@@ -688,7 +695,10 @@ async fn provider_usage_fields_are_read_as_documented() {
             want,
             "{api:?}"
         );
-        assert_eq!(u.input_tokens + u.cache_read_tokens + u.cache_write_tokens, 654);
+        assert_eq!(
+            u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+            654
+        );
         assert_eq!(u.output_tokens, 5);
         s.stop();
     }
@@ -799,7 +809,10 @@ async fn extra_body_and_tool_choice_reach_the_body() {
         make(&s).run(&mut env).await.unwrap();
         let body = &s.requests()[0].body;
         assert!(body.get("tools").is_none(), "{api:?}");
-        assert!(body.get("tool_choice").is_none(), "{api:?}: no tools, no tool_choice");
+        assert!(
+            body.get("tool_choice").is_none(),
+            "{api:?}: no tools, no tool_choice"
+        );
         assert_eq!(body["top_p"], 0.5);
         s.stop();
     }
@@ -831,7 +844,12 @@ fn extra_body_may_not_replace_what_the_case_defines() {
         );
     }
     let mut c = assay_agent::ModelConfig::new("x", assay_agent::Provider::Openai, "m");
-    c.extra_body = Some(json!({"stream": false, "top_p": 1}).as_object().unwrap().clone());
+    c.extra_body = Some(
+        json!({"stream": false, "top_p": 1})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
     assert!(model_agent_with_key(&c, None, &AgentOptions::default()).is_ok());
 
     let mut c = assay_agent::ModelConfig::new("x", assay_agent::Provider::Anthropic, "m");
@@ -840,7 +858,10 @@ fn extra_body_may_not_replace_what_the_case_defines() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("tool_choice") && err.contains("{type: any}"), "{err}");
+    assert!(
+        err.contains("tool_choice") && err.contains("{type: any}"),
+        "{err}"
+    );
     c.tool_choice = Some(json!({"type": "auto"}));
     assert!(model_agent_with_key(&c, None, &AgentOptions::default()).is_ok());
 }
@@ -916,7 +937,10 @@ async fn replies_that_vary_per_request_reach_each_episode() {
         }
         let reqs = s.requests();
         assert_eq!(reqs.len(), 3);
-        assert!(reqs.iter().all(|r| r.body == reqs[0].body), "identical requests");
+        assert!(
+            reqs.iter().all(|r| r.body == reqs[0].body),
+            "identical requests"
+        );
         let sent: Vec<String> = s
             .script
             .sent
@@ -924,9 +948,15 @@ async fn replies_that_vary_per_request_reach_each_episode() {
             .unwrap()
             .iter()
             .map(|v| match api {
-                Api::OpenAi => v["choices"][0]["message"]["content"].as_str().unwrap().into(),
+                Api::OpenAi => v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .into(),
                 Api::Anthropic => v["content"][0]["text"].as_str().unwrap().into(),
-                Api::Responses => v["output"][0]["content"][0]["text"].as_str().unwrap().into(),
+                Api::Responses => v["output"][0]["content"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .into(),
             })
             .collect();
         assert_eq!(got, sent, "{api:?}");

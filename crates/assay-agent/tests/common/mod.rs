@@ -10,8 +10,8 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -283,7 +283,14 @@ impl Api {
 
     /// Sets the usage block of a reply: (uncached input, cached, cache
     /// writes, output), written the way the provider reports them.
-    pub fn with_usage(self, mut v: Value, input: u64, cached: u64, written: u64, out: u64) -> Value {
+    pub fn with_usage(
+        self,
+        mut v: Value,
+        input: u64,
+        cached: u64,
+        written: u64,
+        out: u64,
+    ) -> Value {
         v["usage"] = match self {
             Api::OpenAi => json!({"prompt_tokens": input + cached + written,
                 "completion_tokens": out,
@@ -362,7 +369,12 @@ impl Api {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|c| (c["id"].as_str().unwrap().to_string(), c["function"]["arguments"].clone()))
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap().to_string(),
+                        c["function"]["arguments"].clone(),
+                    )
+                })
                 .collect(),
             Api::Anthropic => v["content"]
                 .as_array()
@@ -376,7 +388,12 @@ impl Api {
                 .into_iter()
                 .flatten()
                 .filter(|o| o["type"] == "function_call")
-                .map(|o| (o["call_id"].as_str().unwrap().to_string(), o["arguments"].clone()))
+                .map(|o| {
+                    (
+                        o["call_id"].as_str().unwrap().to_string(),
+                        o["arguments"].clone(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -390,7 +407,12 @@ impl Api {
                 .unwrap()
                 .iter()
                 .flat_map(|m| m["tool_calls"].as_array().cloned().unwrap_or_default())
-                .map(|c| (c["id"].as_str().unwrap().to_string(), c["function"]["arguments"].clone()))
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap().to_string(),
+                        c["function"]["arguments"].clone(),
+                    )
+                })
                 .collect(),
             Api::Anthropic => body["messages"]
                 .as_array()
@@ -406,7 +428,12 @@ impl Api {
                 .unwrap()
                 .iter()
                 .filter(|i| i["type"] == "function_call")
-                .map(|i| (i["call_id"].as_str().unwrap().to_string(), i["arguments"].clone()))
+                .map(|i| {
+                    (
+                        i["call_id"].as_str().unwrap().to_string(),
+                        i["arguments"].clone(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -437,7 +464,11 @@ impl Api {
                 .filter(|i| i["type"] == "function_call_output")
                 .map(|i| {
                     let c = i["output"].as_str().unwrap().to_string();
-                    (i["call_id"].as_str().unwrap().to_string(), c.clone(), c.starts_with("Error: "))
+                    (
+                        i["call_id"].as_str().unwrap().to_string(),
+                        c.clone(),
+                        c.starts_with("Error: "),
+                    )
                 })
                 .collect();
         }
