@@ -30,7 +30,9 @@ impl Wire for Responses {
                     input.push(json!({"type": "message", "role": "user", "content": text}));
                 }
                 Item::Assistant { text, calls, .. } => {
-                    if !text.is_empty() || calls.is_empty() {
+                    // An empty reply (cut off by the token limit) is left
+                    // out rather than sent as an empty message.
+                    if !text.is_empty() {
                         input
                             .push(json!({"type": "message", "role": "assistant", "content": text}));
                     }
