@@ -1,12 +1,11 @@
-//! The Anthropic adapter: Messages API with `tool_use` / `tool_result`
-//! blocks, parallel tool uses executed in order, one conversation across every
-//! user turn of the episode.
+//! Anthropic Messages (`POST {base_url}/v1/messages`): `tool_use` blocks
+//! answered by one user message of `tool_result` blocks. The loop itself is
+//! [`crate::agent_loop`].
 
 use serde_json::{Map, Value, json};
 
-use crate::http::RequestAt;
-use crate::model::{ModelAgent, ToolNames, account};
-use crate::{AgentError, Env};
+use crate::agent_loop::{Item, Parsed, RawCall, Tokens, ToolDef, Wire, count};
+use crate::model::ModelConfig;
 
 /// `anthropic-version` header sent with every request.
 pub(crate) const VERSION: &str = "2023-06-01";
@@ -14,143 +13,150 @@ pub(crate) const VERSION: &str = "2023-06-01";
 /// Token cap sent when none is configured (the API requires one).
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-/// Whether a Messages response can drive the loop: content blocks with text or
-/// at least one well-formed `tool_use`.
-fn check(body: &Value) -> Result<(), String> {
-    let blocks = body
+/// The Messages protocol.
+pub(crate) struct Messages;
+
+/// The assistant content to send back: the blocks as returned (thinking
+/// blocks included, as the API requires when tools are in play), with every
+/// `tool_use` carrying the loop's id and repaired (object) input, and empty
+/// text blocks dropped (the API rejects them).
+fn assistant_blocks(raw: &Value, calls: &[crate::agent_loop::Call]) -> Vec<Value> {
+    let mut calls = calls.iter();
+    let mut out = Vec::new();
+    for b in raw
         .get("content")
         .and_then(Value::as_array)
-        .ok_or("no `content` array")?;
-    let mut useful = false;
-    for b in blocks {
+        .into_iter()
+        .flatten()
+    {
         match b.get("type").and_then(Value::as_str) {
             Some("tool_use") => {
-                if b.get("id").and_then(Value::as_str).is_none()
-                    || b.get("name").and_then(Value::as_str).is_none()
-                {
-                    return Err("a `tool_use` block has no `id` or `name`".into());
+                if let Some(c) = calls.next() {
+                    out.push(json!({
+                        "type": "tool_use", "id": c.id, "name": c.name,
+                        "input": Value::Object(c.arguments.clone()),
+                    }));
                 }
-                useful = true;
             }
-            Some("text") => {
-                useful |= b
-                    .get("text")
+            Some("text")
+                if b.get("text")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| !t.is_empty());
-            }
-            _ => {}
+                    .unwrap_or("")
+                    .is_empty() => {}
+            _ => out.push(b.clone()),
         }
     }
-    if !useful {
-        return Err("the model returned neither content nor tool calls".into());
+    out
+}
+
+impl Wire for Messages {
+    fn path(&self) -> &'static str {
+        "/v1/messages"
     }
-    Ok(())
-}
 
-fn tokens(body: &Value) -> (u64, u64) {
-    let n = |p: &str| body.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    (n("/usage/input_tokens"), n("/usage/output_tokens"))
-}
-
-/// A `tool_use` input: normally an object; a string is parsed as JSON when it
-/// can be and otherwise passed on raw, so the runner records the malformed call.
-fn arguments(input: Option<&Value>) -> Value {
-    match input {
-        None | Some(Value::Null) => json!({}),
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
-        }
-        Some(other) => other.clone(),
-    }
-}
-
-pub(crate) async fn run(agent: &ModelAgent, env: &mut dyn Env) -> Result<(), AgentError> {
-    let cfg = &agent.cfg;
-    let names = ToolNames::new(env.tools());
-    let tools: Vec<Value> = env
-        .tools()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let schema = if t.parameters.is_object() {
-                t.parameters.clone()
-            } else {
-                json!({"type": "object"})
-            };
-            json!({"name": names.wire(i), "description": t.description, "input_schema": schema})
-        })
-        .collect();
-    let system = env.system_prompt().to_string();
-    let mut messages: Vec<Value> = Vec::new();
-    let episode = env.episode_key();
-    let (mut turn_no, mut index) = (0u32, 0u32);
-    while let Some(turn) = env.next_user_turn() {
-        turn_no += 1;
-        messages.push(json!({"role": "user", "content": turn.text}));
-        loop {
-            let mut body = Map::new();
-            body.insert("model".into(), json!(cfg.model));
-            body.insert(
-                "max_tokens".into(),
-                json!(cfg.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-            );
-            if !system.is_empty() {
-                body.insert("system".into(), json!(system));
-            }
-            body.insert("messages".into(), json!(messages));
-            if !tools.is_empty() {
-                body.insert("tools".into(), json!(tools));
-            }
-            if let Some(t) = cfg.temperature {
-                body.insert("temperature".into(), json!(t));
-            }
-            let body = Value::Object(body);
-            let outcome = {
-                index += 1;
-                let at = RequestAt {
-                    episode: episode.clone(),
-                    turn: turn_no,
-                    index,
-                };
-                agent.endpoint.post(&at, "/v1/messages", &body, check).await
-            };
-            let resp = account(env, outcome, tokens)?;
-            let blocks = resp["content"].as_array().cloned().unwrap_or_default();
-            let text: String = blocks
-                .iter()
-                .filter(|b| b["type"] == "text")
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            let uses: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "tool_use").collect();
-            // The assistant turn goes back as returned (thinking blocks included,
-            // as the API requires when tools are in play).
-            messages.push(json!({"role": "assistant", "content": blocks}));
-            if uses.is_empty() {
-                env.reply(&text);
-                break;
-            }
-            let mut results = Vec::with_capacity(uses.len());
-            for u in uses {
-                let id = u["id"].as_str().unwrap_or_default().to_string();
-                let name = names.world(u["name"].as_str().unwrap_or_default());
-                let result = match env.call_tool(Some(id.clone()), &name, arguments(u.get("input")))
-                {
-                    Ok(r) => r,
-                    Err(_) => return Ok(()),
-                };
-                let mut block = json!({
-                    "type": "tool_result",
-                    "tool_use_id": id,
-                    "content": result.output,
-                });
-                if !result.ok {
-                    block["is_error"] = json!(true);
+    fn body(
+        &self,
+        cfg: &ModelConfig,
+        system: &str,
+        tools: &[ToolDef],
+        items: &[Item],
+    ) -> Map<String, Value> {
+        let mut messages = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Item::User(text) => messages.push(json!({"role": "user", "content": text})),
+                Item::Assistant { calls, raw, .. } => {
+                    let blocks = assistant_blocks(raw, calls);
+                    // An empty reply (cut off by the token limit) has no
+                    // content the API would accept; the API joins the
+                    // consecutive user turns this leaves.
+                    if !blocks.is_empty() {
+                        messages.push(json!({"role": "assistant", "content": blocks}));
+                    }
                 }
-                results.push(block);
+                Item::Results(results) => {
+                    let blocks: Vec<Value> = results
+                        .iter()
+                        .map(|r| {
+                            let mut b = json!({
+                                "type": "tool_result", "tool_use_id": r.id, "content": r.output,
+                            });
+                            if r.is_error {
+                                b["is_error"] = json!(true);
+                            }
+                            b
+                        })
+                        .collect();
+                    messages.push(json!({"role": "user", "content": blocks}));
+                }
             }
-            messages.push(json!({"role": "user", "content": results}));
         }
+        let mut body = Map::new();
+        body.insert("model".into(), json!(cfg.model));
+        body.insert(
+            "max_tokens".into(),
+            json!(cfg.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        );
+        if !system.is_empty() {
+            body.insert("system".into(), json!(system));
+        }
+        body.insert("messages".into(), Value::Array(messages));
+        if !tools.is_empty() {
+            let defs: Vec<Value> = tools
+                .iter()
+                .map(|t| {
+                    json!({"name": t.name, "description": t.description, "input_schema": t.parameters})
+                })
+                .collect();
+            body.insert("tools".into(), Value::Array(defs));
+        }
+        if let Some(t) = cfg.temperature {
+            body.insert("temperature".into(), json!(t));
+        }
+        body
     }
-    Ok(())
+
+    fn parse(&self, body: &Value) -> Result<Parsed, String> {
+        let blocks = body
+            .get("content")
+            .and_then(Value::as_array)
+            .ok_or("no `content` array")?;
+        let mut texts = Vec::new();
+        let mut calls = Vec::new();
+        for b in blocks {
+            match b.get("type").and_then(Value::as_str) {
+                Some("text") => {
+                    if let Some(t) = b
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                    {
+                        texts.push(t);
+                    }
+                }
+                Some("tool_use") => calls.push(RawCall {
+                    id: b.get("id").and_then(Value::as_str).map(str::to_string),
+                    name: b
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    arguments: b.get("input").cloned(),
+                }),
+                _ => {}
+            }
+        }
+        // `input_tokens` excludes cache reads and writes: three disjoint parts.
+        Ok(Parsed {
+            text: texts.join("\n"),
+            calls,
+            tokens: Tokens {
+                input: count(body, "/usage/input_tokens"),
+                output: count(body, "/usage/output_tokens"),
+                cache_read: count(body, "/usage/cache_read_input_tokens"),
+                cache_write: count(body, "/usage/cache_creation_input_tokens"),
+            },
+            truncated: body.get("stop_reason").and_then(Value::as_str) == Some("max_tokens"),
+        })
+    }
 }

@@ -9,12 +9,14 @@
 //! implements [`Env`] over a world and records the trace. Agents must only act
 //! through [`Env`], so every action they take is observed.
 
+mod agent_loop;
 mod anthropic;
 mod control;
 mod http;
 mod model;
 mod openai;
 mod process_group;
+mod responses;
 
 use std::sync::Arc;
 
@@ -83,7 +85,9 @@ pub struct CaseView {
 /// Cost and speed of one model request, reported by model adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// Prompt tokens billed.
+    /// Prompt tokens billed at the uncached rate: the prompt less the cache
+    /// tokens, for every provider, so `input_tokens + cache_read_tokens +
+    /// cache_write_tokens` is the whole prompt.
     pub input_tokens: u64,
     /// Completion tokens billed.
     pub output_tokens: u64,
@@ -91,10 +95,11 @@ pub struct Usage {
     pub latency_ms: u64,
     /// Retries the request needed.
     pub retries: u32,
-    /// Prompt tokens served from the provider's prompt cache (billed apart
-    /// from `input_tokens` by Anthropic; a subset of it for OpenAI).
+    /// Prompt tokens served from the provider's prompt cache (never counted
+    /// in `input_tokens`).
     pub cache_read_tokens: u64,
-    /// Prompt tokens written to the provider's prompt cache (Anthropic).
+    /// Prompt tokens written to the provider's prompt cache (Anthropic;
+    /// never counted in `input_tokens`).
     pub cache_write_tokens: u64,
     /// The reply was cut off by the token limit (`finish_reason: length`,
     /// `stop_reason: max_tokens`, `status: incomplete`).

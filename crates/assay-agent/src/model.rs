@@ -10,8 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{Endpoint, EndpointConfig, Failure, Reply};
-use crate::{Agent, AgentError, Env, ToolSpec, Usage};
+use crate::agent_loop::Wire;
+use crate::anthropic::Messages;
+use crate::http::{Endpoint, EndpointConfig};
+use crate::openai::ChatCompletions;
+use crate::responses::Responses;
+use crate::{Agent, AgentError, Env, ToolSpec};
 
 /// Which wire protocol a model adapter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +181,8 @@ pub struct ExecConfig {
 /// One entry of an agents file: a model behind an endpoint, or an agent program.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+// A handful of entries per run: boxing would only complicate every match.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentConfig {
     /// An entry with `provider`.
     Model(ModelConfig),
@@ -272,6 +278,7 @@ pub fn model_agent_with_key(
     if cfg.response_bytes == Some(0) {
         return Err(bad("`response_bytes` must be at least 1"));
     }
+    check_request_fields(cfg).map_err(|what| bad(&what))?;
     let base_url = cfg
         .base_url
         .clone()
@@ -320,6 +327,61 @@ pub fn model_agent_with_key(
         cfg: cfg.clone(),
         endpoint,
     }))
+}
+
+/// Fields of a request body the adapter owns: the conversation, the tools,
+/// the system prompt and the model come from the case and the config, and a
+/// streamed reply cannot be read. `extra_body` may set any other field.
+const OWNED_FIELDS: [(&str, &str); 8] = [
+    ("model", "set `model` instead"),
+    ("messages", "the conversation comes from the case"),
+    ("input", "the conversation comes from the case"),
+    ("system", "the system prompt comes from the case"),
+    ("instructions", "the system prompt comes from the case"),
+    ("tools", "the tools come from the case"),
+    (
+        "tool_choice",
+        "set `tool_choice` instead (it is sent only when tools are offered)",
+    ),
+    ("stream", "streamed replies are not supported"),
+];
+
+/// Checks `extra_body` and `tool_choice`: an override of what the case
+/// defines would make the evaluation measure something else, so it is an
+/// error naming the field and what to do instead.
+fn check_request_fields(cfg: &ModelConfig) -> Result<(), String> {
+    if let Some(extra) = &cfg.extra_body {
+        for (field, why) in OWNED_FIELDS {
+            match extra.get(field) {
+                None => {}
+                Some(serde_json::Value::Bool(false)) if field == "stream" => {}
+                Some(_) => {
+                    return Err(format!(
+                        "`extra_body` may not set `{field}`: {why}; remove it from `extra_body`"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(choice) = &cfg.tool_choice {
+        let ok = match cfg.provider {
+            Provider::Anthropic => choice.get("type").is_some_and(|t| t.is_string()),
+            Provider::Openai | Provider::OpenaiResponses => {
+                choice.is_string() || choice.get("type").is_some_and(|t| t.is_string())
+            }
+        };
+        if !ok {
+            let want = match cfg.provider {
+                Provider::Anthropic => "an object such as {type: any} or {type: auto}",
+                _ => "\"auto\", \"required\", \"none\" or an object with a `type`",
+            };
+            return Err(format!(
+                "`tool_choice` {choice} is not valid for provider {}; expected {want}",
+                cfg.provider.label()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves `openai:MODEL` or `anthropic:MODEL` to a model agent with default
@@ -497,41 +559,6 @@ impl ToolNames {
     }
 }
 
-/// Reports a request's usage to the episode and turns a failure into the
-/// agent error that makes the episode `error`.
-pub(crate) fn account(
-    env: &mut dyn Env,
-    outcome: Result<Reply, Failure>,
-    tokens: impl Fn(&serde_json::Value) -> (u64, u64),
-) -> Result<serde_json::Value, AgentError> {
-    match outcome {
-        Ok(r) => {
-            let (input_tokens, output_tokens) = tokens(&r.body);
-            env.record_usage(Usage {
-                input_tokens,
-                output_tokens,
-                latency_ms: r.latency_ms,
-                retries: r.retries,
-                ..Usage::default()
-            });
-            Ok(r.body)
-        }
-        Err(f) => {
-            if let Some((limit, detail)) = &f.cap {
-                env.record_cap("response_bytes", *limit as f64, detail);
-            }
-            env.record_usage(Usage {
-                input_tokens: 0,
-                output_tokens: 0,
-                latency_ms: f.latency_ms,
-                retries: f.retries,
-                ..Usage::default()
-            });
-            Err(AgentError::Backend(f.reason))
-        }
-    }
-}
-
 #[async_trait]
 impl Agent for ModelAgent {
     fn name(&self) -> &str {
@@ -543,13 +570,12 @@ impl Agent for ModelAgent {
     }
 
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
-        let r = match self.cfg.provider {
-            Provider::Openai => crate::openai::run(self, env).await,
-            Provider::Anthropic => crate::anthropic::run(self, env).await,
-            Provider::OpenaiResponses => Err(AgentError::Config(
-                "provider openai-responses is not implemented yet".into(),
-            )),
+        let wire: &dyn Wire = match self.cfg.provider {
+            Provider::Openai => &ChatCompletions,
+            Provider::Anthropic => &Messages,
+            Provider::OpenaiResponses => &Responses,
         };
+        let r = crate::agent_loop::run(self, wire, env).await;
         r.map_err(|e| match e {
             AgentError::Backend(m) => AgentError::Backend(format!(
                 "{} ({}): {m}",

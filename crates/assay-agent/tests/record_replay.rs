@@ -56,7 +56,7 @@ async fn recorded_run_replays_identically_offline() {
         // Replay: the server is stopped and the URL points nowhere useful.
         let mut offline = cfg.clone();
         offline.base_url = Some(match api {
-            Api::OpenAi => "http://127.0.0.1:9/v1".into(),
+            Api::OpenAi | Api::Responses => "http://127.0.0.1:9/v1".into(),
             Api::Anthropic => "http://127.0.0.1:9".into(),
         });
         let rep = AgentOptions {

@@ -1,12 +1,18 @@
 //! Test support: a scripted fake model server on 127.0.0.1 (axum) and an `Env`
 //! that records what the adapter did, mirroring the runner's handling of
 //! unknown tools and non-object arguments.
+//!
+//! The server behaves like real ones where adapters have broken before: like
+//! llama.cpp it answers HTTP 500 to any request whose history holds tool-call
+//! arguments that are not valid JSON, and like hosted APIs it can hand out
+//! random tool-call ids (`Script::random_ids`).
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +36,15 @@ pub enum Step {
     Hang(Duration, Value),
     /// Send headers, then abort the connection mid-body.
     Drop,
+    /// Answer 200 with what this function makes of the request body.
+    Reply(Arc<dyn Fn(&Value) -> Value + Send + Sync>),
+}
+
+impl Step {
+    /// A step computed from the request body.
+    pub fn reply(f: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Step {
+        Step::Reply(Arc::new(f))
+    }
 }
 
 /// One request the server received.
@@ -46,6 +61,76 @@ pub struct Script {
     pub seen: Mutex<Vec<Seen>>,
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// Replace every tool-call id of a scripted answer with a fresh random
+    /// one, as hosted APIs do.
+    pub random_ids: AtomicBool,
+    /// The 200 bodies the server actually sent, in order (ids as sent).
+    pub sent: Mutex<Vec<Value>>,
+    /// Requests refused with 500 because their history held invalid JSON.
+    pub invalid_json: AtomicUsize,
+}
+
+/// A random hex string (std's per-process random hash keys plus a counter).
+pub fn random_hex() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(N.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+/// Gives every tool call in a response body a fresh random id.
+fn randomize_ids(v: &mut Value) {
+    if let Some(calls) = v
+        .pointer_mut("/choices/0/message/tool_calls")
+        .and_then(Value::as_array_mut)
+    {
+        for c in calls {
+            c["id"] = json!(format!("call_{}", random_hex()));
+        }
+    }
+    if let Some(blocks) = v.get_mut("content").and_then(Value::as_array_mut) {
+        for b in blocks.iter_mut().filter(|b| b["type"] == "tool_use") {
+            b["id"] = json!(format!("toolu_{}", random_hex()));
+        }
+    }
+    if let Some(items) = v.get_mut("output").and_then(Value::as_array_mut) {
+        for o in items.iter_mut().filter(|o| o["type"] == "function_call") {
+            o["call_id"] = json!(format!("call_{}", random_hex()));
+            o["id"] = json!(format!("fc_{}", random_hex()));
+        }
+    }
+}
+
+/// The tool-call arguments in a request's history that are not valid JSON
+/// (all three protocols), which llama.cpp's server refuses with HTTP 500.
+pub fn invalid_history_arguments(body: &Value) -> Vec<String> {
+    fn valid(a: &Value) -> bool {
+        match a {
+            Value::String(s) => serde_json::from_str::<Value>(s).is_ok(),
+            Value::Object(_) => true,
+            _ => false,
+        }
+    }
+    let mut bad = Vec::new();
+    for m in body["messages"].as_array().into_iter().flatten() {
+        for c in m["tool_calls"].as_array().into_iter().flatten() {
+            let a = &c["function"]["arguments"];
+            if !valid(a) {
+                bad.push(a.to_string());
+            }
+        }
+        for b in m["content"].as_array().into_iter().flatten() {
+            if b["type"] == "tool_use" && !b["input"].is_object() {
+                bad.push(b["input"].to_string());
+            }
+        }
+    }
+    for i in body["input"].as_array().into_iter().flatten() {
+        if i["type"] == "function_call" && !valid(&i["arguments"]) {
+            bad.push(i["arguments"].to_string());
+        }
+    }
+    bad
 }
 
 pub struct Server {
@@ -95,16 +180,32 @@ async fn handle(
     s.seen.lock().unwrap().push(Seen {
         path: uri.path().to_string(),
         headers,
-        body,
+        body: body.clone(),
     });
+    if !invalid_history_arguments(&body).is_empty() {
+        s.invalid_json.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Failed to parse tool call arguments as JSON",
+        )
+            .into_response();
+    }
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let step = s.steps.lock().unwrap().pop_front();
+    let ok = |mut v: Value| {
+        if s.random_ids.load(Ordering::SeqCst) {
+            randomize_ids(&mut v);
+        }
+        s.sent.lock().unwrap().push(v.clone());
+        axum::Json(v).into_response()
+    };
     let resp = match step {
         Some(Step::Ok(v)) => {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            axum::Json(v).into_response()
+            ok(v)
         }
+        Some(Step::Reply(f)) => ok(f(&body)),
         Some(Step::Status(code, retry_after)) => {
             let mut r = (StatusCode::from_u16(code).unwrap(), "scripted failure").into_response();
             if let Some(s) = retry_after {
@@ -139,6 +240,7 @@ async fn handle(
 pub enum Api {
     OpenAi,
     Anthropic,
+    Responses,
 }
 
 impl Api {
@@ -155,7 +257,50 @@ impl Api {
                 "content": [{"type": "text", "text": text}],
                 "usage": {"input_tokens": 11, "output_tokens": 3}
             }),
+            Api::Responses => json!({
+                "id": format!("resp_{}", random_hex()), "object": "response", "status": "completed",
+                "output": [{"type": "message", "id": "msg_1", "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                "usage": {"input_tokens": 11, "output_tokens": 3,
+                    "input_tokens_details": {"cached_tokens": 0}}
+            }),
         }
+    }
+
+    /// The same reply cut off by the token limit.
+    pub fn truncated(self, mut v: Value) -> Value {
+        match self {
+            Api::OpenAi => v["choices"][0]["finish_reason"] = json!("length"),
+            Api::Anthropic => v["stop_reason"] = json!("max_tokens"),
+            Api::Responses => {
+                v["status"] = json!("incomplete");
+                v["incomplete_details"] = json!({"reason": "max_output_tokens"});
+            }
+        }
+        v
+    }
+
+    /// Sets the usage block of a reply: (uncached input, cached, cache
+    /// writes, output), written the way the provider reports them.
+    pub fn with_usage(
+        self,
+        mut v: Value,
+        input: u64,
+        cached: u64,
+        written: u64,
+        out: u64,
+    ) -> Value {
+        v["usage"] = match self {
+            Api::OpenAi => json!({"prompt_tokens": input + cached + written,
+                "completion_tokens": out,
+                "prompt_tokens_details": {"cached_tokens": cached}}),
+            Api::Anthropic => json!({"input_tokens": input, "output_tokens": out,
+                "cache_read_input_tokens": cached, "cache_creation_input_tokens": written}),
+            Api::Responses => json!({"input_tokens": input + cached + written,
+                "output_tokens": out, "input_tokens_details": {"cached_tokens": cached}}),
+        };
+        v
     }
 
     /// Tool calls `(id, wire name, raw JSON arguments text)`.
@@ -180,6 +325,116 @@ impl Api {
                 })).collect::<Vec<_>>(),
                 "usage": {"input_tokens": 20, "output_tokens": 7}
             }),
+            Api::Responses => json!({
+                "id": format!("resp_{}", random_hex()), "object": "response", "status": "completed",
+                "output": calls.iter().map(|(id, n, a)| json!({
+                    "type": "function_call", "id": format!("fc_{id}"), "call_id": id,
+                    "name": n, "arguments": a, "status": "completed"
+                })).collect::<Vec<_>>(),
+                "usage": {"input_tokens": 20, "output_tokens": 7,
+                    "input_tokens_details": {"cached_tokens": 0}}
+            }),
+        }
+    }
+
+    /// Removes every tool-call id from a reply, as some servers do.
+    pub fn without_ids(self, mut v: Value) -> Value {
+        match self {
+            Api::OpenAi => {
+                for c in v["choices"][0]["message"]["tool_calls"]
+                    .as_array_mut()
+                    .unwrap()
+                {
+                    c.as_object_mut().unwrap().remove("id");
+                }
+            }
+            Api::Anthropic => {
+                for b in v["content"].as_array_mut().unwrap() {
+                    b.as_object_mut().unwrap().remove("id");
+                }
+            }
+            Api::Responses => {
+                for o in v["output"].as_array_mut().unwrap() {
+                    o.as_object_mut().unwrap().remove("call_id");
+                }
+            }
+        }
+        v
+    }
+
+    /// The tool calls of a reply the server sent: `(id, raw arguments)`.
+    pub fn sent_calls(self, v: &Value) -> Vec<(String, Value)> {
+        match self {
+            Api::OpenAi => v["choices"][0]["message"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap().to_string(),
+                        c["function"]["arguments"].clone(),
+                    )
+                })
+                .collect(),
+            Api::Anthropic => v["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| (b["id"].as_str().unwrap().to_string(), b["input"].clone()))
+                .collect(),
+            Api::Responses => v["output"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o["type"] == "function_call")
+                .map(|o| {
+                    (
+                        o["call_id"].as_str().unwrap().to_string(),
+                        o["arguments"].clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The tool-call arguments the adapter sent back in a request's history,
+    /// as `(id, arguments)` in order (a JSON string, or an Anthropic object).
+    pub fn history_calls(self, body: &Value) -> Vec<(String, Value)> {
+        match self {
+            Api::OpenAi => body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|m| m["tool_calls"].as_array().cloned().unwrap_or_default())
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap().to_string(),
+                        c["function"]["arguments"].clone(),
+                    )
+                })
+                .collect(),
+            Api::Anthropic => body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m["content"].as_array())
+                .flatten()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| (b["id"].as_str().unwrap().to_string(), b["input"].clone()))
+                .collect(),
+            Api::Responses => body["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["type"] == "function_call")
+                .map(|i| {
+                    (
+                        i["call_id"].as_str().unwrap().to_string(),
+                        i["arguments"].clone(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -187,12 +442,13 @@ impl Api {
         match self {
             Api::OpenAi => assay_agent::Provider::Openai,
             Api::Anthropic => assay_agent::Provider::Anthropic,
+            Api::Responses => assay_agent::Provider::OpenaiResponses,
         }
     }
 
     pub fn base_url(self, server: &Server) -> String {
         match self {
-            Api::OpenAi => format!("{}/v1", server.url()),
+            Api::OpenAi | Api::Responses => format!("{}/v1", server.url()),
             Api::Anthropic => server.url(),
         }
     }
@@ -200,6 +456,22 @@ impl Api {
     /// The tool results the adapter sent in a request body, as
     /// `(call id, content, is_error)` in order.
     pub fn tool_results(self, body: &Value) -> Vec<(String, String, bool)> {
+        if self == Api::Responses {
+            return body["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["type"] == "function_call_output")
+                .map(|i| {
+                    let c = i["output"].as_str().unwrap().to_string();
+                    (
+                        i["call_id"].as_str().unwrap().to_string(),
+                        c.clone(),
+                        c.starts_with("Error: "),
+                    )
+                })
+                .collect();
+        }
         let msgs = body["messages"].as_array().unwrap();
         match self {
             Api::OpenAi => msgs
@@ -227,6 +499,7 @@ impl Api {
                     )
                 })
                 .collect(),
+            Api::Responses => unreachable!("handled above"),
         }
     }
 }
@@ -254,7 +527,8 @@ pub struct Call {
 /// unknown tools and non-object arguments with a failed result.
 pub struct FakeEnv {
     system: String,
-    tools: Vec<ToolSpec>,
+    /// Tools offered (tests may clear or change them).
+    pub tools: Vec<ToolSpec>,
     turns: VecDeque<String>,
     case: CaseView,
     pub calls: Vec<Call>,
