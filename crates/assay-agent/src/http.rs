@@ -413,7 +413,7 @@ impl Endpoint {
     fn transport(&self, e: &reqwest::Error) -> Attempt {
         let reason = if e.is_timeout() {
             format!(
-                "timeout: no complete answer within {} ms",
+                "timeout: request timed out after {} ms",
                 self.cfg.timeout.as_millis()
             )
         } else {
@@ -520,7 +520,6 @@ fn snippet(text: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,7 +554,10 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(
-            retry_after(&h(&[("retry-after", "1.5"), ("retry-after-ms", "250")]), now),
+            retry_after(
+                &h(&[("retry-after", "1.5"), ("retry-after-ms", "250")]),
+                now
+            ),
             Some(Duration::from_millis(250))
         );
         assert_eq!(

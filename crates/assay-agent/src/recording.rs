@@ -565,14 +565,26 @@ mod tests {
 
     #[test]
     fn server_chosen_ids_are_renamed_consistently() {
-        let a = normalise(&canonical(&chat(["call_x1", "call_x2"], ["call_x1", "call_x2"])));
-        let b = normalise(&canonical(&chat(["call_9", "call_8"], ["call_9", "call_8"])));
+        let a = normalise(&canonical(&chat(
+            ["call_x1", "call_x2"],
+            ["call_x1", "call_x2"],
+        )));
+        let b = normalise(&canonical(&chat(
+            ["call_9", "call_8"],
+            ["call_9", "call_8"],
+        )));
         assert_eq!(first_difference(&a, &b), None);
         // Results attached to the other call: a structural change.
-        let c = normalise(&canonical(&chat(["call_9", "call_8"], ["call_8", "call_9"])));
+        let c = normalise(&canonical(&chat(
+            ["call_9", "call_8"],
+            ["call_8", "call_9"],
+        )));
         let d = first_difference(&a, &c).expect("swapped results differ");
         assert_eq!(d.pointer, "/messages/2/tool_call_id");
-        assert_eq!((d.recorded.as_str(), d.now.as_str()), ("\"<id 1>\"", "\"<id 2>\""));
+        assert_eq!(
+            (d.recorded.as_str(), d.now.as_str()),
+            ("\"<id 1>\"", "\"<id 2>\"")
+        );
     }
 
     #[test]
@@ -613,7 +625,10 @@ mod tests {
         assert_eq!(d.pointer, "/a/1/b~1c");
         assert_eq!((d.recorded.as_str(), d.now.as_str()), ("\"x\"", "\"y\""));
         let d = first_difference(&json!({"a": [1]}), &json!({"a": [1, 2]})).unwrap();
-        assert_eq!((d.pointer.as_str(), d.recorded.as_str(), d.now.as_str()), ("/a/1", "absent", "2"));
+        assert_eq!(
+            (d.pointer.as_str(), d.recorded.as_str(), d.now.as_str()),
+            ("/a/1", "absent", "2")
+        );
         let long = json!("y".repeat(1000));
         let d = first_difference(&json!("x"), &long).unwrap();
         assert!(d.now.len() < 200 && d.now.ends_with("..."), "{}", d.now);

@@ -167,6 +167,8 @@ async fn the_same_500_twice_is_permanent() {
         Answer::ok(text(Api::OpenAi, "Made it.")),
     ])
     .await;
+    let mut cfg = Api::OpenAi.config(&s.url);
+    cfg.retries = Some(4);
     let (env, err) = episode(&agent(&cfg), "ep").await;
     assert_eq!(err, None);
     assert_eq!(env.replies, ["Made it."]);
@@ -244,20 +246,29 @@ async fn the_breaker_counts_connections_exactly() {
         let (_, err) = episode(&a, &format!("ep-{i}")).await;
         assert!(err.is_some());
     }
-    assert_eq!(h.count(), 5 * 3, "breaker × (retries + 1) connections in all");
+    assert_eq!(
+        h.count(),
+        5 * 3,
+        "breaker × (retries + 1) connections in all"
+    );
     h.stop();
 
-    // Episodes at once (concurrency 8): those in flight when the circuit
-    // opens stop at their next attempt.
+    // Episodes at once, as many as the runner plays of this agent
+    // (`concurrency`, 8): those in flight when the circuit opens stop at
+    // their next attempt.
     let h = Hangup::start().await;
     let mut cfg = Api::Anthropic.config(&h.url);
     cfg.retries = Some(2);
     cfg.breaker = Some(5);
     cfg.concurrency = Some(8);
     let a = agent(&cfg);
+    let slots = Arc::new(tokio::sync::Semaphore::new(a.concurrency().unwrap()));
     let runs = (0..67).map(|i| {
-        let a = a.clone();
-        async move { episode(&a, &format!("ep-{i}")).await.1 }
+        let (a, slots) = (a.clone(), slots.clone());
+        async move {
+            let _slot = slots.acquire().await.unwrap();
+            episode(&a, &format!("ep-{i}")).await.1
+        }
     });
     let errors = futures_util::future::join_all(runs).await;
     assert!(errors.iter().all(Option::is_some));
@@ -269,8 +280,8 @@ async fn the_breaker_counts_connections_exactly() {
     assert!(open >= 67 - 12, "{open} episodes ended by the open circuit");
     let n = h.count();
     assert!(
-        (15..=(5 + 8) * 3).contains(&n),
-        "{n} connections; at most (breaker + concurrency) × attempts"
+        (15..=(5 + 8 - 1) * 3).contains(&n),
+        "{n} connections; at most (breaker + concurrency - 1) × attempts"
     );
     h.stop();
 }
@@ -288,7 +299,11 @@ async fn client_errors_trip_the_breaker_and_a_success_resets_it() {
         errs.push(episode(&a, &format!("ep-{i}")).await.1);
     }
     assert!(errs[2].is_none(), "the success in between");
-    assert_eq!(s.count(), 6, "two failures, a success, three failures, then nothing");
+    assert_eq!(
+        s.count(),
+        6,
+        "two failures, a success, three failures, then nothing"
+    );
     for e in &errs[6..] {
         let e = e.as_deref().unwrap();
         assert!(

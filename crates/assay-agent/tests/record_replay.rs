@@ -105,7 +105,11 @@ async fn every_epoch_replays_its_own_replies_offline() {
         let mut all: Vec<&String> = live.iter().flat_map(|(_, e)| &e.replies).collect();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), 12, "{api:?}: the fake answered each request anew");
+        assert_eq!(
+            all.len(),
+            12,
+            "{api:?}: the fake answered each request anew"
+        );
 
         // The manifest states the run; no entry holds the key.
         let manifest: Value =
@@ -151,7 +155,10 @@ async fn a_changed_request_names_the_first_difference() {
             err.contains(&format!("request 1 (turn 1) of episode `{key}` differs")),
             "{err}"
         );
-        assert!(err.contains(" at /messages/"), "names a JSON pointer: {err}");
+        assert!(
+            err.contains(" at /messages/"),
+            "names a JSON pointer: {err}"
+        );
         assert!(
             err.contains("recorded \"Please help.\", now \"Please help!\""),
             "{err}"
@@ -228,7 +235,7 @@ async fn server_chosen_ids_do_not_matter_but_structure_does() {
         };
         // Other ids in the recorded requests than the ones sent now (as when
         // an adapter invents ids of its own): the replay still matches.
-        edit_requests(&dir, |r| r.replace(prefix, "other_"));
+        edit_requests(&dir, |r| r.replace(&format!("\"{prefix}"), "\"other_"));
         let b = model_agent_with_key(&offline(&cfg, api), None, &replaying(&dir)).unwrap();
         for (key, env) in &live {
             let again = play(&b, key, &TURNS).await.unwrap();
@@ -244,7 +251,10 @@ async fn server_chosen_ids_do_not_matter_but_structure_does() {
         let (key, _) = &live[0];
         let err = play(&b, key, &TURNS).await.err().unwrap();
         assert!(err.contains("request 2 (turn 1)"), "{err}");
-        assert!(err.contains(&format!("/{field}: recorded \"<id 2>\", now \"<id 1>\"")), "{err}");
+        assert!(
+            err.contains(&format!("/{field}: recorded \"<id 2>\", now \"<id 1>\"")),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

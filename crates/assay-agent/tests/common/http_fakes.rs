@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use assay_agent::{CaseView, Env, ModelConfig, Provider, Stop, ToolResult, ToolSpec, Usage, UserTurn};
+use assay_agent::{
+    CaseView, Env, ModelConfig, Provider, Stop, ToolResult, ToolSpec, Usage, UserTurn,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
