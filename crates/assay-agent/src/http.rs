@@ -1,19 +1,20 @@
-//! The HTTP machinery every model adapter shares: per-request timeout, retries
-//! with seeded exponential backoff and jitter (honouring `Retry-After`), a
-//! concurrency limit per endpoint, and record/replay of request/response pairs.
+//! The HTTP machinery every model adapter shares: per-request timeout, error
+//! classification and retries with seeded exponential backoff and jitter
+//! (honouring `Retry-After`), a concurrency limit and a circuit breaker per
+//! endpoint, and record/replay keyed by episode (see `recording.rs`).
 //!
 //! Adapters only build request bodies and read response bodies; everything that
 //! makes a run survive a real endpoint lives here, once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::AgentError;
+use crate::recording::{Mode, Provenance, Recording, Replayed};
 
 /// Longest wait a `Retry-After` header may impose, so a hostile or confused
 /// server cannot stall a run for hours.
@@ -33,12 +34,9 @@ pub(crate) struct EndpointConfig {
     pub record: Option<PathBuf>,
     pub replay: Option<PathBuf>,
     /// Run seed and agents-file digest, stated in a recording's manifest.
-    #[allow(dead_code)]
     pub run_seed: u64,
-    #[allow(dead_code)]
     pub agents_file_sha256: Option<String>,
     /// Consecutive failed requests that open the circuit (0: never).
-    #[allow(dead_code)]
     pub breaker: u32,
     /// Largest response body read, in bytes; a longer one fails the request.
     pub response_bytes: u64,
@@ -50,6 +48,8 @@ pub(crate) struct Endpoint {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     rng: Mutex<u64>,
+    breaker: Mutex<Breaker>,
+    recording: Option<Recording>,
 }
 
 /// Where a request sits: its episode and its place in the conversation. A
@@ -80,16 +80,68 @@ pub(crate) struct Failure {
     pub cap: Option<(u64, String)>,
 }
 
+/// What an HTTP status says about retrying the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// A passing server condition (408, 500, 502, 503, 504, 529, ...): retried.
+    Retryable,
+    /// 429: retried after the server's `Retry-After` when it gives one.
+    RateLimit,
+    /// A server error that retrying cannot fix (501, 505, ...): not retried.
+    Permanent,
+    /// The request itself is refused (400, 401, 403, 404, 422, ...): not retried.
+    Client,
+}
+
+impl ErrorClass {
+    /// Words that start a failure reason of this class.
+    fn label(self) -> &'static str {
+        match self {
+            ErrorClass::Retryable => "retryable server error",
+            ErrorClass::RateLimit => "rate limited",
+            ErrorClass::Permanent => "permanent server error",
+            ErrorClass::Client => "client error",
+        }
+    }
+}
+
+/// Classifies a non-2xx status. 500 is retryable here; [`Endpoint::post`]
+/// stops retrying when the same request gets the same 500 body twice.
+pub(crate) fn classify(status: u16) -> ErrorClass {
+    match status {
+        429 => ErrorClass::RateLimit,
+        408 => ErrorClass::Retryable,
+        400..=499 => ErrorClass::Client,
+        // 520-524: a CDN could not reach a live origin; 529: Anthropic
+        // overloaded; 598/599: proxy network timeouts.
+        500 | 502 | 503 | 504 | 520..=524 | 529 | 598 | 599 => ErrorClass::Retryable,
+        // 501 Not Implemented, 505 HTTP Version, 506-511 configuration
+        // errors, and anything outside 4xx/5xx after redirects were followed.
+        _ => ErrorClass::Permanent,
+    }
+}
+
 /// Outcome of one attempt.
 enum Attempt {
     Retry {
         reason: String,
         retry_after: Option<Duration>,
+        /// The body of an HTTP 500, to spot a server that answers the same
+        /// request with the same error every time.
+        error_500: Option<String>,
     },
     Fatal(String),
     /// The response body is longer than `response_bytes`: not retried (a
     /// server that sent one oversized answer will likely send another).
     TooLarge(String),
+}
+
+/// Consecutive final failures of an endpoint's requests.
+#[derive(Default)]
+struct Breaker {
+    consecutive: u32,
+    last: String,
+    open: bool,
 }
 
 impl Endpoint {
@@ -100,17 +152,35 @@ impl Endpoint {
             .map_err(|e| AgentError::Config(format!("cannot build HTTP client: {e}")))?;
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let rng = Mutex::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15);
+        let provenance = Provenance {
+            run_seed: cfg.run_seed,
+            agents_file_sha256: cfg.agents_file_sha256.clone(),
+        };
+        let recording = match (&cfg.record, &cfg.replay) {
+            (Some(_), Some(_)) => {
+                return Err(AgentError::Config(
+                    "--record and --replay cannot be used together".into(),
+                ));
+            }
+            (Some(d), None) => Some(Recording::new(d.clone(), Mode::Record, provenance)),
+            (None, Some(d)) => Some(Recording::new(d.clone(), Mode::Replay, provenance)),
+            (None, None) => None,
+        };
         Ok(Self {
             cfg,
             client,
             permits,
             rng,
+            breaker: Mutex::new(Breaker::default()),
+            recording,
         })
     }
 
     /// POSTs `body` to `base_url + path` and returns the first response that
-    /// `check` accepts. Transport errors, timeouts, 408/429/5xx, non-JSON bodies
-    /// and bodies `check` rejects are retried; other 4xx fail at once.
+    /// `check` accepts. Retryable errors (transport, timeouts, 408, 5xx that
+    /// may pass), rate limits (429), non-JSON bodies and bodies `check`
+    /// rejects are retried; client and permanent errors fail at once. When
+    /// replaying, the response comes from the recording entry for `at`.
     pub async fn post(
         &self,
         at: &RequestAt,
@@ -123,105 +193,155 @@ impl Endpoint {
         let url_path = reqwest::Url::parse(&url)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| path.to_string());
-        let _ = at;
-        let key = request_key(&url_path, body);
-        let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
+        let fail = |reason: String, retries: u32| Failure {
+            reason,
+            retries,
+            latency_ms: start.elapsed().as_millis() as u64,
+            cap: None,
+        };
 
-        if let Some(dir) = &self.cfg.replay {
-            let fail = |reason: String| Failure {
-                reason,
-                retries: 0,
-                latency_ms: elapsed(start),
-                cap: None,
-            };
-            let body = match replay(dir, &key, &url_path, self.cfg.response_bytes) {
+        if let Some(rec) = self.recording.as_ref().filter(|r| r.is_replay()) {
+            let body = match rec.load(at, &url_path, body, self.cfg.response_bytes) {
                 Ok(b) => b,
                 Err(Replayed::TooLarge(detail)) => {
                     return Err(Failure {
-                        reason: detail.clone(),
-                        retries: 0,
-                        latency_ms: elapsed(start),
-                        cap: Some((self.cfg.response_bytes, detail)),
+                        cap: Some((self.cfg.response_bytes, detail.clone())),
+                        ..fail(detail, 0)
                     });
                 }
-                Err(Replayed::Failed(reason)) => return Err(fail(reason)),
+                Err(Replayed::Failed(reason)) => return Err(fail(reason, 0)),
             };
-            check(&body).map_err(|e| fail(format!("recorded response {key} is malformed: {e}")))?;
+            check(&body).map_err(|e| {
+                fail(
+                    format!(
+                        "recorded response {} is malformed: {e}",
+                        rec.entry_path(at).display()
+                    ),
+                    0,
+                )
+            })?;
             return Ok(Reply {
                 body,
                 retries: 0,
-                latency_ms: elapsed(start),
+                latency_ms: start.elapsed().as_millis() as u64,
             });
         }
 
+        if let Some(rec) = &self.recording {
+            rec.ensure_ready().map_err(|reason| fail(reason, 0))?;
+        }
         let mut attempt = 0u32;
+        let mut last_500: Option<String> = None;
         loop {
             let outcome = {
-                let _permit = self.permits.acquire().await.map_err(|_| Failure {
-                    reason: "endpoint closed".into(),
-                    retries: attempt,
-                    latency_ms: elapsed(start),
-                    cap: None,
-                })?;
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| fail("endpoint closed".into(), attempt))?;
+                // Checked before every attempt: a request that waited for a
+                // permit or a backoff while the circuit opened sends nothing.
+                if let Some(reason) = self.circuit_open() {
+                    return Err(fail(reason, attempt));
+                }
                 self.once(&url, body).await
             };
             let (reason, retry_after) = match outcome {
                 Ok(v) => match check(&v) {
                     Ok(()) => {
-                        if let Some(dir) = &self.cfg.record {
-                            record(dir, &key, &url_path, body, &v).map_err(|reason| Failure {
-                                reason,
-                                retries: attempt,
-                                latency_ms: elapsed(start),
-                                cap: None,
-                            })?;
+                        self.succeeded();
+                        if let Some(rec) = &self.recording {
+                            rec.store(at, &url_path, body, &v)
+                                .map_err(|reason| fail(reason, attempt))?;
                         }
                         return Ok(Reply {
                             body: v,
                             retries: attempt,
-                            latency_ms: elapsed(start),
+                            latency_ms: start.elapsed().as_millis() as u64,
                         });
                     }
-                    Err(e) => (format!("malformed response: {e}"), None),
+                    Err(e) => {
+                        last_500 = None;
+                        (format!("malformed response: {e}"), None)
+                    }
                 },
                 Err(Attempt::Retry {
                     reason,
                     retry_after,
-                }) => (reason, retry_after),
+                    error_500,
+                }) => {
+                    if error_500.is_some() && error_500 == last_500 {
+                        let reason = format!(
+                            "permanent server error: {} (the same request got the same HTTP \
+                             500 answer twice in a row, so the server rejects this request \
+                             itself; not retried further)",
+                            reason.trim_start_matches("retryable server error ")
+                        );
+                        self.failed(&reason);
+                        return Err(fail(reason, attempt));
+                    }
+                    last_500 = error_500;
+                    (reason, retry_after)
+                }
                 Err(Attempt::Fatal(reason)) => {
-                    return Err(Failure {
-                        reason,
-                        retries: attempt,
-                        latency_ms: elapsed(start),
-                        cap: None,
-                    });
+                    self.failed(&reason);
+                    return Err(fail(reason, attempt));
                 }
                 Err(Attempt::TooLarge(detail)) => {
+                    self.failed(&detail);
                     return Err(Failure {
-                        reason: detail.clone(),
-                        retries: attempt,
-                        latency_ms: elapsed(start),
-                        cap: Some((self.cfg.response_bytes, detail)),
+                        cap: Some((self.cfg.response_bytes, detail.clone())),
+                        ..fail(detail, attempt)
                     });
                 }
             };
             if attempt >= self.cfg.retries {
-                return Err(Failure {
-                    reason: format!(
-                        "{reason} (gave up after {} attempt{})",
-                        attempt + 1,
-                        if attempt == 0 { "" } else { "s" }
-                    ),
-                    retries: attempt,
-                    latency_ms: elapsed(start),
-                    cap: None,
-                });
+                let reason = format!(
+                    "{reason} (gave up after {} attempt{})",
+                    attempt + 1,
+                    if attempt == 0 { "" } else { "s" }
+                );
+                self.failed(&reason);
+                return Err(fail(reason, attempt));
             }
             let wait = retry_after
                 .map(|d| d.min(MAX_RETRY_AFTER))
                 .unwrap_or_else(|| self.backoff(attempt));
             tokio::time::sleep(wait).await;
             attempt += 1;
+        }
+    }
+
+    /// The reason every request fails while the circuit is open, if it is.
+    fn circuit_open(&self) -> Option<String> {
+        let b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        b.open.then(|| {
+            format!(
+                "circuit open after {} consecutive failures; last: {} (this agent's \
+                 remaining requests fail without being sent)",
+                b.consecutive, b.last
+            )
+        })
+    }
+
+    /// Counts a request that finally failed; opens the circuit at `breaker`.
+    fn failed(&self, reason: &str) {
+        let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        if b.open {
+            return;
+        }
+        b.consecutive += 1;
+        b.last = reason.to_string();
+        if self.cfg.breaker > 0 && b.consecutive >= self.cfg.breaker {
+            b.open = true;
+        }
+    }
+
+    /// A request succeeded: the count of consecutive failures starts again.
+    fn succeeded(&self) {
+        let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        if !b.open {
+            b.consecutive = 0;
         }
     }
 
@@ -233,27 +353,31 @@ impl Endpoint {
         }
         let mut resp = req.send().await.map_err(|e| self.transport(&e))?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let retry_after = retry_after(resp.headers(), SystemTime::now());
         let text = self.read_body(&mut resp).await?;
-        if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-            return Err(Attempt::Retry {
-                reason: format!("HTTP {status}: {}", snippet(&text)),
-                retry_after,
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| Attempt::Retry {
+                reason: format!("malformed response: not JSON ({e}): {}", snippet(&text)),
+                retry_after: None,
+                error_500: None,
             });
         }
-        if !status.is_success() {
-            return Err(Attempt::Fatal(format!("HTTP {status}: {}", snippet(&text))));
+        let class = classify(status.as_u16());
+        let shown = format!("{} HTTP {status}: {}", class.label(), snippet(&text));
+        match class {
+            ErrorClass::Retryable | ErrorClass::RateLimit => Err(Attempt::Retry {
+                reason: shown,
+                retry_after,
+                error_500: (status.as_u16() == 500).then_some(text),
+            }),
+            ErrorClass::Permanent => Err(Attempt::Fatal(format!(
+                "{shown} (not retried: retrying cannot fix it)"
+            ))),
+            ErrorClass::Client => Err(Attempt::Fatal(format!(
+                "{shown} (not retried: the server refuses the request itself; check the \
+                 agent's key, model, base_url and options)"
+            ))),
         }
-        serde_json::from_str(&text).map_err(|e| Attempt::Retry {
-            reason: format!("response is not JSON ({e}): {}", snippet(&text)),
-            retry_after: None,
-        })
     }
 
     /// Reads the response body chunk by chunk, never holding more than
@@ -286,11 +410,11 @@ impl Endpoint {
     fn transport(&self, e: &reqwest::Error) -> Attempt {
         let reason = if e.is_timeout() {
             format!(
-                "request timed out after {} ms",
+                "timeout: request timed out after {} ms",
                 self.cfg.timeout.as_millis()
             )
         } else {
-            let mut s = format!("connection failed: {e}");
+            let mut s = format!("transport error: connection failed: {e}");
             let mut src = std::error::Error::source(e);
             while let Some(c) = src {
                 s.push_str(&format!(": {c}"));
@@ -301,6 +425,7 @@ impl Endpoint {
         Attempt::Retry {
             reason,
             retry_after: None,
+            error_500: None,
         }
     }
 
@@ -321,6 +446,60 @@ impl Endpoint {
     }
 }
 
+/// The wait a server asks for: `retry-after-ms` (OpenAI), else `Retry-After`
+/// as seconds or as an HTTP date (IMF-fixdate) relative to `now`.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+    };
+    if let Some(ms) = number("retry-after-ms") {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(s) = number("retry-after") {
+        return Some(Duration::from_secs_f64(s.min(1e9)));
+    }
+    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let at = http_date(text)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only HTTP
+/// date format servers may send; anything else is `None`.
+fn http_date(s: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let day: i64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let year: i64 = year.parse().ok().filter(|y| *y >= 1970)?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else {
+        return None;
+    };
+    if *h > 23 || *m > 59 || *sec > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + sec))
+}
+
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
@@ -338,112 +517,65 @@ fn snippet(text: &str) -> String {
     }
 }
 
-/// JSON with object keys sorted at every level: the same request always hashes
-/// the same, whatever order its fields were built in.
-pub(crate) fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Object(o) => {
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
-            let mut m = Map::new();
-            for k in keys {
-                m.insert(k.clone(), canonical(&o[k]));
-            }
-            Value::Object(m)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
-/// Key of a request in a recording: SHA-256 of the URL path, a newline, and
-/// the canonical JSON body. Host, port and headers (the API key) are left out
-/// so a recording replays against any base URL and never holds a secret.
-pub(crate) fn request_key(url_path: &str, body: &Value) -> String {
-    let mut h = Sha256::new();
-    h.update(url_path.as_bytes());
-    h.update(b"\n");
-    h.update(canonical(body).to_string().as_bytes());
-    hex::encode(h.finalize())
-}
-
-fn record(dir: &Path, key: &str, url_path: &str, req: &Value, resp: &Value) -> Result<(), String> {
-    let doc = json!({
-        "schema_version": 1,
-        "key": key,
-        "path": url_path,
-        "request": canonical(req),
-        "response": resp,
-    });
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create recording directory {}: {e}", dir.display()))?;
-    // Concurrent episodes often send the same first request: each writer needs
-    // its own temporary file, and the last rename wins with identical content.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, dir.join(format!("{key}.json"))))
-        .map_err(|e| format!("cannot write recording {key} in {}: {e}", dir.display()))
-}
-
-/// Why a recorded response could not be served.
-enum Replayed {
-    /// The recording is larger than the response limit (a cap, like a live
-    /// oversized body).
-    TooLarge(String),
-    /// Missing, unreadable or malformed.
-    Failed(String),
-}
-
-fn replay(dir: &Path, key: &str, url_path: &str, limit: u64) -> Result<Value, Replayed> {
-    let file = dir.join(format!("{key}.json"));
-    // The recording wraps the body with the request; allow for that, but never
-    // read a file that could not hold an acceptable response.
-    let allowed = limit.saturating_mul(2).saturating_add(1 << 20);
-    if let Ok(m) = std::fs::metadata(&file)
-        && m.len() > allowed
-    {
-        return Err(Replayed::TooLarge(format!(
-            "recording {} has {} bytes, more than a response within the limit of {limit} \
-             bytes (response_bytes) can need; not read",
-            file.display(),
-            m.len()
-        )));
-    }
-    replay_read(&file, key, url_path, dir).map_err(Replayed::Failed)
-}
-
-fn replay_read(file: &Path, key: &str, url_path: &str, dir: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "request {key} to {url_path} is not in the recording {}; record it with --record",
-                dir.display()
-            )
-        } else {
-            format!("cannot read recording {}: {e}", file.display())
-        }
-    })?;
-    let mut doc: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("recording {} is not JSON: {e}", file.display()))?;
-    match doc.get_mut("response") {
-        Some(v) => Ok(v.take()),
-        None => Err(format!("recording {} has no `response`", file.display())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn key_ignores_field_order() {
-        let a = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
-        let b = json!({"messages": [{"content": "x", "role": "user"}], "model": "m"});
-        assert_eq!(request_key("/v1/x", &a), request_key("/v1/x", &b));
-        assert_ne!(request_key("/v1/x", &a), request_key("/v1/y", &a));
+    fn statuses_are_classified() {
+        for s in [400, 401, 403, 404, 409, 413, 422, 451] {
+            assert_eq!(classify(s), ErrorClass::Client, "{s}");
+        }
+        for s in [408, 500, 502, 503, 504, 529] {
+            assert_eq!(classify(s), ErrorClass::Retryable, "{s}");
+        }
+        for s in [501, 505, 507, 511, 304] {
+            assert_eq!(classify(s), ErrorClass::Permanent, "{s}");
+        }
+        assert_eq!(classify(429), ErrorClass::RateLimit);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_milliseconds_and_dates() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770); // 06 Nov 1994 08:49:30
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "2")]), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(
+                &h(&[("retry-after", "1.5"), ("retry-after-ms", "250")]),
+                now
+            ),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]), now),
+            Some(Duration::from_secs(7))
+        );
+        // A date in the past means now; garbage means no hint.
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "Sat, 05 Nov 1994 08:49:37 GMT")]), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&h(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&h(&[("retry-after", "-3")]), now), None);
+        assert_eq!(
+            http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH)
+        );
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_835_438_400))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod http;
 mod model;
 mod openai;
 mod process_group;
+mod recording;
 mod responses;
 
 use std::sync::Arc;

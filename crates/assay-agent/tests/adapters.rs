@@ -269,14 +269,15 @@ async fn server_error_is_retried_then_succeeds() {
 #[tokio::test]
 async fn persistent_server_error_exhausts_retries_into_an_error() {
     for api in APIS {
-        let s = Server::start(vec![Step::Status(500, None); 3]).await;
+        // 503: a 500 repeated with the same body is permanent (tests/errors.rs).
+        let s = Server::start(vec![Step::Status(503, None); 3]).await;
         let mut env = FakeEnv::new(&["Hi."]);
         let err = agent(api, &s).run(&mut env).await.unwrap_err();
         let AgentError::Backend(msg) = err else {
             panic!("not a backend error")
         };
         assert!(
-            msg.contains("HTTP 500") && msg.contains("gave up after 3 attempts"),
+            msg.contains("HTTP 503") && msg.contains("gave up after 3 attempts"),
             "{msg}"
         );
         assert!(env.replies.is_empty());

@@ -178,20 +178,26 @@ async fn an_oversized_recording_is_not_read() {
         replay: Some(dir.clone()),
         ..AgentOptions::default()
     };
+    // A recording of this run (seed 0, no agents file) without the entry.
+    let manifest = serde_json::json!({"schema_version": 2, "assay_version": "test",
+        "run_seed": 0, "agents_file_sha256": null});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
     let agent = model_agent_with_key(&c, None, &opts).unwrap();
-    // Fill every key the agent could ask for: find it by running once.
+    // Find the entry's file by running once: the error names it.
     let mut env = FakeEnv::new(&["hi"]);
     let e = agent.run(&mut env).await.err().unwrap().to_string();
-    let key = e
-        .split("request ")
+    let file = e
+        .split("(no ")
         .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .expect("the error names the missing key")
+        .and_then(|r| r.split(')').next())
+        .expect("the error names the missing file")
         .to_string();
-    let big = serde_json::json!({"schema_version": 1, "key": key, "response": {
+    let file = std::path::PathBuf::from(file);
+    let big = serde_json::json!({"schema_version": 2, "response": {
         "choices": [{"message": {"role": "assistant", "content": "z".repeat(5 << 20)}}]
     }});
-    std::fs::write(dir.join(format!("{key}.json")), big.to_string()).unwrap();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, big.to_string()).unwrap();
     let mut env = FakeEnv::new(&["hi"]);
     let e = agent.run(&mut env).await.err().unwrap().to_string();
     assert!(e.contains("response_bytes"), "{e}");

@@ -321,7 +321,10 @@ for line in sys.stdin:
         assert_eq!(e["status"], "ok", "{e}");
         assert_eq!(e["agent"], "notes");
         let trace = std::fs::read_to_string(out_dir.join(e["trace"].as_str().unwrap())).unwrap();
-        assert!(trace.contains("marker=m-42 cwd=work"), "env and cwd reach the program");
+        assert!(
+            trace.contains("marker=m-42 cwd=work"),
+            "env and cwd reach the program"
+        );
     }
 
     let out = assay()
@@ -334,7 +337,10 @@ for line in sys.stdin:
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("nottes") && stderr.contains("dead, notes"), "{stderr}");
+    assert!(
+        stderr.contains("nottes") && stderr.contains("dead, notes"),
+        "{stderr}"
+    );
 }
 
 /// A random number from the process's hash seed and a counter: replies that
@@ -427,7 +433,10 @@ fn epochs_at_temperature_replay_to_identical_verdicts() {
     // The replies were drawn at random, so epochs of one case differ somewhere.
     let distinct: std::collections::BTreeSet<String> =
         v1.iter().map(|v| format!("{}{}", v[4], v[5])).collect();
-    assert!(distinct.len() > 1, "the sampling server gave varied trajectories");
+    assert!(
+        distinct.len() > 1,
+        "the sampling server gave varied trajectories"
+    );
 
     server.abort();
     drop(rt);
