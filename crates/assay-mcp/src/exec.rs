@@ -196,7 +196,12 @@ impl Agent for ExecAgent {
         let deadline = Instant::now() + budget;
         let (server, mut rx) = EnvServer::new(env.tools(), env.system_prompt().to_string());
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let http = HttpServer::start(server, addr, process::message_cap(env))
+        let http = HttpServer::start(
+            server,
+            addr,
+            process::message_cap(env),
+            crate::origin::default_allowed_origins(),
+        )
             .await
             .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
         let result = self.turns(env, &mut rx, &http, deadline, budget).await;

@@ -18,6 +18,7 @@
 
 mod exec;
 mod jsonl;
+mod origin;
 mod process;
 mod serve;
 mod server;
@@ -31,6 +32,7 @@ pub use exec::{
     mcp_config, turn_prompt,
 };
 pub use jsonl::{ExecJsonlAgent, PROTOCOL};
+pub use origin::{AllowedOrigin, default_allowed_origins};
 pub use serve::{McpServeAgent, OnListen, ServeOptions, Transport, serve_case};
 
 /// Resolves the agent names this crate provides, so the CLI can try it before

@@ -140,6 +140,7 @@ async fn serve_case_gives_the_built_in_verdict_for_the_same_actions() {
                 idle: None,
                 on_listen: None,
                 seed: 7,
+                allowed_origins: assay_mcp::default_allowed_origins(),
             };
             assay_mcp::serve_case(case, opts, &out).await.unwrap()
         }
