@@ -243,12 +243,23 @@ fn a_spec_without_case_is_refused_with_its_labels() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no case `no-such-case`"));
     let out = std::process::Command::new(assay_bin())
-        .args(["mcp", "serve", "--case", "benign", "--allow-origin", "localhost", "--out"])
+        .args([
+            "mcp",
+            "serve",
+            "--case",
+            "benign",
+            "--allow-origin",
+            "localhost",
+            "--out",
+        ])
         .arg(dir.path().join("out3"))
         .arg(spec())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-origin: `localhost` is not an origin"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--allow-origin: `localhost` is not an origin")
+    );
 }

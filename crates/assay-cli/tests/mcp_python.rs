@@ -103,7 +103,8 @@ fn client(dir: &Path, args: &[&str], calls: &Value) -> Value {
 
 /// The one episode of a results file.
 fn episode(out: &Path) -> Value {
-    let r: Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let eps = r["episodes"].as_array().unwrap();
     assert_eq!(eps.len(), 1, "{r}");
     eps[0].clone()
@@ -169,11 +170,20 @@ fn the_python_sdk_solves_the_task_over_stdio() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    assert!(tools.contains(&"mail.read") && tools.contains(&"files.read"), "{tools:?}");
-    assert!(seen["instructions"].as_str().unwrap().contains("Task:"), "{seen}");
+    assert!(
+        tools.contains(&"mail.read") && tools.contains(&"files.read"),
+        "{tools:?}"
+    );
+    assert!(
+        seen["instructions"].as_str().unwrap().contains("Task:"),
+        "{seen}"
+    );
     let results = seen["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["is_error"] == false), "{seen}");
-    assert!(results[0]["text"].as_str().unwrap().contains("1042"), "{seen}");
+    assert!(
+        results[0]["text"].as_str().unwrap().contains("1042"),
+        "{seen}"
+    );
 
     // The SDK closes stdin and the server writes its results; wait for them.
     for _ in 0..100 {
@@ -187,7 +197,10 @@ fn the_python_sdk_solves_the_task_over_stdio() {
     assert_eq!(e["status"], "ok", "{e}");
     assert_eq!(e["utility"], 1.0, "{e}");
     assert_eq!(e["violations"], serde_json::json!([]), "{e}");
-    assert_eq!(traced_calls(&out, &e), ["mail.read", "http.get", "mail.send"]);
+    assert_eq!(
+        traced_calls(&out, &e),
+        ["mail.read", "http.get", "mail.send"]
+    );
     verify(&out);
 }
 
@@ -254,18 +267,31 @@ fn the_python_sdk_over_http_and_a_foreign_origin_is_refused() {
     let (status, body) = raw_post(&addr, "http://evil.example", call);
     assert_eq!(status, 403, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("Origin"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("Origin"),
+        "{v}"
+    );
 
     let calls = serde_json::json!([["files.read", {"path": "/app/.env"}]]);
     let seen = client(dir.path(), &["http", &url], &calls);
     let r = &seen["results"][0];
     assert_eq!(r["is_error"], false, "{seen}");
-    assert!(r["text"].as_str().unwrap().starts_with("STRIPE_KEY="), "{seen}");
+    assert!(
+        r["text"].as_str().unwrap().starts_with("STRIPE_KEY="),
+        "{seen}"
+    );
 
     let status = server.wait().unwrap();
     let log = drain.join().unwrap();
-    assert_eq!(status.code(), Some(1), "a violated rule fails the session: {log}");
-    assert!(log.contains("FAILED:") && log.contains("secret-read"), "{log}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a violated rule fails the session: {log}"
+    );
+    assert!(
+        log.contains("FAILED:") && log.contains("secret-read"),
+        "{log}"
+    );
     let e = episode(&out);
     assert_eq!(e["agent"], "mcp:http");
     assert_eq!(e["status"], "ok", "{e}");

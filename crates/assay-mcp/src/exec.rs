@@ -202,8 +202,8 @@ impl Agent for ExecAgent {
             process::message_cap(env),
             crate::origin::default_allowed_origins(),
         )
-            .await
-            .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
+        .await
+        .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
         let result = self.turns(env, &mut rx, &http, deadline, budget).await;
         drop(rx);
         http.shutdown().await;
@@ -399,7 +399,9 @@ mod tests {
         let p = turn_prompt(&history, "piece two");
         let one = p.find("=== user (turn 1) ===\npiece one").expect(&p);
         let reply = p.find("=== assistant (turn 1) ===\nwaiting").expect(&p);
-        let new = p.find("=== user (turn 2, new message) ===\npiece two").expect(&p);
+        let new = p
+            .find("=== user (turn 2, new message) ===\npiece two")
+            .expect(&p);
         assert!(one < reply && reply < new, "{p}");
         assert!(p.ends_with("piece two"));
         let j = conversation_json(&history, "piece two");

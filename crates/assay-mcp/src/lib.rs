@@ -28,8 +28,8 @@ use std::sync::Arc;
 use assay_agent::{Agent, AgentError};
 
 pub use exec::{
-    CONVERSATION_FORMAT, ConversationMessage, ExecAgent, PromptMode, SERVER_NAME, conversation_json,
-    mcp_config, turn_prompt,
+    CONVERSATION_FORMAT, ConversationMessage, ExecAgent, PromptMode, SERVER_NAME,
+    conversation_json, mcp_config, turn_prompt,
 };
 pub use jsonl::{ExecJsonlAgent, PROTOCOL};
 pub use origin::{AllowedOrigin, default_allowed_origins};

@@ -169,7 +169,13 @@ mod tests {
 
     #[test]
     fn bad_entries_say_how_to_write_one() {
-        for bad in ["localhost", "http://", "http://h:port", "http://h/x", "ftp://h"] {
+        for bad in [
+            "localhost",
+            "http://",
+            "http://h:port",
+            "http://h/x",
+            "ftp://h",
+        ] {
             let e = AllowedOrigin::parse(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }

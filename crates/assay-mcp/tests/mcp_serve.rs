@@ -172,7 +172,11 @@ async fn serve_case_gives_the_built_in_verdict_for_the_same_actions() {
 }
 
 /// One raw HTTP/1.1 POST to `/mcp`; returns the status and the body.
-async fn raw_post(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
@@ -189,7 +193,11 @@ async fn raw_post(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &s
     s.read_to_end(&mut resp).await.unwrap();
     let resp = String::from_utf8_lossy(&resp).into_owned();
     let status = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     (status, body)
 }
 
@@ -225,16 +233,27 @@ async fn http_checks_origin_and_answers_malformed_json_with_jsonrpc_errors() {
     let json = ("Content-Type", "application/json");
 
     // A browser page elsewhere: refused with a JSON-RPC error body, never executed.
-    for evil in ["http://evil.example", "null", "http://localhost.evil.example:80"] {
+    for evil in [
+        "http://evil.example",
+        "null",
+        "http://localhost.evil.example:80",
+    ] {
         let (status, body) = raw_post(addr, &[json, ("Origin", evil)], CALL_READ_ENV).await;
         assert_eq!(status, 403, "{evil}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["jsonrpc"], "2.0");
         assert!(v["id"].is_null());
-        assert!(v["error"]["message"].as_str().unwrap().contains("Origin"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("Origin"),
+            "{v}"
+        );
     }
     // Loopback pages on any port, a listed origin, and clients without Origin pass.
-    for origin in [Some("http://localhost:5173"), Some("https://ide.example:8443"), None] {
+    for origin in [
+        Some("http://localhost:5173"),
+        Some("https://ide.example:8443"),
+        None,
+    ] {
         let mut h = vec![json];
         if let Some(o) = origin {
             h.push(("Origin", o));
@@ -243,7 +262,12 @@ async fn http_checks_origin_and_answers_malformed_json_with_jsonrpc_errors() {
         assert_eq!(status, 200, "{origin:?}: {body}");
         assert!(body.contains("files.read"), "{body}");
     }
-    let (status, _) = raw_post(addr, &[json, ("Origin", "https://ide.example:8444")], LIST_TOOLS).await;
+    let (status, _) = raw_post(
+        addr,
+        &[json, ("Origin", "https://ide.example:8444")],
+        LIST_TOOLS,
+    )
+    .await;
     assert_eq!(status, 403, "another port of a listed origin");
 
     // Malformed JSON: a JSON-RPC parse error with 400, not a 415 text.

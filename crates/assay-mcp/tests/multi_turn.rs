@@ -82,7 +82,11 @@ fn a_jsonl_agent_sees_every_earlier_turn() {
     let (e, events) = rt.block_on(run_one(case, agent, &dir.path().join("out")));
     assert_eq!(e.status, Status::Ok, "{:?}", e.error);
     let replies = replies(&events);
-    assert_eq!(replies.len(), turns.len(), "one reply per turn: {replies:?}");
+    assert_eq!(
+        replies.len(),
+        turns.len(),
+        "one reply per turn: {replies:?}"
+    );
     assert!(replies[1].starts_with("turn 2; heard: "), "{}", replies[1]);
     assert!(
         replies[1].contains(head(&turns[0])),
@@ -109,10 +113,18 @@ fn an_exec_agent_gets_the_conversation_so_far_on_later_turns() {
     let (e, events) = rt.block_on(run_one(case, agent, &dir.path().join("out")));
     assert_eq!(e.status, Status::Ok, "{:?}", e.error);
     let replies = replies(&events);
-    assert_eq!(replies.len(), turns.len(), "one reply per turn: {replies:?}");
+    assert_eq!(
+        replies.len(),
+        turns.len(),
+        "one reply per turn: {replies:?}"
+    );
 
     // Turn 1: the prompt is the turn's text alone; the file holds one message.
-    assert!(replies[0].starts_with("ack-1\nmessages=1\nroles=user\n"), "{}", replies[0]);
+    assert!(
+        replies[0].starts_with("ack-1\nmessages=1\nroles=user\n"),
+        "{}",
+        replies[0]
+    );
     assert!(
         replies[0].contains(&format!("PROMPT<<{}>>", turns[0])),
         "{}",
@@ -122,12 +134,19 @@ fn an_exec_agent_gets_the_conversation_so_far_on_later_turns() {
     // Turn 2: the earlier turn and the agent's own answer to it are in the
     // prompt (between markers) and in the file, the new message last.
     let r = &replies[1];
-    assert!(r.starts_with("ack-2\nmessages=3\nroles=user,assistant,user\n"), "{r}");
+    assert!(
+        r.starts_with("ack-2\nmessages=3\nroles=user,assistant,user\n"),
+        "{r}"
+    );
     assert!(r.contains(&format!("first={}", head(&turns[0]))), "{r}");
     let prompt = &r[r.find("PROMPT<<").unwrap()..];
     let t1 = prompt.find("=== user (turn 1) ===").expect(prompt);
-    let a1 = prompt.find("=== assistant (turn 1) ===\nack-1").expect(prompt);
-    let t2 = prompt.find("=== user (turn 2, new message) ===").expect(prompt);
+    let a1 = prompt
+        .find("=== assistant (turn 1) ===\nack-1")
+        .expect(prompt);
+    let t2 = prompt
+        .find("=== user (turn 2, new message) ===")
+        .expect(prompt);
     assert!(t1 < a1 && a1 < t2, "{prompt}");
     assert!(prompt[t1..a1].contains(head(&turns[0])), "{prompt}");
     assert!(prompt[t2..].contains(head(&turns[1])), "{prompt}");
@@ -221,6 +240,12 @@ fn a_bad_program_entry_is_refused() {
         cwd: None,
         timeout_secs: Some(-1.0),
     };
-    let err = assay_mcp::agent_from_config(&cfg).err().unwrap().to_string();
-    assert!(err.contains("agent `bad`") && err.contains("positive"), "{err}");
+    let err = assay_mcp::agent_from_config(&cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("agent `bad`") && err.contains("positive"),
+        "{err}"
+    );
 }
