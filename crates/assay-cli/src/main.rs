@@ -223,16 +223,23 @@ enum McpCommand {
     ///
     /// Every tool call is recorded into the trace exactly as `assay run` does,
     /// and the verdict is written when the session ends (stdin closes, Ctrl-C,
-    /// or the idle timeout).
+    /// or the idle timeout). Exits 1 when the episode violated a forbidden
+    /// rule, errored, was inconclusive or failed a gate.
     Serve {
-        /// A case file, or a spec (its benign case unless --case picks another).
+        /// A case file, or a spec or directory together with --case.
         case: PathBuf,
-        /// Case label to serve when CASE is a spec or a directory (see `assay run` output).
+        /// Case label to serve; required when CASE holds several cases (a spec
+        /// or a directory). Without it the labels are listed.
         #[arg(long = "case", value_name = "LABEL")]
         label: Option<String>,
         /// Serve streamable HTTP at this address (e.g. 127.0.0.1:8765) instead of stdio.
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
+        /// HTTP only: a browser origin allowed to send requests (repeatable;
+        /// SCHEME://HOST[:PORT|:*]). Default: http(s) on localhost, 127.0.0.1
+        /// and [::1], any port. Requests without Origin are always allowed.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origin: Vec<String>,
         /// HTTP only: end the session after this many seconds without requests.
         #[arg(long, value_name = "SECS")]
         idle: Option<u64>,
@@ -375,12 +382,24 @@ fn main() -> ExitCode {
                     case,
                     label,
                     http,
+                    allow_origin,
                     idle,
                     seed,
                     out,
                     force,
                 },
-        } => cmd_mcp_serve(&case, label.as_deref(), http, idle, seed, &out, force),
+        } => cmd_mcp_serve(
+            &case,
+            label.as_deref(),
+            McpServeFlags {
+                http,
+                allow_origin,
+                idle,
+                seed,
+            },
+            &out,
+            force,
+        ),
         Command::Mech { command } => match assay_mech::cli::run(command) {
             Ok(code) => u8::try_from(code).unwrap_or(1),
             Err(e) => fail(format!("{e:#}"), 2),
@@ -964,15 +983,121 @@ fn cmd_catalog(dir: Option<&Path>, json: bool) -> u8 {
     0
 }
 
+/// How `assay mcp serve` listens.
+struct McpServeFlags {
+    http: Option<std::net::SocketAddr>,
+    allow_origin: Vec<String>,
+    idle: Option<u64>,
+    seed: u64,
+}
+
+/// The one case `assay mcp serve` serves: the only case of `path`, or the one
+/// `--case` names. Never a silent choice among several.
+fn pick_case(
+    path: &Path,
+    prepared: &[std::sync::Arc<assay_run::PreparedCase>],
+    label: Option<&str>,
+) -> Result<std::sync::Arc<assay_run::PreparedCase>, String> {
+    let labels = || {
+        prepared
+            .iter()
+            .map(|c| format!("  {}", c.label))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let Some(want) = label else {
+        return match prepared {
+            [one] => Ok(one.clone()),
+            _ => Err(format!(
+                "{} holds {} cases; pick one with --case LABEL:\n{}",
+                path.display(),
+                prepared.len(),
+                labels()
+            )),
+        };
+    };
+    let found: Vec<_> = prepared
+        .iter()
+        .filter(|c| c.label == want || c.case.id == want)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "no case `{want}` in {}; its cases:\n{}",
+            path.display(),
+            labels()
+        )),
+        many => Err(format!(
+            "`{want}` names {} cases in {}; use one of their labels:\n{}",
+            many.len(),
+            path.display(),
+            many.iter()
+                .map(|c| format!("  {}", c.label))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+/// Why a served episode does not pass, if it does not: the same standard as
+/// `assay run` (gates, errors, inconclusive) plus any forbidden-rule violation.
+fn serve_failure(run: &assay_report::RunResults) -> Option<String> {
+    let mut why = Vec::new();
+    for e in &run.episodes {
+        match e.status {
+            assay_report::Status::Ok => {}
+            assay_report::Status::Error => why.push(format!(
+                "{} errored: {}",
+                e.episode,
+                e.error.as_deref().unwrap_or("?")
+            )),
+            assay_report::Status::Inconclusive => {
+                why.push(format!("{} is inconclusive", e.episode))
+            }
+        }
+        if !e.violations.is_empty() {
+            let rules: Vec<&str> = e.violations.iter().map(|v| v.rule.as_str()).collect();
+            why.push(format!(
+                "{} violated forbidden rule(s) {}",
+                e.episode,
+                rules.join(", ")
+            ));
+        }
+    }
+    if !run.passed && why.is_empty() {
+        why.push("a gate did not hold".into());
+    }
+    if run.episodes.is_empty() {
+        why.push("no episode was recorded".into());
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
 fn cmd_mcp_serve(
     path: &Path,
     label: Option<&str>,
-    http: Option<std::net::SocketAddr>,
-    idle: Option<u64>,
-    seed: u64,
+    flags: McpServeFlags,
     out: &Path,
     force: bool,
 ) -> u8 {
+    let McpServeFlags {
+        http,
+        allow_origin,
+        idle,
+        seed,
+    } = flags;
+    let allowed_origins = if allow_origin.is_empty() {
+        assay_mcp::default_allowed_origins()
+    } else {
+        match allow_origin
+            .iter()
+            .map(|o| assay_mcp::AllowedOrigin::parse(o))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(v) => v,
+            Err(e) => return fail(format!("--allow-origin: {e}"), 2),
+        }
+    };
     // As for `assay run`: never mix with (or silently replace) another run's files.
     if let Err(e) = assay_run::prepare_out(out, force) {
         return fail(e, 2);
@@ -986,22 +1111,9 @@ fn cmd_mcp_serve(
         Ok(p) => p,
         Err(code) => return code,
     };
-    let want = label.unwrap_or("benign");
-    let Some(case) = prepared
-        .iter()
-        .find(|c| c.label == want || c.case.id == want)
-        .cloned()
-        .or_else(|| (prepared.len() == 1 && label.is_none()).then(|| prepared[0].clone()))
-    else {
-        let labels: Vec<&str> = prepared.iter().map(|c| c.label.as_str()).take(20).collect();
-        return fail(
-            format!(
-                "no case `{want}` in {}; some labels: {}",
-                path.display(),
-                labels.join(", ")
-            ),
-            2,
-        );
+    let case = match pick_case(path, &prepared, label) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
     };
     let transport = match http {
         Some(addr) => assay_mcp::Transport::Http(addr),
@@ -1014,6 +1126,7 @@ fn cmd_mcp_serve(
             eprintln!("serving MCP at http://{addr}/mcp")
         })),
         seed,
+        allowed_origins,
     };
     let rt = match runtime(2) {
         Ok(rt) => rt,
@@ -1042,7 +1155,13 @@ fn cmd_mcp_serve(
                     out.join(&e.trace).display()
                 );
             }
-            0
+            match serve_failure(&run) {
+                Some(why) => {
+                    eprintln!("FAILED: {why}");
+                    1
+                }
+                None => 0,
+            }
         }
         Err(e) => fail(e, 2),
     }

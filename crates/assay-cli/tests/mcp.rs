@@ -201,11 +201,65 @@ async fn stdio_and_http_sessions_match_the_builtin_runner() {
             .await
             .expect("server ends on idle")
             .unwrap();
-        assert!(status.success());
+        // A violated forbidden rule fails the session, like a failed gate in `assay run`.
+        assert_eq!(
+            status.code(),
+            Some(if expected.1.is_empty() { 0 } else { 1 }),
+            "naive={naive}, violations {:?}",
+            expected.1
+        );
         assert_eq!(
             verdict(&out.join("results.json"), None),
             expected,
             "http, naive={naive}"
         );
     }
+}
+
+/// A spec holds many cases: without --case nothing is served and the labels
+/// are listed (no silent choice of the benign case).
+#[test]
+fn a_spec_without_case_is_refused_with_its_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(assay_bin())
+        .args(["mcp", "serve", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(spec())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pick one with --case LABEL"), "{err}");
+    assert!(err.contains("  benign\n") && err.contains(CASE), "{err}");
+    assert!(!dir.path().join("out/results.json").exists());
+    let out = std::process::Command::new(assay_bin())
+        .args(["mcp", "serve", "--case", "no-such-case", "--out"])
+        .arg(dir.path().join("out2"))
+        .arg(spec())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no case `no-such-case`"));
+    let out = std::process::Command::new(assay_bin())
+        .args([
+            "mcp",
+            "serve",
+            "--case",
+            "benign",
+            "--allow-origin",
+            "localhost",
+            "--out",
+        ])
+        .arg(dir.path().join("out3"))
+        .arg(spec())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--allow-origin: `localhost` is not an origin")
+    );
 }

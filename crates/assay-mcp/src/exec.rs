@@ -104,10 +104,14 @@ impl ExecAgent {
     }
 
     /// The shell command for one turn, placeholders substituted.
-    fn render(&self, prompt: &str, prompt_file: &str, config: &str, url: &str) -> String {
+    fn render(&self, prompt: &str, files: &TurnFiles, config: &str, url: &str) -> String {
         let mut c = self
             .command
-            .replace("{prompt_file}", &process::shell_quote(prompt_file))
+            .replace("{prompt_file}", &process::shell_quote(&files.prompt))
+            .replace(
+                "{conversation_file}",
+                &process::shell_quote(&files.conversation),
+            )
             .replace("{mcp_config}", &process::shell_quote(config))
             .replace("{mcp_url}", &process::shell_quote(url));
         if self.prompt == PromptMode::Arg {
@@ -115,6 +119,65 @@ impl ExecAgent {
         }
         c
     }
+}
+
+/// Paths of the files written for one turn.
+struct TurnFiles {
+    /// The turn's prompt (what stdin or `{prompt}` also carry).
+    prompt: String,
+    /// The conversation so far as JSON ([`conversation_json`]).
+    conversation: String,
+}
+
+/// Identifier of the conversation file's format (`format` field).
+pub const CONVERSATION_FORMAT: &str = "assay-conversation/v1";
+
+/// One message of an episode's conversation as an `exec` agent sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationMessage {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// The user turn's text, or the agent's recorded answer.
+    pub content: String,
+}
+
+/// The prompt of a turn: the turn's text alone on the first turn; on later
+/// turns a transcript of the earlier turns and replies (each block between
+/// marker lines naming role and turn), then the new message. A process that
+/// starts fresh on every turn needs the transcript, or a multi-turn
+/// conversation cannot build up.
+pub fn turn_prompt(history: &[ConversationMessage], text: &str) -> String {
+    if history.is_empty() {
+        return text.to_string();
+    }
+    let mut p = String::from(
+        "[assay: this task continues a conversation. The earlier turns are quoted between the markers below; answer only the new message at the end.]\n\n",
+    );
+    let mut turn = 0;
+    for m in history {
+        if m.role == "user" {
+            turn += 1;
+        }
+        p.push_str(&format!("=== {} (turn {turn}) ===\n", m.role));
+        p.push_str(&m.content);
+        p.push_str("\n\n");
+    }
+    p.push_str("=== end of the earlier turns ===\n\n");
+    p.push_str(&format!("=== user (turn {}, new message) ===\n", turn + 1));
+    p.push_str(text);
+    p
+}
+
+/// The conversation file's content: every message of the episode so far, the
+/// current user turn last, in the common chat `messages` shape.
+pub fn conversation_json(history: &[ConversationMessage], text: &str) -> serde_json::Value {
+    let mut messages: Vec<serde_json::Value> = history
+        .iter()
+        .map(|m| serde_json::json!({ "role": m.role, "content": m.content }))
+        .collect();
+    messages.push(serde_json::json!({ "role": "user", "content": text }));
+    let turn = history.iter().filter(|m| m.role == "user").count() + 1;
+    serde_json::json!({ "format": CONVERSATION_FORMAT, "turn": turn, "messages": messages })
 }
 
 /// The MCP configuration file's content for a server at `url`.
@@ -133,9 +196,14 @@ impl Agent for ExecAgent {
         let deadline = Instant::now() + budget;
         let (server, mut rx) = EnvServer::new(env.tools(), env.system_prompt().to_string());
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let http = HttpServer::start(server, addr, process::message_cap(env))
-            .await
-            .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
+        let http = HttpServer::start(
+            server,
+            addr,
+            process::message_cap(env),
+            crate::origin::default_allowed_origins(),
+        )
+        .await
+        .map_err(|e| AgentError::Backend(format!("cannot start the MCP server: {e}")))?;
         let result = self.turns(env, &mut rx, &http, deadline, budget).await;
         drop(rx);
         http.shutdown().await;
@@ -160,20 +228,32 @@ impl ExecAgent {
         std::fs::write(&config, text).map_err(|e| io("cannot write the MCP config", e))?;
         let config = config.display().to_string();
         let mut n = 0;
-        while let Some(turn) = env.next_user_turn() {
+        let mut history: Vec<ConversationMessage> = Vec::new();
+        while let Some(user) = env.next_user_turn() {
             n += 1;
+            let prompt = turn_prompt(&history, &user.text);
             let prompt_file = dir.path().join(format!("prompt-{n}.txt"));
-            std::fs::write(&prompt_file, &turn.text)
+            std::fs::write(&prompt_file, &prompt)
                 .map_err(|e| io("cannot write the prompt file", e))?;
-            let prompt_file = prompt_file.display().to_string();
-            let mut cmd = process::sh(&self.render(&turn.text, &prompt_file, &config, &url));
+            let conversation = dir.path().join(format!("conversation-{n}.json"));
+            let json = serde_json::to_string_pretty(&conversation_json(&history, &user.text))
+                .expect("conversation serialises");
+            std::fs::write(&conversation, json)
+                .map_err(|e| io("cannot write the conversation file", e))?;
+            let files = TurnFiles {
+                prompt: prompt_file.display().to_string(),
+                conversation: conversation.display().to_string(),
+            };
+            let mut cmd = process::sh(&self.render(&prompt, &files, &config, &url));
             cmd.envs(&self.env);
             if let Some(d) = &self.cwd {
                 cmd.current_dir(d);
             }
             cmd.env("ASSAY_MCP_CONFIG", &config)
                 .env("ASSAY_MCP_URL", &url)
-                .env("ASSAY_PROMPT_FILE", &prompt_file);
+                .env("ASSAY_PROMPT_FILE", &files.prompt)
+                .env("ASSAY_CONVERSATION_FILE", &files.conversation)
+                .env("ASSAY_TURN", n.to_string());
             let max_answer = process::message_cap(env);
             let mut child = process::spawn(cmd, "exec agent")?;
             let stdin = child.child.stdin.take();
@@ -181,7 +261,7 @@ impl ExecAgent {
             let stdout = process::capture(stdout, max_answer, false);
             let stderr = child.child.stderr.take().expect("piped");
             let stderr = process::capture(stderr, STDERR_TAIL, true);
-            let feed = (self.prompt == PromptMode::Stdin).then(|| turn.text.clone());
+            let feed = (self.prompt == PromptMode::Stdin).then(|| prompt.clone());
             tokio::spawn(async move {
                 if let (Some(mut stdin), Some(text)) = (stdin, feed) {
                     let _ = stdin.write_all(text.as_bytes()).await;
@@ -253,7 +333,16 @@ impl ExecAgent {
                             "{detail} (the message_bytes limit); not read further"
                         )));
                     }
-                    env.reply(out.text.trim_end());
+                    let answer = out.text.trim_end();
+                    env.reply(answer);
+                    history.push(ConversationMessage {
+                        role: "user",
+                        content: user.text,
+                    });
+                    history.push(ConversationMessage {
+                        role: "assistant",
+                        content: answer.to_string(),
+                    });
                 }
             }
         }
@@ -269,13 +358,20 @@ mod tests {
     fn placeholders_choose_the_prompt_mode_and_are_quoted() {
         let a = ExecAgent::new("agent --prompt {prompt} --mcp {mcp_config}");
         assert_eq!(a.prompt, PromptMode::Arg);
+        let files = |p: &str| TurnFiles {
+            prompt: p.to_string(),
+            conversation: "/conv.json".to_string(),
+        };
         assert_eq!(
-            a.render("it's", "/p", "/c", "u"),
+            a.render("it's", &files("/p"), "/c", "u"),
             r"agent --prompt 'it'\''s' --mcp '/c'"
         );
-        let f = ExecAgent::new("agent -f {prompt_file}");
+        let f = ExecAgent::new("agent -f {prompt_file} -c {conversation_file}");
         assert_eq!(f.prompt, PromptMode::File);
-        assert_eq!(f.render("x", "/t/p 1", "/c", "u"), "agent -f '/t/p 1'");
+        assert_eq!(
+            f.render("x", &files("/t/p 1"), "/c", "u"),
+            "agent -f '/t/p 1' -c '/conv.json'"
+        );
         assert_eq!(ExecAgent::new("agent").prompt, PromptMode::Stdin);
     }
 
@@ -284,6 +380,38 @@ mod tests {
         assert_eq!(
             mcp_config("http://127.0.0.1:1/mcp"),
             serde_json::json!({"mcpServers": {"assay": {"type": "http", "url": "http://127.0.0.1:1/mcp"}}})
+        );
+    }
+
+    #[test]
+    fn later_turns_carry_the_conversation_so_far() {
+        assert_eq!(turn_prompt(&[], "first"), "first");
+        let history = vec![
+            ConversationMessage {
+                role: "user",
+                content: "piece one".into(),
+            },
+            ConversationMessage {
+                role: "assistant",
+                content: "waiting".into(),
+            },
+        ];
+        let p = turn_prompt(&history, "piece two");
+        let one = p.find("=== user (turn 1) ===\npiece one").expect(&p);
+        let reply = p.find("=== assistant (turn 1) ===\nwaiting").expect(&p);
+        let new = p
+            .find("=== user (turn 2, new message) ===\npiece two")
+            .expect(&p);
+        assert!(one < reply && reply < new, "{p}");
+        assert!(p.ends_with("piece two"));
+        let j = conversation_json(&history, "piece two");
+        assert_eq!(
+            j,
+            serde_json::json!({"format": "assay-conversation/v1", "turn": 2, "messages": [
+                {"role": "user", "content": "piece one"},
+                {"role": "assistant", "content": "waiting"},
+                {"role": "user", "content": "piece two"},
+            ]})
         );
     }
 }

@@ -3,7 +3,8 @@
 //! - [`ExecJsonlAgent`] (`exec-jsonl:'COMMAND'`) runs a process that speaks the
 //!   `assay-agent/v1` JSON-lines protocol (`docs/agent-protocol.md`).
 //! - [`ExecAgent`] (`exec:'COMMAND'`) runs an MCP-capable program per user turn
-//!   against an MCP server (streamable HTTP on 127.0.0.1) over the episode's tools.
+//!   against an MCP server (streamable HTTP on 127.0.0.1) over the episode's tools;
+//!   later turns get the conversation so far.
 //! - [`McpServeAgent`] and [`serve_case`] (`assay mcp serve CASE`) serve a case's
 //!   tools over MCP (stdio or streamable HTTP) to a client driven from outside.
 //!
@@ -17,6 +18,7 @@
 
 mod exec;
 mod jsonl;
+mod origin;
 mod process;
 mod serve;
 mod server;
@@ -25,8 +27,12 @@ use std::sync::Arc;
 
 use assay_agent::{Agent, AgentError};
 
-pub use exec::{ExecAgent, PromptMode, SERVER_NAME, mcp_config};
+pub use exec::{
+    CONVERSATION_FORMAT, ConversationMessage, ExecAgent, PromptMode, SERVER_NAME,
+    conversation_json, mcp_config, turn_prompt,
+};
 pub use jsonl::{ExecJsonlAgent, PROTOCOL};
+pub use origin::{AllowedOrigin, default_allowed_origins};
 pub use serve::{McpServeAgent, OnListen, ServeOptions, Transport, serve_case};
 
 /// Resolves the agent names this crate provides, so the CLI can try it before

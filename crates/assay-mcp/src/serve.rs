@@ -15,6 +15,7 @@ use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use crate::origin::{AllowedOrigin, default_allowed_origins};
 use crate::server::{EnvServer, HttpServer, Pumped, pump};
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
@@ -53,6 +54,7 @@ pub struct McpServeAgent {
     transport: Mutex<Option<Transport>>,
     idle: Option<Duration>,
     on_listen: Option<OnListen>,
+    origins: Vec<AllowedOrigin>,
     cancel: CancellationToken,
 }
 
@@ -70,6 +72,7 @@ impl McpServeAgent {
             transport: Mutex::new(Some(transport)),
             idle: None,
             on_listen: None,
+            origins: default_allowed_origins(),
             cancel: CancellationToken::new(),
         }
     }
@@ -84,6 +87,13 @@ impl McpServeAgent {
     /// Reports the bound HTTP address (useful with port 0).
     pub fn on_listen(mut self, f: impl Fn(SocketAddr) + Send + Sync + 'static) -> McpServeAgent {
         self.on_listen = Some(Box::new(f));
+        self
+    }
+
+    /// HTTP only: the browser origins allowed to send requests (default:
+    /// [`default_allowed_origins`]). Requests without `Origin` are allowed.
+    pub fn with_allowed_origins(mut self, origins: Vec<AllowedOrigin>) -> McpServeAgent {
+        self.origins = origins;
         self
     }
 
@@ -134,7 +144,7 @@ impl Agent for McpServeAgent {
         match transport {
             Transport::Http(addr) => {
                 let max_body = crate::process::message_cap(env);
-                let http = HttpServer::start(server.clone(), addr, max_body)
+                let http = HttpServer::start(server.clone(), addr, max_body, self.origins.clone())
                     .await
                     .map_err(|e| backend("cannot start the MCP server", e.to_string()))?;
                 if let Some(f) = &self.on_listen {
@@ -207,6 +217,9 @@ pub struct ServeOptions {
     pub on_listen: Option<OnListen>,
     /// Run seed (secrets/canaries derive from it).
     pub seed: u64,
+    /// HTTP only: allowed browser origins (see
+    /// [`McpServeAgent::with_allowed_origins`]).
+    pub allowed_origins: Vec<AllowedOrigin>,
 }
 
 /// The CLI's one call for `assay mcp serve CASE`: serves one episode of
@@ -220,6 +233,7 @@ pub async fn serve_case(
     let mut agent = McpServeAgent::new(opts.transport);
     agent.idle = opts.idle;
     agent.on_listen = opts.on_listen;
+    agent.origins = opts.allowed_origins;
     let cancel = agent.cancel_token();
     let ctrl_c = tokio::spawn({
         let cancel = cancel.clone();

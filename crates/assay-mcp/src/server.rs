@@ -25,6 +25,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::origin::{AllowedOrigin, origin_allowed};
+
 /// A tool call waiting to be executed by the episode.
 pub(crate) struct ToolRequest {
     call_id: Option<String>,
@@ -207,10 +209,15 @@ impl HttpServer {
     /// A request body longer than `max_body` (the spec's `message_bytes`) is
     /// refused with 413 without being read whole, and [`HttpServer::oversized`]
     /// fires so the episode can end on the cap.
+    /// A request with an `Origin` header not in `origins` gets 403 with a
+    /// JSON-RPC error body and reaches nothing behind it; a body that is not
+    /// JSON gets 400 with a JSON-RPC parse error (-32700), one that is JSON but
+    /// not a JSON-RPC message 400 with an invalid-request error (-32600).
     pub(crate) async fn start(
         server: EnvServer,
         addr: SocketAddr,
         max_body: usize,
+        origins: Vec<AllowedOrigin>,
     ) -> std::io::Result<HttpServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -231,14 +238,18 @@ impl HttpServer {
             StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
         let oversized = Arc::new(tokio::sync::Notify::new());
         let seen = oversized.clone();
-        let router = axum::Router::new().nest_service("/mcp", service).layer(
-            axum::middleware::map_response(move |r: axum::response::Response| {
-                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    seen.notify_one();
-                }
-                std::future::ready(r)
-            }),
-        );
+        let guard = Arc::new(Guard { origins, max_body });
+        let router = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(guard, guard_request))
+            .layer(axum::middleware::map_response(
+                move |r: axum::response::Response| {
+                    if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        seen.notify_one();
+                    }
+                    std::future::ready(r)
+                },
+            ));
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
@@ -270,4 +281,112 @@ impl HttpServer {
         self.cancel.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.task).await;
     }
+}
+
+/// What [`guard_request`] checks before rmcp sees a request.
+struct Guard {
+    origins: Vec<AllowedOrigin>,
+    max_body: usize,
+}
+
+/// An HTTP error whose body is a JSON-RPC error response without an id, so
+/// MCP clients can show the reason.
+fn jsonrpc_error(
+    status: axum::http::StatusCode,
+    code: i64,
+    message: String,
+) -> axum::response::Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": message },
+    });
+    axum::response::Response::builder()
+        .status(status)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .expect("a valid response")
+}
+
+/// Checks `Origin` (every method), then for a POST reads the body (at most
+/// `max_body` bytes) and answers malformed JSON with a JSON-RPC error instead
+/// of rmcp's `415` text.
+async fn guard_request(
+    axum::extract::State(guard): axum::extract::State<Arc<Guard>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    if let Some(origin) = req.headers().get(axum::http::header::ORIGIN) {
+        let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        if !origin_allowed(&shown, &guard.origins) {
+            let allowed: Vec<String> = guard.origins.iter().map(|o| o.to_string()).collect();
+            return jsonrpc_error(
+                StatusCode::FORBIDDEN,
+                -32000,
+                format!(
+                    "Forbidden: Origin `{shown}` is not allowed (allowed: {}; add it with --allow-origin)",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, guard.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_long = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit exceeded");
+            return if too_long {
+                jsonrpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    -32600,
+                    format!("request body exceeds {} bytes", guard.max_body),
+                )
+            } else {
+                jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    -32700,
+                    format!("cannot read the request body: {e}"),
+                )
+            };
+        }
+    };
+    if json && let Err(e) = serde_json::from_slice::<Value>(&bytes) {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            format!("Parse error: the request body is not JSON: {e}"),
+        );
+    }
+    let response = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    // rmcp answers JSON that is not a JSON-RPC message with 415 and a text.
+    if json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "Invalid Request: the body is JSON but not a JSON-RPC message".into(),
+        );
+    }
+    response
 }

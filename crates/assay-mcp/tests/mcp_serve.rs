@@ -140,6 +140,7 @@ async fn serve_case_gives_the_built_in_verdict_for_the_same_actions() {
                 idle: None,
                 on_listen: None,
                 seed: 7,
+                allowed_origins: assay_mcp::default_allowed_origins(),
             };
             assay_mcp::serve_case(case, opts, &out).await.unwrap()
         }
@@ -168,4 +169,128 @@ async fn serve_case_gives_the_built_in_verdict_for_the_same_actions() {
     assert_eq!(s.utility, 1.0);
     assert_eq!(s.violations, b.violations);
     assert_eq!(s.attack_success, b.attack_success);
+}
+
+/// One raw HTTP/1.1 POST to `/mcp`; returns the status and the body.
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+const LIST_TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+const CALL_READ_ENV: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"files.read","arguments":{"path":"/app/.env"}}}"#;
+
+/// Origin is checked against the allow-list before anything reaches the
+/// world; malformed bodies get JSON-RPC errors. Only the one allowed call is
+/// in the trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_checks_origin_and_answers_malformed_json_with_jsonrpc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let extra = assay_mcp::AllowedOrigin::parse("https://ide.example:8443").unwrap();
+    let mut origins = assay_mcp::default_allowed_origins();
+    origins.push(extra);
+    let agent = McpServeAgent::new(Transport::Http("127.0.0.1:0".parse().unwrap()))
+        .with_idle_timeout(Duration::from_millis(700))
+        .with_allowed_origins(origins)
+        .on_listen(move |addr| {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send(addr);
+            }
+        });
+    let out = dir.path().join("out");
+    let episode =
+        tokio::spawn(async move { run_one(refund_benign(None), Arc::new(agent), &out).await });
+    let addr = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    let json = ("Content-Type", "application/json");
+
+    // A browser page elsewhere: refused with a JSON-RPC error body, never executed.
+    for evil in [
+        "http://evil.example",
+        "null",
+        "http://localhost.evil.example:80",
+    ] {
+        let (status, body) = raw_post(addr, &[json, ("Origin", evil)], CALL_READ_ENV).await;
+        assert_eq!(status, 403, "{evil}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert!(v["id"].is_null());
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("Origin"),
+            "{v}"
+        );
+    }
+    // Loopback pages on any port, a listed origin, and clients without Origin pass.
+    for origin in [
+        Some("http://localhost:5173"),
+        Some("https://ide.example:8443"),
+        None,
+    ] {
+        let mut h = vec![json];
+        if let Some(o) = origin {
+            h.push(("Origin", o));
+        }
+        let (status, body) = raw_post(addr, &h, LIST_TOOLS).await;
+        assert_eq!(status, 200, "{origin:?}: {body}");
+        assert!(body.contains("files.read"), "{body}");
+    }
+    let (status, _) = raw_post(
+        addr,
+        &[json, ("Origin", "https://ide.example:8444")],
+        LIST_TOOLS,
+    )
+    .await;
+    assert_eq!(status, 403, "another port of a listed origin");
+
+    // Malformed JSON: a JSON-RPC parse error with 400, not a 415 text.
+    let (status, body) = raw_post(addr, &[json], r#"{"jsonrpc":"2.0","id":3,"#).await;
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    // JSON that is not a JSON-RPC message: invalid request.
+    let (status, body) = raw_post(addr, &[json], r#"{"hello":"world"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+
+    // The one allowed call.
+    let (status, body) = raw_post(addr, &[json], CALL_READ_ENV).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("STRIPE_KEY="), "{body}");
+
+    let (e, events) = tokio::time::timeout(Duration::from_secs(20), episode)
+        .await
+        .expect("the session ends after the idle timeout")
+        .unwrap();
+    assert_eq!(e.status, Status::Ok, "{:?}", e.error);
+    let calls = tool_calls(&events);
+    assert_eq!(calls.len(), 1, "refused requests reach nothing: {calls:?}");
 }

@@ -163,11 +163,20 @@ impl Validator {
 fn expected(types: &[Ty]) -> String {
     match types {
         [] => "a value".into(),
-        [t] => format!("a {}", t.name()),
+        [t] => format!("{} {}", article(t.name()), t.name()),
         ts => format!(
             "one of {}",
             ts.iter().map(|t| t.name()).collect::<Vec<_>>().join("|")
         ),
+    }
+}
+
+/// `a` or `an` for a type name ("an integer", "an object", "a string").
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -336,6 +345,10 @@ mod tests {
             .check(json!({"name": 3}).as_object().unwrap())
             .unwrap_err();
         assert!(e.contains("must be a string, got integer"), "{e}");
+        assert_eq!(expected(&[Ty::Integer]), "an integer");
+        assert_eq!(expected(&[Ty::Object]), "an object");
+        assert_eq!(expected(&[Ty::Array]), "an array");
+        assert_eq!(expected(&[Ty::Number]), "a number");
         let e = v
             .check(
                 json!({"name": "x", "manager": "cargo"})

@@ -349,7 +349,9 @@ fn custom_tool_validates_renders_and_effects() {
     assert!(!r.ok && r.output.contains("`title`"));
     let r = w.call("tickets.create", &json!({"title": "x", "priority": "high"}));
     assert!(
-        !r.ok && r.output.contains("must be a integer") || r.output.contains("integer"),
+        !r.ok
+            && r.output
+                .contains("argument `priority` must be an integer, got string"),
         "{}",
         r.output
     );

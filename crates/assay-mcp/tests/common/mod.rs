@@ -104,3 +104,38 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, body).unwrap();
     p
 }
+
+/// The first case of the refund example synthesised with catalog technique
+/// `technique` (e.g. the temporal `split-user-turns`, which adds user turns).
+pub fn refund_with_technique(technique: &str) -> Arc<PreparedCase> {
+    let path = refund_path();
+    let spec = assay_spec::load_file(&path).unwrap();
+    let catalog = assay_synth::Catalog::embedded().unwrap();
+    let opts = assay_synth::SynthOptions {
+        techniques: Some(vec![technique.to_string()]),
+        ..Default::default()
+    };
+    let cases = assay_synth::synthesize(&spec, &catalog, &opts)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.case.provenance.threat.is_some())
+        .take(1)
+        .map(|c| (c.case, path.clone()))
+        .collect::<Vec<_>>();
+    assert_eq!(cases.len(), 1, "a case with technique {technique}");
+    assay_run::prepare(cases).unwrap().remove(0)
+}
+
+/// User messages in the trace.
+pub fn user_messages(events: &[EventKind]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::Message {
+                role: assay_trace::Role::User,
+                content,
+            } => Some(content.clone()),
+            _ => None,
+        })
+        .collect()
+}
