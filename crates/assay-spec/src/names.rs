@@ -90,7 +90,7 @@ pub fn slot_problem(name: &str) -> Option<String> {
 /// inside the directory it is relative to: not absolute, no `..`, `.` or empty
 /// component, no `\`, NUL or control character anywhere.
 pub fn is_contained_relative(path: &str) -> bool {
-    !path.is_empty() && !path.starts_with('/') && path.split('/').all(|c| file_name_ok(c))
+    !path.is_empty() && !path.starts_with('/') && path.split('/').all(file_name_ok)
 }
 
 /// Longest file name Assay writes, in bytes: under the 255 bytes of common

@@ -419,28 +419,6 @@ fn bounded_file_name(stem: &str) -> String {
     format!("{}~{}.yaml", &stem[..end], &hex[..12])
 }
 
-#[cfg(test)]
-mod file_name_tests {
-    #[test]
-    fn long_stems_are_cut_with_a_digest_and_stay_unique() {
-        let short = super::bounded_file_name("plain@doc");
-        assert_eq!(short, "plain@doc.yaml");
-        let a = super::bounded_file_name(&format!(
-            "t@{}",
-            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"c".repeat(64)
-        ));
-        let b = super::bounded_file_name(&format!(
-            "t@{}",
-            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"d".repeat(64)
-        ));
-        assert!(a.len() <= assay_spec::names::MAX_FILE_NAME_BYTES, "{a}");
-        assert_ne!(a, b);
-        assert!(assay_spec::names::is_contained_relative(&format!(
-            "s/t/{a}"
-        )));
-    }
-}
-
 /// Synthesises the cases of one spec: its benign twin first, then each threat's
 /// cases in catalog order.
 pub fn synthesize(
@@ -496,4 +474,26 @@ pub fn synthesize(
         out.extend(picked.iter().map(|c| render_case(loaded, threat, c)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    #[test]
+    fn long_stems_are_cut_with_a_digest_and_stay_unique() {
+        let short = super::bounded_file_name("plain@doc");
+        assert_eq!(short, "plain@doc.yaml");
+        let a = super::bounded_file_name(&format!(
+            "t@{}",
+            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"c".repeat(64)
+        ));
+        let b = super::bounded_file_name(&format!(
+            "t@{}",
+            "a".repeat(64) + "+" + &"b".repeat(64) + "+" + &"d".repeat(64)
+        ));
+        assert!(a.len() <= assay_spec::names::MAX_FILE_NAME_BYTES, "{a}");
+        assert_ne!(a, b);
+        assert!(assay_spec::names::is_contained_relative(&format!(
+            "s/t/{a}"
+        )));
+    }
 }
