@@ -221,6 +221,7 @@ pub fn agent_from_name_with(name: &str, opts: &AgentOptions) -> Result<Arc<dyn A
     }
     Err(AgentError::Config(format!(
         "unknown agent `{name}`; expected control:solve, control:naive, control:refuse, \
-         openai:MODEL or anthropic:MODEL (or define agents in a file with --agents)"
+         openai:MODEL, openai-responses:MODEL or anthropic:MODEL (or define agents in a file \
+         with --agents)"
     )))
 }

@@ -384,8 +384,8 @@ fn check_request_fields(cfg: &ModelConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves `openai:MODEL` or `anthropic:MODEL` to a model agent with default
-/// options, or `None` when the name has neither prefix.
+/// Resolves `openai:MODEL`, `openai-responses:MODEL` or `anthropic:MODEL` to a
+/// model agent with default options, or `None` for any other name.
 pub fn model_agent_from_name(
     name: &str,
     opts: &AgentOptions,
@@ -394,6 +394,8 @@ pub fn model_agent_from_name(
         (Provider::Openai, m)
     } else if let Some(m) = name.strip_prefix("anthropic:") {
         (Provider::Anthropic, m)
+    } else if let Some(m) = name.strip_prefix("openai-responses:") {
+        (Provider::OpenaiResponses, m)
     } else {
         return None;
     };

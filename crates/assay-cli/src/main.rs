@@ -58,8 +58,9 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Agent to run (repeatable): control:solve|naive|refuse, openai:MODEL,
-        /// anthropic:MODEL, exec:'COMMAND', exec-jsonl:'COMMAND'. Default: the three
-        /// control agents (when no --agents file is given either).
+        /// openai-responses:MODEL, anthropic:MODEL, exec:'COMMAND',
+        /// exec-jsonl:'COMMAND', or the name of an agent of the --agents file.
+        /// Default: every agent of the --agents file, else the three control agents.
         #[arg(long = "agent", value_name = "NAME")]
         agents: Vec<String>,
         /// Agents file defining model agents with endpoints and parameters (docs/agents.md).
