@@ -7,6 +7,7 @@
 //! input, 130/143 interrupted by SIGINT/SIGTERM (results of what completed are
 //! written), 141 standard output or error closed early (`assay … | head`).
 
+mod assure;
 mod diagnostics;
 mod verify;
 
@@ -206,6 +207,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Assurance: sign evidence files into a bundle an auditor can verify.
+    Assure {
+        #[command(subcommand)]
+        command: AssureCommand,
+    },
     /// Serve a case's world to an external MCP client (the agent under test).
     Mcp {
         #[command(subcommand)]
@@ -215,6 +221,38 @@ enum Command {
     Mech {
         #[command(subcommand)]
         command: assay_mech::cli::MechCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AssureCommand {
+    /// Sign evidence files (evidence records, results.json, traces) as in-toto
+    /// statements in DSSE envelopes, one per file, into a bundle file.
+    Sign {
+        /// Evidence files, all under --base.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Secret key file (see `assay keygen`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Directory subject names are relative to (default: the current one).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        base: PathBuf,
+        /// Bundle file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verify a bundle: every signature by the key, and every subject file
+    /// re-hashed against its signed digest. Exit 1 on any finding.
+    Verify {
+        /// Bundle file written by `assay assure sign`.
+        bundle: PathBuf,
+        /// Public key file of the signer.
+        #[arg(long, value_name = "PUBKEY")]
+        key: PathBuf,
+        /// Directory subject names are relative to (default: the bundle's folder).
+        #[arg(long, value_name = "DIR")]
+        base: Option<PathBuf>,
     },
 }
 
@@ -377,6 +415,17 @@ fn main() -> ExitCode {
         Command::Verify { paths, key } => verify::cmd_verify(&paths, key.as_deref()),
         Command::Score { path, out } => verify::cmd_score(&path, out.as_deref()),
         Command::Keygen { out } => verify::cmd_keygen(&out),
+        Command::Assure { command } => match command {
+            AssureCommand::Sign {
+                files,
+                key,
+                base,
+                out,
+            } => assure::cmd_sign(&files, &key, &base, &out),
+            AssureCommand::Verify { bundle, key, base } => {
+                assure::cmd_verify(&bundle, &key, base.as_deref())
+            }
+        },
         Command::Mcp {
             command:
                 McpCommand::Serve {

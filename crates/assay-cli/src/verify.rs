@@ -110,7 +110,7 @@ fn result_from_rescore(r: &Rescored) -> EpisodeResult {
 }
 
 /// Reads a public key file (or bare hex) for `--key`.
-fn load_public_key(path: Option<&Path>) -> Result<Option<PublicKey>, u8> {
+pub(crate) fn load_public_key(path: Option<&Path>) -> Result<Option<PublicKey>, u8> {
     let Some(path) = path else {
         return Ok(None);
     };
