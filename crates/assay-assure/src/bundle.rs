@@ -71,12 +71,13 @@ pub fn sign_files(base: &Path, files: &[PathBuf], key: &SecretKey) -> Result<Bun
             source,
         })?;
         let name = relative_name(base, f)?;
-        // An evidence record says what it is; other files are named only.
+        // An evidence record (docs/evidence.md) says what it is; other files
+        // are named only.
         let record: Option<Value> = serde_json::from_slice(&bytes).ok();
         let predicate = json!({
             "file": name,
             "evidence_id": record.as_ref().and_then(|r| r.get("id")).cloned().unwrap_or(Value::Null),
-            "evidence_class": record.as_ref().and_then(|r| r.get("class")).cloned().unwrap_or(Value::Null),
+            "evidence_class": record.as_ref().and_then(|r| r.get("evidence_class")).cloned().unwrap_or(Value::Null),
         });
         let statement = Statement {
             statement_type: STATEMENT_TYPE.to_string(),

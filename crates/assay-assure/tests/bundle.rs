@@ -15,7 +15,7 @@ fn setup() -> (tempfile::TempDir, Vec<PathBuf>) {
     let a = dir.path().join("mech/probe.json");
     std::fs::write(
         &a,
-        r#"{"id": "ev-1", "class": "linear_probe", "metrics": {"auroc": 0.97}}"#,
+        r#"{"id": "ev-1", "evidence_class": "linear_probe", "metrics": {"auroc": 0.97}}"#,
     )
     .unwrap();
     let b = dir.path().join("results.json");

@@ -17,7 +17,7 @@ fn a_signed_bundle_verifies_and_an_edit_fails() {
     std::fs::write(d.join("ev/results.json"), "{\"passed\": true}\n").unwrap();
     std::fs::write(
         d.join("ev/probe.json"),
-        "{\"id\": \"p1\", \"class\": \"linear_probe\"}\n",
+        "{\"id\": \"p1\", \"evidence_class\": \"linear_probe\"}\n",
     )
     .unwrap();
     for k in ["a", "b"] {
