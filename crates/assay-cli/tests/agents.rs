@@ -36,6 +36,29 @@ async fn completions(Json(req): Json<Value>) -> Json<Value> {
     }))
 }
 
+/// Serves `router` on a free loopback port from a runtime of its own; the
+/// runtime is returned so the test can stop the server (and drop it) to go
+/// offline.
+fn serve(
+    router: Router,
+) -> (
+    tokio::runtime::Runtime,
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<()>,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (rt, addr, server)
+}
+
 fn verdicts(dir: &Path) -> Vec<Value> {
     let r: Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
@@ -59,23 +82,7 @@ fn verdicts(dir: &Path) -> Vec<Value> {
 
 #[test]
 fn recorded_model_run_replays_offline_to_identical_verdicts() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = rt.spawn(async move {
-        axum::serve(
-            listener,
-            Router::new().route("/v1/chat/completions", post(completions)),
-        )
-        .await
-        .unwrap();
-    });
+    let (rt, addr, server) = serve(Router::new().route("/v1/chat/completions", post(completions)));
     let dir = tempfile::tempdir().unwrap();
     let agents = dir.path().join("agents.yaml");
     std::fs::write(
@@ -383,23 +390,7 @@ async fn sampling(Json(req): Json<Value>) -> Json<Value> {
 /// error.
 #[test]
 fn epochs_at_temperature_replay_to_identical_verdicts() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = rt.spawn(async move {
-        axum::serve(
-            listener,
-            Router::new().route("/v1/chat/completions", post(sampling)),
-        )
-        .await
-        .unwrap();
-    });
+    let (rt, addr, server) = serve(Router::new().route("/v1/chat/completions", post(sampling)));
     let dir = tempfile::tempdir().unwrap();
     let agents = dir.path().join("agents.yaml");
     std::fs::write(

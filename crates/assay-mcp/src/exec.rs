@@ -52,8 +52,7 @@ pub struct ExecAgent {
     command: String,
     prompt: PromptMode,
     timeout: Option<Duration>,
-    env: std::collections::BTreeMap<String, String>,
-    cwd: Option<std::path::PathBuf>,
+    setting: process::Setting,
 }
 
 impl ExecAgent {
@@ -67,8 +66,7 @@ impl ExecAgent {
             prompt: PromptMode::implied_by(&command),
             command,
             timeout: None,
-            env: Default::default(),
-            cwd: None,
+            setting: process::Setting::default(),
         }
     }
 
@@ -85,8 +83,10 @@ impl ExecAgent {
         env: &std::collections::BTreeMap<String, String>,
         cwd: Option<std::path::PathBuf>,
     ) -> Self {
-        self.env = env.clone();
-        self.cwd = cwd;
+        self.setting = process::Setting {
+            env: env.clone(),
+            cwd,
+        };
         self
     }
 
@@ -244,11 +244,9 @@ impl ExecAgent {
                 prompt: prompt_file.display().to_string(),
                 conversation: conversation.display().to_string(),
             };
-            let mut cmd = process::sh(&self.render(&prompt, &files, &config, &url));
-            cmd.envs(&self.env);
-            if let Some(d) = &self.cwd {
-                cmd.current_dir(d);
-            }
+            let mut cmd = self
+                .setting
+                .sh(&self.render(&prompt, &files, &config, &url));
             cmd.env("ASSAY_MCP_CONFIG", &config)
                 .env("ASSAY_MCP_URL", &url)
                 .env("ASSAY_PROMPT_FILE", &files.prompt)

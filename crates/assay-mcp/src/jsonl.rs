@@ -90,8 +90,7 @@ pub struct ExecJsonlAgent {
     name: String,
     command: String,
     timeout: Option<Duration>,
-    env: std::collections::BTreeMap<String, String>,
-    cwd: Option<std::path::PathBuf>,
+    setting: process::Setting,
 }
 
 impl ExecJsonlAgent {
@@ -103,8 +102,7 @@ impl ExecJsonlAgent {
             name: format!("exec-jsonl:{command}"),
             command,
             timeout: None,
-            env: Default::default(),
-            cwd: None,
+            setting: process::Setting::default(),
         }
     }
 
@@ -121,8 +119,10 @@ impl ExecJsonlAgent {
         env: &std::collections::BTreeMap<String, String>,
         cwd: Option<std::path::PathBuf>,
     ) -> Self {
-        self.env = env.clone();
-        self.cwd = cwd;
+        self.setting = process::Setting {
+            env: env.clone(),
+            cwd,
+        };
         self
     }
 
@@ -234,11 +234,7 @@ impl Agent for ExecJsonlAgent {
 
     async fn run(&self, env: &mut dyn Env) -> Result<(), AgentError> {
         let budget = process::budget(self.timeout, env);
-        let mut cmd = process::sh(&self.command);
-        cmd.envs(&self.env);
-        if let Some(d) = &self.cwd {
-            cmd.current_dir(d);
-        }
+        let mut cmd = self.setting.sh(&self.command);
         cmd.env("ASSAY_AGENT_PROTOCOL", PROTOCOL);
         let max_line = process::message_cap(env);
         let mut child = process::spawn(cmd, "exec-jsonl agent")?;

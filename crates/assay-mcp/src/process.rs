@@ -86,6 +86,26 @@ pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Where an agent program runs and what it finds in its environment beyond
+/// the harness's own variables: an agents file's `env` and `cwd`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Setting {
+    pub env: std::collections::BTreeMap<String, String>,
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+impl Setting {
+    /// [`sh`] for `command`, in this setting.
+    pub(crate) fn sh(&self, command: &str) -> Command {
+        let mut c = sh(command);
+        c.envs(&self.env);
+        if let Some(d) = &self.cwd {
+            c.current_dir(d);
+        }
+        c
+    }
+}
+
 /// The wall-clock budget of the agent process: the configured one, else the
 /// spec's episode budget less a margin, so the process is killed (and the
 /// episode is `error`) before the runner's own timeout drops the agent.
