@@ -207,10 +207,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Assurance: sign evidence files into a bundle an auditor can verify.
+    /// Assurance: weigh evidence against the safety claims of an assurance case
+    /// (`assay assure CASE.yaml --out DIR`), and sign or verify evidence bundles.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Assure {
         #[command(subcommand)]
-        command: AssureCommand,
+        command: Option<AssureCommand>,
+        #[command(flatten)]
+        assess: AssessArgs,
     },
     /// Serve a case's world to an external MCP client (the agent under test).
     Mcp {
@@ -224,8 +228,44 @@ enum Command {
     },
 }
 
+/// `assay assure CASE.yaml --out DIR`.
+#[derive(clap::Args)]
+struct AssessArgs {
+    /// The assurance case file (YAML, `apiVersion: assay.assurance/v1`).
+    #[arg(value_name = "CASE", required = true)]
+    case: Option<PathBuf>,
+    /// Output directory: assurance.json, report.md, report.html, gsn.yaml, gsn.svg
+    /// (and bundle.json with --key). Only these files are written.
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+    /// Policy file replacing the case's and the built-in policy.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A further policy for the sensitivity comparison (repeatable).
+    #[arg(long = "alt-policy", value_name = "FILE")]
+    alt_policy: Vec<PathBuf>,
+    /// Sign every evidence file of the case into DIR/bundle.json with this secret key.
+    #[arg(long, value_name = "KEY")]
+    key: Option<PathBuf>,
+    /// Exit 1 unless every asserted top-level claim is supported.
+    #[arg(long)]
+    gate: bool,
+}
+
 #[derive(Subcommand)]
 enum AssureCommand {
+    /// Print the JSON Schema of assurance case files.
+    Schema {
+        /// Write it to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List the governance-instrument inventory: requirements, verifier access,
+    /// sources and confidence labels.
+    Instruments,
+    /// Print the built-in policy (evidence classes, access, weight caps), to copy
+    /// and edit for --policy.
+    Policy,
     /// Sign evidence files (evidence records, results.json, traces) as in-toto
     /// statements in DSSE envelopes, one per file, into a bundle file.
     Sign {
@@ -415,14 +455,18 @@ fn main() -> ExitCode {
         Command::Verify { paths, key } => verify::cmd_verify(&paths, key.as_deref()),
         Command::Score { path, out } => verify::cmd_score(&path, out.as_deref()),
         Command::Keygen { out } => verify::cmd_keygen(&out),
-        Command::Assure { command } => match command {
-            AssureCommand::Sign {
+        Command::Assure { command, assess } => match command {
+            None => assure::cmd_assess(&assess),
+            Some(AssureCommand::Schema { out }) => assure::cmd_schema(out.as_deref()),
+            Some(AssureCommand::Instruments) => assure::cmd_instruments(),
+            Some(AssureCommand::Policy) => assure::cmd_policy(),
+            Some(AssureCommand::Sign {
                 files,
                 key,
                 base,
                 out,
-            } => assure::cmd_sign(&files, &key, &base, &out),
-            AssureCommand::Verify { bundle, key, base } => {
+            }) => assure::cmd_sign(&files, &key, &base, &out),
+            Some(AssureCommand::Verify { bundle, key, base }) => {
                 assure::cmd_verify(&bundle, &key, base.as_deref())
             }
         },
