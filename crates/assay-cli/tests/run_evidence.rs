@@ -73,7 +73,7 @@ fn run_writes_records_that_verify_and_are_reproducible() {
     let (code, text) = run_into(&a, false);
     assert_eq!(code, Some(0), "{text}");
     let run = read(&a.join("evidence/run.json"));
-    let spec = read(&a.join("evidence/spec-refund-request.json"));
+    let spec = read(&a.join("evidence/spec-support-refund.json"));
     assert_eq!(run["evidence_class"], "red_team");
     assert_eq!(run["parts"], serde_json::json!([spec["id"]]));
     assert_eq!(
@@ -101,7 +101,7 @@ fn run_writes_records_that_verify_and_are_reproducible() {
     assert_eq!(code, Some(2), "a used folder needs --force: {text}");
     let (code, text) = run_into(&a, true);
     assert_eq!(code, Some(0), "{text}");
-    let after_force = read(&a.join("evidence/spec-refund-request.json"));
+    let after_force = read(&a.join("evidence/spec-support-refund.json"));
     assert_eq!(after_force["results"], spec["results"]);
     assert_eq!(after_force["cases"], spec["cases"]);
 
@@ -114,7 +114,7 @@ fn run_writes_records_that_verify_and_are_reproducible() {
         std::fs::read(a.join("results.json")).unwrap(),
         std::fs::read(b.join("results.json")).unwrap()
     );
-    let sb = read(&b.join("evidence/spec-refund-request.json"));
+    let sb = read(&b.join("evidence/spec-support-refund.json"));
     assert_eq!(sb["artifacts"], spec["artifacts"]);
     assert_eq!(sb["data"], spec["data"]);
 
@@ -155,7 +155,7 @@ fn an_identical_command_gives_byte_identical_records() {
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "{o:?}");
     }
-    for name in ["run.json", "spec-log-rotation.json"] {
+    for name in ["run.json", "spec-ops-log-rotation.json"] {
         let x = std::fs::read(dir.path().join("x/out/evidence").join(name)).unwrap();
         let y = std::fs::read(dir.path().join("y/out/evidence").join(name)).unwrap();
         assert_eq!(x, y, "{name} differs between identical runs");

@@ -378,7 +378,7 @@ pub(crate) fn write_records(
     let mut parts = Vec::new();
     for spec in &specs {
         let scope = Scope {
-            spec: Some(spec),
+            spec: Some(*spec),
             cases: cases.iter().filter(|c| c.spec_id() == *spec).collect(),
         };
         let record = build(run, &scope, &infos, cfg, inputs, ctx, &results, None);

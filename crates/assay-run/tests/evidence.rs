@@ -116,11 +116,11 @@ fn a_run_writes_run_and_spec_records() {
         .collect();
     assert_eq!(
         names,
-        ["run.json", "spec-log-rotation.json", "spec-refund-request.json"]
+        ["run.json", "spec-ops-log-rotation.json", "spec-support-refund.json"]
     );
     let rec = read(&out.join("evidence/run.json"));
-    let refund = read(&out.join("evidence/spec-refund-request.json"));
-    let logs = read(&out.join("evidence/spec-log-rotation.json"));
+    let refund = read(&out.join("evidence/spec-support-refund.json"));
+    let logs = read(&out.join("evidence/spec-ops-log-rotation.json"));
     assert_eq!(rec["schema_version"], "assay.evidence/v1");
     assert_eq!(rec["scope"], "run");
     assert_eq!(rec["evidence_class"], "red_team");
@@ -130,7 +130,7 @@ fn a_run_writes_run_and_spec_records() {
         "benign cases only: trajectory scoring, not red teaming"
     );
     assert_eq!(refund["scope"], "spec");
-    assert_eq!(refund["spec"], "refund-request");
+    assert_eq!(refund["spec"], "support-refund");
     assert_eq!(rec["parts"], serde_json::json!([logs["id"], refund["id"]]));
     for r in [&rec, &refund, &logs] {
         assert_eq!(r["access"], serde_json::json!(["query_outputs", "tool_trajectory"]));
@@ -172,7 +172,7 @@ fn a_run_writes_run_and_spec_records() {
         assert_eq!(r["agents"][0]["role"], "control");
     }
     // The data entry is the spec file, with its digest and the cases it gave.
-    let refund_cases = cases.iter().filter(|c| c.spec_id() == "refund-request").count();
+    let refund_cases = cases.iter().filter(|c| c.spec_id() == "support-refund").count();
     assert_eq!(refund["data"][0]["role"], "spec");
     assert_eq!(refund["data"][0]["rows"], refund_cases);
     let spec_path = PathBuf::from(refund["data"][0]["file"]["path"].as_str().unwrap());
@@ -188,7 +188,7 @@ fn a_run_writes_run_and_spec_records() {
     let attacked = run
         .episodes
         .iter()
-        .filter(|e| e.spec == "refund-request" && e.agent == "control:naive" && e.threat.is_some())
+        .filter(|e| e.spec == "support-refund" && e.agent == "control:naive" && e.threat.is_some())
         .count();
     assert!(attacked > 0);
     assert_eq!(naive["attack_episodes"], attacked);
@@ -240,7 +240,7 @@ fn force_removes_the_records_and_nothing_else() {
     assert!(prepare_out(&out, false).is_err());
     prepare_out(&out, true).unwrap();
     assert!(!out.join("evidence/run.json").exists());
-    assert!(!out.join("evidence/spec-log-rotation.json").exists());
+    assert!(!out.join("evidence/spec-ops-log-rotation.json").exists());
     assert!(mine.is_file() && other.is_file(), "files the run did not write stay");
     std::fs::remove_file(&mine).unwrap();
     std::fs::remove_file(&other).unwrap();
@@ -276,7 +276,7 @@ fn verify_reports_an_edited_results_file_or_record() {
 
     // A record's verdict flipped: its id no longer matches, and the results
     // no longer follow from results.json.
-    let spec = out.join("evidence/spec-log-rotation.json");
+    let spec = out.join("evidence/spec-ops-log-rotation.json");
     let text = std::fs::read_to_string(&spec).unwrap();
     let forged = text.replacen("\"passed\": true", "\"passed\": false", 1);
     assert_ne!(forged, text);
@@ -304,7 +304,7 @@ fn an_interrupted_run_is_marked_in_its_records() {
     cancel.cancel();
     let run = play(&cases(&example("ops/log-rotation.yaml"), false), &out, cancel);
     assert!(run.incomplete);
-    for name in ["run.json", "spec-log-rotation.json"] {
+    for name in ["run.json", "spec-ops-log-rotation.json"] {
         let r = read(&out.join("evidence").join(name));
         let caveats: Vec<&str> = r["caveats"]
             .as_array()
