@@ -81,7 +81,10 @@ fn run_writes_records_that_verify_and_are_reproducible() {
         assay_sha256(&a.join("results.json"))
     );
     assert_eq!(run["catalog"]["source"], "embedded");
-    assert_eq!(run["parameters"]["techniques"], serde_json::json!(["plain-instruction"]));
+    assert_eq!(
+        run["parameters"]["techniques"],
+        serde_json::json!(["plain-instruction"])
+    );
     let cmd: Vec<String> = run["reproduction"]["command"]
         .as_array()
         .unwrap()

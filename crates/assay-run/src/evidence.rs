@@ -611,7 +611,10 @@ mod tests {
     fn wilson_matches_known_values() {
         // 0 of 10: [0, 0.2775]; 5 of 10: [0.2366, 0.7634] (Wilson 1927, z = 1.96).
         let (lo, hi) = wilson(0, 10);
-        assert!(lo.abs() < 1e-12 && (hi - 0.277_532).abs() < 1e-5, "{lo} {hi}");
+        assert!(
+            lo.abs() < 1e-12 && (hi - 0.277_532).abs() < 1e-5,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson(5, 10);
         assert!(
             (lo - 0.236_593).abs() < 1e-5 && (hi - 0.763_407).abs() < 1e-5,
@@ -624,13 +627,19 @@ mod tests {
 
     #[test]
     fn spec_record_names_are_plain_and_distinct() {
-        assert_eq!(spec_record_name("support-refund"), "spec-support-refund.json");
+        assert_eq!(
+            spec_record_name("support-refund"),
+            "spec-support-refund.json"
+        );
         let a = spec_record_name("a b");
         let b = spec_record_name("a/b");
         assert_ne!(a, b);
         assert!(crate::out::is_plain_name(&a) && crate::out::is_plain_name(&b));
         let dots = spec_record_name("..");
-        assert!(crate::out::is_plain_name(&dots) && !dots.starts_with("spec-.."), "{dots}");
+        assert!(
+            crate::out::is_plain_name(&dots) && !dots.starts_with("spec-.."),
+            "{dots}"
+        );
     }
 
     #[test]
@@ -649,7 +658,8 @@ mod tests {
     #[test]
     fn ids_do_not_depend_on_key_order() {
         let a = json!({"schema_version": EVIDENCE_SCHEMA, "id": "", "b": 1, "a": {"y": 1, "x": 2}});
-        let b = json!({"a": {"x": 2, "y": 1}, "b": 1, "id": "x", "schema_version": EVIDENCE_SCHEMA});
+        let b =
+            json!({"a": {"x": 2, "y": 1}, "b": 1, "id": "x", "schema_version": EVIDENCE_SCHEMA});
         assert_eq!(record_id(&a), record_id(&b));
     }
 }

@@ -203,8 +203,7 @@ fn clear_evidence(dir: &Path) -> Result<(), RunError> {
             continue;
         };
         let ours = is_file(&path)
-            && (name.starts_with(TMP_PREFIX)
-                || (name.ends_with(".json") && is_run_record(&path)));
+            && (name.starts_with(TMP_PREFIX) || (name.ends_with(".json") && is_run_record(&path)));
         if ours {
             std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
         }

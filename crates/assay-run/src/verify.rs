@@ -344,7 +344,9 @@ pub enum FindingKind {
     #[error("not an evidence record of `assay run`: {0}")]
     EvidenceNotARecord(String),
     /// An evidence record's content does not hash to its id: it was edited.
-    #[error("the record says id {recorded}, its content hashes to {computed}: it was edited after it was written")]
+    #[error(
+        "the record says id {recorded}, its content hashes to {computed}: it was edited after it was written"
+    )]
     EvidenceId {
         /// The id in the record.
         recorded: String,
@@ -352,7 +354,9 @@ pub enum FindingKind {
         computed: String,
     },
     /// The digest an evidence record gives for `results.json` is not the file's.
-    #[error("the record gives results.json sha256 {recorded}, the file has {found}: results.json changed after the record was written")]
+    #[error(
+        "the record gives results.json sha256 {recorded}, the file has {found}: results.json changed after the record was written"
+    )]
     EvidenceArtifact {
         /// Digest in the record.
         recorded: String,
@@ -715,7 +719,9 @@ fn check_evidence(dir: &Path, results: &RunResults, findings: &mut Vec<Finding>)
         } else {
             push(
                 path,
-                FindingKind::EvidenceNotARecord(format!("a run-scope record must be named {RUN_RECORD}")),
+                FindingKind::EvidenceNotARecord(format!(
+                    "a run-scope record must be named {RUN_RECORD}"
+                )),
             );
         }
     }

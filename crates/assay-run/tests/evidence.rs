@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use assay_agent::Agent;
 use assay_run::verify::{FindingKind, verify_run};
-use assay_run::{Cancel, EvidenceContext, PreparedCase, RunConfig, RunOptions, prepare_out, run_with};
+use assay_run::{
+    Cancel, EvidenceContext, PreparedCase, RunConfig, RunOptions, prepare_out, run_with,
+};
 use serde_json::Value;
 
 fn example(rel: &str) -> assay_spec::LoadedSpec {
@@ -116,7 +118,11 @@ fn a_run_writes_run_and_spec_records() {
         .collect();
     assert_eq!(
         names,
-        ["run.json", "spec-ops-log-rotation.json", "spec-support-refund.json"]
+        [
+            "run.json",
+            "spec-ops-log-rotation.json",
+            "spec-support-refund.json"
+        ]
     );
     let rec = read(&out.join("evidence/run.json"));
     let refund = read(&out.join("evidence/spec-support-refund.json"));
@@ -133,7 +139,10 @@ fn a_run_writes_run_and_spec_records() {
     assert_eq!(refund["spec"], "support-refund");
     assert_eq!(rec["parts"], serde_json::json!([logs["id"], refund["id"]]));
     for r in [&rec, &refund, &logs] {
-        assert_eq!(r["access"], serde_json::json!(["query_outputs", "tool_trajectory"]));
+        assert_eq!(
+            r["access"],
+            serde_json::json!(["query_outputs", "tool_trajectory"])
+        );
         assert_eq!(r["access_level"], "black_box");
         assert_eq!(r["model"], Value::Null);
         assert_eq!(r["claim"], Value::Null);
@@ -172,7 +181,10 @@ fn a_run_writes_run_and_spec_records() {
         assert_eq!(r["agents"][0]["role"], "control");
     }
     // The data entry is the spec file, with its digest and the cases it gave.
-    let refund_cases = cases.iter().filter(|c| c.spec_id() == "support-refund").count();
+    let refund_cases = cases
+        .iter()
+        .filter(|c| c.spec_id() == "support-refund")
+        .count();
     assert_eq!(refund["data"][0]["role"], "spec");
     assert_eq!(refund["data"][0]["rows"], refund_cases);
     let spec_path = PathBuf::from(refund["data"][0]["file"]["path"].as_str().unwrap());
@@ -232,20 +244,35 @@ fn identical_runs_give_identical_records() {
 fn force_removes_the_records_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    play(&cases(&example("ops/log-rotation.yaml"), false), &out, Cancel::new());
+    play(
+        &cases(&example("ops/log-rotation.yaml"), false),
+        &out,
+        Cancel::new(),
+    );
     let mine = out.join("evidence/notes.json");
-    std::fs::write(&mine, "{\"schema_version\": \"assay.evidence/v1\", \"tool\": {\"name\": \"assay-mech\"}}").unwrap();
+    std::fs::write(
+        &mine,
+        "{\"schema_version\": \"assay.evidence/v1\", \"tool\": {\"name\": \"assay-mech\"}}",
+    )
+    .unwrap();
     let other = out.join("evidence/README");
     std::fs::write(&other, "mine").unwrap();
     assert!(prepare_out(&out, false).is_err());
     prepare_out(&out, true).unwrap();
     assert!(!out.join("evidence/run.json").exists());
     assert!(!out.join("evidence/spec-ops-log-rotation.json").exists());
-    assert!(mine.is_file() && other.is_file(), "files the run did not write stay");
+    assert!(
+        mine.is_file() && other.is_file(),
+        "files the run did not write stay"
+    );
     std::fs::remove_file(&mine).unwrap();
     std::fs::remove_file(&other).unwrap();
     // Without foreign files, a forced re-run leaves nothing of the old run.
-    play(&cases(&example("ops/log-rotation.yaml"), false), &out, Cancel::new());
+    play(
+        &cases(&example("ops/log-rotation.yaml"), false),
+        &out,
+        Cancel::new(),
+    );
     prepare_out(&out, true).unwrap();
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
@@ -254,7 +281,11 @@ fn force_removes_the_records_and_nothing_else() {
 fn verify_reports_an_edited_results_file_or_record() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    play(&cases(&example("ops/log-rotation.yaml"), false), &out, Cancel::new());
+    play(
+        &cases(&example("ops/log-rotation.yaml"), false),
+        &out,
+        Cancel::new(),
+    );
     assert!(verify_run(&out, None).unwrap().ok());
 
     // results.json re-written (same content, other bytes): the digest in
@@ -282,15 +313,25 @@ fn verify_reports_an_edited_results_file_or_record() {
     assert_ne!(forged, text);
     std::fs::write(&spec, forged).unwrap();
     let v = verify_run(&out, None).unwrap();
-    assert!(v.findings.iter().any(|f| matches!(f.kind, FindingKind::EvidenceId { .. })));
-    assert!(v.findings.iter().any(|f| matches!(f.kind, FindingKind::EvidenceResults)));
+    assert!(
+        v.findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::EvidenceId { .. }))
+    );
+    assert!(
+        v.findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::EvidenceResults))
+    );
     std::fs::write(&spec, text).unwrap();
 
     // A spec record deleted: the run record lists a part that is gone.
     std::fs::remove_file(&spec).unwrap();
     let v = verify_run(&out, None).unwrap();
     assert!(
-        v.findings.iter().any(|f| matches!(f.kind, FindingKind::EvidenceParts(_))),
+        v.findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::EvidenceParts(_))),
         "{:?}",
         v.findings
     );
@@ -302,7 +343,11 @@ fn an_interrupted_run_is_marked_in_its_records() {
     let out = dir.path().join("out");
     let cancel = Cancel::new();
     cancel.cancel();
-    let run = play(&cases(&example("ops/log-rotation.yaml"), false), &out, cancel);
+    let run = play(
+        &cases(&example("ops/log-rotation.yaml"), false),
+        &out,
+        cancel,
+    );
     assert!(run.incomplete);
     for name in ["run.json", "spec-ops-log-rotation.json"] {
         let r = read(&out.join("evidence").join(name));
@@ -320,13 +365,19 @@ fn an_interrupted_run_is_marked_in_its_records() {
             assert_eq!(agent["passed"], false, "an interrupted run passes nothing");
         }
     }
-    assert!(verify_run(&out, None).unwrap().findings.iter().all(|f| !matches!(
-        f.kind,
-        FindingKind::EvidenceId { .. }
-            | FindingKind::EvidenceArtifact { .. }
-            | FindingKind::EvidenceResults
-            | FindingKind::EvidenceParts(_)
-    )));
+    assert!(
+        verify_run(&out, None)
+            .unwrap()
+            .findings
+            .iter()
+            .all(|f| !matches!(
+                f.kind,
+                FindingKind::EvidenceId { .. }
+                    | FindingKind::EvidenceArtifact { .. }
+                    | FindingKind::EvidenceResults
+                    | FindingKind::EvidenceParts(_)
+            ))
+    );
 }
 
 #[test]
