@@ -414,6 +414,13 @@ fn main() -> ExitCode {
                 }),
                 Err(code) => return ExitCode::from(code),
             };
+            let evidence = evidence_context(
+                agents_file.as_deref(),
+                &synth,
+                strict,
+                include_invalid,
+                opts.replay.as_deref(),
+            );
             match resolve_agents(agents, agents_file.as_deref(), &opts) {
                 Ok(a) => cmd_run(
                     &paths,
@@ -428,6 +435,7 @@ fn main() -> ExitCode {
                         jobs,
                         include_invalid,
                         quiet,
+                        evidence,
                     },
                     &synth,
                     sign.as_ref(),
@@ -749,6 +757,88 @@ struct RunFlags {
     jobs: Option<usize>,
     include_invalid: bool,
     quiet: bool,
+    /// Command line and inputs for the run's evidence records.
+    evidence: assay_run::EvidenceContext,
+}
+
+/// What the evidence records of `assay run` need beyond the run itself: the
+/// command line, how agents-file entries are described, the agents file,
+/// and the parameters that shape the results. The catalog is added once the
+/// cases are known.
+fn evidence_context(
+    agents_file: Option<&Path>,
+    synth: &SynthArgs,
+    strict: bool,
+    include_invalid: bool,
+    replay: Option<&Path>,
+) -> assay_run::EvidenceContext {
+    let argv = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Entries were already read successfully to build the agents; a file
+    // that cannot be read now fails later when it is hashed.
+    let entries = agents_file
+        .and_then(|f| assay_agent::read_agents_file(f).ok())
+        .unwrap_or_default();
+    let agents = entries
+        .iter()
+        .map(|c| match c {
+            assay_agent::AgentConfig::Model(m) => assay_run::AgentInfo {
+                name: m.name.clone(),
+                role: assay_agent::AgentRole::Subject,
+                kind: serde_json::to_value(m.provider)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "other".into()),
+                model: Some(m.model.clone()),
+            },
+            assay_agent::AgentConfig::Exec(e) => assay_run::AgentInfo {
+                name: e.name.clone(),
+                role: assay_agent::AgentRole::Subject,
+                kind: serde_json::to_value(e.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "other".into()),
+                model: None,
+            },
+        })
+        .collect();
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("per_threat".into(), serde_json::json!(synth.per_threat));
+    parameters.insert("techniques".into(), serde_json::json!(synth.techniques));
+    parameters.insert("strict".into(), serde_json::json!(strict));
+    parameters.insert("include_invalid".into(), serde_json::json!(include_invalid));
+    parameters.insert(
+        "replay".into(),
+        serde_json::json!(replay.map(|p| p.display().to_string())),
+    );
+    assay_run::EvidenceContext {
+        argv,
+        agents,
+        agents_file: agents_file.map(Path::to_path_buf),
+        catalog: None,
+        parameters,
+    }
+}
+
+/// The catalog synthesised cases came from, named by a digest over its
+/// techniques' canonical JSON (sorted by id).
+fn catalog_ref(dir: Option<&Path>) -> Result<assay_run::CatalogRef, u8> {
+    let catalog = load_catalog(dir)?;
+    let mut lines = String::new();
+    for t in &catalog.techniques {
+        let doc = serde_json::to_value(t).expect("techniques serialise");
+        lines.push_str(&assay_trace::canonical_json(&doc));
+        lines.push('\n');
+    }
+    Ok(assay_run::CatalogRef {
+        source: dir.map_or_else(|| "embedded".into(), |d| d.display().to_string()),
+        version: dir
+            .is_none()
+            .then(|| format!("assay {}", env!("CARGO_PKG_VERSION"))),
+        techniques: catalog.techniques.len(),
+        digest: assay_trace::sha256_hex(lines.as_bytes()),
+    })
 }
 
 /// Cancels `cancel` on the first SIGINT or SIGTERM and remembers which, as the
@@ -799,6 +889,7 @@ fn cmd_run(
         jobs,
         include_invalid,
         quiet,
+        mut evidence,
     } = flags;
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
@@ -807,6 +898,15 @@ fn cmd_run(
         Ok(p) => p,
         Err(code) => return code,
     };
+    if prepared
+        .iter()
+        .any(|c| c.case.provenance.technique.is_some())
+    {
+        evidence.catalog = match catalog_ref(synth.catalog.as_deref()) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        };
+    }
     if let Err(e) = assay_run::prepare_out(&out, force) {
         return fail(e, 2);
     }
@@ -874,6 +974,7 @@ fn cmd_run(
         cancel,
         control_episodes: qa.episodes,
         sign: sign.cloned(),
+        evidence: Some(evidence),
     };
     let run = match rt.block_on(assay_run::run_with(&keep, &resolved, &cfg, skipped, opts)) {
         Ok(r) => r,

@@ -429,12 +429,15 @@ fn a_used_out_folder_is_refused_unless_forced() {
         std::fs::read_to_string(out_dir.join("mine.txt")).unwrap(),
         "keep me"
     );
-    // Only this run's episodes are left, so verify sees no stale traces.
+    // Only this run's episodes (and its evidence records) are left, so
+    // verify sees no stale traces.
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    assert!(out_dir.join("evidence/run.json").is_file());
     let dirs = std::fs::read_dir(&out_dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .filter(|e| e.as_ref().unwrap().file_name() != "evidence")
         .count();
     assert_eq!(dirs, results["episodes"].as_array().unwrap().len());
 }

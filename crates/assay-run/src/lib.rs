@@ -7,6 +7,7 @@
 //! crate holds no metrics or rendering (that is `assay-report`).
 
 mod episode;
+pub mod evidence;
 mod judge;
 mod out;
 mod plan;
@@ -26,6 +27,7 @@ use futures::FutureExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub use episode::{EpisodeJob, run_episode};
+pub use evidence::{AgentInfo, CatalogRef, EvidenceContext};
 pub use judge::{JudgeConfig, judge_episode, parse_answer, render_trajectory};
 pub use out::{episode_dir_name, prepare_out, write_atomic};
 pub use plan::PreparedCase;
@@ -82,6 +84,10 @@ pub struct RunOptions {
     pub control_episodes: Vec<EpisodeResult>,
     /// Signs the results digest (`--sign`); the results are sealed either way.
     pub sign: Option<assay_trace::SecretKey>,
+    /// Write evidence records (`evidence/run.json`, `evidence/spec-*.json`)
+    /// after `results.json`, with this command line and these inputs; none
+    /// are written without it (library callers such as `assay mcp serve`).
+    pub evidence: Option<EvidenceContext>,
 }
 
 /// How to run.
@@ -299,7 +305,8 @@ pub async fn run(
 /// [`run`] that can be cancelled and that counts earlier control episodes
 /// (case QA) toward rule coverage. A cancelled run still writes
 /// `results.json` for the episodes that completed, with `incomplete: true`
-/// and `passed: false`.
+/// and `passed: false`. With [`RunOptions::evidence`] it then writes the
+/// run's evidence records (see [`evidence`]), also for a cancelled run.
 pub async fn run_with(
     cases: &[Arc<PreparedCase>],
     agents: &[Arc<dyn Agent>],
@@ -311,6 +318,13 @@ pub async fn run_with(
         path: cfg.out.clone(),
         source: e,
     })?;
+    // Input files are hashed before anything runs, so the records name the
+    // bytes the run was computed on (and an unreadable one stops it early).
+    let inputs = opts
+        .evidence
+        .as_ref()
+        .map(|ctx| evidence::Inputs::gather(cases, ctx))
+        .transpose()?;
     let mut jobs = Vec::new();
     for case in cases {
         for agent in agents {
@@ -381,6 +395,9 @@ pub async fn run_with(
     let mut run = run;
     run.seal(opts.sign.as_ref());
     write_results(&cfg.out, &run)?;
+    if let (Some(ctx), Some(inputs)) = (&opts.evidence, &inputs) {
+        evidence::write_records(&cfg.out, &run, cases, agents, cfg, inputs, ctx)?;
+    }
     Ok(run)
 }
 

@@ -22,7 +22,7 @@ const TMP_PREFIX: &str = ".assay-tmp-";
 
 /// One name made safe as part of a directory name: ASCII letters, digits and
 /// `._@+-` kept, anything else `-`, no leading dot, at most `max` bytes.
-fn part(name: &str, max: usize) -> String {
+pub(crate) fn part(name: &str, max: usize) -> String {
     let mut s: String = name
         .chars()
         .map(|c| {
@@ -102,8 +102,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 /// Makes `out` ready for a run: created when missing; refused when it holds
 /// anything unless `force`, which first removes what an earlier Assay run wrote
 /// there (its `results.json`, the episode directories it lists, episode
-/// directories of a run killed before it wrote `results.json`, and leftover
-/// temporary files) and nothing else. Other files are left alone.
+/// directories of a run killed before it wrote `results.json`, its evidence
+/// records under `evidence/`, and leftover temporary files) and nothing else.
+/// Other files are left alone.
 pub fn prepare_out(out: &Path, force: bool) -> Result<(), RunError> {
     let io = |path: &Path, source: std::io::Error| RunError::Io {
         path: path.to_path_buf(),
@@ -177,10 +178,52 @@ fn clear_previous_run(out: &Path) -> Result<(), RunError> {
             remove_episode_dir(&path)?;
         }
     }
+    clear_evidence(&out.join(crate::evidence::EVIDENCE_DIR))?;
     if is_file(&results) {
         std::fs::remove_file(&results).map_err(|e| io(&results, e))?;
     }
     Ok(())
+}
+
+/// Removes the evidence records an earlier run wrote into `dir`
+/// (`OUT/evidence`): `*.json` files that are run or spec records produced by
+/// `assay run`, and leftover temporary files; then the folder if nothing
+/// else is left in it. Any other file stays.
+fn clear_evidence(dir: &Path) -> Result<(), RunError> {
+    if !is_dir(dir) {
+        return Ok(());
+    }
+    let io = |path: &Path, source: std::io::Error| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = entry.map_err(|e| io(dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let ours = is_file(&path)
+            && (name.starts_with(TMP_PREFIX) || (name.ends_with(".json") && is_run_record(&path)));
+        if ours {
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        }
+    }
+    // Fails, harmlessly, when something else is inside: that is not ours.
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// Whether `path` holds an evidence record written by `assay run` (a run or
+/// spec record of tool `assay`), not some other file that happens to be there.
+fn is_run_record(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+        v["schema_version"] == crate::evidence::EVIDENCE_SCHEMA
+            && v["tool"]["name"] == "assay"
+            && matches!(v["scope"].as_str(), Some("run" | "spec"))
+    })
 }
 
 fn is_file(p: &Path) -> bool {

@@ -8,6 +8,10 @@
 //! rules compiled from that case. It reports every finding instead of stopping
 //! at the first; an empty list is the only pass.
 //!
+//! When the run wrote evidence records (`evidence/`), each must hash to its
+//! id, name the current `results.json` by digest, and carry the results
+//! recomputed from it.
+//!
 //! [`rescore`] and [`score_run`] re-score with the current rules without
 //! touching anything, as an auditor does after the rules changed.
 
@@ -336,6 +340,35 @@ pub enum FindingKind {
         /// Re-scored value (JSON).
         rescored: String,
     },
+    /// A file in `evidence/` is not an evidence record `assay run` writes.
+    #[error("not an evidence record of `assay run`: {0}")]
+    EvidenceNotARecord(String),
+    /// An evidence record's content does not hash to its id: it was edited.
+    #[error(
+        "the record says id {recorded}, its content hashes to {computed}: it was edited after it was written"
+    )]
+    EvidenceId {
+        /// The id in the record.
+        recorded: String,
+        /// The id its content gives.
+        computed: String,
+    },
+    /// The digest an evidence record gives for `results.json` is not the file's.
+    #[error(
+        "the record gives results.json sha256 {recorded}, the file has {found}: results.json changed after the record was written"
+    )]
+    EvidenceArtifact {
+        /// Digest in the record.
+        recorded: String,
+        /// Digest of the file.
+        found: String,
+    },
+    /// An evidence record's `results` differ from those recomputed from `results.json`.
+    #[error("the record's results differ from those recomputed from results.json")]
+    EvidenceResults,
+    /// The run record's `parts` and the spec records present disagree.
+    #[error("{0}")]
+    EvidenceParts(String),
     /// `passed: true` although a summary row recomputed from the verdicts fails.
     #[error(
         "results.json says passed, but {spec} × {agent} does not pass when recomputed from its episodes"
@@ -571,6 +604,8 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
         }
     }
 
+    check_evidence(dir, &results, &mut findings);
+
     Ok(RunVerification {
         episodes: results.episodes.len(),
         traces_verified,
@@ -578,6 +613,140 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
         integrity,
         findings,
     })
+}
+
+/// Checks the run's evidence records (`evidence/`, when present): each is a
+/// record `assay run` writes, hashes to its own id, gives the digest of the
+/// `results.json` beside it, and carries the results recomputed from that
+/// file; the run record lists exactly the spec records present. A run
+/// written without records (library callers) has no `evidence/` folder and
+/// nothing to check.
+fn check_evidence(dir: &Path, results: &RunResults, findings: &mut Vec<Finding>) {
+    use crate::evidence::{EVIDENCE_DIR, EVIDENCE_SCHEMA, RUN_RECORD, record_id, scope_results};
+    let edir = dir.join(EVIDENCE_DIR);
+    let Ok(entries) = std::fs::read_dir(&edir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    let results_sha = std::fs::read(dir.join("results.json"))
+        .map(|b| assay_trace::sha256_hex(&b))
+        .unwrap_or_default();
+    let mut push = |path: &Path, kind| {
+        findings.push(Finding {
+            episode: None,
+            path: Some(path.to_path_buf()),
+            kind,
+        })
+    };
+    let mut spec_ids: BTreeSet<String> = BTreeSet::new();
+    let mut parts: Option<(PathBuf, BTreeSet<String>)> = None;
+    for path in &paths {
+        let value = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()));
+        let value = match value {
+            Ok(v) => v,
+            Err(e) => {
+                push(path, FindingKind::EvidenceNotARecord(e));
+                continue;
+            }
+        };
+        let scope = value["scope"].as_str();
+        if value["schema_version"] != EVIDENCE_SCHEMA
+            || value["tool"]["name"] != "assay"
+            || !matches!(scope, Some("run" | "spec"))
+        {
+            push(
+                path,
+                FindingKind::EvidenceNotARecord(format!(
+                    "expected schema_version {EVIDENCE_SCHEMA}, tool assay and scope run or spec"
+                )),
+            );
+            continue;
+        }
+        let recorded = value["id"].as_str().unwrap_or("").to_string();
+        let computed = record_id(&value);
+        if recorded != computed {
+            push(
+                path,
+                FindingKind::EvidenceId {
+                    recorded: recorded.clone(),
+                    computed,
+                },
+            );
+        }
+        let artifact = value["artifacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["path"] == "results.json");
+        let recorded_sha = artifact
+            .and_then(|a| a["sha256"].as_str())
+            .unwrap_or("(none)");
+        if recorded_sha != results_sha {
+            push(
+                path,
+                FindingKind::EvidenceArtifact {
+                    recorded: recorded_sha.to_string(),
+                    found: results_sha.clone(),
+                },
+            );
+        }
+        let spec = if scope == Some("spec") {
+            value["spec"].as_str()
+        } else {
+            None
+        };
+        // Recomputed values go through the same text round trip as the
+        // record's, so equal numbers compare equal.
+        let expected = serde_json::to_string(&scope_results(results, spec))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        if expected.as_ref() != Some(&value["results"]) {
+            push(path, FindingKind::EvidenceResults);
+        }
+        if scope == Some("spec") {
+            spec_ids.insert(recorded);
+        } else if path.file_name().is_some_and(|n| n == RUN_RECORD) {
+            let listed = value["parts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect();
+            parts = Some((path.clone(), listed));
+        } else {
+            push(
+                path,
+                FindingKind::EvidenceNotARecord(format!(
+                    "a run-scope record must be named {RUN_RECORD}"
+                )),
+            );
+        }
+    }
+    match parts {
+        None => push(
+            &edir.join(RUN_RECORD),
+            FindingKind::EvidenceParts("the run record is missing".into()),
+        ),
+        Some((path, listed)) => {
+            for id in listed.difference(&spec_ids) {
+                push(
+                    &path,
+                    FindingKind::EvidenceParts(format!("part {id} is not among the spec records")),
+                );
+            }
+            for id in spec_ids.difference(&listed) {
+                push(
+                    &path,
+                    FindingKind::EvidenceParts(format!(
+                        "spec record {id} is not one of the run record's parts"
+                    )),
+                );
+            }
+        }
+    }
 }
 
 /// The outcome of verifying one trace file.

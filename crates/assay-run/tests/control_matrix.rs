@@ -685,6 +685,7 @@ fn a_cancelled_run_writes_what_completed_marked_incomplete() {
         cancel,
         control_episodes: vec![],
         sign: None,
+        evidence: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
