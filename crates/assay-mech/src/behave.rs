@@ -163,7 +163,10 @@ pub fn wilson_ci95(k: usize, n: usize) -> [f64; 2] {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    [(centre - half).max(0.0), (centre + half).min(1.0)]
+    // At 0 and n successes the bound is exactly 0 or 1; say so instead of 1 − 1e-16.
+    let lo = if k == 0.0 { 0.0 } else { (centre - half).max(0.0) };
+    let hi = if k == n { 1.0 } else { (centre + half).min(1.0) };
+    [lo, hi]
 }
 
 fn summary(n: usize, correct: usize) -> serde_json::Value {
@@ -277,5 +280,8 @@ mod tests {
         assert!((lo - 0.96300).abs() < 1e-4 && hi == 1.0);
         let [lo, hi] = wilson_ci95(0, 10);
         assert!(lo == 0.0 && (hi - 0.27753).abs() < 1e-4);
+        assert_eq!(wilson_ci95(400, 400)[1], 1.0);
+        let [lo, hi] = wilson_ci95(1, 400);
+        assert!((lo - 0.000441).abs() < 1e-5 && (hi - 0.014023).abs() < 1e-5);
     }
 }
