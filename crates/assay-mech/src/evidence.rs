@@ -111,12 +111,8 @@ pub const BLACK_BOX: &[&str] = &["query_outputs", "sampling_params", "tool_traje
 /// Capabilities `grey_box` adds to `black_box`.
 pub const GREY_BOX_EXTRA: &[&str] = &["logits", "activations_read"];
 /// Capabilities `white_box` adds to `grey_box`.
-pub const WHITE_BOX_EXTRA: &[&str] = &[
-    "activations_write",
-    "weights_read",
-    "gradients",
-    "finetune",
-];
+pub const WHITE_BOX_EXTRA: &[&str] =
+    &["activations_write", "weights_read", "gradients", "finetune"];
 /// Capabilities orthogonal to the box levels (`outside_the_box`).
 pub const OUTSIDE_THE_BOX: &[&str] = &[
     "checkpoints_history",
@@ -300,7 +296,8 @@ mod tests {
 
     #[test]
     fn reproduction_replaces_argv0_and_pins_the_seed() {
-        let r = Reproduction::from_argv(&argv("/x/target/release/assay mech probe --out o"), Some(0));
+        let r =
+            Reproduction::from_argv(&argv("/x/target/release/assay mech probe --out o"), Some(0));
         assert_eq!(r.command, argv("assay mech probe --out o --seed 0"));
         assert_eq!(r.seed, 0);
         assert_eq!(r.tool, ToolInfo::current());
