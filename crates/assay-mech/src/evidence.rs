@@ -241,7 +241,11 @@ impl EvidenceRecord {
 
     /// The id this record's content implies; differs from `id` when a field was edited.
     ///
-    /// Why: a reader checks a record was not altered after it was written.
+    /// Why: a reader checks a record was not altered after it was written. The id is the
+    /// SHA-256 of the compact JSON serialisation (fields in declaration order, `id` empty,
+    /// floats in shortest round-trip form); a reader in another language recomputes it the
+    /// same way. Parsing must be float-exact (serde_json's `float_roundtrip`, which this
+    /// crate enables): the default parser can be 1 ULP off and change the id.
     pub fn expected_id(&self) -> Result<String> {
         let mut copy = self.clone();
         copy.seal()?;
