@@ -502,7 +502,12 @@ fn main() -> ExitCode {
             &out,
             force,
         ),
-        Command::Mech { command } => match assay_mech::cli::run(command) {
+        Command::Mech { command } => match assay_mech::cli::run(
+            command,
+            &std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
+        ) {
             Ok(code) => u8::try_from(code).unwrap_or(1),
             Err(e) => fail(format!("{e:#}"), 2),
         },

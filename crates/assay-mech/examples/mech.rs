@@ -15,6 +15,15 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let code = assay_mech::cli::run(cli.cmd)?;
+    // Recorded as the equivalent `assay mech ...` command line.
+    let argv: Vec<String> = ["assay".to_string(), "mech".to_string()]
+        .into_iter()
+        .chain(
+            std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    let code = assay_mech::cli::run(cli.cmd, &argv)?;
     std::process::exit(code)
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::digest::{FileDigest, file_digest};
 use crate::error::{MechError, Result};
-use crate::evidence::{DataRef, EvidenceRecord};
+use crate::evidence::{DataRef, EvidenceRecord, Reproduction};
 use crate::hooks::{HookPoint, Reduce, resolve_hooks};
 use crate::model::Model;
 use crate::probe::{self, Method, ProbeParams, TextFormat};
@@ -45,8 +45,12 @@ pub enum MechCommand {
     /// and their rank, next-token KL on a corpus, activation drift and CKA per block, the
     /// activation-difference lens, and probe transfer.
     Diff(DiffArgs),
+    /// Behavioural evaluation from outputs only: the model's answer (argmax token at the
+    /// last position) against the expected token, per row, with Wilson intervals.
+    Behave(BehaveArgs),
 }
 
+pub use crate::behave::BehaveArgs;
 pub use crate::diff::DiffArgs;
 
 /// Arguments of `assay mech probe`.
@@ -160,16 +164,21 @@ fn parse_reduce(s: &str) -> std::result::Result<Reduce, String> {
 
 /// Run a mech subcommand; returns the process exit code.
 ///
+/// `argv` is the process's command line as run (`std::env::args()`); every evidence record
+/// stores it, `argv[0]` replaced by `assay`, as its reproduction recipe. Library callers
+/// without one pass `&[]`, and their records carry an empty (non-runnable) recipe.
+///
 /// Exit codes: 0 success; 2 bad input (missing file, malformed data, unknown hook,
 /// unsupported or broken model), with the reason on stderr. Internal failures are `Err`.
-pub fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: MechCommand, argv: &[String]) -> anyhow::Result<i32> {
     let res = match cmd {
-        MechCommand::Probe(a) => cmd_probe(&a),
-        MechCommand::Apply(a) => cmd_apply(&a),
+        MechCommand::Probe(a) => cmd_probe(&a, argv),
+        MechCommand::Apply(a) => cmd_apply(&a, argv),
         MechCommand::Inspect(a) => cmd_inspect(&a),
         MechCommand::Organism(a) => crate::organism::cmd_organism(&a),
-        MechCommand::Patch(a) => crate::patch::cli::cmd_patch(&a),
-        MechCommand::Diff(a) => crate::diff::cmd_diff(&a),
+        MechCommand::Patch(a) => crate::patch::cli::cmd_patch(&a, argv),
+        MechCommand::Diff(a) => crate::diff::cmd_diff(&a, argv),
+        MechCommand::Behave(a) => crate::behave::cmd_behave(&a, argv),
     };
     match res {
         Ok(()) => Ok(0),
@@ -193,7 +202,7 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.3}"))
 }
 
-fn cmd_probe(a: &ProbeArgs) -> Result<()> {
+fn cmd_probe(a: &ProbeArgs, argv: &[String]) -> Result<()> {
     let examples = probe::read_jsonl(&a.data, true)?;
     probe::check_labels(&examples)?;
     let data_digest = file_digest(&a.data, &a.data.display().to_string())?;
@@ -350,6 +359,7 @@ fn cmd_probe(a: &ProbeArgs) -> Result<()> {
         params_json,
         results,
         artifacts,
+        Reproduction::from_argv(argv, Some(a.seed)),
     )?;
     let ev_path = a.out.join("evidence.json");
     rec.write(&ev_path)?;
@@ -475,7 +485,7 @@ impl SavedProbe {
     }
 }
 
-fn cmd_apply(a: &ApplyArgs) -> Result<()> {
+fn cmd_apply(a: &ApplyArgs, argv: &[String]) -> Result<()> {
     let sp = SavedProbe::load(&a.probe)?;
     let examples = probe::read_jsonl(&a.data, false)?;
     let data_digest = file_digest(&a.data, &a.data.display().to_string())?;
@@ -555,6 +565,7 @@ fn cmd_apply(a: &ApplyArgs) -> Result<()> {
         json!({"probe_dir": a.probe.display().to_string(), "hook": sp.hook.to_string(), "position": sp.position, "method": sp.method, "batch_size": a.batch_size, "bootstrap_seed": 0}),
         results.clone(),
         artifacts,
+        Reproduction::from_argv(argv, None),
     )?;
     let ev_path = out.join("evidence.json");
     rec.write(&ev_path)?;

@@ -1210,7 +1210,7 @@ fn layer_label(l: Option<usize>) -> String {
 
 /// Run `assay mech diff`: compare, write `diff.json`, charts, `kl_tokens.jsonl` and
 /// `evidence.json` into `--out`, and print a summary.
-pub fn cmd_diff(a: &DiffArgs) -> Result<()> {
+pub fn cmd_diff(a: &DiffArgs, argv: &[String]) -> Result<()> {
     if a.folds < 2 {
         return Err(MechError::Invalid("--folds must be at least 2".into()));
     }
@@ -1472,6 +1472,7 @@ pub fn cmd_diff(a: &DiffArgs) -> Result<()> {
         params_json,
         results,
         digests,
+        crate::evidence::Reproduction::from_argv(argv, Some(a.seed)),
     )?;
     rec.caveats.extend(caveats);
     let rec = rec.with_compared_model(after.info.clone())?;

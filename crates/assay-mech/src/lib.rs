@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+pub mod behave;
 pub mod checkpoint;
 pub mod cli;
 pub mod diff;

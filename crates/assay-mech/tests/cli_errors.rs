@@ -1,9 +1,14 @@
 //! Bad input through `cli::run`: exit code 2 with a clear message, never a panic.
 
 use assay_mech::Reduce;
-use assay_mech::cli::{InspectArgs, MechCommand, ProbeArgs, run};
+use assay_mech::cli::{InspectArgs, MechCommand, ProbeArgs};
 use assay_mech::probe::{Method, read_jsonl};
 use assay_mech::synthetic::{TinyLlama, write_tiny_llama};
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 fn args(
     model: &std::path::Path,

@@ -9,7 +9,7 @@ use std::path::Path;
 use assay_mech::Model;
 use assay_mech::Reduce;
 use assay_mech::checkpoint::Checkpoint;
-use assay_mech::cli::{DiffArgs, MechCommand, run};
+use assay_mech::cli::{DiffArgs, MechCommand};
 use assay_mech::diff::{check_compatible, weight_diff};
 use assay_mech::evidence::EvidenceRecord;
 use assay_mech::probe::Method;
@@ -20,6 +20,11 @@ use assay_mech::synthetic::{
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 fn args(before: &Path, after: &Path, out: &Path) -> DiffArgs {
     DiffArgs {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use assay_mech::cli::{MechCommand, OrganismArgs, run};
+use assay_mech::cli::{MechCommand, OrganismArgs};
 use assay_mech::organism::{
     HIDDEN_ACTION, Net, OrganismConfig, PhaseConfig, TRIGGER, build, shape_from_manifest, vocab,
     write_datasets,
@@ -29,6 +29,11 @@ use assay_mech::probe::{self, Example, ProbeParams, TextFormat, linear::dot_row,
 use assay_mech::{Action, Batch, HookPoint, Intervention, Model, Position, Reduce, RunPlan};
 use candle_core::{D, Device, IndexOp, Tensor};
 use serde_json::Value;
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 /// The default organism, trained once for the whole binary.
 fn organism() -> &'static Path {

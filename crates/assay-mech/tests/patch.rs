@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use assay_mech::cli::{MechCommand, PatchArgs, run};
+use assay_mech::cli::{MechCommand, PatchArgs};
 use assay_mech::patch::cli::cmd_patch;
 use assay_mech::patch::{
     PatchHook, PatchMode, PatchOptions, PatchTarget, TokenPair, patch_naive, sweep,
@@ -13,6 +13,11 @@ use assay_mech::{
     Action, Batch, HookPoint, Intervention, Model, Position, Reduce, RunPlan, evidence,
 };
 use candle_core::{Device, IndexOp, Tensor};
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 const TOL: f64 = 1e-4;
 
@@ -411,7 +416,7 @@ fn args(model: &Path, out: &Path) -> PatchArgs {
 }
 
 fn err_of(a: &PatchArgs) -> String {
-    let e = cmd_patch(a).unwrap_err().to_string();
+    let e = cmd_patch(a, &[]).unwrap_err().to_string();
     assert_eq!(run(MechCommand::Patch(a.clone())).unwrap(), 2, "{e}");
     e
 }

@@ -3,11 +3,16 @@
 //! layer, recover the direction (cosine ≥ 0.9), and its control task must stay near chance.
 
 use assay_mech::Reduce;
-use assay_mech::cli::{ApplyArgs, MechCommand, ProbeArgs, run};
+use assay_mech::cli::{ApplyArgs, MechCommand, ProbeArgs};
 use assay_mech::evidence::EvidenceRecord;
 use assay_mech::probe::Method;
 use assay_mech::synthetic::{planted_dataset, write_planted_llama};
 use candle_core::{DType, Device};
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 fn probe_args(
     model: &std::path::Path,

@@ -5,9 +5,14 @@
 mod common;
 
 use assay_mech::Reduce;
-use assay_mech::cli::{MechCommand, ProbeArgs, run};
+use assay_mech::cli::{MechCommand, ProbeArgs};
 use assay_mech::evidence::EvidenceRecord;
 use assay_mech::probe::Method;
+
+/// `cli::run` without a command line: records get an empty reproduction recipe.
+fn run(cmd: MechCommand) -> anyhow::Result<i32> {
+    assay_mech::cli::run(cmd, &[])
+}
 
 #[test]
 fn smollm2_english_vs_french_probe() {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::digest::{FileDigest, file_digest};
 use crate::error::{MechError, Result};
-use crate::evidence::{DataRef, EvidenceRecord};
+use crate::evidence::{DataRef, EvidenceRecord, Reproduction};
 use crate::model::Model;
 use crate::patch::heatmap::{Heatmap, render};
 use crate::patch::{
@@ -258,7 +258,7 @@ fn tok_str(tok: &ModelTokenizer, id: u32) -> String {
 }
 
 /// Run `assay mech patch`.
-pub fn cmd_patch(a: &PatchArgs) -> Result<()> {
+pub fn cmd_patch(a: &PatchArgs, argv: &[String]) -> Result<()> {
     let t_start = Instant::now();
     let hooks = parse_hooks(&a.hooks)?;
     let pairs = text_pairs(a)?;
@@ -671,6 +671,7 @@ pub fn cmd_patch(a: &PatchArgs) -> Result<()> {
         params,
         results,
         artifacts,
+        Reproduction::from_argv(argv, Some(a.seed)),
     )?;
     let ev_path = a.out.join("evidence.json");
     rec.write(&ev_path)?;
