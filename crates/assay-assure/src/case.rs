@@ -96,7 +96,9 @@ pub struct AgentIdentity {
 }
 
 /// Which side of a claim an evidence item bears on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Polarity {
     /// The observation is more likely if the claim holds.
@@ -184,7 +186,9 @@ pub enum ProducerRole {
 }
 
 /// The property family a claim belongs to (the three the governance frameworks name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     /// The model pursues no objective other than those intended.
@@ -210,7 +214,9 @@ impl Family {
 }
 
 /// How a property shows itself; the weight caps key off this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PropertyType {
     /// Visible in outputs (refusal rate, task success).

@@ -413,8 +413,15 @@ pub fn assess(
             let it = loaded.items.get(&e.id)?;
             let finding = e.finding.as_ref().and_then(|f| {
                 let value = it.record.value.pointer(&f.metric)?.as_f64()?;
-                let holds = f.at_least.is_none_or(|lo| value >= lo) && f.at_most.is_none_or(|hi| value <= hi);
-                Some(FindingReport { metric: f.metric.clone(), value, at_least: f.at_least, at_most: f.at_most, holds })
+                let holds = f.at_least.is_none_or(|lo| value >= lo)
+                    && f.at_most.is_none_or(|hi| value <= hi);
+                Some(FindingReport {
+                    metric: f.metric.clone(),
+                    value,
+                    at_least: f.at_least,
+                    at_most: f.at_most,
+                    holds,
+                })
             });
             Some(ItemReport {
                 id: e.id.clone(),
@@ -431,11 +438,16 @@ pub fn assess(
             })
         })
         .collect();
-    let items_by_id: BTreeMap<&str, &ItemReport> = evidence.iter().map(|i| (i.id.as_str(), i)).collect();
+    let items_by_id: BTreeMap<&str, &ItemReport> =
+        evidence.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut done: BTreeMap<String, ClaimReport> = BTreeMap::new();
     let order = topo_order(case);
     for id in &order {
-        let claim = case.claims.iter().find(|c| &c.id == id).expect("ordered ids are claims");
+        let claim = case
+            .claims
+            .iter()
+            .find(|c| &c.id == id)
+            .expect("ordered ids are claims");
         let report = if claim.subclaims.is_empty() {
             leaf(claim, loaded, policy, access, &items_by_id)
         } else {
@@ -443,11 +455,33 @@ pub fn assess(
         };
         done.insert(id.clone(), report);
     }
-    let claims: Vec<ClaimReport> = case.claims.iter().filter_map(|c| done.remove(&c.id)).collect();
-    let subs: BTreeSet<&str> = case.claims.iter().flat_map(|c| c.subclaims.iter().map(String::as_str)).collect();
-    let top_level = case.claims.iter().filter(|c| !subs.contains(c.id.as_str())).map(|c| c.id.clone()).collect();
-    let cited: BTreeSet<&str> = case.claims.iter().flat_map(|c| c.evidence.iter().map(String::as_str)).collect();
-    let unused_evidence = case.evidence.iter().filter(|e| !cited.contains(e.id.as_str())).map(|e| e.id.clone()).collect();
+    let claims: Vec<ClaimReport> = case
+        .claims
+        .iter()
+        .filter_map(|c| done.remove(&c.id))
+        .collect();
+    let subs: BTreeSet<&str> = case
+        .claims
+        .iter()
+        .flat_map(|c| c.subclaims.iter().map(String::as_str))
+        .collect();
+    let top_level = case
+        .claims
+        .iter()
+        .filter(|c| !subs.contains(c.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+    let cited: BTreeSet<&str> = case
+        .claims
+        .iter()
+        .flat_map(|c| c.evidence.iter().map(String::as_str))
+        .collect();
+    let unused_evidence = case
+        .evidence
+        .iter()
+        .filter(|e| !cited.contains(e.id.as_str()))
+        .map(|e| e.id.clone())
+        .collect();
     let instruments = case
         .instruments
         .iter()
@@ -456,10 +490,24 @@ pub fn assess(
         .collect();
     Assessment {
         schema_version: ASSESSMENT_SCHEMA.into(),
-        tool: ToolRef { name: "assay-assure".into(), version: env!("CARGO_PKG_VERSION").into() },
-        case: CaseRef { name: case.name.clone(), file: loaded.path.display().to_string(), sha256: loaded.sha256.clone() },
-        policy: PolicyRef { name: policy.name.clone(), version: policy.version.clone(), source: policy_source.to_string() },
-        data: DataRef { access: access.version.clone(), instruments: inventory.version.clone() },
+        tool: ToolRef {
+            name: "assay-assure".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        case: CaseRef {
+            name: case.name.clone(),
+            file: loaded.path.display().to_string(),
+            sha256: loaded.sha256.clone(),
+        },
+        policy: PolicyRef {
+            name: policy.name.clone(),
+            version: policy.version.clone(),
+            source: policy_source.to_string(),
+        },
+        data: DataRef {
+            access: access.version.clone(),
+            instruments: inventory.version.clone(),
+        },
         system: case.system.clone(),
         evidence,
         claims,
@@ -475,7 +523,12 @@ fn topo_order(case: &crate::case::AssuranceCase) -> Vec<String> {
     let by_id = crate::case::claims_by_id(case);
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    fn visit(id: &str, by_id: &BTreeMap<&str, &Claim>, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
+    fn visit(
+        id: &str,
+        by_id: &BTreeMap<&str, &Claim>,
+        seen: &mut BTreeSet<String>,
+        out: &mut Vec<String>,
+    ) {
         if !seen.insert(id.to_string()) {
             return;
         }
@@ -493,31 +546,63 @@ fn topo_order(case: &crate::case::AssuranceCase) -> Vec<String> {
 }
 
 fn target_prior(claim: &Claim, policy: &Policy) -> (f64, f64) {
-    (claim.target.unwrap_or(policy.default_target), claim.prior.unwrap_or(policy.prior))
+    (
+        claim.target.unwrap_or(policy.default_target),
+        claim.prior.unwrap_or(policy.prior),
+    )
 }
 
-fn required_access(claim: &Claim, policy: &Policy, access: &AccessVocabulary) -> (BTreeSet<String>, String) {
+fn required_access(
+    claim: &Claim,
+    policy: &Policy,
+    access: &AccessVocabulary,
+) -> (BTreeSet<String>, String) {
     match &claim.required_access {
-        Some(names) => (access.expand(names).unwrap_or_default(), "the claim's required_access".into()),
+        Some(names) => (
+            access.expand(names).unwrap_or_default(),
+            "the claim's required_access".into(),
+        ),
         None => (
-            access.expand(policy.required_access.get(&claim.property_type).map_or(&[][..], Vec::as_slice)).unwrap_or_default(),
+            access
+                .expand(
+                    policy
+                        .required_access
+                        .get(&claim.property_type)
+                        .map_or(&[][..], Vec::as_slice),
+                )
+                .unwrap_or_default(),
             format!("policy required_access.{}", claim.property_type.as_str()),
         ),
     }
 }
 
 /// Defeaters aimed at a claim or at the evidence it cites.
-fn defeaters_on<'a>(claim: &Claim, case: &'a crate::case::AssuranceCase) -> Vec<&'a crate::case::Defeater> {
+fn defeaters_on<'a>(
+    claim: &Claim,
+    case: &'a crate::case::AssuranceCase,
+) -> Vec<&'a crate::case::Defeater> {
     case.defeaters
         .iter()
-        .filter(|d| d.target == claim.id || (d.kind == DefeaterType::Undermining && claim.evidence.contains(&d.target)))
+        .filter(|d| {
+            d.target == claim.id
+                || (d.kind == DefeaterType::Undermining && claim.evidence.contains(&d.target))
+        })
         .collect()
 }
 
 fn count(defs: &[&crate::case::Defeater]) -> DefeaterCounts {
-    let eliminated = defs.iter().filter(|d| d.status == DefeaterStatus::Eliminated).count();
-    let accepted = defs.iter().filter(|d| d.status == DefeaterStatus::Accepted).count();
-    let open = defs.iter().filter(|d| d.status == DefeaterStatus::Open).count();
+    let eliminated = defs
+        .iter()
+        .filter(|d| d.status == DefeaterStatus::Eliminated)
+        .count();
+    let accepted = defs
+        .iter()
+        .filter(|d| d.status == DefeaterStatus::Accepted)
+        .count();
+    let open = defs
+        .iter()
+        .filter(|d| d.status == DefeaterStatus::Open)
+        .count();
     DefeaterCounts {
         identified: defs.len(),
         eliminated,
@@ -528,7 +613,12 @@ fn count(defs: &[&crate::case::Defeater]) -> DefeaterCounts {
     }
 }
 
-fn access_report(required: BTreeSet<String>, source: String, used: BTreeSet<String>, access: &AccessVocabulary) -> AccessReport {
+fn access_report(
+    required: BTreeSet<String>,
+    source: String,
+    used: BTreeSet<String>,
+    access: &AccessVocabulary,
+) -> AccessReport {
     AccessReport {
         missing: required.difference(&used).cloned().collect(),
         required: required.into_iter().collect(),
@@ -539,7 +629,13 @@ fn access_report(required: BTreeSet<String>, source: String, used: BTreeSet<Stri
 }
 
 /// Classes whose access is within `used`, and the best posterior they could give.
-fn reachable_at(used: &BTreeSet<String>, claim: &Claim, prior: f64, policy: &Policy, access: &AccessVocabulary) -> (Vec<String>, f64) {
+fn reachable_at(
+    used: &BTreeSet<String>,
+    claim: &Claim,
+    prior: f64,
+    policy: &Policy,
+    access: &AccessVocabulary,
+) -> (Vec<String>, f64) {
     let mut classes = Vec::new();
     let mut l = log_odds(prior);
     for c in &policy.evidence_classes {
@@ -565,7 +661,11 @@ fn leaf(
     let mut derivation = vec![format!(
         "prior {prior} → log-odds {:.3} ban ({})",
         log_odds(prior),
-        if claim.prior.is_some() { "the claim's prior" } else { "policy prior" }
+        if claim.prior.is_some() {
+            "the claim's prior"
+        } else {
+            "policy prior"
+        }
     )];
     let defs = defeaters_on(claim, case);
     let mut open_issues: Vec<String> = defs
@@ -577,20 +677,35 @@ fn leaf(
     let mut used = BTreeSet::new();
     let mut classes_present = BTreeSet::new();
     for eid in &claim.evidence {
-        let Some(item) = items_by_id.get(eid.as_str()) else { continue };
-        let eref = case.evidence.iter().find(|e| &e.id == eid).expect("cited evidence exists");
+        let Some(item) = items_by_id.get(eid.as_str()) else {
+            continue;
+        };
+        let eref = case
+            .evidence
+            .iter()
+            .find(|e| &e.id == eid)
+            .expect("cited evidence exists");
         used.extend(item.access.iter().cloned());
-        let Some(class) = policy.class(&item.evidence_class) else { continue };
+        let Some(class) = policy.class(&item.evidence_class) else {
+            continue;
+        };
         classes_present.insert(class.id.clone());
         let p = item.polarity;
         let (lr, lr_source) = match eref.likelihood_ratio {
             Some(x) => (x, "case".to_string()),
-            None => (*class.default_likelihood_ratio.get(p), format!("policy default for {} {}", class.id, polarity_name(p))),
+            None => (
+                *class.default_likelihood_ratio.get(p),
+                format!("policy default for {} {}", class.id, polarity_name(p)),
+            ),
         };
         let raw = lr.log10();
         let cap = class.cap(p, t);
         let mut note = None;
-        if let Some(d) = defs.iter().find(|d| d.kind == DefeaterType::Undermining && &d.target == eid && d.status == DefeaterStatus::Open) {
+        if let Some(d) = defs.iter().find(|d| {
+            d.kind == DefeaterType::Undermining
+                && &d.target == eid
+                && d.status == DefeaterStatus::Open
+        }) {
             note = Some(format!("undermined by open defeater {}: {}", d.id, d.text));
         }
         if let Some(f) = &item.finding
@@ -616,7 +731,12 @@ fn leaf(
             likelihood_ratio_source: lr_source,
             raw_bans: r(raw),
             cap_bans: r(cap),
-            cap_source: format!("policy evidence_classes.{}.w_max.{}.{}", class.id, polarity_name(p), t.as_str()),
+            cap_source: format!(
+                "policy evidence_classes.{}.w_max.{}.{}",
+                class.id,
+                polarity_name(p),
+                t.as_str()
+            ),
             weight_bans: r(weight),
             counted,
             note,
@@ -625,7 +745,10 @@ fn leaf(
     // Combine within each class and polarity.
     let mut groups: BTreeMap<(String, Polarity), Vec<(String, f64)>> = BTreeMap::new();
     for it in items.iter().filter(|i| i.counted) {
-        groups.entry((it.evidence_class.clone(), it.polarity)).or_default().push((it.id.clone(), it.weight_bans));
+        groups
+            .entry((it.evidence_class.clone(), it.polarity))
+            .or_default()
+            .push((it.id.clone(), it.weight_bans));
     }
     let mut classes = Vec::new();
     let mut l = log_odds(prior);
@@ -662,10 +785,16 @@ fn leaf(
         });
     }
     let mut posterior = prob(l);
-    derivation.push(format!("posterior log-odds {l:.3} ban → P = {posterior:.4}"));
+    derivation.push(format!(
+        "posterior log-odds {l:.3} ban → P = {posterior:.4}"
+    ));
     if !open_issues.is_empty() && posterior > policy.open_defeater_cap {
         posterior = policy.open_defeater_cap;
-        derivation.push(format!("capped at {} (policy open_defeater_cap) while {} issue(s) stay open", policy.open_defeater_cap, open_issues.len()));
+        derivation.push(format!(
+            "capped at {} (policy open_defeater_cap) while {} issue(s) stay open",
+            policy.open_defeater_cap,
+            open_issues.len()
+        ));
     }
     // The structural ceiling: every class present at its support cap.
     let mut lmax = log_odds(prior);
@@ -693,7 +822,11 @@ fn leaf(
     let nonrepro: Vec<&ItemWeight> = items
         .iter()
         .filter(|i| i.counted && i.weight_bans > 0.0 && i.polarity == Polarity::Support)
-        .filter(|i| items_by_id.get(i.id.as_str()).is_some_and(|x| !x.reproducible))
+        .filter(|i| {
+            items_by_id
+                .get(i.id.as_str())
+                .is_some_and(|x| !x.reproducible)
+        })
         .collect();
     let prongs = Prongs {
         non_reproducible: !nonrepro.is_empty(),
@@ -709,19 +842,49 @@ fn leaf(
     }
     for i in &nonrepro {
         let x = items_by_id[i.id.as_str()];
-        let bad: Vec<String> = x.checks.iter().filter(|c| !c.ok()).map(|c| format!("{} {} {}: {}", c.what, c.subject, c.outcome, c.detail)).collect();
-        reasons.push(format!("not reproducible: evidence {} ({})", i.id, bad.join("; ")));
+        let bad: Vec<String> = x
+            .checks
+            .iter()
+            .filter(|c| !c.ok())
+            .map(|c| format!("{} {} {}: {}", c.what, c.subject, c.outcome, c.detail))
+            .collect();
+        reasons.push(format!(
+            "not reproducible: evidence {} ({})",
+            i.id,
+            bad.join("; ")
+        ));
     }
     reasons.extend(open_issues.iter().cloned());
     if !access_r.missing.is_empty() {
-        reasons.push(format!("access gap: {} required but not used", access_r.missing.join(", ")));
+        reasons.push(format!(
+            "access gap: {} required but not used",
+            access_r.missing.join(", ")
+        ));
     }
     let status = if claim.evidence.is_empty() {
         reasons.insert(0, "no evidence and no subclaims".into());
         Status::Undeveloped
     } else if posterior <= 1.0 - target {
-        let counters: Vec<String> = classes.iter().filter(|c| c.polarity == Polarity::Counter).map(|c| format!("{} −{:.3} ban ({})", c.evidence_class, c.combined_bans, c.items.join(", "))).collect();
-        reasons.insert(0, format!("counter-evidence drives the posterior to {posterior:.4} ≤ 1 − target = {:.4}: {}", 1.0 - target, counters.join("; ")));
+        let counters: Vec<String> = classes
+            .iter()
+            .filter(|c| c.polarity == Polarity::Counter)
+            .map(|c| {
+                format!(
+                    "{} −{:.3} ban ({})",
+                    c.evidence_class,
+                    c.combined_bans,
+                    c.items.join(", ")
+                )
+            })
+            .collect();
+        reasons.insert(
+            0,
+            format!(
+                "counter-evidence drives the posterior to {posterior:.4} ≤ 1 − target = {:.4}: {}",
+                1.0 - target,
+                counters.join("; ")
+            ),
+        );
         Status::Refuted
     } else if posterior >= target && !prongs.non_reproducible && open_issues.is_empty() {
         reasons.insert(0, format!("posterior {posterior:.4} ≥ target {target} on reproducible evidence with no open defeater"));
@@ -729,7 +892,10 @@ fn leaf(
     } else if claim.asserted && (prongs.non_reproducible || prongs.inferential_gap) {
         Status::Fragile
     } else {
-        reasons.insert(0, format!("posterior {posterior:.4} < target {target}: {evidence_gap:.3} ban short"));
+        reasons.insert(
+            0,
+            format!("posterior {posterior:.4} < target {target}: {evidence_gap:.3} ban short"),
+        );
         Status::Unsupported
     };
     ClaimReport {
@@ -753,7 +919,11 @@ fn leaf(
         weight_gap_bans: r(weight_gap),
         evidence_gap_bans: r(evidence_gap),
         defeaters: count(&defs),
-        verdict: Verdict { status, prongs, reasons },
+        verdict: Verdict {
+            status,
+            prongs,
+            reasons,
+        },
         derivation,
     }
 }
@@ -782,9 +952,17 @@ fn parent(
         Decomposition::Conjunctive => {
             let doubt: f64 = kids.iter().map(|k| 1.0 - k.posterior_bounds[0]).sum();
             let lo = (1.0 - doubt).max(0.0);
-            let hi = kids.iter().map(|k| k.posterior_bounds[1]).fold(1.0, f64::min);
+            let hi = kids
+                .iter()
+                .map(|k| k.posterior_bounds[1])
+                .fold(1.0, f64::min);
             let reach = (1.0 - kids.iter().map(|k| 1.0 - k.max_reachable).sum::<f64>()).max(0.0);
-            let reach_a = (1.0 - kids.iter().map(|k| 1.0 - k.max_reachable_at_access).sum::<f64>()).max(0.0);
+            let reach_a = (1.0
+                - kids
+                    .iter()
+                    .map(|k| 1.0 - k.max_reachable_at_access)
+                    .sum::<f64>())
+            .max(0.0);
             derivation.push(format!(
                 "conjunctive (Fréchet bounds, no independence assumed): lower = max(0, 1 − Σ doubts) = 1 − ({}) = {lo:.4}; upper = min({}) = {hi:.4}",
                 kids.iter().map(|k| format!("{:.4}", 1.0 - k.posterior_bounds[0])).collect::<Vec<_>>().join(" + "),
@@ -793,9 +971,15 @@ fn parent(
             (lo, hi, reach, reach_a)
         }
         Decomposition::Diverse => {
-            let lo = kids.iter().map(|k| k.posterior_bounds[0]).fold(0.0, f64::max);
+            let lo = kids
+                .iter()
+                .map(|k| k.posterior_bounds[0])
+                .fold(0.0, f64::max);
             let reach = kids.iter().map(|k| k.max_reachable).fold(0.0, f64::max);
-            let reach_a = kids.iter().map(|k| k.max_reachable_at_access).fold(0.0, f64::max);
+            let reach_a = kids
+                .iter()
+                .map(|k| k.max_reachable_at_access)
+                .fold(0.0, f64::max);
             derivation.push(format!(
                 "diverse (each subclaim suffices): lower = max({}) = {lo:.4}; upper = 1 (a failed leg does not refute the parent)",
                 kids.iter().map(|k| format!("{} {:.4}", k.id, k.posterior_bounds[0])).collect::<Vec<_>>().join(", ")
@@ -803,7 +987,11 @@ fn parent(
             (lo, 1.0, reach, reach_a)
         }
     };
-    let own_defs: Vec<&crate::case::Defeater> = case.defeaters.iter().filter(|d| d.target == claim.id).collect();
+    let own_defs: Vec<&crate::case::Defeater> = case
+        .defeaters
+        .iter()
+        .filter(|d| d.target == claim.id)
+        .collect();
     let open: Vec<String> = own_defs
         .iter()
         .filter(|d| d.status == DefeaterStatus::Open)
@@ -812,7 +1000,11 @@ fn parent(
     if !open.is_empty() {
         lo = lo.min(policy.open_defeater_cap);
         hi = hi.min(policy.open_defeater_cap);
-        derivation.push(format!("capped at {} (policy open_defeater_cap) while {} defeater(s) stay open", policy.open_defeater_cap, open.len()));
+        derivation.push(format!(
+            "capped at {} (policy open_defeater_cap) while {} defeater(s) stay open",
+            policy.open_defeater_cap,
+            open.len()
+        ));
     }
     let mut used = BTreeSet::new();
     for k in &kids {
@@ -827,7 +1019,10 @@ fn parent(
             .max_by(|a, b| a.posterior_bounds[0].total_cmp(&b.posterior_bounds[0]))
             .is_some_and(|k| k.verdict.prongs.non_reproducible),
     };
-    let prongs = Prongs { non_reproducible, inferential_gap: reach < target };
+    let prongs = Prongs {
+        non_reproducible,
+        inferential_gap: reach < target,
+    };
     let mut reasons = Vec::new();
     if prongs.inferential_gap {
         reasons.push(format!("inferential gap: the subclaims can at most give P ≥ {reach:.3} ({} bound), below the target {target}", if decomposition == Decomposition::Conjunctive { "Fréchet" } else { "best leg" }));
@@ -836,12 +1031,22 @@ fn parent(
         reasons.push("a subclaim it rests on is not reproducible".into());
     }
     reasons.extend(open.iter().cloned());
-    let weak: Vec<String> = kids.iter().filter(|k| k.verdict.status != Status::Supported).map(|k| format!("{} is {}", k.id, k.verdict.status.as_str())).collect();
+    let weak: Vec<String> = kids
+        .iter()
+        .filter(|k| k.verdict.status != Status::Supported)
+        .map(|k| format!("{} is {}", k.id, k.verdict.status.as_str()))
+        .collect();
     let status = if kids.iter().all(|k| k.verdict.status == Status::Undeveloped) {
         reasons.insert(0, "every subclaim is undeveloped".into());
         Status::Undeveloped
     } else if hi <= 1.0 - target {
-        reasons.insert(0, format!("upper bound {hi:.4} ≤ 1 − target: a conjunct is refuted ({})", weak.join(", ")));
+        reasons.insert(
+            0,
+            format!(
+                "upper bound {hi:.4} ≤ 1 − target: a conjunct is refuted ({})",
+                weak.join(", ")
+            ),
+        );
         Status::Refuted
     } else if lo >= target
         && !non_reproducible
@@ -862,7 +1067,9 @@ fn parent(
         let mut why = format!("bounds [{lo:.4}, {hi:.4}] do not reach the target {target}");
         if decomposition == Decomposition::Conjunctive && hi < target {
             why.push_str(&format!(": bounded above by {}", weak.join(", ")));
-        } else if decomposition == Decomposition::Conjunctive && kids.iter().all(|k| k.verdict.status == Status::Supported) {
+        } else if decomposition == Decomposition::Conjunctive
+            && kids.iter().all(|k| k.verdict.status == Status::Supported)
+        {
             why.push_str(": the subclaims' doubts add up without an independence assumption; raise their targets or decompose differently");
         }
         reasons.insert(0, why);
@@ -902,7 +1109,11 @@ fn parent(
         weight_gap_bans: r(weight_gap),
         evidence_gap_bans: r(evidence_gap),
         defeaters: count(&all_defs),
-        verdict: Verdict { status, prongs, reasons },
+        verdict: Verdict {
+            status,
+            prongs,
+            reasons,
+        },
         derivation,
     }
 }
@@ -920,13 +1131,24 @@ fn instrument_report(
         let required = access.expand(&req.required_access).unwrap_or_default();
         let explicit: Vec<&ClaimReport> = claims
             .iter()
-            .filter(|c| case.claims.iter().any(|cc| cc.id == c.id && cc.answers.contains(&req.id)))
+            .filter(|c| {
+                case.claims
+                    .iter()
+                    .any(|cc| cc.id == c.id && cc.answers.contains(&req.id))
+            })
             .collect();
         let (answering, matched_by) = if !explicit.is_empty() {
             (explicit, "answers")
         } else {
-            let by_family: Vec<&ClaimReport> = claims.iter().filter(|c| req.properties.contains(&c.family)).collect();
-            if by_family.is_empty() { (by_family, "none") } else { (by_family, "family") }
+            let by_family: Vec<&ClaimReport> = claims
+                .iter()
+                .filter(|c| req.properties.contains(&c.family))
+                .collect();
+            if by_family.is_empty() {
+                (by_family, "none")
+            } else {
+                (by_family, "family")
+            }
         };
         let mut used = BTreeSet::new();
         for c in &answering {
@@ -937,12 +1159,21 @@ fn instrument_report(
         } else if answering.is_empty() {
             "unanswered".to_string()
         } else {
-            answering.iter().map(|c| c.verdict.status).max_by_key(|s| s.severity()).map_or("unanswered", Status::as_str).to_string()
+            answering
+                .iter()
+                .map(|c| c.verdict.status)
+                .max_by_key(|s| s.severity())
+                .map_or("unanswered", Status::as_str)
+                .to_string()
         };
         let gap = answering
             .iter()
             .map(|c| {
-                let claim = case.claims.iter().find(|cc| cc.id == c.id).expect("claim exists");
+                let claim = case
+                    .claims
+                    .iter()
+                    .find(|cc| cc.id == c.id)
+                    .expect("claim exists");
                 let (_, p) = reachable_at(&guaranteed, claim, c.prior, policy, access);
                 r((log_odds(c.target) - log_odds(p)).max(0.0))
             })
@@ -962,11 +1193,17 @@ fn instrument_report(
             weight_gap_at_guaranteed_access_bans: gap,
         });
     }
-    let bearing: Vec<&RequirementReport> = reqs.iter().filter(|r| !r.properties.is_empty()).collect();
+    let bearing: Vec<&RequirementReport> =
+        reqs.iter().filter(|r| !r.properties.is_empty()).collect();
     let answered = bearing.iter().filter(|r| !r.answered_by.is_empty()).count();
     let supported = bearing.iter().filter(|r| r.status == "supported").count();
     let union = |f: fn(&RequirementReport) -> &Vec<String>| -> Vec<String> {
-        reqs.iter().filter(|r| !r.answered_by.is_empty() || !r.properties.is_empty()).flat_map(|r| f(r).iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect()
+        reqs.iter()
+            .filter(|r| !r.answered_by.is_empty() || !r.properties.is_empty())
+            .flat_map(|r| f(r).iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     };
     InstrumentReport {
         id: inst.id.clone(),
@@ -977,10 +1214,17 @@ fn instrument_report(
         bearing_on_properties: bearing.len(),
         answered,
         supported,
-        coverage: if bearing.is_empty() { None } else { Some(r(supported as f64 / bearing.len() as f64)) },
+        coverage: if bearing.is_empty() {
+            None
+        } else {
+            Some(r(supported as f64 / bearing.len() as f64))
+        },
         access_missing: union(|r| &r.access_missing),
         access_not_guaranteed: union(|r| &r.access_not_guaranteed),
-        max_weight_gap_at_guaranteed_access_bans: reqs.iter().filter_map(|r| r.weight_gap_at_guaranteed_access_bans).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+        max_weight_gap_at_guaranteed_access_bans: reqs
+            .iter()
+            .filter_map(|r| r.weight_gap_at_guaranteed_access_bans)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
         requirements: reqs,
     }
 }

@@ -202,22 +202,41 @@ impl Policy {
             problems.push(Problem::new(file, 0, 0, format!("{place}: {msg}"), None))
         };
         if self.schema_version != "assay.policy/v1" {
-            bad("schema_version".into(), format!("is {:?}; expected \"assay.policy/v1\"", self.schema_version));
+            bad(
+                "schema_version".into(),
+                format!("is {:?}; expected \"assay.policy/v1\"", self.schema_version),
+            );
         }
-        for (name, v) in [("prior", self.prior), ("default_target", self.default_target), ("open_defeater_cap", self.open_defeater_cap)] {
+        for (name, v) in [
+            ("prior", self.prior),
+            ("default_target", self.default_target),
+            ("open_defeater_cap", self.open_defeater_cap),
+        ] {
             if !(v > 0.0 && v < 1.0) {
-                bad(name.into(), format!("{v} is not a probability strictly between 0 and 1"));
+                bad(
+                    name.into(),
+                    format!("{v} is not a probability strictly between 0 and 1"),
+                );
             }
         }
         if !(0.0..=1.0).contains(&self.within_class_lambda) {
-            bad("within_class_lambda".into(), format!("{} is outside 0..=1", self.within_class_lambda));
+            bad(
+                "within_class_lambda".into(),
+                format!("{} is outside 0..=1", self.within_class_lambda),
+            );
         }
         for t in PropertyType::ALL {
             match self.required_access.get(&t) {
-                None => bad("required_access".into(), format!("no entry for property type {}", t.as_str())),
+                None => bad(
+                    "required_access".into(),
+                    format!("no entry for property type {}", t.as_str()),
+                ),
                 Some(names) => {
                     if let Err(n) = access.expand(names) {
-                        bad(format!("required_access.{}", t.as_str()), format!("unknown capability {n:?}"));
+                        bad(
+                            format!("required_access.{}", t.as_str()),
+                            format!("unknown capability {n:?}"),
+                        );
                     }
                 }
             }
@@ -228,17 +247,33 @@ impl Policy {
                 bad(format!("evidence_classes.{}", c.id), "listed twice".into());
             }
             if let Err(n) = access.expand(&c.min_access) {
-                bad(format!("evidence_classes.{}.min_access", c.id), format!("unknown capability {n:?}"));
+                bad(
+                    format!("evidence_classes.{}.min_access", c.id),
+                    format!("unknown capability {n:?}"),
+                );
             }
             for p in [Polarity::Support, Polarity::Counter] {
                 let lr = *c.default_likelihood_ratio.get(p);
                 if !(lr.is_finite() && lr >= 1.0) {
-                    bad(format!("evidence_classes.{}.default_likelihood_ratio", c.id), format!("{lr} must be a finite number ≥ 1"));
+                    bad(
+                        format!("evidence_classes.{}.default_likelihood_ratio", c.id),
+                        format!("{lr} must be a finite number ≥ 1"),
+                    );
                 }
                 for t in PropertyType::ALL {
                     match c.w_max.get(p).get(&t) {
-                        None => bad(format!("evidence_classes.{}.w_max", c.id), format!("no cap for {} evidence on {} properties", polarity_name(p), t.as_str())),
-                        Some(w) if !(w.is_finite() && *w >= 0.0) => bad(format!("evidence_classes.{}.w_max", c.id), format!("cap {w} must be a finite number ≥ 0")),
+                        None => bad(
+                            format!("evidence_classes.{}.w_max", c.id),
+                            format!(
+                                "no cap for {} evidence on {} properties",
+                                polarity_name(p),
+                                t.as_str()
+                            ),
+                        ),
+                        Some(w) if !(w.is_finite() && *w >= 0.0) => bad(
+                            format!("evidence_classes.{}.w_max", c.id),
+                            format!("cap {w} must be a finite number ≥ 0"),
+                        ),
                         Some(_) => {}
                     }
                 }
@@ -349,7 +384,8 @@ impl Inventory {
         let mut problems = Vec::new();
         let mut ids = BTreeSet::new();
         for i in &self.instruments {
-            let mut bad = |m: String| problems.push(Problem::new(file, 0, 0, format!("{}: {m}", i.id), None));
+            let mut bad =
+                |m: String| problems.push(Problem::new(file, 0, 0, format!("{}: {m}", i.id), None));
             if !ids.insert(i.id.clone()) {
                 bad("instrument id listed twice".into());
             }
@@ -357,7 +393,10 @@ impl Inventory {
                 bad("has no source".into());
             }
             if !matches!(i.confidence.as_str(), "confirmed" | "candidate") {
-                bad(format!("confidence {:?} is not confirmed or candidate", i.confidence));
+                bad(format!(
+                    "confidence {:?} is not confirmed or candidate",
+                    i.confidence
+                ));
             }
             if let Err(n) = access.expand(&i.verifier_access) {
                 bad(format!("unknown capability {n:?} in verifier_access"));
@@ -370,7 +409,10 @@ impl Inventory {
                     bad(format!("requirement {} has no source", r.id));
                 }
                 if !matches!(r.confidence.as_str(), "confirmed" | "candidate") {
-                    bad(format!("requirement {} confidence {:?}", r.id, r.confidence));
+                    bad(format!(
+                        "requirement {} confidence {:?}",
+                        r.id, r.confidence
+                    ));
                 }
                 if let Err(n) = access.expand(&r.required_access) {
                     bad(format!("requirement {}: unknown capability {n:?}", r.id));
@@ -399,13 +441,28 @@ impl Inventory {
 
 /// Parses YAML (through the spec crate's positioned parser) and deserialises it,
 /// naming the file and the field on failure.
-fn serde_yaml_value<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, AssureError> {
+fn serde_yaml_value<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, AssureError> {
     let doc = assay_spec::yaml::parse(text).map_err(|(msg, pos)| {
-        AssureError::Invalid(vec![Problem::new(file, pos.line, pos.col, format!("invalid YAML: {msg}"), None)])
+        AssureError::Invalid(vec![Problem::new(
+            file,
+            pos.line,
+            pos.col,
+            format!("invalid YAML: {msg}"),
+            None,
+        )])
     })?;
     serde_path_to_error::deserialize(doc.value.clone()).map_err(|e| {
         let ptr = crate::error::path_to_pointer(e.path());
         let pos = doc.pos(&ptr);
-        AssureError::Invalid(vec![Problem::new(file, pos.line, pos.col, format!("{ptr}: {}", e.inner()), None)])
+        AssureError::Invalid(vec![Problem::new(
+            file,
+            pos.line,
+            pos.col,
+            format!("{ptr}: {}", e.inner()),
+            None,
+        )])
     })
 }

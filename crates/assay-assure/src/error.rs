@@ -20,7 +20,13 @@ pub struct Problem {
 
 impl Problem {
     /// A problem at `file:line:col`.
-    pub fn new(file: &str, line: usize, col: usize, message: String, hint: Option<String>) -> Problem {
+    pub fn new(
+        file: &str,
+        line: usize,
+        col: usize,
+        message: String,
+        hint: Option<String>,
+    ) -> Problem {
         Problem {
             file: file.to_string(),
             line,
@@ -34,7 +40,11 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )?;
         } else {
             write!(f, "{}: {}", self.file, self.message)?;
         }
@@ -78,7 +88,9 @@ pub(crate) fn path_to_pointer(p: &serde_path_to_error::Path) -> String {
         match seg {
             Segment::Seq { index } => out.push_str(&format!("/{index}")),
             Segment::Map { key } => out.push_str(&format!("/{}", assay_spec::yaml::escape(key))),
-            Segment::Enum { variant } => out.push_str(&format!("/{}", assay_spec::yaml::escape(variant))),
+            Segment::Enum { variant } => {
+                out.push_str(&format!("/{}", assay_spec::yaml::escape(variant)))
+            }
             Segment::Unknown => {}
         }
     }

@@ -136,7 +136,11 @@ pub fn read_record(path: &Path) -> Result<Record, RecordError> {
         });
     }
     for field in ["id", "evidence_class"] {
-        if value.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+        if value
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             return Err(RecordError::NotARecord {
                 path: shown,
                 message: format!("it has no `{field}`"),
@@ -209,7 +213,12 @@ impl Hasher {
 
 /// Runs every check on a record. `pin` is the SHA-256 the case pins, `root` the
 /// directory its relative input paths are resolved against.
-pub fn check_record(rec: &Record, pin: Option<&str>, root: &Path, hasher: &mut Hasher) -> Vec<Check> {
+pub fn check_record(
+    rec: &Record,
+    pin: Option<&str>,
+    root: &Path,
+    hasher: &mut Hasher,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let shown = rec.path.display().to_string();
     match pin {
@@ -282,29 +291,77 @@ pub fn check_record(rec: &Record, pin: Option<&str>, root: &Path, hasher: &mut H
         let pb = PathBuf::from(p);
         if pb.is_absolute() { pb } else { base.join(pb) }
     };
-    for d in rec.value.get("data").and_then(Value::as_array).into_iter().flatten() {
+    for d in rec
+        .value
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(f) = d.get("file") else { continue };
-        let (Some(p), Some(s)) = (f.get("path").and_then(Value::as_str), f.get("sha256").and_then(Value::as_str)) else {
+        let (Some(p), Some(s)) = (
+            f.get("path").and_then(Value::as_str),
+            f.get("sha256").and_then(Value::as_str),
+        ) else {
             continue;
         };
-        file_check("data", p, s, vec![resolve(root, p)]);
+        // An inline input the producer wrote next to the record is named
+        // "FILE (from …)"; the file is the part before the note.
+        let bare = p.split(" (").next().unwrap_or(p);
+        let mut candidates = vec![resolve(root, bare)];
+        if bare != p {
+            candidates.push(resolve(record_dir, bare));
+        }
+        file_check("data", p, s, candidates);
     }
-    for a in rec.value.get("artifacts").and_then(Value::as_array).into_iter().flatten() {
-        let (Some(p), Some(s)) = (a.get("path").and_then(Value::as_str), a.get("sha256").and_then(Value::as_str)) else {
+    for a in rec
+        .value
+        .get("artifacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(p), Some(s)) = (
+            a.get("path").and_then(Value::as_str),
+            a.get("sha256").and_then(Value::as_str),
+        ) else {
             continue;
         };
-        file_check("artifact", p, s, vec![resolve(record_dir, p), resolve(root, p)]);
+        // Mech records name artifacts beside themselves; run records name them
+        // relative to the run directory, the parent of `evidence/`.
+        let mut candidates = vec![resolve(record_dir, p)];
+        if let Some(run_dir) = record_dir.parent().filter(|_| rec.is_run_record()) {
+            candidates.push(resolve(run_dir, p));
+        }
+        candidates.push(resolve(root, p));
+        file_check("artifact", p, s, candidates);
     }
     for key in ["model", "compared_model"] {
-        let Some(m) = rec.value.get(key) else { continue };
-        let Some(dir) = m.get("path").and_then(Value::as_str) else { continue };
+        let Some(m) = rec.value.get(key) else {
+            continue;
+        };
+        let Some(dir) = m.get("path").and_then(Value::as_str) else {
+            continue;
+        };
         let dir_path = resolve(root, dir);
         let is_file_model = dir_path.is_file();
-        for f in m.get("files").and_then(Value::as_array).into_iter().flatten() {
-            let (Some(p), Some(s)) = (f.get("path").and_then(Value::as_str), f.get("sha256").and_then(Value::as_str)) else {
+        for f in m
+            .get("files")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(p), Some(s)) = (
+                f.get("path").and_then(Value::as_str),
+                f.get("sha256").and_then(Value::as_str),
+            ) else {
                 continue;
             };
-            let candidate = if is_file_model { dir_path.clone() } else { dir_path.join(p) };
+            let candidate = if is_file_model {
+                dir_path.clone()
+            } else {
+                dir_path.join(p)
+            };
             file_check("model", &format!("{dir}/{p}"), s, vec![candidate]);
         }
     }

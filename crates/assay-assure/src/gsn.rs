@@ -103,11 +103,18 @@ impl Node {
 /// Builds the GSN elements of an assessed case.
 pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
     let mut out: Vec<Node> = Vec::new();
-    let reports: BTreeMap<&str, &ClaimReport> = a.claims.iter().map(|c| (c.id.as_str(), c)).collect();
+    let reports: BTreeMap<&str, &ClaimReport> =
+        a.claims.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut solutions: BTreeSet<String> = BTreeSet::new();
-    let class_of: BTreeMap<&str, &str> = a.evidence.iter().map(|e| (e.id.as_str(), e.evidence_class.as_str())).collect();
+    let class_of: BTreeMap<&str, &str> = a
+        .evidence
+        .iter()
+        .map(|e| (e.id.as_str(), e.evidence_class.as_str()))
+        .collect();
     for claim in &case.claims {
-        let Some(rep) = reports.get(claim.id.as_str()) else { continue };
+        let Some(rep) = reports.get(claim.id.as_str()) else {
+            continue;
+        };
         let mut g = Node::new(
             NodeType::Goal,
             &claim.id,
@@ -126,7 +133,11 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
         g.status = Some(rep.verdict.status);
         g.defeated = rep.verdict.status == Status::Refuted;
         for (k, text) in claim.context.iter().enumerate() {
-            let c = Node::new(NodeType::Context, &format!("{}-{}", claim.id, k + 1), text.clone());
+            let c = Node::new(
+                NodeType::Context,
+                &format!("{}-{}", claim.id, k + 1),
+                text.clone(),
+            );
             g.in_context_of.push(c.id.clone());
             out.push(c);
         }
@@ -142,7 +153,11 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
         );
         g.in_context_of.push(ctx.id.clone());
         out.push(ctx);
-        for n in case.assumptions.iter().filter(|n| n.claims.contains(&claim.id)) {
+        for n in case
+            .assumptions
+            .iter()
+            .filter(|n| n.claims.contains(&claim.id))
+        {
             g.in_context_of.push(format!("A-{}", n.id));
         }
         if !claim.subclaims.is_empty() {
@@ -160,7 +175,11 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                 ),
             );
             s.supported_by = claim.subclaims.iter().map(|x| format!("G-{x}")).collect();
-            for n in case.justifications.iter().filter(|n| n.claims.contains(&claim.id)) {
+            for n in case
+                .justifications
+                .iter()
+                .filter(|n| n.claims.contains(&claim.id))
+            {
                 s.in_context_of.push(format!("J-{}", n.id));
             }
             g.supported_by.push(s.id.clone());
@@ -176,7 +195,14 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                     a.policy.name
                 ),
             );
-            if rep.classes.iter().map(|c| &c.evidence_class).collect::<BTreeSet<_>>().len() > 1 {
+            if rep
+                .classes
+                .iter()
+                .map(|c| &c.evidence_class)
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+            {
                 let an = Node::new(
                     NodeType::Assumption,
                     &format!("{}-classes-independent", claim.id),
@@ -185,7 +211,11 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                 s.in_context_of.push(an.id.clone());
                 out.push(an);
             }
-            for n in case.justifications.iter().filter(|n| n.claims.contains(&claim.id)) {
+            for n in case
+                .justifications
+                .iter()
+                .filter(|n| n.claims.contains(&claim.id))
+            {
                 s.in_context_of.push(format!("J-{}", n.id));
             }
             for it in &rep.items {
@@ -197,7 +227,10 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                         let mut c = Node::new(
                             NodeType::CounterSolution,
                             &format!("{}-{}", claim.id, it.id),
-                            format!("{} ({}): −{:.3} ban", it.id, it.evidence_class, it.weight_bans),
+                            format!(
+                                "{} ({}): −{:.3} ban",
+                                it.id, it.evidence_class, it.weight_bans
+                            ),
                         );
                         c.challenges.push(g.id.clone());
                         out.push(c);
@@ -205,11 +238,18 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                 }
                 if it.polarity == Polarity::Support && solutions.insert(it.id.clone()) {
                     let e = case.evidence.iter().find(|e| e.id == it.id);
-                    let file = e.and_then(|e| e.file.clone().or(e.run.clone())).unwrap_or_default();
+                    let file = e
+                        .and_then(|e| e.file.clone().or(e.run.clone()))
+                        .unwrap_or_default();
                     out.push(Node::new(
                         NodeType::Solution,
                         &it.id,
-                        format!("{} ({})\n{}", it.id, class_of.get(it.id.as_str()).copied().unwrap_or("?"), file),
+                        format!(
+                            "{} ({})\n{}",
+                            it.id,
+                            class_of.get(it.id.as_str()).copied().unwrap_or("?"),
+                            file
+                        ),
                     ));
                 }
             }
@@ -252,7 +292,10 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
                     DefeaterType::Undercutting => "undercutting",
                 },
                 d.text,
-                d.resolution.as_ref().map(|r| format!("\n{r}")).unwrap_or_default()
+                d.resolution
+                    .as_ref()
+                    .map(|r| format!("\n{r}"))
+                    .unwrap_or_default()
             ),
         );
         c.challenges.push(target);
@@ -280,7 +323,11 @@ fn prong_text(rep: &ClaimReport) -> String {
 }
 
 fn list(v: &[String]) -> String {
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// gsn2x YAML for the nodes.
@@ -348,11 +395,19 @@ pub fn esc(s: &str) -> String {
 /// elements beside the element they attach to.
 pub fn to_svg(nodes: &[Node]) -> String {
     let by_id: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let supported: BTreeSet<&str> = nodes.iter().flat_map(|n| n.supported_by.iter().map(String::as_str)).collect();
+    let supported: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.supported_by.iter().map(String::as_str))
+        .collect();
     let side: BTreeSet<&str> = nodes
         .iter()
         .flat_map(|n| n.in_context_of.iter().map(String::as_str))
-        .chain(nodes.iter().filter(|n| !n.challenges.is_empty()).map(|n| n.id.as_str()))
+        .chain(
+            nodes
+                .iter()
+                .filter(|n| !n.challenges.is_empty())
+                .map(|n| n.id.as_str()),
+        )
         .collect();
     // Layers by longest path from the roots along supportedBy.
     let mut layer: BTreeMap<&str, usize> = BTreeMap::new();
@@ -387,7 +442,12 @@ pub fn to_svg(nodes: &[Node]) -> String {
         }
     }
     for n in nodes.iter().filter(|n| !n.challenges.is_empty()) {
-        let d = n.challenges.iter().filter_map(|t| layer.get(t.as_str()).copied()).min().unwrap_or(0);
+        let d = n
+            .challenges
+            .iter()
+            .filter_map(|t| layer.get(t.as_str()).copied())
+            .min()
+            .unwrap_or(0);
         layer.insert(n.id.as_str(), d);
     }
     for n in nodes {
@@ -420,7 +480,9 @@ pub fn to_svg(nodes: &[Node]) -> String {
     ));
     let center = |id: &str| pos.get(id).map(|(x, y, h)| (x + W / 2.0, *y, y + h));
     for n in nodes {
-        let Some((cx, _, bottom)) = center(&n.id) else { continue };
+        let Some((cx, _, bottom)) = center(&n.id) else {
+            continue;
+        };
         for s in &n.supported_by {
             if let Some((sx, top, _)) = center(s) {
                 svg.push_str(&format!("<line x1=\"{cx:.0}\" y1=\"{bottom:.0}\" x2=\"{sx:.0}\" y2=\"{top:.0}\" stroke=\"#333\" marker-end=\"url(#solid)\"/>\n"));
@@ -438,7 +500,9 @@ pub fn to_svg(nodes: &[Node]) -> String {
         }
     }
     for n in nodes {
-        let Some(&(x, y, h)) = pos.get(n.id.as_str()) else { continue };
+        let Some(&(x, y, h)) = pos.get(n.id.as_str()) else {
+            continue;
+        };
         let (fill, stroke) = match (n.node_type, n.status) {
             (NodeType::Goal, Some(Status::Supported)) => ("#e6f4ea", "#1e7e34"),
             (NodeType::Goal, Some(Status::Fragile)) => ("#fff4e5", "#b26a00"),
@@ -447,29 +511,73 @@ pub fn to_svg(nodes: &[Node]) -> String {
             (NodeType::CounterGoal | NodeType::CounterSolution, _) => ("#fdecea", "#b00020"),
             _ => ("#ffffff", "#333"),
         };
-        let dash = if matches!(n.node_type, NodeType::CounterGoal | NodeType::CounterSolution) { " stroke-dasharray=\"5,3\"" } else { "" };
+        let dash = if matches!(
+            n.node_type,
+            NodeType::CounterGoal | NodeType::CounterSolution
+        ) {
+            " stroke-dasharray=\"5,3\""
+        } else {
+            ""
+        };
         let shape = match n.node_type {
-            NodeType::Goal | NodeType::CounterGoal => format!("<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>"),
+            NodeType::Goal | NodeType::CounterGoal => format!(
+                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>"
+            ),
             NodeType::Strategy => format!(
                 "<polygon points=\"{:.0},{y:.0} {:.0},{y:.0} {:.0},{:.0} {x:.0},{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                x + 12.0, x + W, x + W - 12.0, y + h, y + h
+                x + 12.0,
+                x + W,
+                x + W - 12.0,
+                y + h,
+                y + h
             ),
-            NodeType::Solution | NodeType::CounterSolution => format!("<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>", x + W / 2.0, y + h / 2.0, W / 2.0, h / 2.0 + 4.0),
-            NodeType::Context => format!("<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" rx=\"14\" fill=\"{fill}\" stroke=\"{stroke}\"/>"),
-            NodeType::Assumption | NodeType::Justification => format!("<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"/>", x + W / 2.0, y + h / 2.0, W / 2.0, h / 2.0 + 4.0),
+            NodeType::Solution | NodeType::CounterSolution => format!(
+                "<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>",
+                x + W / 2.0,
+                y + h / 2.0,
+                W / 2.0,
+                h / 2.0 + 4.0
+            ),
+            NodeType::Context => format!(
+                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" rx=\"14\" fill=\"{fill}\" stroke=\"{stroke}\"/>"
+            ),
+            NodeType::Assumption | NodeType::Justification => format!(
+                "<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+                x + W / 2.0,
+                y + h / 2.0,
+                W / 2.0,
+                h / 2.0 + 4.0
+            ),
         };
         svg.push_str(&format!("<g id=\"{}\">{shape}", esc(&n.id)));
-        if n.undeveloped && n.supported_by.is_empty() && matches!(n.node_type, NodeType::Goal | NodeType::Strategy) {
+        if n.undeveloped
+            && n.supported_by.is_empty()
+            && matches!(n.node_type, NodeType::Goal | NodeType::Strategy)
+        {
             svg.push_str(&format!("<polygon points=\"{:.0},{:.0} {:.0},{:.0} {:.0},{:.0} {:.0},{:.0}\" fill=\"#fff\" stroke=\"#333\"/>", x + W / 2.0, y + h, x + W / 2.0 + 7.0, y + h + 7.0, x + W / 2.0, y + h + 14.0, x + W / 2.0 - 7.0, y + h + 7.0));
         }
         let mut ty = y + 14.0;
-        svg.push_str(&format!("<text x=\"{:.0}\" y=\"{ty:.0}\" font-weight=\"bold\">{}{}</text>", x + 8.0, esc(&n.id), if n.defeated { " ✗ defeated" } else { "" }));
+        svg.push_str(&format!(
+            "<text x=\"{:.0}\" y=\"{ty:.0}\" font-weight=\"bold\">{}{}</text>",
+            x + 8.0,
+            esc(&n.id),
+            if n.defeated { " ✗ defeated" } else { "" }
+        ));
         for l in wrap(&n.text, 36) {
             ty += LINE;
-            svg.push_str(&format!("<text x=\"{:.0}\" y=\"{ty:.0}\">{}</text>", x + 8.0, esc(&l)));
+            svg.push_str(&format!(
+                "<text x=\"{:.0}\" y=\"{ty:.0}\">{}</text>",
+                x + 8.0,
+                esc(&l)
+            ));
         }
         if matches!(n.node_type, NodeType::Assumption | NodeType::Justification) {
-            svg.push_str(&format!("<text x=\"{:.0}\" y=\"{:.0}\" font-weight=\"bold\">{}</text>", x + W - 6.0, y + h + 4.0, n.node_type.prefix()));
+            svg.push_str(&format!(
+                "<text x=\"{:.0}\" y=\"{:.0}\" font-weight=\"bold\">{}</text>",
+                x + W - 6.0,
+                y + h + 4.0,
+                n.node_type.prefix()
+            ));
         }
         svg.push_str("</g>\n");
     }

@@ -47,7 +47,10 @@ pub struct AssessOptions {
 }
 
 /// Loads, validates and weighs a case, with the sensitivity comparison.
-pub fn assess_case(path: &Path, opts: &AssessOptions) -> Result<(Assessment, load::LoadedCase), AssureError> {
+pub fn assess_case(
+    path: &Path,
+    opts: &AssessOptions,
+) -> Result<(Assessment, load::LoadedCase), AssureError> {
     let access = data::AccessVocabulary::builtin();
     let inventory = data::Inventory::builtin();
     let loaded = load::load_case(path, opts.policy.as_deref(), &access, &inventory)?;
@@ -62,7 +65,15 @@ pub fn assess_case(path: &Path, opts: &AssessOptions) -> Result<(Assessment, loa
             policy,
         ));
     }
-    let mut a = compute::assess(&loaded, &loaded.policy, &access, &inventory, &loaded.policy_source);
-    a.sensitivity = Some(sensitivity::sensitivity(&loaded, &variants, &access, &inventory));
+    let mut a = compute::assess(
+        &loaded,
+        &loaded.policy,
+        &access,
+        &inventory,
+        &loaded.policy_source,
+    );
+    a.sensitivity = Some(sensitivity::sensitivity(
+        &loaded, &variants, &access, &inventory,
+    ));
     Ok((a, loaded))
 }

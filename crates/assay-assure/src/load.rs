@@ -137,7 +137,9 @@ impl Validator {
             self.at(
                 "",
                 "an assurance case is a map".into(),
-                Some(format!("start the file with `apiVersion: {CASE_API_VERSION}`")),
+                Some(format!(
+                    "start the file with `apiVersion: {CASE_API_VERSION}`"
+                )),
             );
             return;
         }
@@ -148,6 +150,16 @@ impl Validator {
         found.sort();
         found.dedup();
         for (ptr, msg) in found {
+            let field = ptr.rsplit('/').next().unwrap_or("");
+            let got = self.doc.value.pointer(&ptr).cloned();
+            if let (Some(allowed), Some(Value::String(got))) = (enum_values(field), &got) {
+                let hint = match did_you_mean(got, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? allowed: {}", allowed.join(", ")),
+                    None => format!("allowed: {}", allowed.join(", ")),
+                };
+                self.at(&ptr, format!("unknown {field} {got:?}"), Some(hint));
+                continue;
+            }
             let hint = hint_for(&msg);
             self.at(&ptr, msg, hint);
         }
@@ -249,7 +261,11 @@ impl Validator {
         // Evidence: read, check shape, class, access, identity, finding.
         let mut items = BTreeMap::new();
         let mut hasher = Hasher::default();
-        let class_names: Vec<&str> = policy.evidence_classes.iter().map(|c| c.id.as_str()).collect();
+        let class_names: Vec<&str> = policy
+            .evidence_classes
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
         for (i, e) in case.evidence.iter().enumerate() {
             let base = format!("/evidence/{i}");
             let file = match (&e.file, &e.run, &e.spec) {
@@ -259,23 +275,45 @@ impl Validator {
                     dir.join(r).join("evidence").join(format!("spec-{s}.json"))
                 }
                 (Some(_), Some(_), _) => {
-                    self.at(&base, format!("evidence {} gives both `file` and `run`", e.id), Some("keep one".into()));
+                    self.at(
+                        &base,
+                        format!("evidence {} gives both `file` and `run`", e.id),
+                        Some("keep one".into()),
+                    );
                     continue;
                 }
                 (Some(_), None, Some(_)) => {
-                    self.at(&format!("{base}/spec"), "`spec` selects a record of a `run`; with `file` it means nothing".into(), Some("remove `spec`, or use `run:` instead of `file:`".into()));
+                    self.at(
+                        &format!("{base}/spec"),
+                        "`spec` selects a record of a `run`; with `file` it means nothing".into(),
+                        Some("remove `spec`, or use `run:` instead of `file:`".into()),
+                    );
                     continue;
                 }
                 (None, _, _) => {
-                    self.at(&base, format!("evidence {} names no `file` or `run`", e.id), Some("add `file: path/to/evidence.json` (relative to the case file)".into()));
+                    self.at(
+                        &base,
+                        format!("evidence {} names no `file` or `run`", e.id),
+                        Some(
+                            "add `file: path/to/evidence.json` (relative to the case file)".into(),
+                        ),
+                    );
                     continue;
                 }
             };
-            let file_ptr = if e.file.is_some() { format!("{base}/file") } else { format!("{base}/run") };
+            let file_ptr = if e.file.is_some() {
+                format!("{base}/file")
+            } else {
+                format!("{base}/run")
+            };
             if let Some(p) = &e.sha256
                 && !is_hex64(p)
             {
-                self.at(&format!("{base}/sha256"), format!("{p:?} is not a hex SHA-256"), None);
+                self.at(
+                    &format!("{base}/sha256"),
+                    format!("{p:?} is not a hex SHA-256"),
+                    None,
+                );
             }
             if let Some(lr) = e.likelihood_ratio
                 && !(lr.is_finite() && lr >= 1.0)
@@ -301,21 +339,37 @@ impl Validator {
                 self.at(
                     &file_ptr,
                     format!("unknown evidence class {class:?} in {}", file.display()),
-                    Some(format!("{hint}known classes: {}; a policy file (--policy) can add one", class_names.join(", "))),
+                    Some(format!(
+                        "{hint}known classes: {}; a policy file (--policy) can add one",
+                        class_names.join(", ")
+                    )),
                 );
             }
             for cap in record.access() {
                 if !access.is_capability(&cap) {
-                    let hint = did_you_mean(&cap, access.capabilities.iter().map(|c| c.id.as_str()))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.at(&file_ptr, format!("unknown access capability {cap:?} in {}", file.display()), hint);
+                    let hint =
+                        did_you_mean(&cap, access.capabilities.iter().map(|c| c.id.as_str()))
+                            .map(|s| format!("did you mean `{s}`?"));
+                    self.at(
+                        &file_ptr,
+                        format!("unknown access capability {cap:?} in {}", file.display()),
+                        hint,
+                    );
                 }
             }
             // Identity: evidence must be about the system under assessment.
             let digests = record.model_digests();
             if !digests.is_empty() {
-                let declared: Vec<&str> = case.system.models.iter().map(|m| m.digest.as_str()).collect();
-                if !digests.iter().any(|d| declared.iter().any(|x| x.eq_ignore_ascii_case(d))) {
+                let declared: Vec<&str> = case
+                    .system
+                    .models
+                    .iter()
+                    .map(|m| m.digest.as_str())
+                    .collect();
+                if !digests
+                    .iter()
+                    .any(|d| declared.iter().any(|x| x.eq_ignore_ascii_case(d)))
+                {
                     self.at(
                         &file_ptr,
                         format!(
@@ -333,7 +387,11 @@ impl Validator {
                 if subjects.is_empty() {
                     self.at(&file_ptr, format!("evidence {} records only control agents: they are instruments that check the spec, not the system under assessment", e.id), Some("offer a run of the agent under assessment (`assay run … --agent …`)".into()));
                 } else if !case.system.agents.is_empty() {
-                    let hit = case.system.agents.iter().find(|a| subjects.contains(&a.name));
+                    let hit = case
+                        .system
+                        .agents
+                        .iter()
+                        .find(|a| subjects.contains(&a.name));
                     match hit {
                         None => self.at(&file_ptr, format!("evidence {} measured agent(s) {} but the system under assessment declares {}", e.id, subjects.join(", "), case.system.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")), None),
                         Some(a) => {
@@ -345,24 +403,47 @@ impl Validator {
                         }
                     }
                 } else {
-                    self.at(&file_ptr, format!("evidence {} is a run of agent(s) {} but `system.agents` is empty", e.id, subjects.join(", ")), Some("name the agents under assessment in `system.agents`".into()));
+                    self.at(
+                        &file_ptr,
+                        format!(
+                            "evidence {} is a run of agent(s) {} but `system.agents` is empty",
+                            e.id,
+                            subjects.join(", ")
+                        ),
+                        Some("name the agents under assessment in `system.agents`".into()),
+                    );
                 }
             }
             if let Some(f) = &e.finding {
                 let fptr = format!("{base}/finding");
                 if f.at_least.is_none() && f.at_most.is_none() {
-                    self.at(&fptr, "a finding needs `at_least`, `at_most` or both".into(), None);
+                    self.at(
+                        &fptr,
+                        "a finding needs `at_least`, `at_most` or both".into(),
+                        None,
+                    );
                 }
                 match record.value.pointer(&f.metric) {
                     Some(v) if v.is_number() => {}
-                    Some(v) => self.at(&format!("{fptr}/metric"), format!("{} in {} is {}, not a number", f.metric, file.display(), v), None),
+                    Some(v) => self.at(
+                        &format!("{fptr}/metric"),
+                        format!("{} in {} is {}, not a number", f.metric, file.display(), v),
+                        None,
+                    ),
                     None => {
                         let hint = top_level_numbers(&record.value);
-                        self.at(&format!("{fptr}/metric"), format!("{} does not exist in {}", f.metric, file.display()), Some(format!("numbers in the record include: {hint}")));
+                        self.at(
+                            &format!("{fptr}/metric"),
+                            format!("{} does not exist in {}", f.metric, file.display()),
+                            Some(format!("numbers in the record include: {hint}")),
+                        );
                     }
                 }
             }
-            let root = e.root.as_ref().map_or_else(|| dir.to_path_buf(), |r| dir.join(r));
+            let root = e
+                .root
+                .as_ref()
+                .map_or_else(|| dir.to_path_buf(), |r| dir.join(r));
             let checks = check_record(&record, e.sha256.as_deref(), &root, &mut hasher);
             items.insert(e.id.clone(), LoadedItem { record, checks });
         }
@@ -375,51 +456,90 @@ impl Validator {
                 if let Some(p) = val
                     && !(p > 0.0 && p < 1.0)
                 {
-                    self.at(&format!("{base}/{field}"), format!("{field} {p} is not a probability strictly between 0 and 1"), None);
+                    self.at(
+                        &format!("{base}/{field}"),
+                        format!("{field} {p} is not a probability strictly between 0 and 1"),
+                        None,
+                    );
                 }
             }
             if let Some(req) = &c.required_access
                 && let Err(n) = access.expand(req)
             {
-                let hint = did_you_mean(&n, access.names().iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                self.at(&format!("{base}/required_access"), format!("unknown access capability {n:?}"), hint.or(Some(format!("known: {}", access.names().join(", ")))));
+                let hint = did_you_mean(&n, access.names().iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"));
+                self.at(
+                    &format!("{base}/required_access"),
+                    format!("unknown access capability {n:?}"),
+                    hint.or(Some(format!("known: {}", access.names().join(", ")))),
+                );
             }
             for (j, eid) in c.evidence.iter().enumerate() {
                 if !evidence_ids.contains(&eid.as_str()) {
-                    let hint = did_you_mean(eid, evidence_ids.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                    self.at(&format!("{base}/evidence/{j}"), format!("claim {} cites evidence {eid:?}, which the case does not list", c.id), hint);
+                    let hint = did_you_mean(eid, evidence_ids.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.at(
+                        &format!("{base}/evidence/{j}"),
+                        format!(
+                            "claim {} cites evidence {eid:?}, which the case does not list",
+                            c.id
+                        ),
+                        hint,
+                    );
                 }
             }
             let mut seen = BTreeSet::new();
             for (j, eid) in c.evidence.iter().enumerate() {
                 if !seen.insert(eid) {
-                    self.at(&format!("{base}/evidence/{j}"), format!("evidence {eid} is cited twice by claim {}", c.id), None);
+                    self.at(
+                        &format!("{base}/evidence/{j}"),
+                        format!("evidence {eid} is cited twice by claim {}", c.id),
+                        None,
+                    );
                 }
             }
             // One record must not be counted twice through two ids, nor a run record with its parts.
-            let recs: Vec<(&String, &LoadedItem)> = c.evidence.iter().filter_map(|e| items.get(e).map(|it| (e, it))).collect();
+            let recs: Vec<(&String, &LoadedItem)> = c
+                .evidence
+                .iter()
+                .filter_map(|e| items.get(e).map(|it| (e, it)))
+                .collect();
             for (a, (ea, ia)) in recs.iter().enumerate() {
                 for (eb, ib) in recs.iter().skip(a + 1) {
                     if ia.record.id() == ib.record.id() {
                         self.at(&format!("{base}/evidence"), format!("evidence {ea} and {eb} are the same record ({}): it would be counted twice", ia.record.id()), None);
-                    } else if ia.record.parts().iter().any(|p| p == ib.record.id()) || ib.record.parts().iter().any(|p| p == ia.record.id()) {
+                    } else if ia.record.parts().iter().any(|p| p == ib.record.id())
+                        || ib.record.parts().iter().any(|p| p == ia.record.id())
+                    {
                         self.at(&format!("{base}/evidence"), format!("evidence {ea} and {eb}: one is a run record that already aggregates the other; it would be counted twice"), Some("cite the run record or its per-spec records, not both".into()));
                     }
                 }
             }
             for (j, sid) in c.subclaims.iter().enumerate() {
                 if !claim_ids.contains(&sid.as_str()) {
-                    let hint = did_you_mean(sid, claim_ids.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                    self.at(&format!("{base}/subclaims/{j}"), format!("subclaim {sid:?} is not a claim of this case"), hint);
+                    let hint = did_you_mean(sid, claim_ids.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.at(
+                        &format!("{base}/subclaims/{j}"),
+                        format!("subclaim {sid:?} is not a claim of this case"),
+                        hint,
+                    );
                 } else {
-                    parent_of.entry(sid.as_str()).or_default().push(c.id.as_str());
+                    parent_of
+                        .entry(sid.as_str())
+                        .or_default()
+                        .push(c.id.as_str());
                 }
             }
             if !c.subclaims.is_empty() && c.decomposition.is_none() {
                 self.at(&format!("{base}/subclaims"), format!("claim {} has subclaims but no `decomposition`", c.id), Some("add `decomposition: conjunctive` (every subclaim needed) or `diverse` (any one suffices)".into()));
             }
             if c.subclaims.is_empty() && c.decomposition.is_some() {
-                self.at(&format!("{base}/decomposition"), format!("claim {} has a decomposition but no subclaims", c.id), None);
+                self.at(
+                    &format!("{base}/decomposition"),
+                    format!("claim {} has a decomposition but no subclaims", c.id),
+                    None,
+                );
             }
             if !c.subclaims.is_empty() && !c.evidence.is_empty() {
                 self.at(&format!("{base}/evidence"), format!("claim {} has both subclaims and direct evidence", c.id), Some("move the evidence into a subclaim of its own, so the decomposition says how it combines".into()));
@@ -427,9 +547,21 @@ impl Validator {
             for (j, rid) in c.answers.iter().enumerate() {
                 match inventory.requirement(rid) {
                     None => {
-                        let all: Vec<&str> = inventory.instruments.iter().flat_map(|i| i.requirements.iter().map(|r| r.id.as_str())).collect();
-                        let hint = did_you_mean(rid, all.iter().copied()).map(|s| format!("did you mean `{s}`? `assay assure instruments` lists them"));
-                        self.at(&format!("{base}/answers/{j}"), format!("unknown instrument requirement {rid:?}"), hint.or(Some("`assay assure instruments` lists every requirement id".into())));
+                        let all: Vec<&str> = inventory
+                            .instruments
+                            .iter()
+                            .flat_map(|i| i.requirements.iter().map(|r| r.id.as_str()))
+                            .collect();
+                        let hint = did_you_mean(rid, all.iter().copied()).map(|s| {
+                            format!("did you mean `{s}`? `assay assure instruments` lists them")
+                        });
+                        self.at(
+                            &format!("{base}/answers/{j}"),
+                            format!("unknown instrument requirement {rid:?}"),
+                            hint.or(Some(
+                                "`assay assure instruments` lists every requirement id".into(),
+                            )),
+                        );
                     }
                     Some((inst, _)) => {
                         if !case.instruments.contains(&inst.id) {
@@ -441,14 +573,30 @@ impl Validator {
         }
         // Cycles among subclaims.
         if let Some(cycle) = find_cycle(case) {
-            let i = case.claims.iter().position(|c| c.id == cycle[0]).unwrap_or(0);
-            self.at(&format!("/claims/{i}/subclaims"), format!("subclaims form a cycle: {}", cycle.join(" → ")), Some("a claim cannot be argued from itself; break the cycle".into()));
+            let i = case
+                .claims
+                .iter()
+                .position(|c| c.id == cycle[0])
+                .unwrap_or(0);
+            self.at(
+                &format!("/claims/{i}/subclaims"),
+                format!("subclaims form a cycle: {}", cycle.join(" → ")),
+                Some("a claim cannot be argued from itself; break the cycle".into()),
+            );
         }
-        for (kind, notes) in [("assumptions", &case.assumptions), ("justifications", &case.justifications)] {
+        for (kind, notes) in [
+            ("assumptions", &case.assumptions),
+            ("justifications", &case.justifications),
+        ] {
             for (i, n) in notes.iter().enumerate() {
                 for (j, cid) in n.claims.iter().enumerate() {
                     if !claim_ids.contains(&cid.as_str()) {
-                        self.at(&format!("/{kind}/{i}/claims/{j}"), format!("{cid:?} is not a claim of this case"), did_you_mean(cid, claim_ids.iter().copied()).map(|s| format!("did you mean `{s}`?")));
+                        self.at(
+                            &format!("/{kind}/{i}/claims/{j}"),
+                            format!("{cid:?} is not a claim of this case"),
+                            did_you_mean(cid, claim_ids.iter().copied())
+                                .map(|s| format!("did you mean `{s}`?")),
+                        );
                     }
                 }
             }
@@ -458,7 +606,15 @@ impl Validator {
             match d.kind {
                 DefeaterType::Undermining => {
                     if !evidence_ids.contains(&d.target.as_str()) {
-                        self.at(&ptr, format!("an undermining defeater attacks an evidence item; {:?} is not one", d.target), did_you_mean(&d.target, evidence_ids.iter().copied()).map(|s| format!("did you mean `{s}`?")));
+                        self.at(
+                            &ptr,
+                            format!(
+                                "an undermining defeater attacks an evidence item; {:?} is not one",
+                                d.target
+                            ),
+                            did_you_mean(&d.target, evidence_ids.iter().copied())
+                                .map(|s| format!("did you mean `{s}`?")),
+                        );
                     }
                 }
                 DefeaterType::Rebutting | DefeaterType::Undercutting => {
@@ -473,7 +629,11 @@ impl Validator {
                 let hint = did_you_mean(id, inventory.instruments.iter().map(|x| x.id.as_str()))
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| "`assay assure instruments` lists the inventory".into());
-                self.at(&format!("/instruments/{i}"), format!("unknown instrument {id:?}"), Some(hint));
+                self.at(
+                    &format!("/instruments/{i}"),
+                    format!("unknown instrument {id:?}"),
+                    Some(hint),
+                );
             }
         }
         let _ = parent_of;
@@ -501,11 +661,43 @@ fn top_level_numbers(v: &Value) -> String {
     }
 }
 
+/// The values of the case's enumerated fields, by key name.
+fn enum_values(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "property_type" => &[
+            "observable",
+            "dispositional",
+            "latent",
+            "long_horizon_agentic",
+        ],
+        "family" => &[
+            "absence_of_hidden_objectives",
+            "loss_of_control_precursors",
+            "bounded_catastrophic_capability",
+            "other",
+        ],
+        "polarity" => &["support", "counter"],
+        "decomposition" => &["conjunctive", "diverse"],
+        "type" => &["rebutting", "undermining", "undercutting"],
+        "status" => &["open", "eliminated", "accepted"],
+        "role" => &["first_party", "contracted", "independent", "regulator"],
+        _ => return None,
+    })
+}
+
 fn hint_for(msg: &str) -> Option<String> {
+    if msg.contains("is not of type") && msg.contains("\"string\"") {
+        return Some(
+            "quote the value: YAML reads unquoted digits (and forms like 1e5) as a number".into(),
+        );
+    }
     if msg.contains("is not one of") {
         Some("use one of the listed values".into())
     } else if msg.contains("Additional properties are not allowed") {
-        Some("remove or correct the misspelt key; `assay assure schema` prints every allowed key".into())
+        Some(
+            "remove or correct the misspelt key; `assay assure schema` prints every allowed key"
+                .into(),
+        )
     } else if msg.contains("is a required property") {
         Some("add the missing key".into())
     } else {

@@ -76,10 +76,18 @@ pub fn builtin_variants(base: &Policy) -> Vec<(VariantRef, Policy)> {
             }
         }
         let change = match cap {
-            Some(x) => format!("support cap of behavioural classes on non-observable properties = {x} ban"),
+            Some(x) => {
+                format!("support cap of behavioural classes on non-observable properties = {x} ban")
+            }
             None => "no cap on behavioural classes (each item still discounted by λ)".to_string(),
         };
-        out.push((VariantRef { name: name.to_string(), change }, p));
+        out.push((
+            VariantRef {
+                name: name.to_string(),
+                change,
+            },
+            p,
+        ));
     }
     out
 }
@@ -91,8 +99,17 @@ pub fn sensitivity(
     access: &AccessVocabulary,
     inventory: &Inventory,
 ) -> Sensitivity {
-    let mut policies = vec![VariantRef { name: loaded.policy.name.clone(), change: "the policy in force".into() }];
-    let mut runs = vec![assess(loaded, &loaded.policy, access, inventory, &loaded.policy_source)];
+    let mut policies = vec![VariantRef {
+        name: loaded.policy.name.clone(),
+        change: "the policy in force".into(),
+    }];
+    let mut runs = vec![assess(
+        loaded,
+        &loaded.policy,
+        access,
+        inventory,
+        &loaded.policy_source,
+    )];
     for (v, p) in variants {
         policies.push(v.clone());
         runs.push(assess(loaded, p, access, inventory, &v.name));
@@ -107,11 +124,20 @@ pub fn sensitivity(
                 .zip(&policies)
                 .filter_map(|(a, p)| {
                     let cr = a.claims.iter().find(|x| x.id == c.id)?;
-                    Some(Outcome { policy: p.name.clone(), status: cr.verdict.status, posterior: cr.posterior, max_reachable: cr.max_reachable })
+                    Some(Outcome {
+                        policy: p.name.clone(),
+                        status: cr.verdict.status,
+                        posterior: cr.posterior,
+                        max_reachable: cr.max_reachable,
+                    })
                 })
                 .collect();
             let stable = outcomes.windows(2).all(|w| w[0].status == w[1].status);
-            ClaimSensitivity { id: c.id.clone(), outcomes, stable }
+            ClaimSensitivity {
+                id: c.id.clone(),
+                outcomes,
+                stable,
+            }
         })
         .collect();
     let _ = Polarity::Support;

@@ -111,7 +111,11 @@ pub(crate) fn cmd_assess(args: &crate::AssessArgs) -> u8 {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let evidence: Vec<PathBuf> = loaded.items.values().map(|i| i.record.path.clone()).collect();
+        let evidence: Vec<PathBuf> = loaded
+            .items
+            .values()
+            .map(|i| i.record.path.clone())
+            .collect();
         match assay_assure::sign_files(&base, &evidence, key) {
             Ok(b) => files.push((
                 "bundle.json",
@@ -165,7 +169,12 @@ pub(crate) fn cmd_assess(args: &crate::AssessArgs) -> u8 {
         );
     }
     if let Some(s) = &assessment.sensitivity {
-        let moved: Vec<&str> = s.claims.iter().filter(|c| !c.stable).map(|c| c.id.as_str()).collect();
+        let moved: Vec<&str> = s
+            .claims
+            .iter()
+            .filter(|c| !c.stable)
+            .map(|c| c.id.as_str())
+            .collect();
         println!(
             "  sensitivity over {} policies: {}",
             s.policies.len(),
@@ -186,7 +195,10 @@ pub(crate) fn cmd_assess(args: &crate::AssessArgs) -> u8 {
             .map(|c| c.id.as_str())
             .collect();
         if !failing.is_empty() {
-            eprintln!("gate: asserted top-level claim(s) not supported: {}", failing.join(", "));
+            eprintln!(
+                "gate: asserted top-level claim(s) not supported: {}",
+                failing.join(", ")
+            );
             return 1;
         }
     }
@@ -213,7 +225,11 @@ pub(crate) fn cmd_schema(out: Option<&Path>) -> u8 {
 /// `assay assure instruments`.
 pub(crate) fn cmd_instruments() -> u8 {
     let inv = assay_assure::data::Inventory::builtin();
-    println!("instrument inventory {} ({} instruments)", inv.version, inv.instruments.len());
+    println!(
+        "instrument inventory {} ({} instruments)",
+        inv.version,
+        inv.instruments.len()
+    );
     for i in &inv.instruments {
         println!(
             "{} — {} [{}; {}; verifier access: {}]",
@@ -236,7 +252,11 @@ pub(crate) fn cmd_instruments() -> u8 {
                 if r.properties.is_empty() {
                     "process".to_string()
                 } else {
-                    r.properties.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                    r.properties
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
                 r.required_access.join(", ")
             );
