@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::case::{Polarity, PropertyType};
+use crate::case::PropertyType;
 use crate::compute::{Status, assess};
 use crate::data::{AccessVocabulary, Inventory, Policy};
 use crate::load::LoadedCase;
@@ -68,9 +68,8 @@ pub fn builtin_variants(base: &Policy) -> Vec<(VariantRef, Policy)> {
         for c in p.evidence_classes.iter_mut().filter(|c| c.behavioural) {
             for t in PropertyType::ALL {
                 let v = cap.unwrap_or(NO_CAP);
-                if t != PropertyType::Observable {
-                    c.w_max.support.insert(t, v);
-                } else if cap.is_none() {
+                // Observable properties keep their cap unless every cap is removed.
+                if t != PropertyType::Observable || cap.is_none() {
                     c.w_max.support.insert(t, v);
                 }
             }
@@ -140,6 +139,5 @@ pub fn sensitivity(
             }
         })
         .collect();
-    let _ = Polarity::Support;
     Sensitivity { policies, claims }
 }

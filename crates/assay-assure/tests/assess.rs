@@ -460,9 +460,7 @@ fn bad_inputs_are_refused_with_file_and_line() {
         &["is not an evidence record", "schema_version"],
     );
     // A cycle among subclaims.
-    let cyc = format!(
-        "apiVersion: assay.assurance/v1\nkind: AssuranceCase\nname: c\nsystem: {{}}\nclaims:\n  - {{id: x, statement: s, family: other, property_type: observable, decomposition: conjunctive, subclaims: [y]}}\n  - {{id: y, statement: s, family: other, property_type: observable, decomposition: diverse, subclaims: [z]}}\n  - {{id: z, statement: s, family: other, property_type: observable, decomposition: diverse, subclaims: [x]}}\n"
-    );
+    let cyc = "apiVersion: assay.assurance/v1\nkind: AssuranceCase\nname: c\nsystem: {}\nclaims:\n  - {id: x, statement: s, family: other, property_type: observable, decomposition: conjunctive, subclaims: [y]}\n  - {id: y, statement: s, family: other, property_type: observable, decomposition: diverse, subclaims: [z]}\n  - {id: z, statement: s, family: other, property_type: observable, decomposition: diverse, subclaims: [x]}\n".to_string();
     check(cyc, &["cycle: x → y → z → x", "case.yaml:6:"]);
     // Evidence about another model.
     check(
