@@ -391,6 +391,26 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Ellipse-shaped elements need room at their top and bottom.
+fn is_round(t: NodeType) -> bool {
+    matches!(
+        t,
+        NodeType::Solution
+            | NodeType::CounterSolution
+            | NodeType::Assumption
+            | NodeType::Justification
+    )
+}
+
+/// The bold id lines and the text lines of an element, wrapped to its box.
+fn label_parts(n: &Node) -> (Vec<String>, Vec<String>) {
+    let width = if is_round(n.node_type) { 30 } else { 36 };
+    let id = format!("{}{}", n.id, if n.defeated { " ✗ defeated" } else { "" });
+    let chars: Vec<char> = id.chars().collect();
+    let id_lines = chars.chunks(width).map(|c| c.iter().collect()).collect();
+    (id_lines, wrap(&n.text, width))
+}
+
 /// A layered SVG rendering: supported-by edges downwards, context and counter
 /// elements beside the element they attach to.
 pub fn to_svg(nodes: &[Node]) -> String {
@@ -409,14 +429,14 @@ pub fn to_svg(nodes: &[Node]) -> String {
                 .map(|n| n.id.as_str()),
         )
         .collect();
-    // Layers by longest path from the roots along supportedBy.
+    // Layers by longest path from the roots along supportedBy (the case is acyclic;
+    // the guard only protects against a malformed node list).
     let mut layer: BTreeMap<&str, usize> = BTreeMap::new();
-    let roots: Vec<&str> = nodes
+    let mut stack: Vec<(&str, usize)> = nodes
         .iter()
         .filter(|n| !supported.contains(n.id.as_str()) && !side.contains(n.id.as_str()))
-        .map(|n| n.id.as_str())
+        .map(|n| (n.id.as_str(), 0))
         .collect();
-    let mut stack: Vec<(&str, usize)> = roots.iter().map(|r| (*r, 0)).collect();
     let mut guard = 0;
     while let Some((id, d)) = stack.pop() {
         guard += 1;
@@ -428,15 +448,13 @@ pub fn to_svg(nodes: &[Node]) -> String {
         }
         layer.insert(id, d);
         if let Some(n) = by_id.get(id) {
-            for s in &n.supported_by {
-                stack.push((s.as_str(), d + 1));
-            }
+            stack.extend(n.supported_by.iter().map(|s| (s.as_str(), d + 1)));
         }
     }
     // Side elements sit in their host's layer.
     for n in nodes {
-        for c in &n.in_context_of {
-            if let Some(&d) = layer.get(n.id.as_str()) {
+        if let Some(&d) = layer.get(n.id.as_str()) {
+            for c in &n.in_context_of {
                 layer.entry(c.as_str()).or_insert(d);
             }
         }
@@ -454,9 +472,30 @@ pub fn to_svg(nodes: &[Node]) -> String {
         layer.entry(n.id.as_str()).or_insert(0);
     }
     let depth = layer.values().copied().max().unwrap_or(0);
+    // Each element is followed by its contexts and challengers, so side edges stay short.
     let mut rows: Vec<Vec<&Node>> = vec![Vec::new(); depth + 1];
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    for n in nodes.iter().filter(|n| !side.contains(n.id.as_str())) {
+        let d = layer[n.id.as_str()];
+        if placed.insert(n.id.as_str()) {
+            rows[d].push(n);
+        }
+        let attached: Vec<&Node> = n
+            .in_context_of
+            .iter()
+            .filter_map(|c| by_id.get(c.as_str()).copied())
+            .chain(nodes.iter().filter(|c| c.challenges.contains(&n.id)))
+            .collect();
+        for c in attached {
+            if layer[c.id.as_str()] == d && placed.insert(c.id.as_str()) {
+                rows[d].push(c);
+            }
+        }
+    }
     for n in nodes {
-        rows[layer[n.id.as_str()]].push(n);
+        if placed.insert(n.id.as_str()) {
+            rows[layer[n.id.as_str()]].push(n);
+        }
     }
     let mut pos: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new(); // x, y, height
     let mut y = 20.0;
@@ -465,8 +504,10 @@ pub fn to_svg(nodes: &[Node]) -> String {
         let mut x = 20.0;
         let mut h_row: f64 = 0.0;
         for n in row {
-            let lines = wrap(&n.text, 36).len() as f64;
-            let h = 16.0 + lines * LINE;
+            let (a, b) = label_parts(n);
+            let h = 12.0
+                + (a.len() + b.len()) as f64 * LINE
+                + if is_round(n.node_type) { 20.0 } else { 0.0 };
             pos.insert(n.id.as_str(), (x, y, h));
             x += W + GAP_X;
             h_row = h_row.max(h);
@@ -474,28 +515,49 @@ pub fn to_svg(nodes: &[Node]) -> String {
         width = width.max(x);
         y += h_row + GAP_Y;
     }
-    let mut svg = String::new();
-    svg.push_str(&format!(
+    let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{y:.0}\" viewBox=\"0 0 {width:.0} {y:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n<defs><marker id=\"solid\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#333\"/></marker><marker id=\"hollow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#fff\" stroke=\"#333\"/></marker></defs>\n"
-    ));
-    let center = |id: &str| pos.get(id).map(|(x, y, h)| (x + W / 2.0, *y, y + h));
+    );
+    // A side edge joins the facing sides of two elements of one row; any other
+    // edge runs from the bottom of one element to the top of the other.
+    let edge = |from: &str, to: &str| -> Option<(f64, f64, f64, f64)> {
+        let (fx, fy, fh) = *pos.get(from)?;
+        let (tx, ty, th) = *pos.get(to)?;
+        Some(if layer.get(from) != layer.get(to) {
+            if ty > fy {
+                (fx + W / 2.0, fy + fh, tx + W / 2.0, ty)
+            } else {
+                (fx + W / 2.0, fy, tx + W / 2.0, ty + th)
+            }
+        } else if tx > fx {
+            (fx + W, fy + fh / 2.0, tx, ty + th / 2.0)
+        } else {
+            (fx, fy + fh / 2.0, tx + W, ty + th / 2.0)
+        })
+    };
+    let line = |svg: &mut String, (x1, y1, x2, y2): (f64, f64, f64, f64), style: &str| {
+        svg.push_str(&format!(
+            "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" {style}/>\n"
+        ));
+    };
     for n in nodes {
-        let Some((cx, _, bottom)) = center(&n.id) else {
-            continue;
-        };
         for s in &n.supported_by {
-            if let Some((sx, top, _)) = center(s) {
-                svg.push_str(&format!("<line x1=\"{cx:.0}\" y1=\"{bottom:.0}\" x2=\"{sx:.0}\" y2=\"{top:.0}\" stroke=\"#333\" marker-end=\"url(#solid)\"/>\n"));
+            if let Some(e) = edge(&n.id, s) {
+                line(&mut svg, e, "stroke=\"#333\" marker-end=\"url(#solid)\"");
             }
         }
         for c in &n.in_context_of {
-            if let Some((sx, top, _)) = center(c) {
-                svg.push_str(&format!("<line x1=\"{cx:.0}\" y1=\"{:.0}\" x2=\"{sx:.0}\" y2=\"{:.0}\" stroke=\"#333\" marker-end=\"url(#hollow)\"/>\n", bottom - 6.0, top + 6.0));
+            if let Some(e) = edge(&n.id, c) {
+                line(&mut svg, e, "stroke=\"#333\" marker-end=\"url(#hollow)\"");
             }
         }
         for t in &n.challenges {
-            if let Some((tx, top, _)) = center(t) {
-                svg.push_str(&format!("<line x1=\"{cx:.0}\" y1=\"{:.0}\" x2=\"{tx:.0}\" y2=\"{:.0}\" stroke=\"#b00\" stroke-dasharray=\"5,3\" marker-end=\"url(#solid)\"/>\n", bottom - 6.0, top + 6.0));
+            if let Some(e) = edge(&n.id, t) {
+                line(
+                    &mut svg,
+                    e,
+                    "stroke=\"#b00\" stroke-dasharray=\"5,3\" marker-end=\"url(#solid)\"",
+                );
             }
         }
     }
@@ -520,8 +582,13 @@ pub fn to_svg(nodes: &[Node]) -> String {
             ""
         };
         let shape = match n.node_type {
-            NodeType::Goal | NodeType::CounterGoal => format!(
-                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>"
+            NodeType::Goal | NodeType::CounterGoal | NodeType::Context => format!(
+                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\"{} fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>",
+                if n.node_type == NodeType::Context {
+                    " rx=\"14\""
+                } else {
+                    ""
+                }
             ),
             NodeType::Strategy => format!(
                 "<polygon points=\"{:.0},{y:.0} {:.0},{y:.0} {:.0},{:.0} {x:.0},{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
@@ -531,22 +598,12 @@ pub fn to_svg(nodes: &[Node]) -> String {
                 y + h,
                 y + h
             ),
-            NodeType::Solution | NodeType::CounterSolution => format!(
+            _ => format!(
                 "<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>",
                 x + W / 2.0,
                 y + h / 2.0,
                 W / 2.0,
-                h / 2.0 + 4.0
-            ),
-            NodeType::Context => format!(
-                "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{W:.0}\" height=\"{h:.0}\" rx=\"14\" fill=\"{fill}\" stroke=\"{stroke}\"/>"
-            ),
-            NodeType::Assumption | NodeType::Justification => format!(
-                "<ellipse cx=\"{:.0}\" cy=\"{:.0}\" rx=\"{:.0}\" ry=\"{:.0}\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
-                x + W / 2.0,
-                y + h / 2.0,
-                W / 2.0,
-                h / 2.0 + 4.0
+                h / 2.0
             ),
         };
         svg.push_str(&format!("<g id=\"{}\">{shape}", esc(&n.id)));
@@ -554,21 +611,30 @@ pub fn to_svg(nodes: &[Node]) -> String {
             && n.supported_by.is_empty()
             && matches!(n.node_type, NodeType::Goal | NodeType::Strategy)
         {
-            svg.push_str(&format!("<polygon points=\"{:.0},{:.0} {:.0},{:.0} {:.0},{:.0} {:.0},{:.0}\" fill=\"#fff\" stroke=\"#333\"/>", x + W / 2.0, y + h, x + W / 2.0 + 7.0, y + h + 7.0, x + W / 2.0, y + h + 14.0, x + W / 2.0 - 7.0, y + h + 7.0));
+            let (cx, b) = (x + W / 2.0, y + h);
+            svg.push_str(&format!(
+                "<polygon points=\"{cx:.0},{b:.0} {:.0},{:.0} {cx:.0},{:.0} {:.0},{:.0}\" fill=\"#fff\" stroke=\"#333\"/>",
+                cx + 7.0,
+                b + 7.0,
+                b + 14.0,
+                cx - 7.0,
+                b + 7.0
+            ));
         }
-        let mut ty = y + 14.0;
-        svg.push_str(&format!(
-            "<text x=\"{:.0}\" y=\"{ty:.0}\" font-weight=\"bold\">{}{}</text>",
-            x + 8.0,
-            esc(&n.id),
-            if n.defeated { " ✗ defeated" } else { "" }
-        ));
-        for l in wrap(&n.text, 36) {
+        let (ids, text) = label_parts(n);
+        let indent = if is_round(n.node_type) { 24.0 } else { 8.0 };
+        let mut ty = y + if is_round(n.node_type) { 12.0 } else { 4.0 };
+        for (l, bold) in ids
+            .iter()
+            .map(|l| (l, true))
+            .chain(text.iter().map(|l| (l, false)))
+        {
             ty += LINE;
             svg.push_str(&format!(
-                "<text x=\"{:.0}\" y=\"{ty:.0}\">{}</text>",
-                x + 8.0,
-                esc(&l)
+                "<text x=\"{:.0}\" y=\"{ty:.0}\"{}>{}</text>",
+                x + indent,
+                if bold { " font-weight=\"bold\"" } else { "" },
+                esc(l)
             ));
         }
         if matches!(n.node_type, NodeType::Assumption | NodeType::Justification) {
