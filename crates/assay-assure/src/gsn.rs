@@ -343,8 +343,10 @@ pub fn to_yaml(nodes: &[Node]) -> String {
         if !n.in_context_of.is_empty() {
             o.insert("inContextOf".into(), json!(n.in_context_of));
         }
-        if !n.challenges.is_empty() {
-            o.insert("challenges".into(), json!(n.challenges));
+        // gsn2x reads `challenges` as one element id (a two-element list would be
+        // a relation); every counter element here challenges one element.
+        if let Some(t) = n.challenges.first() {
+            o.insert("challenges".into(), Value::String(t.clone()));
         }
         if n.undeveloped && n.supported_by.is_empty() {
             o.insert("undeveloped".into(), Value::Bool(true));
