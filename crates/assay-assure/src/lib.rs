@@ -57,6 +57,27 @@ pub fn assess_case(
     let mut variants = sensitivity::builtin_variants(&loaded.policy);
     for p in &opts.alt_policies {
         let policy = data::Policy::load(p, &access)?;
+        // A policy without a class the case uses would silently drop that evidence.
+        let missing: Vec<String> = loaded
+            .items
+            .values()
+            .map(|i| i.record.class().to_string())
+            .filter(|c| policy.class(c).is_none())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AssureError::Invalid(vec![Problem::new(
+                &p.display().to_string(),
+                0,
+                0,
+                format!(
+                    "defines no evidence class {}, which the case's evidence uses",
+                    missing.join(", ")
+                ),
+                Some("add the classes to the policy's evidence_classes".into()),
+            )]));
+        }
         variants.push((
             sensitivity::VariantRef {
                 name: policy.name.clone(),

@@ -482,3 +482,66 @@ fn bad_inputs_are_refused_with_file_and_line() {
         ],
     );
 }
+
+#[test]
+fn policies_are_checked_and_change_the_weighing() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = write_case(
+        dir.path(),
+        "latent",
+        &[item("b1", "behavioural_eval", "support", 1000.0)],
+        "",
+    );
+    // A policy that lets behavioural evidence carry latent claims: the same case becomes supported.
+    let lax = assay_assure::data::POLICY_YAML
+        .replace("name: default", "name: lax")
+        .replace("support: {observable: 2.0, dispositional: 1.0, latent: 0.3, long_horizon_agentic: 0.3}", "support: {observable: 2.0, dispositional: 1.0, latent: 3.0, long_horizon_agentic: 0.3}");
+    let lax_path = dir.path().join("lax.yaml");
+    std::fs::write(&lax_path, &lax).unwrap();
+    let (a, _) = assess_case(
+        &case,
+        &AssessOptions {
+            policy: Some(lax_path.clone()),
+            alt_policies: vec![],
+        },
+    )
+    .unwrap();
+    assert_eq!(a.policy.name, "lax");
+    assert_eq!(claim(&a, "claim").verdict.status, Status::Supported);
+    // A broken policy names its file and the field.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        assay_assure::data::POLICY_YAML.replace("prior: 0.5", "prior: 1.5"),
+    )
+    .unwrap();
+    let err = assess_case(
+        &case,
+        &AssessOptions {
+            policy: Some(bad.clone()),
+            alt_policies: vec![],
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bad.yaml") && err.contains("prior"), "{err}");
+    // An alternative policy without a class the case uses is refused, not silently applied.
+    let thin = dir.path().join("thin.yaml");
+    let text = assay_assure::data::POLICY_YAML;
+    let start = text.find("  - id: behavioural_eval").unwrap();
+    let end = text.find("  - id: red_team").unwrap();
+    std::fs::write(&thin, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let err = assess_case(
+        &case,
+        &AssessOptions {
+            policy: None,
+            alt_policies: vec![thin],
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("thin.yaml") && err.contains("behavioural_eval"),
+        "{err}"
+    );
+}
