@@ -1,6 +1,8 @@
 //! Finding spec files under the paths a user names, one rule for every caller
 //! (CLI, tests, benchmarks): named files as given, directories searched
-//! recursively for `*.yaml` / `*.yml`.
+//! recursively for `*.yaml` / `*.yml` — except assurance cases
+//! (`apiVersion: assay.assurance/v1`), which live beside specs but are read by
+//! `assay assure`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,25 @@ fn is_spec(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
-/// Files named directly, plus `*.yaml`/`*.yml` found recursively in directories, sorted.
+/// The `apiVersion` of assurance case files, which a directory walk leaves out.
+pub const ASSURANCE_API_VERSION: &str = "assay.assurance/v1";
+
+/// Whether a file found in a directory declares itself an assurance case. Only
+/// that exact top-level `apiVersion` is skipped: a spec with a misspelt
+/// `apiVersion` is still loaded, and refused with its error.
+fn is_assurance_case(p: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(p) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        l.strip_prefix("apiVersion:")
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
+            == Some(ASSURANCE_API_VERSION)
+    })
+}
+
+/// Files named directly, plus `*.yaml`/`*.yml` found recursively in directories
+/// (assurance cases left out), sorted.
 ///
 /// Each real directory is read once, whatever number of symbolic links lead to
 /// it, so links that form loops cannot make the walk run forever or blow up.
@@ -47,7 +67,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> std:
     for p in entries {
         if p.is_dir() {
             walk(&p, out, seen)?;
-        } else if is_spec(&p) {
+        } else if is_spec(&p) && !is_assurance_case(&p) {
             out.push(p);
         }
     }
@@ -57,6 +77,30 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assurance_cases_are_left_out_of_directory_walks_but_not_misspelt_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("case.yaml"),
+            "apiVersion: assay.assurance/v1\nkind: AssuranceCase\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("spec.yaml"), "apiVersion: assay/v1\n").unwrap();
+        std::fs::write(
+            dir.path().join("typo.yaml"),
+            "apiVersion: assay.assurnce/v1\n",
+        )
+        .unwrap();
+        let files = spec_files(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(
+            files,
+            vec![dir.path().join("spec.yaml"), dir.path().join("typo.yaml")]
+        );
+        // Named directly, a case is passed through (and refused by the spec loader).
+        let named = spec_files(&[dir.path().join("case.yaml")]).unwrap();
+        assert_eq!(named.len(), 1);
+    }
 
     #[cfg(unix)]
     #[test]
