@@ -262,19 +262,8 @@ fn vm_hwm_kib() -> u64 {
 /// Every example spec's cases (benign and attacked), spread evenly to `n`.
 fn example_cases(n: usize) -> Vec<Arc<assay_run::PreparedCase>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut files = Vec::new();
-    for group in std::fs::read_dir(&root).unwrap() {
-        let group = group.unwrap().path();
-        if group.is_dir() {
-            for f in std::fs::read_dir(&group).unwrap() {
-                let f = f.unwrap().path();
-                if f.extension().is_some_and(|e| e == "yaml") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
+    // The one rule every caller uses for "the specs under a directory".
+    let files = assay_spec::spec_files(&[root]).unwrap();
     let catalog = assay_synth::Catalog::embedded().unwrap();
     let mut all = Vec::new();
     for f in &files {
