@@ -95,6 +95,24 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
+impl Verdict {
+    /// The status with the fragility prongs that hold, e.g. `fragile (inferential gap)`:
+    /// the one wording the terminal, the reports and the GSN diagram share.
+    pub fn label(&self) -> String {
+        if self.status != Status::Fragile {
+            return self.status.as_str().to_string();
+        }
+        let mut p = Vec::new();
+        if self.prongs.non_reproducible {
+            p.push("non-reproducible");
+        }
+        if self.prongs.inferential_gap {
+            p.push("inferential gap");
+        }
+        format!("fragile ({})", p.join(", "))
+    }
+}
+
 /// One evidence item as read and checked, independent of any claim.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemReport {

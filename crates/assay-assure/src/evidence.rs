@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use assay_trace::sha256_hex;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -155,7 +156,7 @@ pub fn read_record(path: &Path) -> Result<Record, RecordError> {
     }
     Ok(Record {
         path: path.to_path_buf(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256: sha256_hex(&bytes),
         value,
     })
 }
@@ -237,7 +238,7 @@ pub fn check_record(
         o.insert("id".into(), Value::String(String::new()));
     }
     let body = serde_json::to_vec(&blank).unwrap_or_default();
-    let recomputed = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+    let recomputed = format!("sha256:{}", sha256_hex(&body));
     if recomputed == rec.id() {
         out.push(Check::new("id", &shown, "ok", recomputed));
     } else {

@@ -119,11 +119,10 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
             NodeType::Goal,
             &claim.id,
             format!(
-                "{}: {}\n[{}{}; P = {:.3}, target {}; {} {}]",
+                "{}: {}\n[{}; P = {:.3}, target {}; {} {}]",
                 claim.id,
                 claim.statement,
-                rep.verdict.status.as_str(),
-                prong_text(rep),
+                rep.verdict.label(),
                 rep.posterior,
                 rep.target,
                 rep.property_type.as_str(),
@@ -306,20 +305,6 @@ pub fn nodes(case: &AssuranceCase, a: &Assessment) -> Vec<Node> {
     // Goals first, then the rest, each in the order built.
     out.sort_by_key(|n| n.node_type != NodeType::Goal);
     out
-}
-
-fn prong_text(rep: &ClaimReport) -> String {
-    if rep.verdict.status != Status::Fragile {
-        return String::new();
-    }
-    let mut p = Vec::new();
-    if rep.verdict.prongs.non_reproducible {
-        p.push("non-reproducible");
-    }
-    if rep.verdict.prongs.inferential_gap {
-        p.push("inferential gap");
-    }
-    format!(" ({})", p.join(", "))
 }
 
 fn list(v: &[String]) -> String {

@@ -94,7 +94,7 @@ pub fn assess_case(
         &loaded.policy_source,
     );
     a.sensitivity = Some(sensitivity::sensitivity(
-        &loaded, &variants, &access, &inventory,
+        &loaded, &a, &variants, &access, &inventory,
     ));
     Ok((a, loaded))
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use assay_spec::suggest::did_you_mean;
 use assay_spec::yaml::{self, Located};
+use assay_trace::sha256_hex;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::case::{AssuranceCase, CASE_API_VERSION, CASE_KIND, DefeaterType, case_schema};
 use crate::data::{AccessVocabulary, Inventory, Policy};
@@ -107,7 +107,7 @@ pub fn load_case(
     Ok(LoadedCase {
         case,
         path: path.to_path_buf(),
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        sha256: sha256_hex(text.as_bytes()),
         items,
         policy,
         policy_source,
@@ -449,7 +449,6 @@ impl Validator {
         }
 
         // Claims.
-        let mut parent_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (i, c) in case.claims.iter().enumerate() {
             let base = format!("/claims/{i}");
             for (field, val) in [("target", c.target), ("prior", c.prior)] {
@@ -524,11 +523,6 @@ impl Validator {
                         format!("subclaim {sid:?} is not a claim of this case"),
                         hint,
                     );
-                } else {
-                    parent_of
-                        .entry(sid.as_str())
-                        .or_default()
-                        .push(c.id.as_str());
                 }
             }
             if !c.subclaims.is_empty() && c.decomposition.is_none() {
@@ -636,7 +630,6 @@ impl Validator {
                 );
             }
         }
-        let _ = parent_of;
         items
     }
 }

@@ -3,25 +3,22 @@
 
 use std::fmt::Write;
 
-use crate::compute::{Assessment, ClaimReport, Status};
+use crate::compute::{Assessment, ClaimReport};
 use crate::gsn::esc;
 
 const MEANING: &str = "Weights are policy, not measurement. Each evidence item's weight is the log10 of a likelihood ratio the case states (or the policy's default), capped by the policy for its evidence class and the claim's property type; items of one class combine as max + λ × the rest, capped again, because correlated methods share blind spots. The posterior adds the classes' weights to the prior's log-odds, which assumes the classes are conditionally independent given the claim. Bounds through subclaims need no independence assumption (Fréchet). A claim is fragile when it is asserted but (i) evidence it rests on cannot be reproduced by an independent party, or (ii) the classes present cannot reach the target for its property type however much of them there is. Fragile does not mean false: it means the evidence does not carry the claim. The sensitivity table shows which verdicts change when the policy's caps change.";
 
 fn status_cell(c: &ClaimReport) -> String {
-    let s = c.verdict.status.as_str().to_string();
-    if c.verdict.status == Status::Fragile {
-        let mut p = Vec::new();
-        if c.verdict.prongs.non_reproducible {
-            p.push("(i) non-reproducible");
-        }
-        if c.verdict.prongs.inferential_gap {
-            p.push("(ii) inferential gap");
-        }
-        format!("{s}: {}", p.join(", "))
-    } else {
-        s
-    }
+    c.verdict.label()
+}
+
+/// The checks an evidence item failed, one phrase each.
+fn failed_checks(e: &crate::compute::ItemReport) -> Vec<String> {
+    e.checks
+        .iter()
+        .filter(|c| !c.ok())
+        .map(|c| format!("{} {}: {}", c.what, c.subject, c.detail))
+        .collect()
 }
 
 fn md_cell(s: &str) -> String {
@@ -172,12 +169,7 @@ pub fn markdown(a: &Assessment) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for e in &a.evidence {
-        let bad: Vec<String> = e
-            .checks
-            .iter()
-            .filter(|c| !c.ok())
-            .map(|c| format!("{} {}: {}", c.what, c.subject, c.detail))
-            .collect();
+        let bad = failed_checks(e);
         let _ = writeln!(
             s,
             "| {} | {} | {:?} | {} | {} | {} |",
@@ -388,12 +380,7 @@ pub fn html(a: &Assessment, gsn_svg: &str) -> String {
         "<h2>Evidence</h2><table id=\"evidence\"><tr><th>id</th><th>class</th><th>polarity</th><th>access</th><th>reproducible</th><th>problems</th></tr>"
     );
     for e in &a.evidence {
-        let bad: Vec<String> = e
-            .checks
-            .iter()
-            .filter(|c| !c.ok())
-            .map(|c| format!("{} {}: {}", c.what, c.subject, c.detail))
-            .collect();
+        let bad = failed_checks(e);
         let _ = writeln!(
             s,
             "<tr><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::case::PropertyType;
-use crate::compute::{Status, assess};
+use crate::compute::{Assessment, Status, assess};
 use crate::data::{AccessVocabulary, Inventory, Policy};
 use crate::load::LoadedCase;
 
@@ -91,28 +91,25 @@ pub fn builtin_variants(base: &Policy) -> Vec<(VariantRef, Policy)> {
     out
 }
 
-/// Weighs the case under the policy in force and every variant.
+/// The verdicts of `base` (the case under the policy in force) beside the case
+/// weighed under every variant.
 pub fn sensitivity(
     loaded: &LoadedCase,
+    base: &Assessment,
     variants: &[(VariantRef, Policy)],
     access: &AccessVocabulary,
     inventory: &Inventory,
 ) -> Sensitivity {
     let mut policies = vec![VariantRef {
-        name: loaded.policy.name.clone(),
+        name: base.policy.name.clone(),
         change: "the policy in force".into(),
     }];
-    let mut runs = vec![assess(
-        loaded,
-        &loaded.policy,
-        access,
-        inventory,
-        &loaded.policy_source,
-    )];
+    let mut others = Vec::new();
     for (v, p) in variants {
         policies.push(v.clone());
-        runs.push(assess(loaded, p, access, inventory, &v.name));
+        others.push(assess(loaded, p, access, inventory, &v.name));
     }
+    let runs: Vec<&Assessment> = std::iter::once(base).chain(&others).collect();
     let claims = loaded
         .case
         .claims

@@ -140,23 +140,10 @@ pub(crate) fn cmd_assess(args: &crate::AssessArgs) -> u8 {
         assessment.evidence.len()
     );
     for c in &assessment.claims {
-        let mut prongs = Vec::new();
-        if c.verdict.status == assay_assure::Status::Fragile {
-            if c.verdict.prongs.non_reproducible {
-                prongs.push("non-reproducible");
-            }
-            if c.verdict.prongs.inferential_gap {
-                prongs.push("inferential gap");
-            }
-        }
         println!(
             "  {:<12} {:<28} P = {:.4} [{:.4}, {:.4}]  max reachable {:.4}  access gap: {}",
             c.id,
-            if prongs.is_empty() {
-                c.verdict.status.as_str().to_string()
-            } else {
-                format!("{} ({})", c.verdict.status.as_str(), prongs.join(", "))
-            },
+            c.verdict.label(),
             c.posterior,
             c.posterior_bounds[0],
             c.posterior_bounds[1],

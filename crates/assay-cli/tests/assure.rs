@@ -9,6 +9,21 @@ fn assay() -> Command {
     c
 }
 
+/// `assay assure verify BUNDLE --key PUB`: exit code and standard output.
+fn verify(bundle: &std::path::Path, key: &std::path::Path) -> (Option<i32>, String) {
+    let o = assay()
+        .args(["assure", "verify"])
+        .arg(bundle)
+        .arg("--key")
+        .arg(key)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn a_signed_bundle_verifies_and_an_edit_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,50 +53,24 @@ fn a_signed_bundle_verifies_and_an_edit_fails() {
         .arg(d.join("ev/probe.json"))
         .assert()
         .success();
-    let ok = assay()
-        .args(["assure", "verify"])
-        .arg(d.join("ev/bundle.json"))
-        .arg("--key")
-        .arg(d.join("a.pub"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = verify(&d.join("ev/bundle.json"), &d.join("a.pub"));
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains("ok   results.json") && stdout.contains("ok   probe.json"),
         "{stdout}"
     );
     // The wrong key.
-    let wrong = assay()
-        .args(["assure", "verify"])
-        .arg(d.join("ev/bundle.json"))
-        .arg("--key")
-        .arg(d.join("b.pub"))
-        .output()
-        .unwrap();
-    assert_eq!(wrong.status.code(), Some(1));
+    let (code, _) = verify(&d.join("ev/bundle.json"), &d.join("b.pub"));
+    assert_eq!(code, Some(1));
     // An edited evidence file.
     std::fs::write(d.join("ev/results.json"), "{\"passed\": false}\n").unwrap();
-    let edited = assay()
-        .args(["assure", "verify"])
-        .arg(d.join("ev/bundle.json"))
-        .arg("--key")
-        .arg(d.join("a.pub"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&edited.stdout);
-    assert_eq!(edited.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = verify(&d.join("ev/bundle.json"), &d.join("a.pub"));
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("FAIL") && stdout.contains("changed after signing"),
         "{stdout}"
     );
     // Not a bundle: invalid input.
-    let bad = assay()
-        .args(["assure", "verify"])
-        .arg(d.join("ev/probe.json"))
-        .arg("--key")
-        .arg(d.join("a.pub"))
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    let (code, _) = verify(&d.join("ev/probe.json"), &d.join("a.pub"));
+    assert_eq!(code, Some(2));
 }
