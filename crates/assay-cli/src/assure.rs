@@ -154,6 +154,10 @@ pub(crate) fn cmd_assess(args: &crate::AssessArgs) -> u8 {
                 c.access.missing.join(", ")
             }
         );
+        // Why, in the words of the verdict (the report has the full derivation).
+        for r in &c.verdict.reasons {
+            println!("      - {r}");
+        }
     }
     if let Some(s) = &assessment.sensitivity {
         let moved: Vec<&str> = s

@@ -64,6 +64,10 @@ fn the_worked_example_gives_its_three_verdicts() {
     );
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("fragile (inferential gap)"), "{stdout}");
+    assert!(
+        stdout.contains("- inferential gap: the classes present (behavioural_eval)"),
+        "{stdout}"
+    );
     let a = json(&dir.path().join("a/assurance.json"));
     assert_eq!(
         verdict(&a, "no-hidden-objective"),
