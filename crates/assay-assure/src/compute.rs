@@ -689,7 +689,14 @@ fn leaf(
     let mut open_issues: Vec<String> = defs
         .iter()
         .filter(|d| d.status == DefeaterStatus::Open && d.kind != DefeaterType::Undermining)
-        .map(|d| format!("open {} defeater {}: {}", kind_name(d.kind), d.id, d.text))
+        .map(|d| {
+            format!(
+                "open {} defeater {}: {}",
+                kind_name(d.kind),
+                d.id,
+                d.text.trim()
+            )
+        })
         .collect();
     let mut items = Vec::new();
     let mut used = BTreeSet::new();
@@ -724,7 +731,11 @@ fn leaf(
                 && &d.target == eid
                 && d.status == DefeaterStatus::Open
         }) {
-            note = Some(format!("undermined by open defeater {}: {}", d.id, d.text));
+            note = Some(format!(
+                "undermined by open defeater {}: {}",
+                d.id,
+                d.text.trim()
+            ));
         }
         if let Some(f) = &item.finding
             && !f.holds
@@ -1013,7 +1024,14 @@ fn parent(
     let open: Vec<String> = own_defs
         .iter()
         .filter(|d| d.status == DefeaterStatus::Open)
-        .map(|d| format!("open {} defeater {}: {}", kind_name(d.kind), d.id, d.text))
+        .map(|d| {
+            format!(
+                "open {} defeater {}: {}",
+                kind_name(d.kind),
+                d.id,
+                d.text.trim()
+            )
+        })
         .collect();
     if !open.is_empty() {
         lo = lo.min(policy.open_defeater_cap);
