@@ -8,6 +8,7 @@ mod coverage;
 mod metrics;
 mod render;
 mod results;
+mod stats;
 
 pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
 pub use metrics::{
@@ -20,3 +21,4 @@ pub use results::{
     SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
     signed_message,
 };
+pub use stats::{Z95, wilson};
