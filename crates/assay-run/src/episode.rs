@@ -348,7 +348,7 @@ fn kind_name(e: &EventKind) -> String {
 /// `out` is given), and returns its verdict. Never fails: problems become an
 /// `error` episode.
 pub async fn run_episode(job: &EpisodeJob, out: Option<&Path>) -> EpisodeResult {
-    play_episode(job, out, Log::default()).await
+    play_episode(job, out, Log::default()).await.0
 }
 
 /// The episode's wall-time budget. Validation keeps `wall_time_secs` in
@@ -362,7 +362,12 @@ fn wall_budget(secs: f64) -> Duration {
 
 /// [`run_episode`] recording into `log`, which the caller keeps in case the
 /// episode panics (see [`crashed`]).
-pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log) -> EpisodeResult {
+/// Returns the verdict and the trace's JSONL text.
+pub(crate) async fn play_episode(
+    job: &EpisodeJob,
+    out: Option<&Path>,
+    log: Log,
+) -> (EpisodeResult, String) {
     let prepared = &job.case;
     let world = prepared.world.instantiate(&prepared.payloads, job.seed);
     let limits = prepared.spec.agent.limits.clone();
@@ -469,20 +474,21 @@ pub(crate) async fn play_episode(job: &EpisodeJob, out: Option<&Path>, log: Log)
         }
         _ => Vec::new(),
     };
-    let mut r = finish(job, out, events, error, limit);
+    let (mut r, text) = finish(job, out, events, error, limit);
     r.usage = rec.usage;
     r.judge = judged;
-    r
+    (r, text)
 }
 
-/// Scores the events, writes the trace, and builds the result.
+/// Scores the events, writes the trace (when `out` is given), and builds the
+/// result; returns it with the trace's JSONL text.
 fn finish(
     job: &EpisodeJob,
     out: Option<&Path>,
     events: Vec<EventKind>,
     mut error: Option<String>,
     limit: Option<String>,
-) -> EpisodeResult {
+) -> (EpisodeResult, String) {
     let id = job.id();
     let verdict = match prepared_score(job, &events) {
         Ok(v) => Some(v),
@@ -528,7 +534,7 @@ fn finish(
     };
     let c = &job.case;
     let technique = c.case.provenance.technique.as_ref();
-    EpisodeResult {
+    let result = EpisodeResult {
         episode: id.clone(),
         spec: c.spec_id().to_string(),
         case: c.label.clone(),
@@ -572,7 +578,8 @@ fn finish(
         trace: format!("{id}/trace.jsonl"),
         trace_head: head,
         events: events.len(),
-    }
+    };
+    (result, text)
 }
 
 fn prepared_score(job: &EpisodeJob, events: &[EventKind]) -> Result<assay_rules::Verdict, String> {
@@ -590,7 +597,7 @@ pub(crate) fn crashed(
     out: Option<&Path>,
     message: &str,
     log: &Log,
-) -> EpisodeResult {
+) -> (EpisodeResult, String) {
     let mut events = log.take();
     if !matches!(events.first(), Some(EventKind::EpisodeStart(_))) {
         events.insert(0, start_event(job, None));

@@ -12,6 +12,7 @@ mod judge;
 mod out;
 mod plan;
 mod qa;
+mod stored;
 pub mod verify;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,11 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use assay_agent::Agent;
-use assay_report::{
-    EpisodeResult, QaResult, RESULTS_SCHEMA, RunResults, SpecRef, breakdowns, coverage, summarize,
-};
+use assay_report::{EpisodeResult, QaResult, RunResults};
 use futures::FutureExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub use episode::{EpisodeJob, run_episode};
 pub use evidence::{AgentInfo, CatalogRef, EvidenceContext};
@@ -32,6 +30,7 @@ pub use judge::{JudgeConfig, judge_episode, parse_answer, render_trajectory};
 pub use out::{episode_dir_name, prepare_out, write_atomic};
 pub use plan::PreparedCase;
 pub use qa::{QaOutcome, qa, qa_with};
+pub use stored::{StoreOptions, StoredRun, export, run_stored};
 
 /// Asks a run to stop: no new episode starts, running ones are cancelled
 /// (dropping an agent's future ends its process), and the results of what
@@ -77,6 +76,12 @@ impl Cancel {
 /// What a run needs beyond [`RunConfig`].
 #[derive(Clone, Default)]
 pub struct RunOptions {
+    /// Where the run is stored and under which name (default: `assay.db` in
+    /// [`RunConfig::out`], else [`assay_store::DEFAULT_STORE`], with a
+    /// generated name).
+    pub store: Option<StoreOptions>,
+    /// Where progress is reported (nowhere by default).
+    pub progress: Option<Arc<dyn Progress>>,
     /// Stops the run early (SIGINT, SIGTERM); see [`Cancel`].
     pub cancel: Cancel,
     /// Control episodes played before the run (case QA); with the run's own
@@ -99,10 +104,10 @@ pub struct RunConfig {
     pub epochs: u32,
     /// Episodes run concurrently.
     pub jobs: usize,
-    /// Output directory (`results.json` and one directory per episode).
-    pub out: PathBuf,
-    /// Show a progress bar.
-    pub progress: bool,
+    /// Export folder: `results.json`, one directory per episode with its
+    /// trace, and the evidence records, written from the store when the run
+    /// ends. None: the run lives in the store only.
+    pub out: Option<PathBuf>,
     /// Ask the spec's judge questions about every episode (off when `None`).
     pub judge: Option<JudgeConfig>,
 }
@@ -126,6 +131,12 @@ pub enum RunError {
         /// Why not.
         why: String,
     },
+    /// The run store failed.
+    #[error(transparent)]
+    Store(#[from] assay_store::StoreError),
+    /// A run cannot start or resume under this name.
+    #[error("{0}")]
+    Name(String),
     /// Output could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -149,27 +160,39 @@ pub fn prepare(
     Ok(prepared.into_iter().map(Arc::new).collect())
 }
 
+/// Episodes of one agent still to play, produced lazily so a run of a
+/// million episodes never holds a million jobs.
+pub(crate) type JobSource = Box<dyn Iterator<Item = EpisodeJob> + Send>;
+
+/// Turns a finished episode (its job, verdict and trace text) into what the
+/// caller keeps; runs on the episode's task, so costly work (compression)
+/// runs in parallel.
+pub(crate) type Finisher<T> = Arc<dyn Fn(&EpisodeJob, EpisodeResult, String) -> T + Send + Sync>;
+
 /// Plays jobs: `concurrency` at a time for agents without a concurrency of
-/// their own, and each model agent up to its own; results come back sorted by spec, case,
-/// agent, epoch. A panicking episode becomes an `error` episode keeping every
-/// event recorded before the panic. When `cancel` fires, no new episode starts
-/// and running ones are aborted (and awaited, so their agents are gone); the
-/// second value is then true and only completed episodes are returned.
-pub(crate) async fn play(
-    jobs: Vec<EpisodeJob>,
+/// their own, and each model agent up to its own. Every finished episode goes
+/// through `finish` on its task, then to `sink`, in completion order. A
+/// panicking episode becomes an `error` episode keeping every event recorded
+/// before the panic. When `cancel` fires, no new episode starts and running
+/// ones are aborted (and awaited, so their agents are gone); the result is
+/// then true.
+pub(crate) async fn play<T: Send + 'static>(
+    sources: Vec<(Arc<dyn Agent>, JobSource)>,
     out: Option<PathBuf>,
     concurrency: usize,
-    bar: &ProgressBar,
+    progress: &dyn Progress,
     cancel: &Cancel,
-) -> (Vec<EpisodeResult>, bool) {
+    finish: Finisher<T>,
+    mut sink: impl FnMut(T),
+) -> bool {
     let out = Arc::new(out);
     // Agents that declare their own concurrency (model agents, which wait on
     // an endpoint rather than the CPU) each get a pool of that size; every
     // other agent shares one pool of `concurrency` (the run's --jobs).
     let mut pools: BTreeMap<Option<String>, Pool> = BTreeMap::new();
-    for job in jobs {
-        let (key, limit) = match job.agent.concurrency() {
-            Some(n) => (Some(job.agent.name().to_string()), n.max(1)),
+    for (agent, source) in sources {
+        let (key, limit) = match agent.concurrency() {
+            Some(n) => (Some(agent.name().to_string()), n.max(1)),
             None => (None, concurrency.max(1)),
         };
         pools
@@ -177,13 +200,12 @@ pub(crate) async fn play(
             .or_insert_with(|| Pool {
                 limit,
                 running: 0,
-                queue: VecDeque::new(),
+                sources: VecDeque::new(),
             })
-            .queue
-            .push_back(job);
+            .sources
+            .push_back(source);
     }
     let mut set = tokio::task::JoinSet::new();
-    let mut results = Vec::new();
     let mut interrupted = false;
     loop {
         if cancel.is_cancelled() {
@@ -192,12 +214,13 @@ pub(crate) async fn play(
         }
         for (key, pool) in pools.iter_mut() {
             while pool.running < pool.limit {
-                let Some(job) = pool.queue.pop_front() else {
+                let Some(job) = pool.next() else {
                     break;
                 };
                 pool.running += 1;
                 let out = out.clone();
                 let key = key.clone();
+                let finish = finish.clone();
                 set.spawn(async move {
                     let log = episode::Log::default();
                     let played = std::panic::AssertUnwindSafe(episode::play_episode(
@@ -207,7 +230,7 @@ pub(crate) async fn play(
                     ))
                     .catch_unwind()
                     .await;
-                    let r = match played {
+                    let (r, trace) = match played {
                         Ok(r) => r,
                         Err(panic) => {
                             let what = panic
@@ -223,7 +246,7 @@ pub(crate) async fn play(
                             )
                         }
                     };
-                    (key, r)
+                    (key, finish(&job, r, trace))
                 });
             }
         }
@@ -241,8 +264,8 @@ pub(crate) async fn play(
                     if let Some(p) = pools.get_mut(&key) {
                         p.running -= 1;
                     }
-                    results.push(r);
-                    bar.inc(1);
+                    sink(r);
+                    progress.advance(1);
                 }
                 // Tasks are only aborted below; a join error here is a runtime failure.
                 Some(Err(e)) => {
@@ -259,40 +282,58 @@ pub(crate) async fn play(
         while let Some(joined) = set.join_next().await {
             // An episode that finished while the others were being aborted still counts.
             if let Ok((_, r)) = joined {
-                results.push(r);
+                sink(r);
             }
         }
     }
-    results.sort_by(|a, b| {
-        (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch))
-    });
-    (results, interrupted)
+    interrupted
 }
 
-/// Episodes of one concurrency pool: waiting, and how many run now.
+/// Episodes of one concurrency pool: the agents' job sources, taken in
+/// turn, and how many run now.
 struct Pool {
     limit: usize,
     running: usize,
-    queue: VecDeque<EpisodeJob>,
+    sources: VecDeque<JobSource>,
 }
 
-fn progress_bar(show: bool, len: usize, what: &str) -> ProgressBar {
-    let bar = if show {
-        ProgressBar::new(len as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{bar:40}} {{pos}}/{{len}} {what} {{per_sec}} eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+impl Pool {
+    /// The next job, round-robin over the pool's agents.
+    fn next(&mut self) -> Option<EpisodeJob> {
+        while let Some(mut source) = self.sources.pop_front() {
+            if let Some(job) = source.next() {
+                self.sources.push_back(source);
+                return Some(job);
+            }
+        }
+        None
+    }
 }
 
-/// Runs every case × agent × epoch and writes traces and `results.json`.
-/// `skipped` lists cases left out by case QA; they are recorded in the results.
+/// Where a long task reports how far it got. Libraries never draw: the
+/// binary implements this with a progress bar, tests and servers ignore it.
+pub trait Progress: Send + Sync {
+    /// A phase starts with `total` units of work (`what`: "episodes", "QA episodes").
+    fn begin(&self, what: &str, total: u64) {
+        let _ = (what, total);
+    }
+    /// `n` more units are done.
+    fn advance(&self, n: u64) {
+        let _ = n;
+    }
+    /// The phase ended.
+    fn end(&self) {}
+}
+
+/// Reports nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Runs every case × agent × epoch into the run store and returns the whole
+/// results (episodes included). `skipped` lists cases left out by case QA;
+/// they are recorded in the results. With [`RunConfig::out`], the results,
+/// traces and evidence records are also exported there.
 pub async fn run(
     cases: &[Arc<PreparedCase>],
     agents: &[Arc<dyn Agent>],
@@ -302,11 +343,9 @@ pub async fn run(
     run_with(cases, agents, cfg, skipped, RunOptions::default()).await
 }
 
-/// [`run`] that can be cancelled and that counts earlier control episodes
-/// (case QA) toward rule coverage. A cancelled run still writes
-/// `results.json` for the episodes that completed, with `incomplete: true`
-/// and `passed: false`. With [`RunOptions::evidence`] it then writes the
-/// run's evidence records (see [`evidence`]), also for a cancelled run.
+/// [`run`] that can be cancelled, resumed, and that counts earlier control
+/// episodes (case QA) toward rule coverage. A cancelled run still seals what
+/// completed, with `incomplete: true` and `passed: false`.
 pub async fn run_with(
     cases: &[Arc<PreparedCase>],
     agents: &[Arc<dyn Agent>],
@@ -314,91 +353,15 @@ pub async fn run_with(
     skipped: Vec<QaResult>,
     opts: RunOptions,
 ) -> Result<RunResults, RunError> {
-    std::fs::create_dir_all(&cfg.out).map_err(|e| RunError::Io {
-        path: cfg.out.clone(),
-        source: e,
-    })?;
-    // Input files are hashed before anything runs, so the records name the
-    // bytes the run was computed on (and an unreadable one stops it early).
-    let inputs = opts
-        .evidence
-        .as_ref()
-        .map(|ctx| evidence::Inputs::gather(cases, ctx))
-        .transpose()?;
-    let mut jobs = Vec::new();
-    for case in cases {
-        for agent in agents {
-            for epoch in 0..cfg.epochs {
-                jobs.push(EpisodeJob {
-                    case: case.clone(),
-                    agent: agent.clone(),
-                    epoch,
-                    seed: episode_seed(cfg.seed, &case.case.id, epoch),
-                    judge: cfg.judge.clone().map(Arc::new),
-                });
-            }
+    let stored = stored::run_stored(cases, agents, cfg, skipped, opts).await?;
+    match stored.exported {
+        Some(r) => Ok(r),
+        None => {
+            let mut r = stored.results;
+            r.episodes = stored.store.episodes(&stored.run)?;
+            Ok(r)
         }
     }
-    let bar = progress_bar(cfg.progress, jobs.len(), "episodes");
-    let (results, interrupted) =
-        play(jobs, Some(cfg.out.clone()), cfg.jobs, &bar, &opts.cancel).await;
-    bar.finish_and_clear();
-
-    let mut gates = BTreeMap::new();
-    let mut specs: BTreeMap<String, SpecRef> = BTreeMap::new();
-    for c in cases {
-        gates
-            .entry(c.spec_id().to_string())
-            .or_insert_with(|| c.spec.gates.clone());
-        specs
-            .entry(c.spec_id().to_string())
-            .or_insert_with(|| SpecRef {
-                id: c.spec_id().to_string(),
-                path: c.source.display().to_string(),
-                hash: c.case.provenance.spec_hash.clone(),
-            });
-    }
-    let summary = summarize(&results, &gates);
-    let passed = !interrupted && summary.iter().all(|r| r.passed());
-    let mut spec_docs: Vec<&assay_spec::Spec> = Vec::new();
-    for c in cases {
-        if !spec_docs.iter().any(|s| s.id == c.spec_id()) {
-            spec_docs.push(&c.spec);
-        }
-    }
-    let controls: Vec<EpisodeResult> = opts
-        .control_episodes
-        .iter()
-        .chain(&results)
-        .filter(|e| e.role == assay_report::Role::Control)
-        .cloned()
-        .collect();
-    let coverage = coverage(&spec_docs, &controls);
-    let run = RunResults {
-        schema_version: RESULTS_SCHEMA.to_string(),
-        assay_version: env!("CARGO_PKG_VERSION").to_string(),
-        seed: cfg.seed,
-        epochs: cfg.epochs,
-        agents: agents.iter().map(|a| a.name().to_string()).collect(),
-        specs: specs.into_values().collect(),
-        breakdowns: breakdowns(&results),
-        episodes: results,
-        summary,
-        skipped,
-        coverage,
-        incomplete: interrupted,
-        passed,
-        integrity: None,
-    };
-    // Bind every verdict and trace head with one digest (signed with --sign),
-    // also for an interrupted run, so what was written can be verified.
-    let mut run = run;
-    run.seal(opts.sign.as_ref());
-    write_results(&cfg.out, &run)?;
-    if let (Some(ctx), Some(inputs)) = (&opts.evidence, &inputs) {
-        evidence::write_records(&cfg.out, &run, cases, agents, cfg, inputs, ctx)?;
-    }
-    Ok(run)
 }
 
 /// Writes `results.json` into `dir`, atomically (see [`write_atomic`]).

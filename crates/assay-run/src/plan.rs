@@ -33,6 +33,9 @@ pub struct PreparedCase {
     pub slot_kinds: Vec<String>,
     /// The case as JSON, embedded in every trace of it.
     pub doc: Value,
+    /// The case document as the run store keeps it (once), and the
+    /// dictionary its traces are compressed against.
+    pub stored: assay_store::CaseDoc,
 }
 
 impl PreparedCase {
@@ -68,10 +71,12 @@ impl PreparedCase {
             })
             .collect();
         slot_kinds.dedup();
+        let doc = serde_json::to_value(&case).expect("cases always serialise");
         Ok(PreparedCase {
             label: label_of(&case),
             spec: Arc::new(case.spec.clone()),
-            doc: serde_json::to_value(&case).expect("cases always serialise"),
+            stored: assay_store::CaseDoc::new(&doc),
+            doc,
             world,
             rules,
             payloads,

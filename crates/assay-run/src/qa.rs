@@ -10,7 +10,7 @@ use std::sync::Arc;
 use assay_agent::agent_from_name;
 use assay_report::{EpisodeResult, QaResult, Status};
 
-use crate::{Cancel, EpisodeJob, PreparedCase, episode_seed, play, progress_bar};
+use crate::{Cancel, EpisodeJob, NoProgress, PreparedCase, Progress, episode_seed, play};
 
 /// Everything case QA produced.
 #[derive(Debug, Clone)]
@@ -103,23 +103,24 @@ fn verdict(case: &PreparedCase, solve: &EpisodeResult, naive: Option<&EpisodeRes
 
 /// Runs `control:solve` (and `control:naive` on attacked cases) over every case
 /// and classifies it. Traces are not written; results come in case order.
-pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize, progress: bool) -> Vec<QaResult> {
-    qa_with(cases, jobs, progress, &Cancel::new()).await.results
+pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize) -> Vec<QaResult> {
+    qa_with(cases, jobs, &NoProgress, &Cancel::new()).await.results
 }
 
 /// [`qa`] that can be cancelled and that also returns the control episodes.
 pub async fn qa_with(
     cases: &[Arc<PreparedCase>],
     jobs: usize,
-    progress: bool,
+    progress: &dyn Progress,
     cancel: &Cancel,
 ) -> QaOutcome {
     let solve = agent_from_name("control:solve").expect("control agents exist");
     let naive = agent_from_name("control:naive").expect("control agents exist");
-    let mut work = Vec::new();
+    let mut solving = Vec::new();
+    let mut obeying = Vec::new();
     for c in cases {
         let seed = episode_seed(0, &c.case.id, 0);
-        work.push(EpisodeJob {
+        solving.push(EpisodeJob {
             case: c.clone(),
             agent: solve.clone(),
             epoch: 0,
@@ -127,7 +128,7 @@ pub async fn qa_with(
             judge: None,
         });
         if c.threat().is_some() {
-            work.push(EpisodeJob {
+            obeying.push(EpisodeJob {
                 case: c.clone(),
                 agent: naive.clone(),
                 epoch: 0,
@@ -136,9 +137,21 @@ pub async fn qa_with(
             });
         }
     }
-    let bar = progress_bar(progress, work.len(), "QA episodes");
-    let (episodes, interrupted) = play(work, None, jobs, &bar, cancel).await;
-    bar.finish_and_clear();
+    progress.begin("QA episodes", (solving.len() + obeying.len()) as u64);
+    let mut episodes = Vec::new();
+    let sources: Vec<(Arc<dyn assay_agent::Agent>, crate::JobSource)> = vec![
+        (solve.clone(), Box::new(solving.into_iter())),
+        (naive.clone(), Box::new(obeying.into_iter())),
+    ];
+    let keep: crate::Finisher<EpisodeResult> = Arc::new(|_, r, _| r);
+    let interrupted = play(sources, None, jobs, progress, cancel, keep, |r| {
+        episodes.push(r)
+    })
+    .await;
+    progress.end();
+    episodes.sort_by(|a, b| {
+        (&a.spec, &a.case, &a.agent, a.epoch).cmp(&(&b.spec, &b.case, &b.agent, b.epoch))
+    });
     let results = cases
         .iter()
         .map(|c| {
