@@ -9,6 +9,7 @@
 
 mod assure;
 mod diagnostics;
+mod progress;
 mod verify;
 
 use std::io::IsTerminal;
@@ -86,13 +87,28 @@ enum Command {
         /// Run seed: episode seeds and case sampling derive from it (printed and stored).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Output directory for results.json and traces. Must be empty or missing.
-        #[arg(long, default_value = "assay-out")]
-        out: PathBuf,
+        /// Also export the run here when it ends: results.json, one folder per
+        /// episode with its trace, and evidence records. Must be empty or missing.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Run store file (default: DIR/assay.db with --out, else .assay/assay.db).
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+        /// Name of the run in the store (default: generated and printed).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Continue the run named --name (or the latest unfinished run with the
+        /// same inputs): only episodes without a verdict are played.
+        #[arg(long)]
+        resume: bool,
         /// Reuse a non-empty --out: first remove what an earlier run wrote there
-        /// (its results.json and episode directories), never other files.
+        /// (its results.json, episode directories and store), never other files.
         #[arg(long)]
         force: bool,
+        /// Terminal only: list and count just the matching episodes
+        /// (spec=…,threat=…,technique=…,case=…,agent=…,status=…).
+        #[arg(long, value_name = "FILTER")]
+        filter: Option<String>,
         /// Exit 1 when a forbidden rule or threat success rule of a spec fired in
         /// no control episode (rule coverage).
         #[arg(long)]
@@ -374,7 +390,11 @@ fn main() -> ExitCode {
             epochs,
             seed,
             out,
+            store,
+            name,
+            resume,
             force,
+            filter,
             strict,
             jobs,
             include_invalid,
@@ -430,6 +450,10 @@ fn main() -> ExitCode {
                         epochs,
                         seed,
                         out,
+                        store,
+                        name,
+                        resume,
+                        filter,
                         force,
                         strict,
                         jobs,
@@ -756,7 +780,11 @@ fn cmd_schema(out: Option<&Path>) -> u8 {
 struct RunFlags {
     epochs: u32,
     seed: u64,
-    out: PathBuf,
+    out: Option<PathBuf>,
+    store: Option<PathBuf>,
+    name: Option<String>,
+    resume: bool,
+    filter: Option<String>,
     force: bool,
     strict: bool,
     jobs: Option<usize>,
@@ -889,6 +917,10 @@ fn cmd_run(
         epochs,
         seed,
         out,
+        store,
+        name,
+        resume,
+        filter,
         force,
         strict,
         jobs,
@@ -899,6 +931,11 @@ fn cmd_run(
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
     }
+    let filter = match filter.as_deref().map(str::parse::<assay_report::EpisodeFilter>) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return fail(format!("--filter: {e}"), 2),
+    };
     let prepared = match prepared_cases(paths, synth, seed) {
         Ok(p) => p,
         Err(code) => return code,
@@ -912,7 +949,11 @@ fn cmd_run(
             Err(code) => return code,
         };
     }
-    if let Err(e) = assay_run::prepare_out(&out, force) {
+    // A resumed run re-exports into its folder; a new one needs it empty.
+    if let Some(out) = &out
+        && !resume
+        && let Err(e) = assay_run::prepare_out(out, force)
+    {
         return fail(e, 2);
     }
     let jobs = jobs_or_default(jobs);
@@ -922,18 +963,11 @@ fn cmd_run(
     };
     let cancel = assay_run::Cancel::new();
     let signal = cancel_on_signal(&rt, cancel.clone());
-    let progress = interactive() && !quiet;
+    let progress = progress::Bars::new(interactive() && !quiet);
     let specs: std::collections::BTreeSet<String> =
         prepared.iter().map(|c| c.spec_id().to_string()).collect();
-    eprintln!(
-        "seed {seed} · {} spec(s) · {} case(s) · {} agent(s) · {epochs} epoch(s) → {}",
-        specs.len(),
-        prepared.len(),
-        resolved.len(),
-        out.display()
-    );
     let started = std::time::Instant::now();
-    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, progress, &cancel));
+    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, &progress, &cancel));
     let mut keep = Vec::new();
     let mut skipped = Vec::new();
     for (case, v) in prepared.into_iter().zip(qa.results) {
@@ -948,8 +982,11 @@ fn cmd_run(
             "skipped {} case(s) that failed case QA (see `assay qa`; --include-invalid runs them):",
             skipped.len()
         );
-        for s in &skipped {
-            eprintln!("  {} / {}: {}", s.spec, s.case, s.reasons.join("; "));
+        let lines = skipped
+            .iter()
+            .map(|s| format!("  {} / {}: {}", s.spec, s.case, s.reasons.join("; ")));
+        for l in assay_report::group_lines(lines) {
+            eprintln!("{l}");
         }
     }
     // A spec none of whose cases survived QA has no evidence to give: fail
@@ -972,20 +1009,38 @@ fn cmd_run(
         epochs,
         jobs,
         out: out.clone(),
-        progress,
         judge,
     };
     let opts = assay_run::RunOptions {
+        store: Some(assay_run::StoreOptions {
+            path: store,
+            name,
+            resume,
+            command: evidence.argv.clone(),
+        }),
+        progress: Some(std::sync::Arc::new(progress)),
         cancel,
         control_episodes: qa.episodes,
         sign: sign.cloned(),
         evidence: Some(evidence),
     };
-    let run = match rt.block_on(assay_run::run_with(&keep, &resolved, &cfg, skipped, opts)) {
+    let store_file = assay_run::store_path(&cfg, &opts);
+    eprintln!(
+        "seed {seed} · {} spec(s) · {} case(s) · {} agent(s) · {epochs} epoch(s) → {}{}",
+        specs.len(),
+        keep.len(),
+        resolved.len(),
+        store_file.display(),
+        out.as_ref()
+            .map(|o| format!(" (exported to {})", o.display()))
+            .unwrap_or_default()
+    );
+    let stored = match rt.block_on(assay_run::run_stored(&keep, &resolved, &cfg, skipped, opts)) {
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
-    // Do not wait for agents that ignore cancellation: the results are written.
+    let run = &stored.results;
+    // Do not wait for agents that ignore cancellation: the results are stored.
     // Every agent process group still alive is killed first (dropping an
     // episode already kills its group; this covers any that escaped the drop).
     if run.incomplete {
@@ -993,18 +1048,24 @@ fn cmd_run(
     }
     rt.shutdown_background();
     let secs = started.elapsed().as_secs_f64();
+    let name = &stored.run.name;
     if run.incomplete {
         eprintln!(
-            "interrupted: results of the {} episode(s) that completed are in {} (marked incomplete)",
-            run.episodes.len(),
-            out.join("results.json").display()
+            "interrupted: {} of {} episode(s) are stored in run `{name}` ({}); continue with --name {name} --resume",
+            stored.counts.total,
+            stored.run.planned,
+            store_file.display(),
         );
         let code = signal.load(std::sync::atomic::Ordering::SeqCst);
         return if code == 0 { 130 } else { code };
     }
     if !quiet {
         print!("{}", render_summary(&run.summary, color()));
-        if run.episodes.iter().any(|e| e.technique.is_some()) {
+        if stored.counts.with_technique > 0 {
+            print!(
+                "{}",
+                render_breakdown("by technique:", &run.breakdowns.by_technique)
+            );
             print!(
                 "{}",
                 render_breakdown("by evasion axis:", &run.breakdowns.by_axis)
@@ -1013,20 +1074,40 @@ fn cmd_run(
                 "{}",
                 render_breakdown("by slot kind:", &run.breakdowns.by_slot_kind)
             );
-            println!("(per technique: `breakdowns.by_technique` in results.json)");
+        }
+        match failing_episodes(&stored, filter.as_ref()) {
+            Ok(text) => print!("{text}"),
+            Err(e) => return fail(e, 2),
         }
     }
     print!("{}", render_coverage(&run.coverage));
-    let count = |s: assay_report::Status| run.episodes.iter().filter(|e| e.status == s).count();
+    let c = stored.counts;
+    let tokens = run
+        .summary
+        .iter()
+        .filter_map(|r| r.usage)
+        .fold((0u64, 0u64), |(i, o), u| (i + u.input_tokens, o + u.output_tokens));
     println!(
-        "{} episodes in {:.2}s ({:.0}/s, including case QA), {} error(s), {} inconclusive, {} case(s) skipped; results: {}",
-        run.episodes.len(),
+        "{} episodes ({} played now) in {:.2}s ({:.0}/s, including case QA), {} error(s), {} inconclusive, {} case(s) skipped{}",
+        c.total,
+        stored.played,
         secs,
-        run.episodes.len() as f64 / secs.max(1e-9),
-        count(assay_report::Status::Error),
-        count(assay_report::Status::Inconclusive),
+        stored.played as f64 / secs.max(1e-9),
+        c.error,
+        c.inconclusive,
         run.skipped.len(),
-        out.join("results.json").display()
+        if tokens == (0, 0) {
+            String::new()
+        } else {
+            format!(", {} input + {} output tokens", tokens.0, tokens.1)
+        }
+    );
+    println!(
+        "run `{name}` in {}{}",
+        store_file.display(),
+        out.as_ref()
+            .map(|o| format!("; results: {}", o.join("results.json").display()))
+            .unwrap_or_default()
     );
     if !dead.is_empty() {
         println!(
@@ -1045,6 +1126,33 @@ fn cmd_run(
     }
     0
 }
+
+/// The failing subject episodes of a stored run (matching `filter`), read
+/// one at a time from the store, rendered with their rules and cited events.
+fn failing_episodes(
+    stored: &assay_run::StoredRun,
+    filter: Option<&assay_report::EpisodeFilter>,
+) -> Result<String, assay_store::StoreError> {
+    let mut failing = Vec::new();
+    let mut matched = 0usize;
+    stored.store.for_each_episode(&stored.run, |e| {
+        if filter.is_none_or(|f| f.matches(&e)) {
+            matched += 1;
+            if e.role == assay_report::Role::Subject || filter.is_some() {
+                failing.push(e);
+            }
+        }
+        Ok(())
+    })?;
+    let mut text = assay_report::render_failures(&failing, FAILURES_SHOWN);
+    if let Some(f) = filter {
+        text.push_str(&format!("{matched} episode(s) match --filter {f}\n"));
+    }
+    Ok(text)
+}
+
+/// Failing episodes listed in the terminal after a run (all are in the store).
+const FAILURES_SHOWN: usize = 20;
 
 fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
     let docs = match load_documents(paths) {
@@ -1104,7 +1212,8 @@ fn cmd_qa(paths: &[PathBuf], jobs: Option<usize>, strict: bool, args: &SynthArgs
     };
     let cancel = assay_run::Cancel::new();
     let signal = cancel_on_signal(&rt, cancel.clone());
-    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, interactive(), &cancel));
+    let progress = progress::Bars::new(interactive());
+    let qa = rt.block_on(assay_run::qa_with(&prepared, jobs, &progress, &cancel));
     rt.shutdown_background();
     if qa.interrupted {
         eprintln!("interrupted: case QA did not finish; nothing was written");

@@ -247,8 +247,7 @@ pub async fn serve_case(
         seed: opts.seed,
         epochs: 1,
         jobs: 1,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     };
     let agents: Vec<Arc<dyn Agent>> = vec![Arc::new(agent)];

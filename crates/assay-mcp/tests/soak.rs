@@ -321,8 +321,7 @@ async fn hostile_agents_cannot_escape_crash_or_pass() {
         seed: 2026,
         epochs: 1,
         jobs: JOBS,
-        out: out.clone(),
-        progress: false,
+        out: Some(out.clone()),
         judge: None,
     };
     let started = std::time::Instant::now();

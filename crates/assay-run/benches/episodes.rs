@@ -48,8 +48,7 @@ fn bench(c: &mut Criterion) {
         seed: 0,
         epochs: 1,
         jobs,
-        out: dir.path().to_path_buf(),
-        progress: false,
+        out: Some(dir.path().to_path_buf()),
         judge: None,
     };
     let episodes = rt
@@ -73,7 +72,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(cases.len() as u64));
     g.sample_size(10);
     g.bench_function(format!("{} cases", cases.len()), |b| {
-        b.iter(|| rt.block_on(qa(&cases, jobs, false)));
+        b.iter(|| rt.block_on(qa(&cases, jobs)));
     });
     g.finish();
 }

@@ -90,8 +90,7 @@ fn bench(c: &mut Criterion) {
         seed: 0,
         epochs: 4,
         jobs: 4,
-        out: dir.path().to_path_buf(),
-        progress: false,
+        out: Some(dir.path().to_path_buf()),
         judge: None,
     };
 

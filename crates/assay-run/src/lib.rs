@@ -30,7 +30,7 @@ pub use judge::{JudgeConfig, judge_episode, parse_answer, render_trajectory};
 pub use out::{episode_dir_name, prepare_out, write_atomic};
 pub use plan::PreparedCase;
 pub use qa::{QaOutcome, qa, qa_with};
-pub use stored::{StoreOptions, StoredRun, export, run_stored};
+pub use stored::{Counts, StoreOptions, StoredRun, export, run_stored, store_path};
 
 /// Asks a run to stop: no new episode starts, running ones are cancelled
 /// (dropping an agent's future ends its process), and the results of what

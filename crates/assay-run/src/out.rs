@@ -147,6 +147,13 @@ fn clear_previous_run(out: &Path) -> Result<(), RunError> {
         path: path.to_path_buf(),
         source,
     };
+    // The run store an export folder holds by default (and its WAL files).
+    for f in ["assay.db", "assay.db-wal", "assay.db-shm"] {
+        let p = out.join(f);
+        if is_file(&p) {
+            std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
+        }
+    }
     let results = out.join("results.json");
     let mut listed = Vec::new();
     if is_file(&results) {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use assay_agent::Agent;
 use assay_report::{
-    DIGEST_ALGORITHM, EpisodeResult, Integrity, QaResult, RESULTS_SCHEMA, ResultsSignature, Role,
-    RunResults, SIGNATURE_ALGORITHM, SpecRef, Status, breakdowns, coverage, signed_message,
-    summarize,
+    Aggregate, Aggregator, CoverageAcc, DIGEST_ALGORITHM, Integrity, QaResult, RESULTS_SCHEMA,
+    ResultsSignature, RunResults, SIGNATURE_ALGORITHM, SpecRef, Status, signed_message,
 };
 use assay_store::{
     DEFAULT_STORE, EpisodeRow, NewRun, ResultsHasher, RunIdentity, RunRow, RunState, Store,
@@ -363,13 +362,11 @@ fn seal(
         }
     }
     let mut counts = Counts::default();
-    let mut all = Vec::new();
-    let mut controls: Vec<EpisodeResult> = opts
-        .control_episodes
-        .iter()
-        .filter(|e| e.role == Role::Control)
-        .cloned()
-        .collect();
+    let mut agg = Aggregator::new(gates, cfg.epochs);
+    let mut cov = CoverageAcc::new();
+    for e in &opts.control_episodes {
+        cov.add(e);
+    }
     store.for_each_episode(run, |e| {
         counts.total += 1;
         match e.status {
@@ -378,16 +375,15 @@ fn seal(
             Status::Inconclusive => counts.inconclusive += 1,
         }
         counts.with_technique += u64::from(e.technique.is_some());
-        if e.role == Role::Control {
-            controls.push(e.clone());
-        }
-        all.push(e);
+        agg.add(&e);
+        cov.add(&e);
         Ok(())
     })?;
-    let summary = summarize(&all, &gates);
-    let breakdowns = breakdowns(&all);
-    drop(all);
-    let coverage = coverage(&spec_docs, &controls);
+    let Aggregate {
+        summary,
+        breakdowns,
+    } = agg.finish();
+    let coverage = cov.finish(&spec_docs);
     let complete = counts.total == run.planned;
     if !interrupted && !complete {
         return Err(RunError::Name(format!(

@@ -72,8 +72,7 @@ fn model_agents_follow_their_own_concurrency_not_jobs() {
         seed: 0,
         epochs: 12,
         jobs: 1,
-        out: out.path().join("out"),
-        progress: false,
+        out: Some(out.path().join("out")),
         judge: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

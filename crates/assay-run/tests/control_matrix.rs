@@ -48,8 +48,7 @@ fn run_specs(
         seed,
         epochs: 1,
         jobs: 2,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -677,8 +676,7 @@ fn a_cancelled_run_writes_what_completed_marked_incomplete() {
         seed: 0,
         epochs: 1,
         jobs: 2,
-        out: dir.path().to_path_buf(),
-        progress: false,
+        out: Some(dir.path().to_path_buf()),
         judge: None,
     };
     let opts = RunOptions {

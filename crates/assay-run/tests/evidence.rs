@@ -48,8 +48,7 @@ fn cfg(out: &Path) -> RunConfig {
         seed: 0,
         epochs: 1,
         jobs: 2,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     }
 }

@@ -72,8 +72,7 @@ fn run_with(judge: Option<JudgeConfig>, out: &Path) -> RunResults {
         seed: 0,
         epochs: 1,
         jobs: 2,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -50,7 +50,7 @@ fn every_technique_yields_a_valid_case_on_some_example() {
         .map(|f| load_file(f).unwrap())
         .collect();
     let prepared = cases(&specs, &SynthOptions::default());
-    let results = rt().block_on(qa(&prepared, 2, false));
+    let results = rt().block_on(qa(&prepared, 2));
     let mut valid_by_technique = BTreeSet::new();
     for (c, r) in prepared.iter().zip(&results) {
         if r.valid
@@ -176,8 +176,7 @@ fn regression_case_reproduces_under_naive_not_solve() {
         seed: 5,
         epochs: 1,
         jobs: 2,
-        out: dir.path().join("incident"),
-        progress: false,
+        out: Some(dir.path().join("incident")),
         judge: None,
     };
     let incident = rt().block_on(run(&prepared, &naive, &cfg, vec![])).unwrap();
@@ -211,8 +210,7 @@ fn regression_case_reproduces_under_naive_not_solve() {
         seed: 99,
         epochs: 1,
         jobs: 2,
-        out: dir.path().join("replay"),
-        progress: false,
+        out: Some(dir.path().join("replay")),
         judge: None,
     };
     let r = rt().block_on(run(&replay, &agents, &cfg, vec![])).unwrap();

@@ -49,8 +49,7 @@ fn make_run(
         seed: 0,
         epochs: 1,
         jobs: 2,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -55,8 +55,7 @@ pub async fn run_one(
         seed: 7,
         epochs: 1,
         jobs: 1,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     };
     let r = assay_run::run(&[case], &[agent], &cfg, vec![])
