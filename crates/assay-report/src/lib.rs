@@ -4,15 +4,18 @@
 //!
 //! This crate computes from finished episodes only; it must not run anything.
 
+mod aggregate;
 mod coverage;
 mod metrics;
 mod render;
 mod results;
 mod stats;
 
-pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
+pub use aggregate::{Aggregate, Aggregator};
+pub use coverage::{CoverageAcc, RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
 pub use metrics::{
-    BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
+    BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
+    summarize,
 };
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
