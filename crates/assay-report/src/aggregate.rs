@@ -129,9 +129,9 @@ struct RowAcc {
     pass_hits: usize,
 }
 
-/// Which breakdown a group belongs to.
+/// Which breakdown a group belongs to (in breakdown order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Dim {
+pub(crate) enum Dim {
     Technique,
     Axis,
     SlotKind,
@@ -165,7 +165,7 @@ struct CaseAcc {
 }
 
 /// The breakdown keys of an attacked episode.
-fn keys(e: &EpisodeResult) -> Vec<(Dim, &str)> {
+pub(crate) fn keys(e: &EpisodeResult) -> Vec<(Dim, &str)> {
     let mut k = vec![
         (
             Dim::Technique,

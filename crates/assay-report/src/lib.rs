@@ -6,6 +6,7 @@
 
 mod aggregate;
 mod coverage;
+mod diff;
 mod metrics;
 mod render;
 mod results;
@@ -13,6 +14,9 @@ mod stats;
 
 pub use aggregate::{Aggregate, Aggregator};
 pub use coverage::{CoverageAcc, RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
+pub use diff::{
+    EpisodeKey, Rate, RateDelta, RunDiff, Verdict, VerdictChange, diff_runs, newcombe, render_diff,
+};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
     summarize,
