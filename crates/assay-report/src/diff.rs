@@ -195,7 +195,10 @@ fn compare(b: &EpisodeResult, h: &EpisodeResult) -> (Vec<String>, Vec<String>) {
             _ => worse.push(line),
         }
     }
-    let (bs, hs) = (b.attack_success == Some(true), h.attack_success == Some(true));
+    let (bs, hs) = (
+        b.attack_success == Some(true),
+        h.attack_success == Some(true),
+    );
     if hs && !bs {
         worse.push("attack succeeds".into());
     } else if bs && !hs {
@@ -457,7 +460,9 @@ fn rate_text(r: &Option<Rate>) -> String {
 fn render_rates(out: &mut String, title: &str, rows: &[RateDelta]) {
     let moved: Vec<&RateDelta> = rows
         .iter()
-        .filter(|r| r.delta != Some(0.0) || r.base.map(|b| b.attacked) != r.head.map(|h| h.attacked))
+        .filter(|r| {
+            r.delta != Some(0.0) || r.base.map(|b| b.attacked) != r.head.map(|h| h.attacked)
+        })
         .collect();
     if moved.is_empty() {
         return;
@@ -623,7 +628,10 @@ mod tests {
         // The reverse diff is one improvement and no regression.
         let back = diff_runs(&head, &base);
         assert_eq!((back.regressions(), back.improvements.len()), (0, 1));
-        assert_eq!(back.improvements[0].better, ["no longer violates secret-read"]);
+        assert_eq!(
+            back.improvements[0].better,
+            ["no longer violates secret-read"]
+        );
         // A run against itself: nothing.
         let same = diff_runs(&base, &base);
         assert_eq!((same.regressions(), same.improvements.len()), (0, 0));

@@ -7,6 +7,7 @@
 mod aggregate;
 mod coverage;
 mod diff;
+mod filter;
 mod metrics;
 mod render;
 mod results;
@@ -17,11 +18,14 @@ pub use coverage::{CoverageAcc, RuleKind, SpecCoverage, UncoveredRule, coverage,
 pub use diff::{
     EpisodeKey, Rate, RateDelta, RunDiff, Verdict, VerdictChange, diff_runs, newcombe, render_diff,
 };
+pub use filter::{EpisodeFilter, FilterError, FilterKey};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
     summarize,
 };
-pub use render::{render_breakdown, render_qa, render_summary, render_trace};
+pub use render::{
+    group_lines, render_breakdown, render_failures, render_qa, render_summary, render_trace,
+};
 pub use results::{
     DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,
     JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, Role, RunResults,
