@@ -713,6 +713,42 @@ mod tests {
         assert!((out.summary[0].utility.unwrap() - expected).abs() < 1e-12);
     }
 
+    /// Peak resident memory of this process, in kB (Linux).
+    fn peak_rss_kb() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// A million episodes (three epochs of 333,334 cases, 10 agents × 10
+    /// specs) stay far below 200 MB. Slow in a debug build: run with
+    /// `cargo test -p assay-report --release -- --ignored million`.
+    #[test]
+    #[ignore]
+    fn a_million_episodes_fit_in_bounded_memory() {
+        let mut agg = Aggregator::new(BTreeMap::new(), 3);
+        let mut e = ep("s", "m", Role::Subject, Some("leak"));
+        e.delivered = vec!["x".into()];
+        for i in 0..1_000_000u32 {
+            let case = i / 3;
+            e.epoch = i % 3;
+            e.spec = format!("spec{}", case % 10);
+            e.agent = format!("agent{}", (case / 10) % 10);
+            e.case = format!("case{case}");
+            e.attack_success = Some(i % 7 == 0);
+            agg.add(&e);
+        }
+        assert_eq!(agg.rows.len(), 100);
+        assert_eq!(agg.cases.len(), 333_334);
+        let out = agg.finish();
+        let attacked: usize = out.summary.iter().map(|r| r.attacked).sum();
+        assert_eq!(attacked, 1_000_000);
+        if let Some(kb) = peak_rss_kb() {
+            eprintln!("peak RSS {} MB", kb / 1024);
+            assert!(kb < 200 * 1024, "peak RSS {kb} kB");
+        }
+    }
+
     #[test]
     fn fixed_point_mean_is_exact_for_thirds() {
         let mut m = Mean::default();
