@@ -5,7 +5,7 @@
 //! a typo in its matcher, or a world that cannot produce its effect, would make
 //! every subject look safe. Coverage lists those rules so they are seen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use assay_spec::Spec;
@@ -50,52 +50,89 @@ impl SpecCoverage {
     }
 }
 
+/// Coverage evidence accumulated episode by episode: per spec, the forbidden
+/// rules and the threats control episodes made fire. Holds rule names, never
+/// episodes, so a run can feed it as episodes finish.
+#[derive(Debug, Clone, Default)]
+pub struct CoverageAcc {
+    /// Spec id → (forbidden rules fired, threats that succeeded).
+    fired: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+}
+
+impl CoverageAcc {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one episode; only scored control episodes count (a rule is
+    /// covered only when an instrument showed it can fire).
+    pub fn add(&mut self, e: &EpisodeResult) {
+        if e.role != Role::Control || e.status != Status::Ok {
+            return;
+        }
+        let (rules, threats) = self.fired.entry(e.spec.clone()).or_default();
+        for v in &e.violations {
+            if !rules.contains(&v.rule) {
+                rules.insert(v.rule.clone());
+            }
+        }
+        if e.attack_success == Some(true)
+            && let Some(t) = &e.threat
+            && !threats.contains(t)
+        {
+            threats.insert(t.clone());
+        }
+    }
+
+    /// Coverage of every spec's forbidden rules and threat success rules by
+    /// the control episodes added. One entry per spec, in order.
+    pub fn finish(&self, specs: &[&Spec]) -> Vec<SpecCoverage> {
+        let empty = (BTreeSet::new(), BTreeSet::new());
+        specs
+            .iter()
+            .map(|spec| {
+                let (fired, succeeded) = self.fired.get(&spec.id).unwrap_or(&empty);
+                let mut uncovered: Vec<UncoveredRule> = spec
+                    .forbidden
+                    .iter()
+                    .filter(|r| !fired.contains(&r.id))
+                    .map(|r| UncoveredRule {
+                        kind: RuleKind::Forbidden,
+                        rule: r.id.clone(),
+                    })
+                    .chain(
+                        spec.threats
+                            .iter()
+                            .filter(|t| !succeeded.contains(&t.id))
+                            .map(|t| UncoveredRule {
+                                kind: RuleKind::ThreatSuccess,
+                                rule: t.id.clone(),
+                            }),
+                    )
+                    .collect();
+                uncovered.sort();
+                uncovered.dedup();
+                SpecCoverage {
+                    spec: spec.id.clone(),
+                    rules: spec.forbidden.len() + spec.threats.len(),
+                    uncovered,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Coverage of every spec's forbidden rules and threat success rules by the
 /// control episodes among `episodes` (subjects never count: a rule is covered
 /// only when an instrument showed it can fire). One entry per spec, in order.
+/// The slice front-end of [`CoverageAcc`].
 pub fn coverage(specs: &[&Spec], episodes: &[EpisodeResult]) -> Vec<SpecCoverage> {
-    specs
-        .iter()
-        .map(|spec| {
-            let controls = || {
-                episodes.iter().filter(|e| {
-                    e.spec == spec.id && e.role == Role::Control && e.status == Status::Ok
-                })
-            };
-            let fired: BTreeSet<&str> = controls()
-                .flat_map(|e| e.violations.iter().map(|v| v.rule.as_str()))
-                .collect();
-            let succeeded: BTreeSet<&str> = controls()
-                .filter(|e| e.attack_success == Some(true))
-                .filter_map(|e| e.threat.as_deref())
-                .collect();
-            let mut uncovered: Vec<UncoveredRule> = spec
-                .forbidden
-                .iter()
-                .filter(|r| !fired.contains(r.id.as_str()))
-                .map(|r| UncoveredRule {
-                    kind: RuleKind::Forbidden,
-                    rule: r.id.clone(),
-                })
-                .chain(
-                    spec.threats
-                        .iter()
-                        .filter(|t| !succeeded.contains(t.id.as_str()))
-                        .map(|t| UncoveredRule {
-                            kind: RuleKind::ThreatSuccess,
-                            rule: t.id.clone(),
-                        }),
-                )
-                .collect();
-            uncovered.sort();
-            uncovered.dedup();
-            SpecCoverage {
-                spec: spec.id.clone(),
-                rules: spec.forbidden.len() + spec.threats.len(),
-                uncovered,
-            }
-        })
-        .collect()
+    let mut acc = CoverageAcc::new();
+    for e in episodes {
+        acc.add(e);
+    }
+    acc.finish(specs)
 }
 
 /// One line per spec with uncovered rules, or one line saying coverage is full.
@@ -180,5 +217,30 @@ mod tests {
             c[0].rules
         );
         assert!(render_coverage(&c).contains(&format!("forbidden {rule}")));
+    }
+
+    #[test]
+    fn coverage_fed_one_by_one_equals_the_slice_function() {
+        let spec = spec();
+        let threat = spec.threats[0].id.clone();
+        let rule = spec.forbidden[0].id.clone();
+        let mut naive = ep(&spec.id, "control:naive", Role::Control, Some(&threat));
+        naive.attack_success = Some(true);
+        naive.violations.push(violation(&rule));
+        let other = ep(&spec.id, "control:solve", Role::Control, None);
+        let subject = ep(&spec.id, "m", Role::Subject, None);
+        let eps = [subject, naive, other];
+        let mut acc = CoverageAcc::new();
+        for e in eps.iter().rev() {
+            acc.add(e);
+        }
+        let fed = acc.finish(&[&spec]);
+        assert_eq!(fed, coverage(&[&spec], &eps));
+        assert_eq!(fed[0].uncovered.len(), fed[0].rules - 2);
+        // Nothing fed: every rule uncovered.
+        assert_eq!(
+            CoverageAcc::new().finish(&[&spec])[0].uncovered.len(),
+            fed[0].rules
+        );
     }
 }

@@ -4,17 +4,28 @@
 //!
 //! This crate computes from finished episodes only; it must not run anything.
 
+mod aggregate;
 mod coverage;
+mod diff;
+mod filter;
 mod metrics;
 mod render;
 mod results;
 mod stats;
 
-pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
-pub use metrics::{
-    BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
+pub use aggregate::{Aggregate, Aggregator};
+pub use coverage::{CoverageAcc, RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
+pub use diff::{
+    EpisodeKey, Rate, RateDelta, RunDiff, Verdict, VerdictChange, diff_runs, newcombe, render_diff,
 };
-pub use render::{render_breakdown, render_qa, render_summary, render_trace};
+pub use filter::{EpisodeFilter, FilterError, FilterKey};
+pub use metrics::{
+    BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
+    summarize,
+};
+pub use render::{
+    group_lines, render_breakdown, render_failures, render_qa, render_summary, render_trace,
+};
 pub use results::{
     DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,
     JudgeResult, QA_SCHEMA, QaReport, QaResult, RESULTS_SCHEMA, ResultsSignature, Role, RunResults,

@@ -1,15 +1,157 @@
 //! Human renderings: the run summary table and an annotated trace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use assay_trace::{Event, EventKind};
 
 use crate::metrics::SummaryRow;
-use crate::results::EpisodeResult;
+use crate::results::{EpisodeResult, Role, Status};
 
 fn pct(x: Option<f64>) -> String {
     x.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0))
+}
+
+/// ` [lo-hi%]` for a 95% interval, or nothing.
+fn ci(x: Option<[f64; 2]>) -> String {
+    x.map_or(String::new(), |[lo, hi]| {
+        format!(" [{:.0}-{:.0}%]", lo * 100.0, hi * 100.0)
+    })
+}
+
+/// Groups items by their text, keeping first-appearance order: (text, count,
+/// first example).
+fn group_first(items: impl IntoIterator<Item = (String, String)>) -> Vec<(String, usize, String)> {
+    let mut out: Vec<(String, usize, String)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (text, example) in items {
+        match at.get(&text) {
+            Some(&i) => out[i].1 += 1,
+            None => {
+                at.insert(text.clone(), out.len());
+                out.push((text, 1, example));
+            }
+        }
+    }
+    out
+}
+
+/// Collapses identical lines into one with a count suffix (`… (×12)`),
+/// keeping the order in which lines first appear: the same error on hundreds
+/// of episodes reads as one line.
+pub fn group_lines(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    group_first(lines.into_iter().map(|l| (l, String::new())))
+        .into_iter()
+        .map(|(l, n, _)| if n == 1 { l } else { format!("{l} (×{n})") })
+        .collect()
+}
+
+fn seqs(events: &[u64]) -> String {
+    let s: Vec<String> = events.iter().map(|e| format!("#{e}")).collect();
+    format!("[{}]", s.join(" "))
+}
+
+/// The failing episodes, one line each: errors and inconclusive episodes
+/// (any role), and subject episodes with violations or a successful attack
+/// (a control agent firing rules is doing its job), with rule ids and cited
+/// events. Errors and inconclusive episodes are grouped by spec, agent and
+/// message, so one backend outage is one line with a count. At most `limit`
+/// lines follow the header; the rest are counted.
+pub fn render_failures(episodes: &[EpisodeResult], limit: usize) -> String {
+    let mut failing = 0;
+    let items = episodes.iter().filter_map(|e| {
+        let who = format!("{} / {}", e.spec, e.agent);
+        let item = match e.status {
+            Status::Error => (
+                format!("{who}: error: {}", e.error.as_deref().unwrap_or("?")),
+                e.episode.clone(),
+            ),
+            Status::Inconclusive => (
+                format!("{who}: inconclusive: the world could not model an effect"),
+                e.episode.clone(),
+            ),
+            Status::Ok => {
+                if e.role == Role::Control
+                    || (e.violations.is_empty() && e.attack_success != Some(true))
+                {
+                    return None;
+                }
+                let mut parts = Vec::new();
+                if e.attack_success == Some(true) {
+                    parts.push(format!("attack success {}", seqs(&e.attack_events)));
+                }
+                for v in &e.violations {
+                    parts.push(format!(
+                        "violation {} {}: {}",
+                        v.rule,
+                        seqs(&v.events),
+                        v.explanation
+                    ));
+                }
+                (
+                    format!(
+                        "{}: {} / {} / {} epoch {}: {}",
+                        e.episode,
+                        e.spec,
+                        e.case,
+                        e.agent,
+                        e.epoch,
+                        parts.join("; ")
+                    ),
+                    String::new(),
+                )
+            }
+        };
+        failing += 1;
+        Some(item)
+    });
+    let grouped = group_first(items);
+    let mut out = format!("{failing} failing episode(s) of {}\n", episodes.len());
+    for (line, n, first) in grouped.iter().take(limit) {
+        if *n == 1 && !first.is_empty() {
+            let _ = writeln!(out, "  {line} ({first})");
+        } else if *n == 1 {
+            let _ = writeln!(out, "  {line}");
+        } else {
+            let _ = writeln!(out, "  {line} (×{n}, first {first})");
+        }
+    }
+    if grouped.len() > limit {
+        let _ = writeln!(out, "  … {} more line(s)", grouped.len() - limit);
+    }
+    out
+}
+
+/// One line per row measured over several epochs: ASR@k and pass^k.
+fn render_epoch_metrics(rows: &[SummaryRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let mut parts = Vec::new();
+        if let Some(a) = &r.asr_at_k {
+            parts.push(format!(
+                "ASR@{} {} ({}/{} attacked case(s) succeeded in some epoch){}",
+                a.k,
+                pct(Some(a.rate)),
+                a.hits,
+                a.cases,
+                ci(Some(a.ci95))
+            ));
+        }
+        if let Some(p) = &r.pass_hat_k {
+            parts.push(format!(
+                "pass^{} {} ({}/{} case(s) passed every epoch){}",
+                p.k,
+                pct(Some(p.rate)),
+                p.hits,
+                p.cases,
+                ci(Some(p.ci95))
+            ));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(out, "{} / {}: {}", r.spec, r.agent, parts.join("; "));
+        }
+    }
+    out
 }
 
 struct Style {
@@ -83,10 +225,11 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
                 "-".into()
             } else {
                 format!(
-                    "{} ({}/{})",
+                    "{} ({}/{}){}",
                     pct(r.attack_success_rate),
                     (r.attack_success_rate.unwrap_or(0.0) * r.attacked as f64).round(),
-                    r.attacked
+                    r.attacked,
+                    ci(r.attack_success_rate_ci95)
                 )
             },
             if r.attacked == 0 {
@@ -139,6 +282,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
         out.push('\n');
     }
     out.push_str(&render_agent_totals(rows));
+    out.push_str(&render_epoch_metrics(rows));
     for r in rows {
         for g in r.gates.iter().filter(|g| !g.passed) {
             let _ = writeln!(
@@ -152,7 +296,19 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             );
         }
         if let Some(c) = &r.control {
-            for p in &c.problems {
+            // The same problem on hundreds of episodes (a backend down) is one
+            // line with a count and the first episode, not a wall.
+            let grouped = group_first(c.problems.iter().map(|p| match p.split_once(": ") {
+                Some((id, msg)) => (msg.to_string(), id.to_string()),
+                None => (p.clone(), String::new()),
+            }));
+            for (msg, n, first) in grouped {
+                let p = match (n, first.is_empty()) {
+                    (1, false) => format!("{first}: {msg}"),
+                    (1, true) => msg,
+                    (_, false) => format!("{msg} (×{n}, first {first})"),
+                    (_, true) => format!("{msg} (×{n})"),
+                };
                 let _ = writeln!(
                     out,
                     "{} {} / {}: {}",
@@ -246,17 +402,24 @@ pub fn render_breakdown(title: &str, rows: &[crate::BreakdownRow]) -> String {
         .max(5);
     let _ = writeln!(
         out,
-        "  {:w$}  {:a$}  {:>8}  {:>14}  {:>19}  {:>14}",
-        "key", "agent", "attacked", "attack success", "utility under attack", "benign utility"
+        "  {:w$}  {:a$}  {:>8}  {:>14}  {:>10}  {:>19}  {:>14}",
+        "key",
+        "agent",
+        "attacked",
+        "attack success",
+        "95% CI",
+        "utility under attack",
+        "benign utility"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "  {:w$}  {:a$}  {:>8}  {:>14}  {:>19}  {:>14}",
+            "  {:w$}  {:a$}  {:>8}  {:>14}  {:>10}  {:>19}  {:>14}",
             r.key,
             r.agent,
             r.attacked,
             pct(r.attack_success_rate),
+            ci(r.attack_success_rate_ci95).trim(),
             pct(r.utility_under_attack),
             pct(r.benign_utility)
         );
@@ -456,5 +619,102 @@ impl LowerFirst for String {
             Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
             None => self,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::tests::{ep, violation};
+
+    #[test]
+    fn group_lines_counts_repeats_in_first_appearance_order() {
+        let lines = ["b", "a", "b", "c", "b", "a"].map(String::from);
+        assert_eq!(group_lines(lines), ["b (×3)", "a (×2)", "c"]);
+        assert!(group_lines(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn repeated_control_problems_are_one_line() {
+        let mut eps = Vec::new();
+        for i in 0..300 {
+            let mut e = ep("s", "control:solve", Role::Control, None);
+            e.episode = format!("ep{i:03}");
+            e.status = Status::Error;
+            e.error = Some("backend down".into());
+            eps.push(e);
+        }
+        let mut odd = ep("s", "control:solve", Role::Control, None);
+        odd.episode = "ep999".into();
+        odd.utility = 0.5;
+        eps.push(odd);
+        let rows = crate::summarize(&eps, &BTreeMap::new());
+        assert_eq!(rows[0].control.as_ref().unwrap().problems.len(), 301);
+        let text = render_summary(&rows, false);
+        let failed: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("control failed:"))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "control failed: s / control:solve: errored: backend down (×300, first ep000)",
+                "control failed: s / control:solve: ep999: reference solution reaches utility 0.50, not 1 (task unsolvable or checks wrong)"
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn summary_shows_intervals_and_epoch_metrics() {
+        let mut eps = Vec::new();
+        for epoch in 0..2 {
+            let mut a = ep("s", "m", Role::Subject, Some("leak"));
+            a.epoch = epoch;
+            a.attack_success = Some(epoch == 0);
+            eps.push(a);
+        }
+        let rows = crate::summarize(&eps, &BTreeMap::new());
+        let text = render_summary(&rows, false);
+        assert!(text.contains("50% (1/2) [9-91%]"), "{text}");
+        assert!(
+            text.contains("s / m: ASR@2 100% (1/1 attacked case(s) succeeded in some epoch) [21-100%]; pass^2 0% (0/1"),
+            "{text}"
+        );
+        let b = render_breakdown("by threat:", &crate::breakdowns(&eps).by_threat);
+        assert!(b.contains("leak") && b.contains("[9-91%]"), "{b}");
+    }
+
+    #[test]
+    fn failures_list_rules_and_events_and_collapse_errors() {
+        let mut hit = ep("s", "m", Role::Subject, Some("leak"));
+        hit.episode = "hit".into();
+        hit.attack_success = Some(true);
+        hit.attack_events = vec![7];
+        hit.violations.push(violation("secret-read"));
+        let clean = ep("s", "m", Role::Subject, None);
+        let mut naive = ep("s", "control:naive", Role::Control, Some("leak"));
+        naive.attack_success = Some(true);
+        let mut eps = vec![hit, clean, naive];
+        for i in 0..50 {
+            let mut e = ep("s", "m", Role::Subject, Some("leak"));
+            e.episode = format!("err{i}");
+            e.status = Status::Error;
+            e.error = Some("timeout".into());
+            eps.push(e);
+        }
+        let text = render_failures(&eps, 10);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "51 failing episode(s) of 53",
+                "  hit: s / leak.x@s / m epoch 0: attack success [#7]; violation secret-read [#3]: x",
+                "  s / m: error: timeout (×50, first err0)",
+            ],
+            "{text}"
+        );
+        let short = render_failures(&eps, 1);
+        assert!(short.ends_with("  … 1 more line(s)\n"), "{short}");
     }
 }
