@@ -10,6 +10,7 @@
 mod assure;
 mod diagnostics;
 mod progress;
+mod runs;
 mod verify;
 
 use std::io::IsTerminal;
@@ -130,6 +131,44 @@ enum Command {
         #[command(flatten)]
         synth: SynthArgs,
     },
+    /// List the runs of a run store.
+    Runs {
+        /// Run store file.
+        #[arg(long, value_name = "FILE", default_value = assay_store::DEFAULT_STORE)]
+        store: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a stored run as results.json plus one folder per episode with its trace.
+    Export {
+        /// Run name (see `assay runs`).
+        run: String,
+        /// Folder to write (must be empty or missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Run store file.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+        /// Replace what an earlier export wrote in --out (only that).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compare two runs: newly failing and newly passing episodes, changed
+    /// verdicts with their cited events, and attack-success deltas with 95%
+    /// intervals. Exit 1 when HEAD has regressions against BASE.
+    Diff {
+        /// Baseline: a run name in the store, or an exported run folder.
+        base: String,
+        /// The run to judge: a run name in the store, or an exported run folder.
+        head: String,
+        /// Run store file.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Expand specs into self-contained, content-addressed case files.
     Synth {
         /// Spec files or directories.
@@ -191,8 +230,15 @@ enum Command {
     /// Pretty-print a trace, marking the events its verdict cites, after
     /// verifying it (exit 1 when it does not verify). Control characters are escaped.
     Show {
-        /// A trace.jsonl written by `assay run`.
+        /// A trace.jsonl written by `assay run`, or with --run an episode id
+        /// (or a unique part of one) of a stored run.
         trace: PathBuf,
+        /// Read the episode from this stored run.
+        #[arg(long, value_name = "NAME")]
+        run: Option<String>,
+        /// Run store file (with --run).
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
         /// Require the run's results to be signed by this public key.
         #[arg(long, value_name = "PUBKEY")]
         key: Option<PathBuf>,
@@ -201,9 +247,13 @@ enum Command {
     /// signature, and every verdict re-scored from its trace. Exit 1 on any finding.
     #[command(alias = "verify-trace")]
     Verify {
-        /// Run directories holding results.json, or trace.jsonl files.
+        /// Run directories holding results.json, trace.jsonl files, or run
+        /// store files (every run in them, or those named by --run).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// In run store files, verify only this run (repeatable).
+        #[arg(long = "run", value_name = "NAME")]
+        runs: Vec<String>,
         /// Require results signed by this ed25519 public key file (or 64 hex digits in a file).
         #[arg(long, value_name = "PUBKEY")]
         key: Option<PathBuf>,
@@ -483,8 +533,29 @@ fn main() -> ExitCode {
         Command::Regress { trace, out } => cmd_regress(&trace, &out),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { out } => cmd_schema(out.as_deref()),
-        Command::Show { trace, key } => verify::cmd_show(&trace, key.as_deref()),
-        Command::Verify { paths, key } => verify::cmd_verify(&paths, key.as_deref()),
+        Command::Show {
+            trace,
+            run,
+            store,
+            key,
+        } => match run {
+            Some(run) => verify::cmd_show_stored(&trace, &run, store.as_deref(), key.as_deref()),
+            None => verify::cmd_show(&trace, key.as_deref()),
+        },
+        Command::Verify { paths, runs, key } => verify::cmd_verify(&paths, &runs, key.as_deref()),
+        Command::Runs { store, json } => runs::cmd_runs(Some(&store), json),
+        Command::Export {
+            run,
+            out,
+            store,
+            force,
+        } => runs::cmd_export(&run, store.as_deref(), &out, force),
+        Command::Diff {
+            base,
+            head,
+            store,
+            json,
+        } => runs::cmd_diff(&base, &head, store.as_deref(), json),
         Command::Score { path, out } => verify::cmd_score(&path, out.as_deref()),
         Command::Keygen { out } => verify::cmd_keygen(&out),
         Command::Assure { command, assess } => match command {
@@ -931,10 +1002,12 @@ fn cmd_run(
     if epochs == 0 {
         return fail("--epochs must be at least 1", 2);
     }
-    let filter = match filter.as_deref().map(str::parse::<assay_report::EpisodeFilter>) {
+    let filter = match filter {
         None => None,
-        Some(Ok(f)) => Some(f),
-        Some(Err(e)) => return fail(format!("--filter: {e}"), 2),
+        Some(text) => match text.parse::<assay_report::EpisodeFilter>() {
+            Ok(f) => Some((f, text)),
+            Err(e) => return fail(format!("--filter: {e}"), 2),
+        },
     };
     let prepared = match prepared_cases(paths, synth, seed) {
         Ok(p) => p,
@@ -1086,7 +1159,9 @@ fn cmd_run(
         .summary
         .iter()
         .filter_map(|r| r.usage)
-        .fold((0u64, 0u64), |(i, o), u| (i + u.input_tokens, o + u.output_tokens));
+        .fold((0u64, 0u64), |(i, o), u| {
+            (i + u.input_tokens, o + u.output_tokens)
+        });
     println!(
         "{} episodes ({} played now) in {:.2}s ({:.0}/s, including case QA), {} error(s), {} inconclusive, {} case(s) skipped{}",
         c.total,
@@ -1131,12 +1206,12 @@ fn cmd_run(
 /// one at a time from the store, rendered with their rules and cited events.
 fn failing_episodes(
     stored: &assay_run::StoredRun,
-    filter: Option<&assay_report::EpisodeFilter>,
+    filter: Option<&(assay_report::EpisodeFilter, String)>,
 ) -> Result<String, assay_store::StoreError> {
     let mut failing = Vec::new();
     let mut matched = 0usize;
     stored.store.for_each_episode(&stored.run, |e| {
-        if filter.is_none_or(|f| f.matches(&e)) {
+        if filter.is_none_or(|(f, _)| f.matches(&e)) {
             matched += 1;
             if e.role == assay_report::Role::Subject || filter.is_some() {
                 failing.push(e);
@@ -1145,7 +1220,7 @@ fn failing_episodes(
         Ok(())
     })?;
     let mut text = assay_report::render_failures(&failing, FAILURES_SHOWN);
-    if let Some(f) = filter {
+    if let Some((_, f)) = filter {
         text.push_str(&format!("{matched} episode(s) match --filter {f}\n"));
     }
     Ok(text)

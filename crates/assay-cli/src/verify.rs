@@ -128,10 +128,28 @@ pub(crate) fn load_signing_key(path: &Path) -> Result<SecretKey, u8> {
     SecretKey::from_text(&text).map_err(|e| fail(format!("{}: {e}", path.display()), 2))
 }
 
+/// Prints findings, identical lines grouped with a count (a store edited in
+/// one place can make hundreds of episodes fail the same way).
 fn print_findings(findings: &[Finding]) {
-    for f in findings {
-        println!("FAIL {}", escape_terminal(&f.to_string()));
+    let lines = findings
+        .iter()
+        .map(|f| format!("FAIL {}", escape_terminal(&f.to_string())));
+    for l in assay_report::group_lines(lines) {
+        println!("{l}");
     }
+}
+
+/// One line per verified run.
+fn run_line(what: &str, v: &assay_run::verify::RunVerification, key_given: bool) -> String {
+    let verdict = if v.ok() { "ok  " } else { "FAIL" };
+    format!(
+        "{verdict} {what}: {} episode(s), {} trace(s) verified, {} verdict(s) re-scored and matched; {}; {} finding(s)",
+        v.episodes,
+        v.traces_verified,
+        v.verdicts_matched,
+        seal_line(&v.integrity, key_given, &v.findings),
+        v.findings.len()
+    )
 }
 
 fn seal_line(
@@ -161,14 +179,16 @@ fn seal_line(
     }
 }
 
-/// `assay verify PATH… [--key PUBKEY]`: 0 when everything verifies, 1 on any
-/// finding, 2 when an input cannot be read at all.
-pub(crate) fn cmd_verify(paths: &[PathBuf], key: Option<&Path>) -> u8 {
+/// `assay verify PATH… [--run NAME]… [--key PUBKEY]`: 0 when everything
+/// verifies, 1 on any finding, 2 when an input cannot be read at all. Ends
+/// with one line totalling everything checked.
+pub(crate) fn cmd_verify(paths: &[PathBuf], runs: &[String], key: Option<&Path>) -> u8 {
     let key = match load_public_key(key) {
         Ok(k) => k,
         Err(code) => return code,
     };
     let mut findings_total = 0usize;
+    let (mut n_runs, mut n_episodes, mut n_traces) = (0usize, 0usize, 0usize);
     for p in paths {
         if p.is_dir() {
             let v = match verify_run(p, key.as_ref()) {
@@ -177,16 +197,48 @@ pub(crate) fn cmd_verify(paths: &[PathBuf], key: Option<&Path>) -> u8 {
             };
             print_findings(&v.findings);
             findings_total += v.findings.len();
-            let verdict = if v.ok() { "ok  " } else { "FAIL" };
-            println!(
-                "{verdict} {}: {} episode(s), {} trace(s) verified, {} verdict(s) re-scored and matched; {}; {} finding(s)",
-                p.display(),
-                v.episodes,
-                v.traces_verified,
-                v.verdicts_matched,
-                seal_line(&v.integrity, key.is_some(), &v.findings),
-                v.findings.len()
-            );
+            n_runs += 1;
+            n_episodes += v.episodes;
+            n_traces += v.traces_verified;
+            println!("{}", run_line(&p.display().to_string(), &v, key.is_some()));
+        } else if crate::runs::is_store_file(p) {
+            let store = match assay_store::Store::open_existing(p) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 2),
+            };
+            let rows = match (runs.is_empty(), store.runs()) {
+                (_, Err(e)) => return fail(e, 2),
+                (true, Ok(all)) => all,
+                (false, Ok(_)) => {
+                    let mut picked = Vec::new();
+                    for name in runs {
+                        match store.run(name) {
+                            Ok(r) => picked.push(r),
+                            Err(e) => return fail(e, 2),
+                        }
+                    }
+                    picked
+                }
+            };
+            for row in rows {
+                let v = match assay_run::verify::verify_stored(&store, &row, key.as_ref()) {
+                    Ok(v) => v,
+                    Err(e) => return fail(e, 2),
+                };
+                print_findings(&v.findings);
+                findings_total += v.findings.len();
+                n_runs += 1;
+                n_episodes += v.episodes;
+                n_traces += v.traces_verified;
+                println!(
+                    "{}",
+                    run_line(
+                        &format!("{} run `{}`", p.display(), row.name),
+                        &v,
+                        key.is_some()
+                    )
+                );
+            }
         } else {
             let v = match verify_trace_file(p, key.as_ref()) {
                 Ok(v) => v,
@@ -194,6 +246,7 @@ pub(crate) fn cmd_verify(paths: &[PathBuf], key: Option<&Path>) -> u8 {
             };
             print_findings(&v.findings);
             findings_total += v.findings.len();
+            n_traces += usize::from(v.findings.is_empty());
             if v.findings.is_empty() {
                 println!(
                     "ok   {} ({} events{})",
@@ -210,12 +263,116 @@ pub(crate) fn cmd_verify(paths: &[PathBuf], key: Option<&Path>) -> u8 {
             }
         }
     }
-    if findings_total > 0 {
-        println!("{findings_total} finding(s): the run does not verify");
-        1
-    } else {
-        0
+    println!(
+        "{}: {n_runs} run(s), {n_episodes} episode(s), {n_traces} trace(s) verified, {findings_total} finding(s)",
+        if findings_total == 0 {
+            "verified"
+        } else {
+            "NOT VERIFIED"
+        }
+    );
+    if findings_total > 0 { 1 } else { 0 }
+}
+
+/// `assay show EPISODE --run NAME [--store FILE]`: a stored episode's trace,
+/// verified against its stored verdict first, as [`cmd_show`] shows a file.
+pub(crate) fn cmd_show_stored(
+    episode: &Path,
+    run: &str,
+    store: Option<&Path>,
+    key: Option<&Path>,
+) -> u8 {
+    let key = match load_public_key(key) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let store = match assay_store::Store::open_existing(
+        store.unwrap_or(Path::new(assay_store::DEFAULT_STORE)),
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let row = match store.run(run) {
+        Ok(r) => r,
+        Err(e) => return fail(e, 2),
+    };
+    let want = episode.to_string_lossy();
+    let mut found: Vec<EpisodeResult> = Vec::new();
+    if let Err(e) = store.for_each_episode(&row, |e| {
+        if e.episode == want || e.episode.contains(want.as_ref()) {
+            found.push(e);
+        }
+        Ok(())
+    }) {
+        return fail(e, 2);
     }
+    if let Some(exact) = found.iter().position(|e| e.episode == want) {
+        found = vec![found.swap_remove(exact)];
+    }
+    let recorded = match found.len() {
+        1 => found.remove(0),
+        0 => return fail(format!("no episode matching `{want}` in run `{run}`"), 2),
+        n => {
+            let names: Vec<&str> = found.iter().take(10).map(|e| e.episode.as_str()).collect();
+            return fail(
+                format!(
+                    "`{want}` matches {n} episodes of run `{run}`; be more specific: {}",
+                    names.join(", ")
+                ),
+                2,
+            );
+        }
+    };
+    let text = match store.trace(&row, &recorded.episode) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return fail(
+                format!("episode {} has no stored trace", recorded.episode),
+                1,
+            );
+        }
+        Err(e) => return fail(e, 2),
+    };
+    let (mut findings, rescored) = assay_run::verify::check_stored_episode(&recorded, &text);
+    // With --key, the run's seal must be signed by that key, as for a file.
+    if let Some(k) = &key {
+        match store.results(&row) {
+            Ok(Some(r)) => {
+                let raw = serde_json::to_value(&r).expect("results serialise");
+                let (_, problems) = assay_report::check_integrity(&raw, Some(k));
+                findings.extend(problems.into_iter().map(|p| Finding {
+                    episode: None,
+                    path: None,
+                    kind: assay_run::verify::FindingKind::Integrity(p),
+                }));
+            }
+            Ok(None) => findings.push(Finding {
+                episode: None,
+                path: None,
+                kind: assay_run::verify::FindingKind::Integrity(
+                    assay_report::IntegrityProblem::Unsealed,
+                ),
+            }),
+            Err(e) => return fail(e, 2),
+        }
+    }
+    let events = assay_trace::parse_jsonl(&text).unwrap_or_default();
+    let verdict = match &rescored {
+        Some(r) => apply_rescore(&recorded, r),
+        None => recorded.clone(),
+    };
+    if !findings.is_empty() {
+        println!(
+            "!!! NOT VERIFIED: episode {} of run `{run}` does not verify; do not trust it !!!",
+            recorded.episode
+        );
+        print_findings(&findings);
+        println!();
+    }
+    let events: Vec<Event> = events.iter().map(escaped_event).collect();
+    let verdict = escaped_result(&verdict);
+    print!("{}", render_trace(&events, verdict.as_ref(), color()));
+    if findings.is_empty() { 0 } else { 1 }
 }
 
 /// `assay show TRACE [--key PUBKEY]`: the trace with the events its verdict

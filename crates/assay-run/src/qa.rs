@@ -104,7 +104,9 @@ fn verdict(case: &PreparedCase, solve: &EpisodeResult, naive: Option<&EpisodeRes
 /// Runs `control:solve` (and `control:naive` on attacked cases) over every case
 /// and classifies it. Traces are not written; results come in case order.
 pub async fn qa(cases: &[Arc<PreparedCase>], jobs: usize) -> Vec<QaResult> {
-    qa_with(cases, jobs, &NoProgress, &Cancel::new()).await.results
+    qa_with(cases, jobs, &NoProgress, &Cancel::new())
+        .await
+        .results
 }
 
 /// [`qa`] that can be cancelled and that also returns the control episodes.

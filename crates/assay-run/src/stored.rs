@@ -115,7 +115,9 @@ fn identity(
         agents: agents.iter().map(|a| a.name().to_string()).collect(),
         inputs,
         cases: assay_trace::sha256_hex(digests.join("\n").as_bytes()),
-        catalog: ctx.and_then(|c| c.catalog.as_ref()).map(|c| c.digest.clone()),
+        catalog: ctx
+            .and_then(|c| c.catalog.as_ref())
+            .map(|c| c.digest.clone()),
         agents_file,
     })
 }
@@ -283,7 +285,16 @@ pub async fn run_stored(
     }
     drop(done);
 
-    let (results, counts) = seal(&store, &run, cases, agents, cfg, skipped, &opts, interrupted)?;
+    let (results, counts) = seal(
+        &store,
+        &run,
+        cases,
+        agents,
+        cfg,
+        skipped,
+        &opts,
+        interrupted,
+    )?;
     let run = store.run(&run.name)?;
     let exported = match &cfg.out {
         Some(out) => {
@@ -466,9 +477,9 @@ pub fn export(store: &Store, run: &RunRow, dir: &Path) -> Result<RunResults, Run
         source: e,
     })?;
     for e in &results.episodes {
-        let trace = store.trace(run, &e.episode)?.ok_or_else(|| {
-            RunError::Name(format!("episode {} has no stored trace", e.episode))
-        })?;
+        let trace = store
+            .trace(run, &e.episode)?
+            .ok_or_else(|| RunError::Name(format!("episode {} has no stored trace", e.episode)))?;
         if !crate::out::is_plain_name(&e.episode) {
             return Err(RunError::Name(format!(
                 "episode id {:?} in run `{}` is not a plain folder name; not exporting",

@@ -562,6 +562,27 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
         }));
     }
 
+    check_matrix_and_pass(&results, &gates, &results_path, &mut findings);
+
+    check_evidence(dir, &results, &mut findings);
+
+    Ok(RunVerification {
+        episodes: results.episodes.len(),
+        traces_verified,
+        verdicts_matched,
+        integrity,
+        findings,
+    })
+}
+
+/// Every case of the run is played by every agent in every epoch, and a
+/// claimed pass follows from the verdicts and the specs' gates.
+fn check_matrix_and_pass(
+    results: &RunResults,
+    gates: &BTreeMap<String, assay_spec::Gates>,
+    results_path: &Path,
+    findings: &mut Vec<Finding>,
+) {
     // Every case of the run is played by every agent in every epoch.
     let mut cases: BTreeMap<(&str, &str), BTreeSet<(&str, u32)>> = BTreeMap::new();
     for e in &results.episodes {
@@ -590,11 +611,11 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
 
     // A claimed pass must follow from the verdicts and the specs' gates.
     if results.passed {
-        for row in summarize(&results.episodes, &gates) {
+        for row in summarize(&results.episodes, gates) {
             if !row.passed() {
                 findings.push(Finding {
                     episode: None,
-                    path: Some(results_path.clone()),
+                    path: Some(results_path.to_path_buf()),
                     kind: FindingKind::PassedUnsupported {
                         spec: row.spec.clone(),
                         agent: row.agent.clone(),
@@ -603,9 +624,82 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
             }
         }
     }
+}
 
-    check_evidence(dir, &results, &mut findings);
+/// Checks one stored episode's trace against its verdict: chain, seal and
+/// head, and the verdict re-scored from the trace. Returns the findings and
+/// the re-scored verdict.
+pub fn check_stored_episode(e: &EpisodeResult, text: &str) -> (Vec<Finding>, Option<Rescored>) {
+    let mut findings = Vec::new();
+    let (_, rescored) = check_episode(e, text, &mut findings, Path::new(&e.episode));
+    (findings, rescored)
+}
 
+/// Verifies a run in the store as [`verify_run`] verifies a folder: the
+/// seal over every stored verdict (and the signature, required with `key`),
+/// every stored trace against its verdict and a re-scoring, the case × agent
+/// × epoch matrix, and a claimed pass. A run killed before it was sealed is
+/// a finding, never a pass.
+pub fn verify_stored(
+    store: &assay_store::Store,
+    run: &assay_store::RunRow,
+    key: Option<&PublicKey>,
+) -> Result<RunVerification, VerifyError> {
+    let at = PathBuf::from(format!("{}#{}", store.path().display(), run.name));
+    let stored = |e: assay_store::StoreError| VerifyError::Io {
+        path: at.clone(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut findings = Vec::new();
+    let Some(results) = store.results(run).map_err(stored)? else {
+        findings.push(Finding {
+            episode: None,
+            path: Some(at.clone()),
+            kind: FindingKind::Integrity(assay_report::IntegrityProblem::Unsealed),
+        });
+        return Ok(RunVerification {
+            episodes: run.stored as usize,
+            traces_verified: 0,
+            verdicts_matched: 0,
+            integrity: IntegrityStatus {
+                digest: None,
+                signed_by: None,
+                key_pinned: false,
+            },
+            findings,
+        });
+    };
+    let raw = serde_json::to_value(&results).expect("results serialise");
+    let (integrity, problems) = check_integrity(&raw, key);
+    findings.extend(problems.into_iter().map(|p| Finding {
+        episode: None,
+        path: Some(at.clone()),
+        kind: FindingKind::Integrity(p),
+    }));
+    let mut traces_verified = 0;
+    let mut verdicts_matched = 0;
+    let mut gates: BTreeMap<String, assay_spec::Gates> = BTreeMap::new();
+    for e in &results.episodes {
+        let path = at.join(&e.episode);
+        let Some(text) = store.trace(run, &e.episode).map_err(stored)? else {
+            findings.push(Finding {
+                episode: Some(e.episode.clone()),
+                path: Some(path),
+                kind: FindingKind::TraceMissing("no trace stored".into()),
+            });
+            continue;
+        };
+        let before = findings.len();
+        let (verified, rescored) = check_episode(e, &text, &mut findings, &path);
+        traces_verified += usize::from(verified);
+        if let Some(r) = rescored {
+            if findings.len() == before {
+                verdicts_matched += 1;
+            }
+            gates.entry(r.spec.clone()).or_insert(r.gates);
+        }
+    }
+    check_matrix_and_pass(&results, &gates, &at, &mut findings);
     Ok(RunVerification {
         episodes: results.episodes.len(),
         traces_verified,

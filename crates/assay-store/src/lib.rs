@@ -59,7 +59,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// No store at the path (read-only commands never create one).
-    #[error("no run store at {0} (runs are stored there by `assay run`; pass --store FILE to read another)")]
+    #[error(
+        "no run store at {0} (runs are stored there by `assay run`; pass --store FILE to read another)"
+    )]
     Missing(PathBuf),
     /// The file was written by a newer or unknown schema.
     #[error("run store {path} has schema version {found}, this assay reads version {expected}")]
@@ -487,10 +489,7 @@ impl Store {
         run: &RunRow,
         cases: impl IntoIterator<Item = &'a CaseDoc>,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| self.sql(e))?;
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
         {
             let mut put = tx
                 .prepare_cached("INSERT OR IGNORE INTO cases (digest, doc) VALUES (?1, ?2)")
@@ -515,11 +514,9 @@ impl Store {
     pub fn case_doc(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let packed: Vec<u8> = self
             .conn
-            .query_row(
-                "SELECT doc FROM cases WHERE digest = ?1",
-                [digest],
-                |r| r.get(0),
-            )
+            .query_row("SELECT doc FROM cases WHERE digest = ?1", [digest], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.sql(e))?
             .ok_or_else(|| self.damaged(format!("case {digest}"), "missing".into()))?;
@@ -569,7 +566,9 @@ impl Store {
         let run_id = run.id;
         let handle = std::thread::Builder::new()
             .name("assay-store-writer".into())
-            .spawn(move || write_loop(conn, run_id, rx).map_err(|source| StoreError::Sql { path, source }))
+            .spawn(move || {
+                write_loop(conn, run_id, rx).map_err(|source| StoreError::Sql { path, source })
+            })
             .map_err(|e| StoreError::Writer(e.to_string()))?;
         Ok(Writer {
             tx: Some(tx),
@@ -598,8 +597,8 @@ impl Store {
             let digest: String = row.get(1).map_err(|e| self.sql(e))?;
             let blob: Vec<u8> = row.get(2).map_err(|e| self.sql(e))?;
             let dict = dicts.get(self, &digest)?;
-            let bytes = decompress(&blob, dict)
-                .map_err(|e| self.damaged(format!("verdict of {id}"), e))?;
+            let bytes =
+                decompress(&blob, dict).map_err(|e| self.damaged(format!("verdict of {id}"), e))?;
             let r: EpisodeResult = serde_json::from_slice(&bytes)
                 .map_err(|e| self.damaged(format!("verdict of {id}"), e.to_string()))?;
             if r.episode != id {
@@ -639,8 +638,8 @@ impl Store {
             return Ok(None);
         };
         let dict = self.case_doc(&digest)?;
-        let bytes = decompress(&blob, &dict)
-            .map_err(|e| self.damaged(format!("trace of {episode}"), e))?;
+        let bytes =
+            decompress(&blob, &dict).map_err(|e| self.damaged(format!("trace of {episode}"), e))?;
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|e| self.damaged(format!("trace of {episode}"), e.to_string()))

@@ -66,7 +66,9 @@ fn header() -> RunResults {
 }
 
 fn case_doc() -> CaseDoc {
-    CaseDoc::new(&serde_json::json!({"id": "c1", "title": "refund", "world": {"files": {"a.txt": "x".repeat(4000)}}}))
+    CaseDoc::new(
+        &serde_json::json!({"id": "c1", "title": "refund", "world": {"files": {"a.txt": "x".repeat(4000)}}}),
+    )
 }
 
 fn store_with(eps: &[EpisodeResult]) -> (tempfile::TempDir, Store, RunRow) {
@@ -84,7 +86,10 @@ fn store_with(eps: &[EpisodeResult]) -> (tempfile::TempDir, Store, RunRow) {
     store.put_cases(&run, [&doc]).unwrap();
     let w = store.writer(&run).unwrap();
     for e in eps {
-        let trace = format!("{{\"seq\":0,\"doc\":{}}}\n", String::from_utf8_lossy(&doc.bytes));
+        let trace = format!(
+            "{{\"seq\":0,\"doc\":{}}}\n",
+            String::from_utf8_lossy(&doc.bytes)
+        );
         w.put(EpisodeRow::new(e, trace.as_bytes(), &doc)).unwrap();
     }
     assert_eq!(w.finish().unwrap(), eps.len() as u64);
@@ -154,7 +159,13 @@ fn an_edited_verdict_breaks_the_seal_and_a_damaged_blob_is_an_error() {
         signature: None,
     });
     store.finish_run(&run, &h, RunState::Complete).unwrap();
-    let sealed = store.header(&run).unwrap().unwrap().integrity.unwrap().digest;
+    let sealed = store
+        .header(&run)
+        .unwrap()
+        .unwrap()
+        .integrity
+        .unwrap()
+        .digest;
     assert_eq!(store.recompute_digest(&run).unwrap().unwrap(), sealed);
     // Rewrite the verdict with attack_success = false, compressed as the store would.
     let mut edited = eps[0].clone();
