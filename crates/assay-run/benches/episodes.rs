@@ -2,7 +2,10 @@
 //! technique catalog:
 //!
 //! - `control-matrix`: episodes per second for the three control agents,
-//!   including world construction, trace serialisation and writing, and scoring;
+//!   including world construction, trace serialisation, compression into the
+//!   run store, scoring and sealing (the store-only path `assay run` takes);
+//! - `control-matrix-export`: the same plus the export of results.json and
+//!   one trace file per episode (`assay run --out DIR`);
 //! - `case-qa`: cases per second checked by case QA (solve + naive runs, no traces).
 //!
 //! Run: `cargo bench -p assay-run --bench episodes` (figures are "elements/s").
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use assay_agent::agent_from_name;
-use assay_run::{PreparedCase, RunConfig, qa, run};
+use assay_run::{PreparedCase, RunConfig, RunOptions, StoreOptions, qa, run_with};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn example_cases() -> Vec<Arc<PreparedCase>> {
@@ -44,15 +47,22 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    let stored = || RunOptions {
+        store: Some(StoreOptions {
+            path: Some(dir.path().join("bench.db")),
+            ..StoreOptions::default()
+        }),
+        ..RunOptions::default()
+    };
     let cfg = RunConfig {
         seed: 0,
         epochs: 1,
         jobs,
-        out: Some(dir.path().to_path_buf()),
+        out: None,
         judge: None,
     };
     let episodes = rt
-        .block_on(run(&cases, &agents, &cfg, vec![]))
+        .block_on(run_with(&cases, &agents, &cfg, vec![], stored()))
         .expect("run")
         .episodes
         .len();
@@ -62,8 +72,37 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function(format!("{episodes} episodes"), |b| {
         b.iter(|| {
-            rt.block_on(run(&cases, &agents, &cfg, vec![]))
-                .expect("run")
+            rt.block_on(assay_run::run_stored(
+                &cases,
+                &agents,
+                &cfg,
+                vec![],
+                stored(),
+            ))
+            .expect("run")
+        });
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("control-matrix-export");
+    g.throughput(Throughput::Elements(episodes as u64));
+    g.sample_size(10);
+    let mut n = 0;
+    g.bench_function(format!("{episodes} episodes"), |b| {
+        b.iter(|| {
+            n += 1;
+            let cfg = RunConfig {
+                out: Some(dir.path().join(format!("export-{n}"))),
+                ..cfg.clone()
+            };
+            rt.block_on(assay_run::run_stored(
+                &cases,
+                &agents,
+                &cfg,
+                vec![],
+                stored(),
+            ))
+            .expect("run")
         });
     });
     g.finish();
