@@ -572,9 +572,7 @@ pub fn html(
         "not sealed".to_string(),
         |i| esc(&format!("{} {}", i.algorithm, i.digest)),
     );
-    let mut page = String::new();
-    let _ = write!(
-        page,
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
 <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -600,8 +598,7 @@ pub fn html(
         run.episodes.len(),
         summary_table(run),
         tokens_line(run),
-    );
-    page
+    )
 }
 
 #[cfg(test)]
