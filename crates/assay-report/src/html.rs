@@ -505,10 +505,14 @@ fn summary_table(run: &RunResults) -> String {
 }
 
 fn tokens_line(run: &RunResults) -> String {
-    let total: Option<UsageTotals> = run.summary.iter().filter_map(|r| r.usage).reduce(|mut a, u| {
-        a.add(&u);
-        a
-    });
+    let total: Option<UsageTotals> =
+        run.summary
+            .iter()
+            .filter_map(|r| r.usage)
+            .reduce(|mut a, u| {
+                a.add(&u);
+                a
+            });
     match total {
         None => "<p id=\"tokens\">Tokens: no agent in this run used a model.</p>".to_string(),
         Some(u) => format!(
@@ -568,10 +572,12 @@ pub fn html(
             )
         })
         .collect::<String>();
-    let digest = run.integrity.as_ref().map_or(
-        "not sealed".to_string(),
-        |i| esc(&format!("{} {}", i.algorithm, i.digest)),
-    );
+    let digest = run
+        .integrity
+        .as_ref()
+        .map_or("not sealed".to_string(), |i| {
+            esc(&format!("{} {}", i.algorithm, i.digest))
+        });
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
 <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
@@ -675,7 +681,12 @@ mod tests {
 
     #[test]
     fn hostile_text_cannot_close_the_data_block() {
-        let mut e = ep("s</script><script>alert(1)</script>", "a", Role::Subject, None);
+        let mut e = ep(
+            "s</script><script>alert(1)</script>",
+            "a",
+            Role::Subject,
+            None,
+        );
         e.status = Status::Error;
         e.error = Some("</script><!-- <b>&amp;".into());
         let run = run_of(vec![e.clone()]);
@@ -783,8 +794,12 @@ mod tests {
         let new = ep("s", "d", Role::Subject, None);
         let run = run_of(vec![now_benign, now_attacked, now_other, new]);
         let d = diff_episodes(&run, &base);
-        let agents =
-            |l: &[DiffEntry]| l.iter().map(|e| e.agent.as_str()).collect::<Vec<_>>().join(",");
+        let agents = |l: &[DiffEntry]| {
+            l.iter()
+                .map(|e| e.agent.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         assert_eq!(agents(&d.newly_failing), "a,a");
         assert_eq!(agents(&d.changed), "b");
         assert_eq!(agents(&d.only_in_run), "d");

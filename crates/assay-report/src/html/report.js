@@ -99,7 +99,7 @@
       box.appendChild(el("p", "dim", "No scored attacked episodes."));
       return box;
     }
-    var LABEL = 230, W = 300, RIGHT = 120, ROW = 24, TOP = 18;
+    var LABEL = 270, W = 250, RIGHT = 96, ROW = 24, TOP = 18;
     var H = TOP + rows.length * ROW + 6;
     var s = svg("svg", { width: LABEL + W + RIGHT, height: H, viewBox: "0 0 " + (LABEL + W + RIGHT) + " " + H, role: "img" });
     s.appendChild(svg("title", {})).textContent = chart.title + " (bars: rate; whiskers: 95% Wilson interval)";
@@ -121,7 +121,7 @@
       g.appendChild(tip);
       var label = svg("text", { "class": "label", x: LABEL - 8, y: y + 15, "text-anchor": "end" });
       var name = r.key + " · " + r.agent;
-      label.textContent = name.length > 34 ? name.slice(0, 33) + "…" : name;
+      label.textContent = name.length > 42 ? name.slice(0, 41) + "…" : name;
       g.appendChild(label);
       g.appendChild(svg("rect", { "class": "track", x: LABEL, y: y + 4, width: W, height: ROW - 8 }));
       g.appendChild(svg("rect", { "class": "bar", x: LABEL, y: y + 4, width: Math.max(r.rate * W, 0.5), height: ROW - 8, fill: agentColor(r.agent), "fill-opacity": 0.75 }));
