@@ -182,7 +182,11 @@
       e.outcomes.forEach(function (o) { tags.appendChild(el("span", "tag " + o, OUTCOMES[o] || o)); });
       e.violations.forEach(function (v) { tags.appendChild(el("span", "tag", v.rule)); });
       li.appendChild(tags);
+      li.tabIndex = 0;
       li.addEventListener("click", function () { show(i); });
+      li.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); show(i); }
+      });
       list.appendChild(li);
     });
     var n = DATA.notes;
