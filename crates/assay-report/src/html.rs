@@ -15,10 +15,10 @@ use std::fmt::Write;
 
 use assay_trace::Event;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::diff::{EpisodeKey, Verdict, VerdictChange, diff_runs};
 use crate::metrics::{BreakdownRow, SummaryRow};
 use crate::results::{EpisodeResult, Role, RunResults, Status, UsageTotals};
 use crate::stats::wilson;
@@ -40,43 +40,6 @@ pub fn is_failing(e: &EpisodeResult) -> bool {
     e.status != Status::Ok || !e.violations.is_empty() || e.attack_success == Some(true)
 }
 
-/// One episode that differs between two runs, matched by spec, case label,
-/// agent and epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiffEntry {
-    /// Spec id.
-    pub spec: String,
-    /// Case label.
-    pub case: String,
-    /// Agent name.
-    pub agent: String,
-    /// Repetition index.
-    pub epoch: u32,
-    /// The verdict in the base run, in words (absent when the base lacks it).
-    pub before: Option<String>,
-    /// The verdict in this run, in words (absent when this run lacks it).
-    pub after: Option<String>,
-    /// This run's episode id, to open its trace.
-    pub episode: Option<String>,
-}
-
-/// How the verdicts of one run moved against a base run: what a reviewer of a
-/// change to an agent or a spec needs to see first.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct EpisodeDiff {
-    /// Passing in the base, failing now.
-    pub newly_failing: Vec<DiffEntry>,
-    /// Failing in the base, passing now.
-    pub newly_passing: Vec<DiffEntry>,
-    /// Failing (or passing) in both, but with another verdict (status, rules
-    /// fired, attack outcome or utility).
-    pub changed: Vec<DiffEntry>,
-    /// Only in this run.
-    pub only_in_run: Vec<DiffEntry>,
-    /// Only in the base run.
-    pub only_in_base: Vec<DiffEntry>,
-}
-
 fn status_word(s: Status) -> &'static str {
     match s {
         Status::Ok => "ok",
@@ -85,8 +48,8 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-/// An episode's verdict in one line, so two verdicts compare as text.
-fn verdict_words(e: &EpisodeResult) -> String {
+/// A verdict in one line.
+fn verdict_words(e: &Verdict) -> String {
     let mut s = format!("{} · utility {:.2}", status_word(e.status), e.utility);
     let rules: BTreeSet<&str> = e.violations.iter().map(|v| v.rule.as_str()).collect();
     if !rules.is_empty() {
@@ -101,50 +64,53 @@ fn verdict_words(e: &EpisodeResult) -> String {
     s
 }
 
-type DiffKey<'a> = (&'a str, &'a str, &'a str, u32);
-
-fn diff_key(e: &EpisodeResult) -> DiffKey<'_> {
-    (&e.spec, &e.case, &e.agent, e.epoch)
+/// One moved verdict as the page lists it.
+fn change_value(c: &VerdictChange) -> Value {
+    json!({
+        "spec": c.key.spec,
+        "case": c.key.case,
+        "agent": c.key.agent,
+        "epoch": c.key.epoch,
+        "before": verdict_words(&c.base),
+        "after": verdict_words(&c.head),
+        "why": c.worse.iter().chain(&c.better).cloned().collect::<Vec<_>>(),
+        "episode": c.head.episode,
+    })
 }
 
-/// Compares the verdicts of `run` with those of `base`, episode by episode,
-/// matched by (spec, case label, agent, epoch). Lists keep `run`'s episode
-/// order (then `base`'s for episodes only in the base).
-pub fn diff_episodes(run: &RunResults, base: &RunResults) -> EpisodeDiff {
-    let base_by: BTreeMap<DiffKey, &EpisodeResult> =
-        base.episodes.iter().map(|e| (diff_key(e), e)).collect();
-    let run_keys: BTreeSet<DiffKey> = run.episodes.iter().map(diff_key).collect();
-    let mut d = EpisodeDiff::default();
-    let entry = |e: &EpisodeResult, before: Option<&EpisodeResult>, now: bool| DiffEntry {
-        spec: e.spec.clone(),
-        case: e.case.clone(),
-        agent: e.agent.clone(),
-        epoch: e.epoch,
-        before: before.map(verdict_words),
-        after: now.then(|| verdict_words(e)),
-        episode: now.then(|| e.episode.clone()),
+fn key_value(k: &EpisodeKey, episode: Option<&str>) -> Value {
+    json!({
+        "spec": k.spec, "case": k.case, "agent": k.agent, "epoch": k.epoch,
+        "before": null, "after": null, "why": [], "episode": episode,
+    })
+}
+
+/// The diff against `base` ([`diff_runs`]), shaped for the page.
+fn diff_value(run: &RunResults, base: &RunResults) -> Value {
+    let d = diff_runs(base, run);
+    let episode_of = |k: &EpisodeKey| {
+        run.episodes
+            .iter()
+            .find(|e| {
+                e.spec == k.spec && e.case == k.case && e.agent == k.agent && e.epoch == k.epoch
+            })
+            .map(|e| e.episode.as_str())
     };
-    for e in &run.episodes {
-        match base_by.get(&diff_key(e)) {
-            None => d.only_in_run.push(entry(e, None, true)),
-            Some(b) => {
-                let (was, is) = (is_failing(b), is_failing(e));
-                if !was && is {
-                    d.newly_failing.push(entry(e, Some(b), true));
-                } else if was && !is {
-                    d.newly_passing.push(entry(e, Some(b), true));
-                } else if verdict_words(b) != verdict_words(e) {
-                    d.changed.push(entry(e, Some(b), true));
-                }
-            }
-        }
-    }
-    for b in &base.episodes {
-        if !run_keys.contains(&diff_key(b)) {
-            d.only_in_base.push(entry(b, Some(b), false));
-        }
-    }
-    d
+    json!({
+        "base": {
+            "seed": base.seed,
+            "episodes": d.base_episodes,
+            "digest": base.integrity.as_ref().map(|i| i.digest.clone()),
+            "matched": d.matched,
+            "unchanged": d.unchanged,
+        },
+        "lists": {
+            "regressions": d.regressions.iter().map(change_value).collect::<Vec<_>>(),
+            "improvements": d.improvements.iter().map(change_value).collect::<Vec<_>>(),
+            "only_in_run": d.only_in_head.iter().map(|k| key_value(k, episode_of(k))).collect::<Vec<_>>(),
+            "only_in_base": d.only_in_base.iter().map(|k| key_value(k, None)).collect::<Vec<_>>(),
+        },
+    })
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -227,8 +193,9 @@ fn chart_rows(rows: &[BreakdownRow]) -> Vec<Value> {
         .collect()
 }
 
-/// Attack success per threat id and agent: the run has no severity, so the
-/// threat is the category an attack belongs to.
+/// Attack success per threat id and agent, for results written before the
+/// threat breakdown existed: the run has no severity, so the threat is the
+/// category an attack belongs to.
 fn category_rows(run: &RunResults) -> Vec<Value> {
     let mut g: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for e in &run.episodes {
@@ -367,7 +334,7 @@ fn payload(
         {"id": "technique", "title": "Attack success by technique", "rows": chart_rows(&run.breakdowns.by_technique)},
         {"id": "axis", "title": "Attack success by evasion axis", "rows": chart_rows(&run.breakdowns.by_axis)},
         {"id": "slot_kind", "title": "Attack success by slot kind", "rows": chart_rows(&run.breakdowns.by_slot_kind)},
-        {"id": "category", "title": "Attack success by category (threat)", "rows": category_rows(run)},
+        {"id": "category", "title": "Attack success by category (threat)", "rows": if run.breakdowns.by_threat.is_empty() { category_rows(run) } else { chart_rows(&run.breakdowns.by_threat) }},
     ]);
     let mut p = Map::new();
     p.insert("schema".into(), "assay-html/v1".into());
@@ -390,16 +357,7 @@ fn payload(
     );
     p.insert(
         "diff".into(),
-        base.map_or(Value::Null, |b| {
-            json!({
-                "base": {
-                    "seed": b.seed,
-                    "episodes": b.episodes.len(),
-                    "digest": b.integrity.as_ref().map(|i| i.digest.clone()),
-                },
-                "lists": diff_episodes(run, b),
-            })
-        }),
+        base.map_or(Value::Null, |b| diff_value(run, b)),
     );
     Value::Object(p)
 }
@@ -773,47 +731,42 @@ mod tests {
     }
 
     #[test]
-    fn diff_sorts_moved_verdicts() {
+    fn diff_against_base_is_embedded() {
         let benign = ep("s", "a", Role::Subject, None);
         let attacked = ep("s", "a", Role::Subject, Some("t"));
-        let mut other = ep("s", "b", Role::Subject, Some("t"));
-        other.violations = vec![violation("r1")];
+        let mut solved = ep("s", "b", Role::Subject, None);
+        solved.status = Status::Error;
         let gone = ep("s", "c", Role::Subject, None);
-        let base = run_of(vec![
-            benign.clone(),
-            attacked.clone(),
-            other.clone(),
-            gone.clone(),
-        ]);
+        let base = run_of(vec![benign.clone(), attacked.clone(), solved.clone(), gone]);
         let mut now_attacked = attacked.clone();
         now_attacked.attack_success = Some(true);
         let mut now_benign = benign.clone();
         now_benign.status = Status::Error;
-        let mut now_other = other.clone();
-        now_other.violations.push(violation("r2"));
+        let mut now_solved = solved.clone();
+        now_solved.status = Status::Ok;
         let new = ep("s", "d", Role::Subject, None);
-        let run = run_of(vec![now_benign, now_attacked, now_other, new]);
-        let d = diff_episodes(&run, &base);
-        let agents = |l: &[DiffEntry]| {
-            l.iter()
-                .map(|e| e.agent.as_str())
+        let run = run_of(vec![now_benign, now_attacked, now_solved, new]);
+        let page = html(&run, &|_| None, Some(&base));
+        let lists = &data_of(&page)["diff"]["lists"];
+        let agents = |name: &str| {
+            lists[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["agent"].as_str().unwrap().to_string())
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        assert_eq!(agents(&d.newly_failing), "a,a");
-        assert_eq!(agents(&d.changed), "b");
-        assert_eq!(agents(&d.only_in_run), "d");
-        assert_eq!(agents(&d.only_in_base), "c");
-        assert!(d.newly_passing.is_empty());
-        assert!(d.changed[0].after.as_deref().unwrap().contains("r1, r2"));
-        // And the reverse direction turns them into newly passing.
-        let back = diff_episodes(&base, &run);
-        assert_eq!(agents(&back.newly_passing), "a,a");
-        assert!(back.newly_failing.is_empty());
-        let page = html(&run, &|_| None, Some(&base));
-        assert_eq!(
-            data_of(&page)["diff"]["lists"]["newly_failing"][0]["case"],
-            d.newly_failing[0].case.as_str()
-        );
+        assert_eq!(agents("regressions"), "a,a");
+        assert_eq!(agents("improvements"), "b");
+        assert_eq!(agents("only_in_run"), "d");
+        assert_eq!(agents("only_in_base"), "c");
+        let r = &lists["regressions"];
+        assert!(r.as_array().unwrap().iter().any(|e| {
+            e["before"].as_str().unwrap().contains("attack failed")
+                && e["after"].as_str().unwrap().contains("attack succeeded")
+        }));
+        assert_eq!(lists["only_in_run"][0]["episode"], "s--d--benign");
+        assert!(data_of(&html(&run, &|_| None, None))["diff"].is_null());
     }
 }

@@ -63,8 +63,7 @@ fn make_run(out: &Path) -> RunResults {
         seed: 0,
         epochs: 1,
         jobs: 2,
-        out: out.to_path_buf(),
-        progress: false,
+        out: Some(out.to_path_buf()),
         judge: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -409,21 +408,20 @@ fn report_works_in_headless_chromium() {
         eval(&tab, "document.getElementById('diff-section').hidden"),
         false
     );
-    assert_eq!(count(&tab, "#diff ul[data-list=newly_failing] li"), 1);
+    assert_eq!(count(&tab, "#diff ul[data-list=regressions] li"), 1);
     let newly_passing = eval(
         &tab,
-        "document.querySelector('#diff ul[data-list=newly_passing]').textContent",
+        "document.querySelector('#diff ul[data-list=improvements]').textContent",
     );
     assert!(
         newly_passing.as_str().unwrap().contains(&fixed_case),
         "{newly_passing}"
     );
-    assert_eq!(count(&tab, "#diff ul[data-list=changed] li"), 0);
     eval(
         &tab,
         "document.getElementById('viewer').removeAttribute('data-episode')",
     );
-    tab.find_element("#diff ul[data-list=newly_failing] li.link")
+    tab.find_element("#diff ul[data-list=regressions] li.link")
         .unwrap()
         .click()
         .unwrap();

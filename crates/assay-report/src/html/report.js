@@ -325,11 +325,11 @@
     var box = document.getElementById("diff");
     var b = DATA.diff.base;
     box.appendChild(el("p", "dim", "Base run: seed " + b.seed + ", " + b.episodes + " episode(s)" +
-      (b.digest ? ", digest " + b.digest : "") + ". Episodes are matched by spec, case, agent and epoch; " +
-      "a verdict fails when the episode errored or was inconclusive, a rule fired, or the attack succeeded."));
+      (b.digest ? ", digest " + b.digest : "") + "; " + b.matched + " episode(s) matched by spec, case, agent and epoch, " +
+      b.unchanged + " unchanged. Regressions include a pass that became a failure and a new rule firing."));
     var index = {};
     DATA.episodes.forEach(function (e, i) { index[e.episode] = i; });
-    [["newly_failing", "Newly failing"], ["newly_passing", "Newly passing"], ["changed", "Changed verdict"],
+    [["regressions", "Regressions: newly failing or worse"], ["improvements", "Improvements: newly passing or better"],
      ["only_in_run", "Only in this run"], ["only_in_base", "Only in the base run"]].forEach(function (p) {
       var items = DATA.diff.lists[p[0]];
       var h = el("h3", null, p[1] + " (" + items.length + ")");
@@ -339,7 +339,7 @@
       ul.dataset.list = p[0];
       items.forEach(function (d) {
         var li = el("li", null, d.spec + " · " + d.case + " · " + d.agent + " · epoch " + d.epoch + ": " +
-          (d.before || "absent") + " → " + (d.after || "absent"));
+          (d.before || "absent") + " → " + (d.after || "absent") + (d.why.length ? " (" + d.why.join("; ") + ")" : ""));
         if (d.episode && index[d.episode] !== undefined) {
           li.classList.add("link");
           li.addEventListener("click", function () { show(index[d.episode]); });
