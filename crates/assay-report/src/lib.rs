@@ -8,6 +8,7 @@ mod aggregate;
 mod coverage;
 mod diff;
 mod filter;
+mod html;
 mod metrics;
 mod render;
 mod results;
@@ -19,6 +20,7 @@ pub use diff::{
     EpisodeKey, Rate, RateDelta, RunDiff, Verdict, VerdictChange, diff_runs, newcombe, render_diff,
 };
 pub use filter::{EpisodeFilter, FilterError, FilterKey};
+pub use html::{HTML_TEXT_CAP, HTML_TRACE_CAP, html, is_failing};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
     summarize,
