@@ -5,12 +5,17 @@
 //! This crate computes from finished episodes only; it must not run anything.
 
 mod coverage;
+mod junit;
 mod metrics;
+mod otel;
 mod render;
 mod results;
+mod sarif;
 mod stats;
 
 pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
+pub use junit::{JunitError, junit};
+pub use otel::{OtelError, SYNTHETIC_EPOCH_NANOS, otel, otel_trace_id};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
 };
@@ -21,4 +26,5 @@ pub use results::{
     SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
     signed_message,
 };
+pub use sarif::{SarifError, sarif};
 pub use stats::{Z95, wilson};
