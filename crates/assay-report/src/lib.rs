@@ -15,10 +15,10 @@ mod stats;
 
 pub use coverage::{RuleKind, SpecCoverage, UncoveredRule, coverage, render_coverage};
 pub use junit::{JunitError, junit};
-pub use otel::{OtelError, SYNTHETIC_EPOCH_NANOS, otel, otel_trace_id};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, GateResult, SummaryRow, breakdowns, summarize,
 };
+pub use otel::{OtelError, SYNTHETIC_EPOCH_NANOS, otel, otel_trace_id};
 pub use render::{render_breakdown, render_qa, render_summary, render_trace};
 pub use results::{
     DIGEST_ALGORITHM, EpisodeResult, Integrity, IntegrityProblem, IntegrityStatus, JudgeAnswer,

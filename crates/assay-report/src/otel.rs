@@ -357,7 +357,8 @@ fn add_children(spans: &mut Vec<Span>, trace: &[Event], model: Option<&str>, use
                     seq,
                     seq + 1,
                 );
-                s.attributes.push(kv_str("gen_ai.operation.name", "execute_tool"));
+                s.attributes
+                    .push(kv_str("gen_ai.operation.name", "execute_tool"));
                 s.attributes.push(kv_str("gen_ai.tool.name", tool));
                 if let Some(id) = call_id {
                     s.attributes.push(kv_str("gen_ai.tool.call.id", id));
@@ -379,9 +380,11 @@ fn add_children(spans: &mut Vec<Span>, trace: &[Event], model: Option<&str>, use
                         };
                         attrs.push(kv_str(&format!("assay.effect.{k}"), &text));
                     }
-                    spans[i]
-                        .events
-                        .push(span_event(&format!("assay.effect.{}", effect.kind.name()), seq, attrs));
+                    spans[i].events.push(span_event(
+                        &format!("assay.effect.{}", effect.kind.name()),
+                        seq,
+                        attrs,
+                    ));
                     spans[i].end = spans[i].end.max(seq + 1);
                 }
             }
@@ -426,7 +429,10 @@ fn add_children(spans: &mut Vec<Span>, trace: &[Event], model: Option<&str>, use
             EventKind::Limit { limit, value, .. } => spans[0].events.push(span_event(
                 "assay.limit",
                 seq,
-                vec![kv_str("assay.limit", limit), kv_f64("assay.limit.value", *value)],
+                vec![
+                    kv_str("assay.limit", limit),
+                    kv_f64("assay.limit.value", *value),
+                ],
             )),
             _ => {}
         }

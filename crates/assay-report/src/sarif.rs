@@ -247,11 +247,7 @@ fn result(
         .message(Message::builder().text(text).build())
         .locations(locations)
         .partial_fingerprints(fingerprints)
-        .properties(
-            PropertyBag::builder()
-                .additional_properties(props)
-                .build(),
-        )
+        .properties(PropertyBag::builder().additional_properties(props).build())
         .build()
 }
 

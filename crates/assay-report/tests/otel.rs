@@ -62,7 +62,10 @@ fn by_trace<'a>(all: &[&'a Span]) -> BTreeMap<Vec<u8>, Vec<&'a Span>> {
 
 /// Checks ids, parent links and time containment; returns the root.
 fn check_tree<'a>(trace: &[&'a Span]) -> &'a Span {
-    let roots: Vec<&&Span> = trace.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+    let roots: Vec<&&Span> = trace
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
     assert_eq!(roots.len(), 1, "one root per trace");
     let ids: BTreeSet<&Vec<u8>> = trace.iter().map(|s| &s.span_id).collect();
     assert_eq!(ids.len(), trace.len(), "span ids are unique");
@@ -96,7 +99,10 @@ fn one_trace_per_episode_with_tool_spans() {
         let trace = &traces[&id];
         let root = check_tree(trace);
         assert_eq!(root.name, format!("invoke_agent {}", e.agent));
-        assert_eq!(str_attr(root, "gen_ai.operation.name"), Some("invoke_agent"));
+        assert_eq!(
+            str_attr(root, "gen_ai.operation.name"),
+            Some("invoke_agent")
+        );
         assert_eq!(str_attr(root, "gen_ai.agent.name"), Some(e.agent.as_str()));
         assert_eq!(str_attr(root, "assay.spec"), Some(e.spec.as_str()));
         assert_eq!(str_attr(root, "assay.case"), Some(e.case.as_str()));
@@ -111,9 +117,15 @@ fn one_trace_per_episode_with_tool_spans() {
             e.attack_success.map(AnyValue::BoolValue).as_ref()
         );
         let rules: Vec<&str> = e.violations.iter().map(|v| v.rule.as_str()).collect();
-        assert_eq!(str_attr(root, "assay.violations"), Some(rules.join(",").as_str()));
         assert_eq!(
-            root.events.iter().filter(|ev| ev.name == "assay.violation").count(),
+            str_attr(root, "assay.violations"),
+            Some(rules.join(",").as_str())
+        );
+        assert_eq!(
+            root.events
+                .iter()
+                .filter(|ev| ev.name == "assay.violation")
+                .count(),
             e.violations.len()
         );
         // Control agents use no model: tools hang off the root, no chat spans.
@@ -135,7 +147,10 @@ fn one_trace_per_episode_with_tool_spans() {
             saw_tool = true;
             assert_eq!(span.name, format!("execute_tool {tool}"));
             assert_eq!(str_attr(span, "gen_ai.tool.name"), Some(tool.as_str()));
-            assert_eq!(str_attr(span, "gen_ai.operation.name"), Some("execute_tool"));
+            assert_eq!(
+                str_attr(span, "gen_ai.operation.name"),
+                Some("execute_tool")
+            );
             assert_eq!(span.parent_span_id, root.span_id);
         }
         // Every effect is an event on its tool call's span.
@@ -145,7 +160,12 @@ fn one_trace_per_episode_with_tool_spans() {
             .count();
         let effect_events: usize = tools
             .iter()
-            .map(|s| s.events.iter().filter(|ev| ev.name.starts_with("assay.effect.")).count())
+            .map(|s| {
+                s.events
+                    .iter()
+                    .filter(|ev| ev.name.starts_with("assay.effect."))
+                    .count()
+            })
             .sum();
         assert_eq!(effect_events, effects);
     }
@@ -169,7 +189,10 @@ fn missing_traces_give_root_spans_only() {
     assert_eq!(all.len(), run.episodes.len());
     for s in all {
         assert!(s.parent_span_id.is_empty());
-        assert_eq!(attr(s, "assay.trace_available"), Some(&AnyValue::BoolValue(false)));
+        assert_eq!(
+            attr(s, "assay.trace_available"),
+            Some(&AnyValue::BoolValue(false))
+        );
         assert!(s.events.iter().any(|e| e.name == "assay.trace_unavailable"));
     }
 }
@@ -263,15 +286,24 @@ fn model_turns_become_chat_spans() {
     let root = check_tree(&all);
     assert_eq!(str_attr(root, "gen_ai.provider.name"), Some("openai"));
     assert_eq!(str_attr(root, "gen_ai.request.model"), Some("gpt-4o-mini"));
-    assert_eq!(attr(root, "gen_ai.usage.input_tokens"), Some(&AnyValue::IntValue(1200)));
-    assert_eq!(attr(root, "gen_ai.usage.output_tokens"), Some(&AnyValue::IntValue(80)));
+    assert_eq!(
+        attr(root, "gen_ai.usage.input_tokens"),
+        Some(&AnyValue::IntValue(1200))
+    );
+    assert_eq!(
+        attr(root, "gen_ai.usage.output_tokens"),
+        Some(&AnyValue::IntValue(80))
+    );
     assert_eq!(str_attr(root, "assay.verdict"), Some("error"));
     let status = root.status.as_ref().unwrap();
     assert_eq!(status.code, StatusCode::Error as i32);
     assert_eq!(status.message, "endpoint returned 500");
     assert!(root.events.iter().any(|ev| ev.name == "assay.error"));
 
-    let chats: Vec<&&Span> = all.iter().filter(|s| s.name == "chat gpt-4o-mini").collect();
+    let chats: Vec<&&Span> = all
+        .iter()
+        .filter(|s| s.name == "chat gpt-4o-mini")
+        .collect();
     // Turns are inferred: agent output after an input (tool result, user
     // message) starts one. Here: message + mail.read, files.read, final reply.
     assert_eq!(chats.len(), 3, "three model turns");
@@ -286,7 +318,11 @@ fn model_turns_become_chat_spans() {
     assert_eq!(file.parent_span_id, chats[1].span_id);
     assert_eq!(str_attr(read, "gen_ai.tool.call.id"), Some("call_1"));
     assert!(read.events.iter().any(|ev| ev.name == "assay.effect.read"));
-    assert!(read.events.iter().any(|ev| ev.name == "assay.injection_delivered"));
+    assert!(
+        read.events
+            .iter()
+            .any(|ev| ev.name == "assay.injection_delivered")
+    );
     assert_ne!(
         read.status.as_ref().map(|s| s.code),
         Some(StatusCode::Error as i32)

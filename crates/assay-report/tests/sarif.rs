@@ -11,7 +11,10 @@ use assay_report::{RunResults, Status, sarif};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The fixture, with its spec path pointing at the spec in this checkout.
@@ -36,12 +39,21 @@ fn schema_path() -> Option<PathBuf> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -148,8 +160,7 @@ fn one_result_per_violation_at_the_rule_line() {
             let hit = results
                 .iter()
                 .find(|x| {
-                    x["ruleId"] == id.as_str()
-                        && x["properties"]["episode"] == e.episode.as_str()
+                    x["ruleId"] == id.as_str() && x["properties"]["episode"] == e.episode.as_str()
                 })
                 .unwrap_or_else(|| panic!("no result for {id} in {}", e.episode));
             assert_eq!(hit["level"], "error");
@@ -171,7 +182,9 @@ fn one_result_per_violation_at_the_rule_line() {
             expected_rules.insert(id.clone());
             let hit = results
                 .iter()
-                .find(|x| x["ruleId"] == id.as_str() && x["properties"]["episode"] == e.episode.as_str())
+                .find(|x| {
+                    x["ruleId"] == id.as_str() && x["properties"]["episode"] == e.episode.as_str()
+                })
                 .unwrap();
             assert_eq!(
                 hit["locations"][0]["physicalLocation"]["region"]["startLine"]
@@ -183,7 +196,10 @@ fn one_result_per_violation_at_the_rule_line() {
     }
     assert!(expected > 0, "the fixture must contain violations");
     assert_eq!(results.len(), expected);
-    assert_eq!(rules.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(), expected_rules);
+    assert_eq!(
+        rules.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+        expected_rules
+    );
     // Short descriptions come from the spec.
     let secret_read = driver["rules"]
         .as_array()
@@ -210,15 +226,18 @@ fn fingerprints_are_stable_and_distinguish_findings() {
             let same_finding = x["ruleId"] == y["ruleId"]
                 && x["properties"]["case"] == y["properties"]["case"]
                 && x["properties"]["agent"] == y["properties"]["agent"];
-            let same_print =
-                x["partialFingerprints"]["assayFinding/v1"] == y["partialFingerprints"]["assayFinding/v1"];
+            let same_print = x["partialFingerprints"]["assayFinding/v1"]
+                == y["partialFingerprints"]["assayFinding/v1"];
             assert_eq!(same_finding, same_print, "{x}\n{y}");
         }
     }
     // Epochs of one case fold into one alert.
-    assert!(results.iter().any(|x| results.iter().any(|y| x["properties"]["epoch"]
-        != y["properties"]["epoch"]
-        && x["partialFingerprints"] == y["partialFingerprints"])));
+    assert!(results.iter().any(|x| {
+        results.iter().any(|y| {
+            x["properties"]["epoch"] != y["properties"]["epoch"]
+                && x["partialFingerprints"] == y["partialFingerprints"]
+        })
+    }));
 }
 
 #[test]
@@ -257,5 +276,8 @@ fn spec_outside_base_gets_an_absolute_uri() {
         .as_str()
         .unwrap();
     assert!(uri.starts_with("file:///"), "{uri}");
-    assert!(uri.ends_with("/examples/support/refund-request.yaml"), "{uri}");
+    assert!(
+        uri.ends_with("/examples/support/refund-request.yaml"),
+        "{uri}"
+    );
 }
