@@ -9,9 +9,12 @@ mod coverage;
 mod diff;
 mod filter;
 mod html;
+mod junit;
 mod metrics;
+mod otel;
 mod render;
 mod results;
+mod sarif;
 mod stats;
 
 pub use aggregate::{Aggregate, Aggregator};
@@ -21,10 +24,12 @@ pub use diff::{
 };
 pub use filter::{EpisodeFilter, FilterError, FilterKey};
 pub use html::{HTML_TEXT_CAP, HTML_TRACE_CAP, html, is_failing};
+pub use junit::{JunitError, junit};
 pub use metrics::{
     BreakdownRow, Breakdowns, ControlCheck, EpochRate, GateResult, SummaryRow, breakdowns,
     summarize,
 };
+pub use otel::{OtelError, SYNTHETIC_EPOCH_NANOS, otel, otel_trace_id};
 pub use render::{
     group_lines, render_breakdown, render_failures, render_qa, render_summary, render_trace,
 };
@@ -34,4 +39,5 @@ pub use results::{
     SIGNATURE_ALGORITHM, SpecRef, Status, UsageTotals, check_integrity, results_digest,
     signed_message,
 };
+pub use sarif::{SarifError, sarif};
 pub use stats::{Z95, wilson};
