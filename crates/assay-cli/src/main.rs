@@ -169,6 +169,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a report of a run: html, junit, sarif, otel or json.
+    Report {
+        /// A run name in the store, or an exported run folder.
+        run: String,
+        /// Report format.
+        #[arg(long, value_enum)]
+        format: runs::ReportFormat,
+        /// File to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// html only: a baseline run (name or folder) for the diff view.
+        #[arg(long, value_name = "RUN")]
+        base: Option<String>,
+        /// Run store file.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+    },
     /// Expand specs into self-contained, content-addressed case files.
     Synth {
         /// Spec files or directories.
@@ -556,6 +573,13 @@ fn main() -> ExitCode {
             store,
             json,
         } => runs::cmd_diff(&base, &head, store.as_deref(), json),
+        Command::Report {
+            run,
+            format,
+            out,
+            base,
+            store,
+        } => runs::cmd_report(&run, format, &out, base.as_deref(), store.as_deref()),
         Command::Score { path, out } => verify::cmd_score(&path, out.as_deref()),
         Command::Keygen { out } => verify::cmd_keygen(&out),
         Command::Assure { command, assess } => match command {

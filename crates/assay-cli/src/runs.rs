@@ -225,3 +225,77 @@ pub(crate) fn cmd_diff(base: &str, head: &str, store: Option<&Path>, json: bool)
         0
     }
 }
+
+/// Output formats of `assay report`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// One self-contained page: summary, charts with intervals, failing
+    /// episodes with a trace viewer, filters, and a diff view with --base.
+    Html,
+    /// JUnit XML: one test case per spec × case × agent.
+    Junit,
+    /// SARIF 2.1.0: one result per violation, at the rule's line in the spec.
+    Sarif,
+    /// OpenTelemetry GenAI spans as OTLP JSON, one trace per episode.
+    Otel,
+    /// The results file (`results.json`), episodes included.
+    Json,
+}
+
+/// `assay report RUN --format F --out FILE [--base RUN] [--store FILE]`.
+pub(crate) fn cmd_report(
+    run: &str,
+    format: ReportFormat,
+    out: &Path,
+    base: Option<&str>,
+    store: Option<&Path>,
+) -> u8 {
+    if base.is_some() && !matches!(format, ReportFormat::Html) {
+        return fail("--base only applies to --format html", 2);
+    }
+    let src = match RunSource::open(run, store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let results = match src.results() {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let traces = |e: &EpisodeResult| src.events(e);
+    let text = match format {
+        ReportFormat::Html => {
+            let base = match base.map(|b| RunSource::open(b, store).and_then(|s| s.results())) {
+                None => None,
+                Some(Ok(r)) => Some(r),
+                Some(Err(c)) => return c,
+            };
+            Ok(assay_report::html(&results, &traces, base.as_ref()))
+        }
+        ReportFormat::Junit => assay_report::junit(&results).map_err(|e| e.to_string()),
+        ReportFormat::Sarif => {
+            let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            assay_report::sarif(&results, &here).map_err(|e| e.to_string())
+        }
+        ReportFormat::Otel => assay_report::otel(&results, &traces).map_err(|e| e.to_string()),
+        ReportFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&results).expect("results serialise");
+            t.push('\n');
+            Ok(t)
+        }
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot render the report: {e}"), 2),
+    };
+    if let Err(e) = assay_run::write_atomic(out, text.as_bytes()) {
+        return fail(e, 2);
+    }
+    println!(
+        "{:?} report of {} ({} episode(s)) written to {}",
+        format,
+        src.label(),
+        results.episodes.len(),
+        out.display()
+    );
+    0
+}
