@@ -137,7 +137,11 @@ fn a_run_killed_at_random_points_resumes_to_the_uninterrupted_result() {
         );
         break;
     }
-    assert!(kills >= 1, "no kill landed before the run ended");
+    eprintln!("{kills} kill(s), {attempts} start(s)");
+    assert!(
+        kills >= 2,
+        "fewer than two kills landed before the run ended"
+    );
 
     // Same verdicts, same traces, each episode once: the exports are equal
     // byte for byte (results.json carries the seal over every verdict).
@@ -180,7 +184,7 @@ fn names_are_not_reused_and_resume_checks_the_run_is_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s.db");
     let mut args = run_args(&store, "nightly");
-    args[6] = "1".into(); // one epoch
+    args[5] = "1".into(); // one epoch
     assert!(status(assay().args(&args)).status.success());
     // The same name again without --resume is refused, naming the fix.
     let o = status(assay().args(&args));
@@ -188,7 +192,7 @@ fn names_are_not_reused_and_resume_checks_the_run_is_the_same() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     // Resuming with another seed is another run: refused, saying what differs.
     let mut other = args.clone();
-    other[4] = "12".into();
+    other[3] = "12".into();
     other.push("--resume".into());
     let o = status(assay().args(&other));
     assert_eq!(o.status.code(), Some(2));
