@@ -14,6 +14,7 @@
 //! re-runs exactly those.
 
 mod digest;
+mod elide;
 mod schema;
 
 use std::collections::HashSet;
@@ -249,6 +250,8 @@ pub struct EpisodeRow {
     trace_head: String,
     verdict: Vec<u8>,
     trace: Vec<u8>,
+    /// 1 when the trace is stored with its `prev` hashes elided (see `elide`).
+    trace_form: u8,
 }
 
 impl EpisodeRow {
@@ -257,6 +260,10 @@ impl EpisodeRow {
     /// episode ran, not on the writer thread.
     pub fn new(result: &EpisodeResult, trace: &[u8], case: &CaseDoc) -> EpisodeRow {
         let verdict = serde_json::to_vec(result).expect("verdicts serialise");
+        let (trace_form, body) = match elide::elide(trace) {
+            Some(short) => (1, short),
+            None => (0, trace.to_vec()),
+        };
         EpisodeRow {
             id: result.episode.clone(),
             spec: result.spec.clone(),
@@ -267,7 +274,8 @@ impl EpisodeRow {
             status: format!("{:?}", result.status).to_lowercase(),
             trace_head: result.trace_head.clone(),
             verdict: compress(&verdict, &case.bytes),
-            trace: compress(trace, &case.bytes),
+            trace: compress(&body, &case.bytes),
+            trace_form,
         }
     }
 
@@ -823,8 +831,8 @@ fn write_loop(
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO episodes (run, id, spec, case_label, agent, epoch, case_digest,
-                                       status, trace_head, verdict, trace)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                       status, trace_head, verdict, trace, trace_form)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for r in &batch {
                 insert.execute(params![
@@ -838,7 +846,8 @@ fn write_loop(
                     r.status,
                     r.trace_head,
                     r.verdict,
-                    r.trace
+                    r.trace,
+                    r.trace_form
                 ])?;
             }
         }

@@ -76,6 +76,7 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), SchemaError> {
                      trace_head TEXT NOT NULL,
                      verdict BLOB NOT NULL,
                      trace BLOB NOT NULL,
+                     trace_form INTEGER NOT NULL,
                      UNIQUE (run, id)
                  );
                  CREATE INDEX episodes_order ON episodes (run, spec, case_label, agent, epoch);
