@@ -15,7 +15,7 @@ use crate::fail;
 /// an exported run (`results.json` and its traces).
 pub(crate) enum RunSource {
     /// A stored run.
-    Stored(Box<Store>, RunRow),
+    Stored(Box<(Store, RunRow)>),
     /// An exported folder.
     Folder(PathBuf),
 }
@@ -39,18 +39,18 @@ impl RunSource {
         }
         let store = open_store(store)?;
         let run = store.run(name).map_err(|e| fail(e, 2))?;
-        Ok(RunSource::Stored(Box::new(store), run))
+        Ok(RunSource::Stored(Box::new((store, run))))
     }
 
     /// The whole results, episodes included.
     pub(crate) fn results(&self) -> Result<RunResults, u8> {
         match self {
-            RunSource::Stored(store, run) => match store.results(run) {
+            RunSource::Stored(stored) => match stored.0.results(&stored.1) {
                 Ok(Some(r)) => Ok(r),
                 Ok(None) => Err(fail(
                     format!(
                         "run `{}` was never sealed (killed before it ended); continue it with `assay run … --name {} --resume`",
-                        run.name, run.name
+                        stored.1.name, stored.1.name
                     ),
                     2,
                 )),
@@ -73,7 +73,7 @@ impl RunSource {
     /// The trace events of one episode, when available.
     pub(crate) fn events(&self, e: &EpisodeResult) -> Option<Vec<Event>> {
         let text = match self {
-            RunSource::Stored(store, run) => store.trace(run, &e.episode).ok().flatten()?,
+            RunSource::Stored(stored) => stored.0.trace(&stored.1, &e.episode).ok().flatten()?,
             RunSource::Folder(dir) => {
                 if !crate::runs::plain_relative(&e.trace) {
                     return None;
@@ -87,8 +87,8 @@ impl RunSource {
     /// How the run is called in messages.
     pub(crate) fn label(&self) -> String {
         match self {
-            RunSource::Stored(store, run) => {
-                format!("run `{}` ({})", run.name, store.path().display())
+            RunSource::Stored(stored) => {
+                format!("run `{}` ({})", stored.1.name, stored.0.path().display())
             }
             RunSource::Folder(dir) => dir.display().to_string(),
         }

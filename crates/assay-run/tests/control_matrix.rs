@@ -684,6 +684,7 @@ fn a_cancelled_run_writes_what_completed_marked_incomplete() {
         control_episodes: vec![],
         sign: None,
         evidence: None,
+        ..RunOptions::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

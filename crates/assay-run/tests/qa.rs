@@ -39,7 +39,7 @@ fn cases(specs: &[LoadedSpec], opts: &SynthOptions) -> Vec<Arc<PreparedCase>> {
 }
 
 fn check(specs: &[LoadedSpec], opts: &SynthOptions) -> Vec<QaResult> {
-    rt().block_on(qa(&cases(specs, opts), 2, false))
+    rt().block_on(qa(&cases(specs, opts), 2))
 }
 
 #[test]
@@ -186,7 +186,9 @@ fn regression_case_reproduces_under_naive_not_solve() {
         .find(|e| !e.violations.is_empty())
         .expect("the naive agent misbehaves");
     let fired: Vec<String> = ep.violations.iter().map(|v| v.rule.clone()).collect();
-    let events = parse_jsonl(&std::fs::read_to_string(cfg.out.join(&ep.trace)).unwrap()).unwrap();
+    let events =
+        parse_jsonl(&std::fs::read_to_string(cfg.out.as_ref().unwrap().join(&ep.trace)).unwrap())
+            .unwrap();
     let case = regression_case(&events, &fired).unwrap();
     assert_eq!(
         case.provenance.regression.as_ref().unwrap().violations,
