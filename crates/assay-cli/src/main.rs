@@ -1046,12 +1046,23 @@ fn cmd_run(
             Err(code) => return code,
         };
     }
-    // A resumed run re-exports into its folder; a new one needs it empty.
-    if let Some(out) = &out
-        && !resume
-        && let Err(e) = assay_run::prepare_out(out, force)
-    {
-        return fail(e, 2);
+    // A resumed run re-exports into its own folder; a new one needs it empty.
+    if let Some(out) = &out {
+        if resume {
+            let ours = out.join("assay.db").is_file() || out.join("results.json").is_file();
+            let empty = std::fs::read_dir(out).map_or(true, |mut d| d.next().is_none());
+            if !ours && !empty {
+                return fail(
+                    format!(
+                        "--resume --out {}: the folder holds files of no Assay run; name the run's own export folder",
+                        out.display()
+                    ),
+                    2,
+                );
+            }
+        } else if let Err(e) = assay_run::prepare_out(out, force) {
+            return fail(e, 2);
+        }
     }
     let jobs = jobs_or_default(jobs);
     let rt = match runtime(jobs) {

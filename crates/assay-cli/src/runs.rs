@@ -46,7 +46,10 @@ impl RunSource {
     pub(crate) fn results(&self) -> Result<RunResults, u8> {
         match self {
             RunSource::Stored(stored) => match stored.0.results(&stored.1) {
-                Ok(Some(r)) => Ok(r),
+                Ok(Some(r)) => {
+                    check_seal(&r, &self.label())?;
+                    Ok(r)
+                }
                 Ok(None) => Err(fail(
                     format!(
                         "run `{}` was never sealed (killed before it ended); continue it with `assay run … --name {} --resume`",
@@ -60,12 +63,14 @@ impl RunSource {
                 let path = dir.join("results.json");
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| fail(format!("cannot read {}: {e}", path.display()), 2))?;
-                serde_json::from_str(&text).map_err(|e| {
+                let r: RunResults = serde_json::from_str(&text).map_err(|e| {
                     fail(
                         format!("{}: not an Assay results file: {e}", path.display()),
                         2,
                     )
-                })
+                })?;
+                check_seal(&r, &self.label())?;
+                Ok(r)
             }
         }
     }
@@ -93,6 +98,23 @@ impl RunSource {
             RunSource::Folder(dir) => dir.display().to_string(),
         }
     }
+}
+
+/// Refuses results whose seal does not hold or that are incomplete: a
+/// comparison or report of edited or partial verdicts would read as sound.
+fn check_seal(r: &RunResults, label: &str) -> Result<(), u8> {
+    let raw = serde_json::to_value(r).expect("results serialise");
+    let (_, problems) = assay_report::check_integrity(&raw, None);
+    if let Some(p) = problems.first() {
+        return Err(fail(format!("{label}: {p}; run `assay verify` on it"), 2));
+    }
+    if r.incomplete {
+        return Err(fail(
+            format!("{label} is incomplete (interrupted); resume it before comparing or reporting"),
+            2,
+        ));
+    }
+    Ok(())
 }
 
 /// True for a relative path with only normal components (a trace path read
@@ -179,6 +201,19 @@ pub(crate) fn cmd_export(run: &str, store: Option<&Path>, out: &Path, force: boo
         Ok(r) => r,
         Err(e) => return fail(e, 2),
     };
+    let inside = |p: &Path| std::fs::canonicalize(p).ok();
+    if let (Some(dir), Some(db)) = (inside(out), inside(store.path()))
+        && db.starts_with(&dir)
+    {
+        return fail(
+            format!(
+                "{} holds the store {}; export into another folder",
+                out.display(),
+                store.path().display()
+            ),
+            2,
+        );
+    }
     if let Err(e) = assay_run::prepare_out(out, force) {
         return fail(e, 2);
     }

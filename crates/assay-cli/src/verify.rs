@@ -220,6 +220,10 @@ pub(crate) fn cmd_verify(paths: &[PathBuf], runs: &[String], key: Option<&Path>)
                     picked
                 }
             };
+            if rows.is_empty() {
+                println!("FAIL {}: the store holds no run", p.display());
+                findings_total += 1;
+            }
             for row in rows {
                 let v = match assay_run::verify::verify_stored(&store, &row, key.as_ref()) {
                     Ok(v) => v,
@@ -334,12 +338,13 @@ pub(crate) fn cmd_show_stored(
         Err(e) => return fail(e, 2),
     };
     let (mut findings, rescored) = assay_run::verify::check_stored_episode(&recorded, &text);
-    // With --key, the run's seal must be signed by that key, as for a file.
-    if let Some(k) = &key {
+    // The run's seal must hold (signed by --key when given), as for a file:
+    // a trace edited together with its verdict's head shows up here.
+    {
         match store.results(&row) {
             Ok(Some(r)) => {
                 let raw = serde_json::to_value(&r).expect("results serialise");
-                let (_, problems) = assay_report::check_integrity(&raw, Some(k));
+                let (_, problems) = assay_report::check_integrity(&raw, key.as_ref());
                 findings.extend(problems.into_iter().map(|p| Finding {
                     episode: None,
                     path: None,

@@ -201,10 +201,11 @@ fn names_are_not_reused_and_resume_checks_the_run_is_the_same() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // Resuming a complete run plays nothing and keeps its verdicts.
+    // A complete run has nothing to resume: refused (its seal and signature stay).
     args.push("--resume".into());
     let o = status(assay().args(&args));
-    assert!(o.status.success());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is complete"));
     // Listed, with its state.
     let o = status(assay().args(["runs", "--store"]).arg(&store));
     let text = String::from_utf8_lossy(&o.stdout);

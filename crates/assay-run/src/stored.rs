@@ -119,6 +119,11 @@ fn identity(
             .and_then(|c| c.catalog.as_ref())
             .map(|c| c.digest.clone()),
         agents_file,
+        judge: cfg
+            .judge
+            .as_ref()
+            .map(|j| format!("{} x{}", j.agent.name(), j.runs)),
+        assay_version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }
 
@@ -140,6 +145,13 @@ fn open_run(
         (None, false) => None,
     };
     match existing {
+        Some(run) if opts.resume && run.state == RunState::Complete => {
+            Err(RunError::Name(format!(
+                "run `{}` in {} is complete: nothing to resume (see `assay report` or `assay export`)",
+                run.name,
+                store.path().display()
+            )))
+        }
         Some(run) if opts.resume => {
             let diff = run.identity.differences(id);
             if !diff.is_empty() {
@@ -484,6 +496,12 @@ pub fn export(store: &Store, run: &RunRow, dir: &Path) -> Result<RunResults, Run
             return Err(RunError::Name(format!(
                 "episode id {:?} in run `{}` is not a plain folder name; not exporting",
                 e.episode, run.name
+            )));
+        }
+        if let Err(err) = assay_trace::verify_jsonl(&trace, Some(&e.trace_head)) {
+            return Err(RunError::Name(format!(
+                "the stored trace of episode {} does not verify against its sealed verdict ({err}); not exporting",
+                e.episode
             )));
         }
         let ep_dir = dir.join(&e.episode);

@@ -327,6 +327,21 @@ pub enum FindingKind {
     /// The trace cannot be re-scored.
     #[error("cannot re-score: {0}")]
     Rescore(RescoreError),
+    /// A stored run is not complete: interrupted, or holding fewer episodes
+    /// than it planned.
+    #[error(
+        "run `{name}` is {state} ({stored} of {planned} episodes); resume it with `assay run … --name {name} --resume`"
+    )]
+    RunIncomplete {
+        /// Run name.
+        name: String,
+        /// Its state.
+        state: String,
+        /// Episodes stored.
+        stored: u64,
+        /// Episodes planned.
+        planned: u64,
+    },
     /// The trace has no `episode_end` and records no error.
     #[error("the trace has no episode_end and records no error; the episode did not finish")]
     Unfinished,
@@ -700,6 +715,21 @@ pub fn verify_stored(
         }
     }
     check_matrix_and_pass(&results, &gates, &at, &mut findings);
+    if results.incomplete
+        || run.state != assay_store::RunState::Complete
+        || run.stored != run.planned
+    {
+        findings.push(Finding {
+            episode: None,
+            path: Some(at.clone()),
+            kind: FindingKind::RunIncomplete {
+                name: run.name.clone(),
+                state: format!("{:?}", run.state).to_lowercase(),
+                stored: run.stored,
+                planned: run.planned,
+            },
+        });
+    }
     Ok(RunVerification {
         episodes: results.episodes.len(),
         traces_verified,

@@ -117,6 +117,12 @@ pub struct RunIdentity {
     /// SHA-256 of the agents file, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents_file: Option<String>,
+    /// The judge agent and how often it is asked, when episodes are judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    /// Assay version: another version may score differently, so its
+    /// verdicts are not mixed into the same run.
+    pub assay_version: String,
 }
 
 impl RunIdentity {
@@ -162,6 +168,19 @@ impl RunIdentity {
         }
         if self.agents_file != other.agents_file {
             d.push("the agents file differs".into());
+        }
+        if self.judge != other.judge {
+            d.push(format!(
+                "judge {} vs {}",
+                self.judge.as_deref().unwrap_or("none"),
+                other.judge.as_deref().unwrap_or("none")
+            ));
+        }
+        if self.assay_version != other.assay_version {
+            d.push(format!(
+                "assay {} vs {}",
+                self.assay_version, other.assay_version
+            ));
         }
         d
     }
@@ -633,24 +652,30 @@ impl Store {
 
     /// The exact trace bytes (JSONL) of one episode, if stored.
     pub fn trace(&self, run: &RunRow, episode: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String, Vec<u8>)> = self
+        let row: Option<(String, Vec<u8>, i64)> = self
             .conn
             .query_row(
-                "SELECT case_digest, trace FROM episodes WHERE run = ?1 AND id = ?2",
+                "SELECT case_digest, trace, trace_form FROM episodes WHERE run = ?1 AND id = ?2",
                 params![run.id, episode],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(|e| self.sql(e))?;
-        let Some((digest, blob)) = row else {
+        let Some((digest, blob, form)) = row else {
             return Ok(None);
         };
+        let what = || format!("trace of {episode}");
         let dict = self.case_doc(&digest)?;
-        let bytes =
-            decompress(&blob, &dict).map_err(|e| self.damaged(format!("trace of {episode}"), e))?;
+        let bytes = decompress(&blob, &dict).map_err(|e| self.damaged(what(), e))?;
+        let bytes = match form {
+            0 => bytes,
+            1 => elide::restore(&bytes)
+                .ok_or_else(|| self.damaged(what(), "its lines are not a chain".into()))?,
+            other => return Err(self.damaged(what(), format!("unknown trace form {other}"))),
+        };
         String::from_utf8(bytes)
             .map(Some)
-            .map_err(|e| self.damaged(format!("trace of {episode}"), e.to_string()))
+            .map_err(|e| self.damaged(what(), e.to_string()))
     }
 
     /// Seals a finished (or interrupted) run: its results without episodes

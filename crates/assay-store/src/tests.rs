@@ -10,6 +10,8 @@ fn identity(seed: u64) -> RunIdentity {
         cases: "cd".repeat(32),
         catalog: None,
         agents_file: None,
+        judge: None,
+        assay_version: "0".into(),
     }
 }
 
@@ -205,4 +207,44 @@ fn names_are_unique_and_identity_differences_are_named() {
         Store::open_existing(&missing.path().join("x.db")),
         Err(StoreError::Missing(_))
     ));
+}
+
+#[test]
+fn a_real_chained_trace_comes_back_byte_for_byte() {
+    use assay_trace::{EventKind, Role, to_jsonl};
+    let doc = case_doc();
+    let (text, head) = to_jsonl(&[
+        EventKind::Message {
+            role: Role::User,
+            content: String::from_utf8_lossy(&doc.bytes).into_owned(),
+        },
+        EventKind::Message {
+            role: Role::Assistant,
+            content: "done".into(),
+        },
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("a.db")).unwrap();
+    let run = store
+        .create_run(&NewRun {
+            name: "r".into(),
+            command: vec![],
+            identity: identity(1),
+            planned: 1,
+        })
+        .unwrap();
+    store.put_cases(&run, [&doc]).unwrap();
+    let mut e = episode("a", 0);
+    e.trace_head = head.clone();
+    let row = EpisodeRow::new(&e, text.as_bytes(), &doc);
+    assert_eq!(
+        row.trace_form, 1,
+        "a writer-made chain is stored without its hashes"
+    );
+    let w = store.writer(&run).unwrap();
+    w.put(row).unwrap();
+    w.finish().unwrap();
+    let back = store.trace(&run, &e.episode).unwrap().unwrap();
+    assert_eq!(back, text);
+    assert!(assay_trace::verify_jsonl(&back, Some(&head)).is_ok());
 }
