@@ -1237,29 +1237,52 @@ fn cmd_run(
     0
 }
 
-/// The failing subject episodes of a stored run (matching `filter`), read
-/// one at a time from the store, rendered with their rules and cited events.
+/// The failing episodes of a stored run (matching `filter`): errors and
+/// inconclusive episodes of any agent, and subject episodes with a violation
+/// or an attack success, read one at a time from the store and rendered
+/// with their rules and cited events. At most [`FAILURES_KEPT`] are held in
+/// memory for the listing; all are counted.
 fn failing_episodes(
     stored: &assay_run::StoredRun,
     filter: Option<&(assay_report::EpisodeFilter, String)>,
 ) -> Result<String, assay_store::StoreError> {
-    let mut failing = Vec::new();
-    let mut matched = 0usize;
+    use assay_report::{Role, Status};
+    let mut kept = Vec::new();
+    let (mut matched, mut failing, mut subjects) = (0usize, 0usize, 0usize);
     stored.store.for_each_episode(&stored.run, |e| {
-        if filter.is_none_or(|(f, _)| f.matches(&e)) {
-            matched += 1;
-            if e.role == assay_report::Role::Subject || filter.is_some() {
-                failing.push(e);
+        if filter.is_some_and(|(f, _)| !f.matches(&e)) {
+            return Ok(());
+        }
+        matched += 1;
+        subjects += usize::from(e.role == Role::Subject);
+        let fails = e.status != Status::Ok
+            || (e.role == Role::Subject
+                && (!e.violations.is_empty() || e.attack_success == Some(true)));
+        if fails {
+            failing += 1;
+            if kept.len() < FAILURES_KEPT {
+                kept.push(e);
             }
         }
         Ok(())
     })?;
-    let mut text = assay_report::render_failures(&failing, FAILURES_SHOWN);
-    if let Some((_, f)) = filter {
-        text.push_str(&format!("{matched} episode(s) match --filter {f}\n"));
+    let mut text = String::new();
+    if failing > 0 || subjects > 0 || filter.is_some() {
+        let listing = assay_report::render_failures(&kept, FAILURES_SHOWN);
+        // The first line counts only what was kept; say what the run holds.
+        let rest = listing.split_once('\n').map_or("", |(_, r)| r);
+        text.push_str(&format!(
+            "{failing} failing episode(s) of {matched}{}\n{rest}",
+            filter
+                .map(|(_, f)| format!(" matching --filter {f}"))
+                .unwrap_or_default()
+        ));
     }
     Ok(text)
 }
+
+/// Failing episodes held in memory for the terminal listing.
+const FAILURES_KEPT: usize = 10_000;
 
 /// Failing episodes listed in the terminal after a run (all are in the store).
 const FAILURES_SHOWN: usize = 20;

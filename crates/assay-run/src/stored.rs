@@ -145,13 +145,6 @@ fn open_run(
         (None, false) => None,
     };
     match existing {
-        Some(run) if opts.resume && run.state == RunState::Complete => {
-            Err(RunError::Name(format!(
-                "run `{}` in {} is complete: nothing to resume (see `assay report` or `assay export`)",
-                run.name,
-                store.path().display()
-            )))
-        }
         Some(run) if opts.resume => {
             let diff = run.identity.differences(id);
             if !diff.is_empty() {
@@ -160,6 +153,13 @@ fn open_run(
                     run.name,
                     store.path().display(),
                     diff.join("; ")
+                )));
+            }
+            if run.state == RunState::Complete {
+                return Err(RunError::Name(format!(
+                    "run `{}` in {} is complete: nothing to resume (see `assay report` or `assay export`)",
+                    run.name,
+                    store.path().display()
                 )));
             }
             store.reopen_run(&run, planned)?;
