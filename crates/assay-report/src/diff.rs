@@ -542,27 +542,8 @@ pub fn render_diff(d: &RunDiff) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::tests::{ep, violation};
-    use crate::results::{RESULTS_SCHEMA, Role};
-
-    fn run(episodes: Vec<EpisodeResult>) -> RunResults {
-        RunResults {
-            schema_version: RESULTS_SCHEMA.into(),
-            assay_version: "0".into(),
-            seed: 1,
-            epochs: 1,
-            agents: vec!["m".into()],
-            specs: vec![],
-            summary: crate::summarize(&episodes, &BTreeMap::new()),
-            breakdowns: crate::breakdowns(&episodes),
-            episodes,
-            skipped: vec![],
-            coverage: vec![],
-            incomplete: false,
-            passed: true,
-            integrity: None,
-        }
-    }
+    use crate::metrics::tests::{ep, run_of as run, violation};
+    use crate::results::Role;
 
     fn episodes() -> Vec<EpisodeResult> {
         let mut out = Vec::new();

@@ -568,59 +568,7 @@ pub fn html(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A scored episode with the given identity; tests adjust the rest.
-    fn ep(spec: &str, agent: &str, role: Role, threat: Option<&str>) -> EpisodeResult {
-        EpisodeResult {
-            episode: format!("{spec}--{agent}--{}", threat.unwrap_or("benign")),
-            spec: spec.into(),
-            case: threat.map_or("benign".into(), |t| format!("{t}.x@s")),
-            case_id: "c".into(),
-            threat: threat.map(str::to_string),
-            technique: threat.map(|_| "plain".to_string()),
-            axis: threat.map(|_| "none".to_string()),
-            slots: vec![],
-            slot_kinds: threat.map_or_else(Vec::new, |_| vec!["file".to_string()]),
-            delivered: vec![],
-            agent: agent.into(),
-            role,
-            epoch: 0,
-            seed: 0,
-            status: Status::Ok,
-            error: None,
-            limit: None,
-            utility: 1.0,
-            attack_success: threat.map(|_| false),
-            attack_events: vec![],
-            violations: vec![],
-            checks: vec![],
-            unsupported: vec![],
-            judge: vec![],
-            usage: None,
-            trace: String::new(),
-            trace_head: String::new(),
-            events: 0,
-        }
-    }
-
-    fn run_of(episodes: Vec<EpisodeResult>) -> RunResults {
-        RunResults {
-            schema_version: crate::RESULTS_SCHEMA.into(),
-            assay_version: "0".into(),
-            seed: 7,
-            epochs: 1,
-            agents: vec!["a".into()],
-            specs: vec![],
-            summary: crate::summarize(&episodes, &BTreeMap::new()),
-            breakdowns: crate::breakdowns(&episodes),
-            episodes,
-            skipped: vec![],
-            coverage: vec![],
-            incomplete: false,
-            passed: false,
-            integrity: None,
-        }
-    }
+    use crate::metrics::tests::{ep, run_of};
 
     fn violation(rule: &str) -> assay_rules::Violation {
         assay_rules::Violation {

@@ -405,6 +405,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// A run holding `episodes`, with the summary and breakdowns computed from them.
+    pub(crate) fn run_of(episodes: Vec<EpisodeResult>) -> crate::RunResults {
+        crate::RunResults {
+            schema_version: crate::RESULTS_SCHEMA.into(),
+            assay_version: "0".into(),
+            seed: 7,
+            epochs: 1,
+            agents: vec!["a".into()],
+            specs: vec![],
+            summary: summarize(&episodes, &BTreeMap::new()),
+            breakdowns: breakdowns(&episodes),
+            episodes,
+            skipped: vec![],
+            coverage: vec![],
+            incomplete: false,
+            passed: false,
+            integrity: None,
+        }
+    }
+
     pub(crate) fn violation(rule: &str) -> Violation {
         Violation {
             rule: rule.into(),

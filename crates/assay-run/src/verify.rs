@@ -518,9 +518,7 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
 
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut referenced: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut traces_verified = 0;
-    let mut verdicts_matched = 0;
-    let mut gates: BTreeMap<String, assay_spec::Gates> = BTreeMap::new();
+    let mut tally = Tally::default();
     for e in &results.episodes {
         if !seen.insert(&e.episode) {
             findings.push(Finding {
@@ -550,15 +548,7 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
                 continue;
             }
         };
-        let before = findings.len();
-        let (verified, rescored) = check_episode(e, &text, &mut findings, &path);
-        traces_verified += usize::from(verified);
-        if let Some(r) = rescored {
-            if findings.len() == before {
-                verdicts_matched += 1;
-            }
-            gates.entry(r.spec.clone()).or_insert(r.gates);
-        }
+        tally.check(e, &text, &mut findings, &path);
     }
 
     // Traces nobody recorded: an episode deleted from results.json, or left
@@ -577,17 +567,41 @@ pub fn verify_run(dir: &Path, key: Option<&PublicKey>) -> Result<RunVerification
         }));
     }
 
-    check_matrix_and_pass(&results, &gates, &results_path, &mut findings);
+    check_matrix_and_pass(&results, &tally.gates, &results_path, &mut findings);
 
     check_evidence(dir, &results, &mut findings);
 
     Ok(RunVerification {
         episodes: results.episodes.len(),
-        traces_verified,
-        verdicts_matched,
+        traces_verified: tally.traces_verified,
+        verdicts_matched: tally.verdicts_matched,
         integrity,
         findings,
     })
+}
+
+/// What checking a run's episodes one by one adds up to.
+#[derive(Default)]
+struct Tally {
+    traces_verified: usize,
+    verdicts_matched: usize,
+    /// Gates of every spec whose case a trace embeds.
+    gates: BTreeMap<String, assay_spec::Gates>,
+}
+
+impl Tally {
+    /// Checks one episode's trace against its verdict, adding findings.
+    fn check(&mut self, e: &EpisodeResult, text: &str, findings: &mut Vec<Finding>, path: &Path) {
+        let before = findings.len();
+        let (verified, rescored) = check_episode(e, text, findings, path);
+        self.traces_verified += usize::from(verified);
+        if let Some(r) = rescored {
+            if findings.len() == before {
+                self.verdicts_matched += 1;
+            }
+            self.gates.entry(r.spec.clone()).or_insert(r.gates);
+        }
+    }
 }
 
 /// Every case of the run is played by every agent in every epoch, and a
@@ -691,9 +705,7 @@ pub fn verify_stored(
         path: Some(at.clone()),
         kind: FindingKind::Integrity(p),
     }));
-    let mut traces_verified = 0;
-    let mut verdicts_matched = 0;
-    let mut gates: BTreeMap<String, assay_spec::Gates> = BTreeMap::new();
+    let mut tally = Tally::default();
     for e in &results.episodes {
         let path = at.join(&e.episode);
         let Some(text) = store.trace(run, &e.episode).map_err(stored)? else {
@@ -704,17 +716,9 @@ pub fn verify_stored(
             });
             continue;
         };
-        let before = findings.len();
-        let (verified, rescored) = check_episode(e, &text, &mut findings, &path);
-        traces_verified += usize::from(verified);
-        if let Some(r) = rescored {
-            if findings.len() == before {
-                verdicts_matched += 1;
-            }
-            gates.entry(r.spec.clone()).or_insert(r.gates);
-        }
+        tally.check(e, &text, &mut findings, &path);
     }
-    check_matrix_and_pass(&results, &gates, &at, &mut findings);
+    check_matrix_and_pass(&results, &tally.gates, &at, &mut findings);
     if results.incomplete
         || run.state != assay_store::RunState::Complete
         || run.stored != run.planned
@@ -732,8 +736,8 @@ pub fn verify_stored(
     }
     Ok(RunVerification {
         episodes: results.episodes.len(),
-        traces_verified,
-        verdicts_matched,
+        traces_verified: tally.traces_verified,
+        verdicts_matched: tally.verdicts_matched,
         integrity,
         findings,
     })
