@@ -708,13 +708,21 @@ pub fn verify_stored(
     let mut tally = Tally::default();
     for e in &results.episodes {
         let path = at.join(&e.episode);
-        let Some(text) = store.trace(run, &e.episode).map_err(stored)? else {
-            findings.push(Finding {
-                episode: Some(e.episode.clone()),
-                path: Some(path),
-                kind: FindingKind::TraceMissing("no trace stored".into()),
-            });
-            continue;
+        // A damaged trace is a finding about that episode; the others are still checked.
+        let text = match store.trace(run, &e.episode) {
+            Ok(Some(t)) => t,
+            missing => {
+                let why = match missing {
+                    Err(err) => err.to_string(),
+                    _ => "no trace stored".into(),
+                };
+                findings.push(Finding {
+                    episode: Some(e.episode.clone()),
+                    path: Some(path),
+                    kind: FindingKind::TraceMissing(why),
+                });
+                continue;
+            }
         };
         tally.check(e, &text, &mut findings, &path);
     }
