@@ -302,3 +302,53 @@ fn diff_reports_exactly_the_episodes_a_changed_rule_affects() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("secret-read"), "{text}");
 }
+
+#[test]
+fn a_damaged_stored_trace_is_a_finding_and_the_rest_is_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    let mut args = run_args(&store, "r");
+    args[5] = "1".into(); // one epoch
+    assert!(status(assay().args(&args)).status.success());
+    // Cut one stored trace short, as a bad disk or a hand edit would.
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let cut = db
+        .execute(
+            "UPDATE episodes SET trace = substr(trace, 1, 40) WHERE rowid = (SELECT min(rowid) FROM episodes)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(cut, 1);
+    drop(db);
+    let o = status(assay().arg("verify").arg(&store));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("damaged"), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("NOT VERIFIED: 1 run(s)"), "{last}");
+    // Every other trace was still verified.
+    let n: usize = last
+        .split(", ")
+        .nth(2)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let episodes: usize = last
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(n + 1, episodes, "{last}");
+}
