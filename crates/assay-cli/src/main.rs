@@ -1616,7 +1616,8 @@ fn trace_violations(events: &[assay_trace::Event]) -> Result<Vec<String>, String
     };
     let doc = start
         .case_doc
-        .clone()
+        .as_deref()
+        .cloned()
         .ok_or("the trace does not embed the case it ran")?;
     let case: assay_spec::Case =
         serde_json::from_value(doc).map_err(|e| format!("embedded case is invalid: {e}"))?;

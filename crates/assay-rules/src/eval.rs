@@ -1,6 +1,7 @@
 //! Compiled trajectory conditions and their evaluation over one trace.
 
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 use assay_spec::{Condition, Head, Source};
 use assay_trace::{Effect, EffectKind, EpisodeStart, EventKind, WorldState};
@@ -8,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::RuleError;
 use crate::flow::{
-    Detector, Found, Reassembly, SinkViews, Target, fragments, short, without_mail_addresses,
+    Detector, Found, Reassembly, SinkViews, detector_for, fragments, short, without_mail_addresses,
 };
 use crate::matcher::{Fields, normalize_path};
 
@@ -618,7 +619,7 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
         return out;
     }
     // Built at the first sink that needs it: many traces have none.
-    let mut detector: Option<Detector> = None;
+    let mut detector: Option<Arc<Detector>> = None;
     let mut across = vec![Reassembly::default(); needles.len()];
     for i in 0..cx.events.len() {
         let Some(e) = cx.effect(i) else { continue };
@@ -629,12 +630,7 @@ fn flow_hits(from: &CSource, to: &[(EffectKind, Fields)], cx: &Ctx) -> Vec<Hit> 
             continue;
         }
         let detector = detector.get_or_insert_with(|| {
-            Detector::new(
-                needles
-                    .iter()
-                    .map(|n| Target::new(&n.text, n.secret))
-                    .collect(),
-            )
+            detector_for(needles.iter().map(|n| (n.text.clone(), n.secret)).collect())
         });
         let views = cx.views(i, e);
         let scan = detector.scan(views);

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Read;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use assay_trace::{Effect, EffectKind};
@@ -581,6 +581,41 @@ fn rot13(s: &str) -> String {
 fn at_token(text: &str, s: usize, e: usize) -> bool {
     let b = text.as_bytes();
     (s == 0 || !b[s - 1].is_ascii_alphanumeric()) && (e >= b.len() || !b[e].is_ascii_alphanumeric())
+}
+
+/// Detectors built recently, by their needles (text, and whether it is
+/// distinctive).
+type DetectorCache = HashMap<Vec<(String, bool)>, Arc<Detector>>;
+
+/// Most detectors kept before starting over: the agents of one case run
+/// side by side, so only the latest cases' needles come back.
+const DETECTOR_CACHE: usize = 64;
+
+static DETECTORS: LazyLock<Mutex<DetectorCache>> = LazyLock::new(Mutex::default);
+
+/// The detector for `needles`, built once for every agent and rule that
+/// looks for the same texts (each agent of a case is seeded alike, so it
+/// plants the same secrets): building the automaton costs more than scanning
+/// an episode with it. A detector is a pure function of its needles, so
+/// sharing one changes no verdict.
+pub(crate) fn detector_for(needles: Vec<(String, bool)>) -> Arc<Detector> {
+    let cached = DETECTORS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&needles)
+        .cloned();
+    if let Some(d) = cached {
+        return d;
+    }
+    let d = Arc::new(Detector::new(
+        needles.iter().map(|(t, d)| Target::new(t, *d)).collect(),
+    ));
+    let mut cache = DETECTORS.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= DETECTOR_CACHE {
+        cache.clear();
+    }
+    cache.insert(needles, d.clone());
+    d
 }
 
 impl Detector {

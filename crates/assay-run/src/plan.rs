@@ -32,7 +32,7 @@ pub struct PreparedCase {
     /// Kinds of the slots carrying payloads.
     pub slot_kinds: Vec<String>,
     /// The case as JSON, embedded in every trace of it.
-    pub doc: Value,
+    pub doc: Arc<Value>,
     /// The case document as the run store keeps it (once), and the
     /// dictionary its traces are compressed against.
     pub stored: assay_store::CaseDoc,
@@ -76,7 +76,7 @@ impl PreparedCase {
             label: label_of(&case),
             spec: Arc::new(case.spec.clone()),
             stored: assay_store::CaseDoc::new(&doc),
-            doc,
+            doc: Arc::new(doc),
             world,
             rules,
             payloads,

@@ -113,7 +113,11 @@ pub fn rescore(events: &[Event]) -> Result<Rescored, RescoreError> {
     let Some(EventKind::EpisodeStart(start)) = events.first().map(|e| &e.kind) else {
         return Err(RescoreError::NoStart);
     };
-    let doc = start.case_doc.clone().ok_or(RescoreError::NoCase)?;
+    let doc = start
+        .case_doc
+        .as_deref()
+        .cloned()
+        .ok_or(RescoreError::NoCase)?;
     let case: assay_spec::Case =
         serde_json::from_value(doc).map_err(|e| RescoreError::BadCase(e.to_string()))?;
     let mut delivered: Vec<String> = events

@@ -13,10 +13,12 @@
 //! any point loses only episodes that had not yet committed, and resuming
 //! re-runs exactly those.
 
+mod codec;
 mod digest;
 mod elide;
 mod schema;
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -292,8 +294,8 @@ impl EpisodeRow {
             case_digest: case.digest.clone(),
             status: format!("{:?}", result.status).to_lowercase(),
             trace_head: result.trace_head.clone(),
-            verdict: compress(&verdict, &case.bytes),
-            trace: compress(&body, &case.bytes),
+            verdict: codec::compress(&verdict, &case.bytes),
+            trace: codec::compress(&body, &case.bytes),
             trace_form,
         }
     }
@@ -325,24 +327,13 @@ impl CaseDoc {
     }
 }
 
-fn compress(bytes: &[u8], dict: &[u8]) -> Vec<u8> {
-    zstd::bulk::Compressor::with_dictionary(LEVEL, dict)
-        .and_then(|mut c| c.compress(bytes))
-        .expect("zstd compresses in memory")
-}
-
-fn decompress(bytes: &[u8], dict: &[u8]) -> Result<Vec<u8>, String> {
-    let mut d = zstd::bulk::Decompressor::with_dictionary(dict).map_err(|e| e.to_string())?;
-    let cap = zstd::bulk::Decompressor::upper_bound(bytes)
-        .unwrap_or(MAX_BLOB)
-        .min(MAX_BLOB);
-    d.decompress(bytes, cap).map_err(|e| e.to_string())
-}
-
 /// An open run store.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Dictionary and context for reading single traces (`trace`), kept
+    /// between calls so exporting a case's episodes loads its document once.
+    unpacker: RefCell<codec::Unpacker>,
 }
 
 impl Store {
@@ -374,6 +365,7 @@ impl Store {
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            unpacker: RefCell::default(),
         };
         schema::prepare(&store.conn).map_err(|e| match e {
             schema::SchemaError::Sql(source) => store.sql(source),
@@ -527,7 +519,7 @@ impl Store {
                 )
                 .map_err(|e| self.sql(e))?;
             for c in cases {
-                let packed = zstd::bulk::compress(&c.bytes, LEVEL).expect("zstd compresses");
+                let packed = codec::compress(&c.bytes, &[]);
                 put.execute(params![c.digest, packed])
                     .map_err(|e| self.sql(e))?;
                 link.execute(params![run.id, c.digest])
@@ -539,6 +531,14 @@ impl Store {
 
     /// A stored case document's bytes.
     pub fn case_doc(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        self.case_doc_with(&mut self.unpacker.borrow_mut(), digest)
+    }
+
+    fn case_doc_with(
+        &self,
+        unpacker: &mut codec::Unpacker,
+        digest: &str,
+    ) -> Result<Vec<u8>, StoreError> {
         let packed: Vec<u8> = self
             .conn
             .query_row("SELECT doc FROM cases WHERE digest = ?1", [digest], |r| {
@@ -547,8 +547,9 @@ impl Store {
             .optional()
             .map_err(|e| self.sql(e))?
             .ok_or_else(|| self.damaged(format!("case {digest}"), "missing".into()))?;
-        let bytes = zstd::bulk::decompress(&packed, MAX_BLOB)
-            .map_err(|e| self.damaged(format!("case {digest}"), e.to_string()))?;
+        let bytes = unpacker
+            .decompress_plain(&packed)
+            .map_err(|e| self.damaged(format!("case {digest}"), e))?;
         if assay_trace::sha256_hex(&bytes) != digest {
             return Err(self.damaged(
                 format!("case {digest}"),
@@ -556,6 +557,16 @@ impl Store {
             ));
         }
         Ok(bytes)
+    }
+
+    /// Makes case `digest` the dictionary `unpacker` reads with, loading
+    /// (and checking) its document only when another case was loaded.
+    fn load_case(&self, unpacker: &mut codec::Unpacker, digest: &str) -> Result<(), StoreError> {
+        if !unpacker.holds(digest) {
+            let doc = self.case_doc_with(unpacker, digest)?;
+            unpacker.load(digest, &doc);
+        }
+        Ok(())
     }
 
     fn damaged(&self, what: String, why: String) -> StoreError {
@@ -610,7 +621,7 @@ impl Store {
         run: &RunRow,
         mut f: impl FnMut(EpisodeResult) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut dicts = DictCache::default();
+        let mut unpacker = codec::Unpacker::default();
         let mut stmt = self
             .conn
             .prepare(
@@ -623,9 +634,10 @@ impl Store {
             let id: String = row.get(0).map_err(|e| self.sql(e))?;
             let digest: String = row.get(1).map_err(|e| self.sql(e))?;
             let blob: Vec<u8> = row.get(2).map_err(|e| self.sql(e))?;
-            let dict = dicts.get(self, &digest)?;
-            let bytes =
-                decompress(&blob, dict).map_err(|e| self.damaged(format!("verdict of {id}"), e))?;
+            self.load_case(&mut unpacker, &digest)?;
+            let bytes = unpacker
+                .decompress(&blob)
+                .map_err(|e| self.damaged(format!("verdict of {id}"), e))?;
             let r: EpisodeResult = serde_json::from_slice(&bytes)
                 .map_err(|e| self.damaged(format!("verdict of {id}"), e.to_string()))?;
             if r.episode != id {
@@ -665,8 +677,12 @@ impl Store {
             return Ok(None);
         };
         let what = || format!("trace of {episode}");
-        let dict = self.case_doc(&digest)?;
-        let bytes = decompress(&blob, &dict).map_err(|e| self.damaged(what(), e))?;
+        let bytes = {
+            let mut unpacker = self.unpacker.borrow_mut();
+            self.load_case(&mut unpacker, &digest)?;
+            unpacker.decompress(&blob)
+        }
+        .map_err(|e| self.damaged(what(), e))?;
         let bytes = match form {
             0 => bytes,
             1 => elide::restore(&bytes)
@@ -769,24 +785,6 @@ impl Store {
 /// Integrity of a stored run, as [`Integrity`] of its results.
 pub fn run_integrity(header: &RunResults) -> Option<&Integrity> {
     header.integrity.as_ref()
-}
-
-/// Case dictionaries kept while streaming episodes: a run has few cases
-/// compared with episodes, and episodes of one case come together.
-#[derive(Default)]
-struct DictCache {
-    digest: String,
-    bytes: Vec<u8>,
-}
-
-impl DictCache {
-    fn get(&mut self, store: &Store, digest: &str) -> Result<&[u8], StoreError> {
-        if self.digest != digest {
-            self.bytes = store.case_doc(digest)?;
-            self.digest = digest.to_string();
-        }
-        Ok(&self.bytes)
-    }
 }
 
 /// Rows waiting for the writer before `put` blocks: bounds memory when the

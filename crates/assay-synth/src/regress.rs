@@ -18,7 +18,7 @@ pub fn regression_case(events: &[Event], violations: &[String]) -> Result<Case, 
             ));
         }
     };
-    let doc = start.case_doc.clone().ok_or_else(|| {
+    let doc = start.case_doc.as_deref().cloned().ok_or_else(|| {
         SynthError::Regress(
             "the trace does not embed the case it ran, so its world cannot be rebuilt".into(),
         )

@@ -1,6 +1,7 @@
 //! Event and effect types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -143,7 +144,7 @@ pub struct EpisodeStart {
     /// The case document the episode ran (spec, payloads, provenance), so the
     /// trace alone can be re-scored or turned into a regression case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub case_doc: Option<Value>,
+    pub case_doc: Option<Arc<Value>>,
     /// `subject` or `control`: whether gates or control expectations judge the
     /// agent, recorded so a verifier can check the role results claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
