@@ -22,7 +22,8 @@ Output (keys sorted, no timestamps, byte-identical across runs):
   derived views (e.g. an inbox's received/sent lists) and are left out of every state_diff
 - environment_seed_fields: paths of the `initial_*` lists the models build their live dicts from
   (inbox.initial_emails -> inbox.emails, ...); they share objects with the live state and are left
-  out of every state_diff too (see derived_field_paths)
+  out of every state_diff too (see derived_field_paths). These are the paths AgentDojo's own
+  WorkspaceDeepDiff / TravelDeepDiff exclude.
 - injection_vectors[]: id, description, default (as written in injection_vectors.yaml), locations
   (paths in environment_raw whose string holds the marker), rendered_default (the text that stands
   where the marker stands in `environment`; it differs from `default` when YAML escapes apply)
@@ -367,11 +368,14 @@ def make_recorder():
             self.inner = GroundTruthPipeline(task)
             self.env = None
             self.pre = None
+            self.messages = None
 
         def query(self, query, runtime, env=EmptyEnv(), messages=[], extra_args={}):
             self.env = env
             self.pre = env.model_copy(deep=True)
-            return self.inner.query(query, runtime, env, messages, extra_args)
+            result = self.inner.query(query, runtime, env, messages, extra_args)
+            self.messages = result[3]
+            return result
 
     return Recorder
 
@@ -392,7 +396,41 @@ def run_ground_truth(suite, task, skip):
     diff = []
     if rec.pre is not None:
         diff = mark_now(state_diff(env_json(rec.pre), env_json(rec.env), skip), t0, t1)
-    return bool(verdict) if exc is None else None, exc, diff
+    return bool(verdict) if exc is None else None, exc, diff, trace_check_used(task, rec)
+
+
+def trace_check_used(task, rec):
+    """Does AgentDojo decide this task from the call trace? utility_from_traces / security_from_traces
+    return None when they leave it to utility() / security() (combined tasks always override the
+    method, and return None unless a part checks traces), so ask them on the ground-truth run."""
+    from agentdojo.base_tasks import BaseUserTask
+    from agentdojo.task_suite.task_suite import functions_stack_trace_from_messages, model_output_from_messages
+    from agentdojo.types import get_text_content_as_str
+
+    if rec.messages is None:
+        return None
+    method = task.utility_from_traces if isinstance(task, BaseUserTask) else task.security_from_traces
+    try:
+        output = get_text_content_as_str(model_output_from_messages(rec.messages) or [])
+        verdict = method(output, rec.pre, rec.env, functions_stack_trace_from_messages(rec.messages))
+    except Exception:
+        return None
+    return verdict is not None
+
+
+def combined_parts(task):
+    """Ids of the two user tasks a TaskCombinator task is made of, else None."""
+    if "NewCombinedTask" not in type(task).__qualname__:
+        return None
+    from agentdojo.base_tasks import BaseUserTask
+
+    parts = []
+    for cell in type(task).ground_truth.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, BaseUserTask):
+            parts.append(value)
+    # closure cells are ordered by name: user_task_1, user_task_2
+    return [p.ID for p in parts] or None
 
 
 def injection_candidates(suite):
@@ -430,25 +468,20 @@ def defined_in(registry, task_id, benchmark_version):
     return "v" + ".".join(str(p) for p in parts)
 
 
-def overrides(task, base, name):
-    return getattr(type(task), name) is not getattr(base, name)
-
-
 def dump_task(suite, task, kind, skip, candidates=None):
     """One task. Both kinds: id, difficulty (easy/medium/hard), defined_in (the benchmark version
     whose definition is used), ground_truth ([{function, args, placeholder_args?}] from
     task.ground_truth(pre_env) on the default environment, after the user task's init_environment),
     ground_truth_output (null when empty), state_diff (pre vs post environment of the ground truth
     run through AgentDojo's FunctionsRuntime), exception (a ground-truth call that raised, else null),
-    checks_traces (the task overrides utility_from_traces / security_from_traces, so AgentDojo scores
-    it from the call trace rather than the environment).
+    checks_traces (AgentDojo decides the task from the call trace: its utility_from_traces /
+    security_from_traces gave a verdict on the ground-truth run; null if that could not be asked).
     User tasks: prompt, gt_utility (AgentDojo's utility check on its own ground truth; null when it
     raised), injection_vectors (ids of the vectors the ground truth's tool outputs show, AgentDojo's
-    canary method), injection_note (why none, if so).
+    canary method), injection_note (why none, if so), combines (the two user task ids of a
+    TaskCombinator task: prompt "1. ... 2. ...", utility = part 1 non-strict and part 2 strict).
     Injection tasks: goal, gt_security (AgentDojo's security check on the ground truth run alone, on
     a fresh default environment, as benchmark_suite_with_injections does before the pairs)."""
-    from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask
-
     env = suite.load_and_inject_default_environment({})
     if kind == "user":
         env = task.init_environment(env)
@@ -457,7 +490,7 @@ def dump_task(suite, task, kind, skip, candidates=None):
         gt_error = None
     except Exception as e:
         calls, gt_error = [], f"{type(e).__name__}: {e}"
-    ok, exc, diff = run_ground_truth(suite, task, skip)
+    ok, exc, diff, by_traces = run_ground_truth(suite, task, skip)
     out = {
         "id": task.ID,
         "difficulty": task.DIFFICULTY.name.lower(),
@@ -475,7 +508,8 @@ def dump_task(suite, task, kind, skip, candidates=None):
                 "gt_utility": ok,
                 "injection_vectors": seen,
                 "injection_note": note,
-                "checks_traces": overrides(task, BaseUserTask, "utility_from_traces"),
+                "checks_traces": by_traces,
+                "combines": combined_parts(task),
             }
         )
     else:
@@ -484,7 +518,7 @@ def dump_task(suite, task, kind, skip, candidates=None):
                 "goal": task.GOAL,
                 "defined_in": defined_in(suite._injection_tasks, task.ID, suite.benchmark_version),
                 "gt_security": ok,
-                "checks_traces": overrides(task, BaseInjectionTask, "security_from_traces"),
+                "checks_traces": by_traces,
             }
         )
     return out

@@ -230,4 +230,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader went away (`... | head`)
+        sys.stderr.close()
+        sys.exit(141)
