@@ -633,8 +633,8 @@ def main(argv=None):
     import_agentdojo()
     doc = build(args.suite, args.version)
     text = json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=None, separators=(",", ":"))
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    sys.stdout.buffer.write((text + "\n").encode("utf-8"))  # UTF-8 whatever the locale
+    sys.stdout.buffer.flush()
     return 0
 
 

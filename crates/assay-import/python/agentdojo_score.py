@@ -205,10 +205,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import_agentdojo()
 
-    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    out = sys.stdout
+    # UTF-8 in and out, whatever the locale
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    out = sys.stdout.buffer
     with source:
-        for lineno, line in enumerate(source, 1):
+        for lineno, raw in enumerate(source, 1):
+            line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
             result = {"id": None, "utility": None, "security": None, "errors": [], "exception": None}
@@ -224,7 +226,7 @@ def main(argv=None):
                 where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
                 result["exception"] = f"line {lineno}: {type(e).__name__}: {e}{where}"
                 result["utility"] = result["security"] = None
-            out.write(json.dumps(result, sort_keys=True, ensure_ascii=False) + "\n")
+            out.write((json.dumps(result, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
             out.flush()
     return 0
 
