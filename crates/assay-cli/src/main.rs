@@ -9,6 +9,7 @@
 
 mod assure;
 mod diagnostics;
+mod import;
 mod progress;
 mod runs;
 mod verify;
@@ -298,6 +299,11 @@ enum Command {
         command: Option<AssureCommand>,
         #[command(flatten)]
         assess: AssessArgs,
+    },
+    /// Import another benchmark's tasks as specs (AgentDojo).
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
     },
     /// Serve a case's world to an external MCP client (the agent under test).
     Mcp {
@@ -597,6 +603,7 @@ fn main() -> ExitCode {
                 assure::cmd_verify(&bundle, &key, base.as_deref())
             }
         },
+        Command::Import { command } => import::cmd_import(&command),
         Command::Mcp {
             command:
                 McpCommand::Serve {
