@@ -30,7 +30,10 @@ pub const DUMP_SCRIPT: &str = include_str!("../../python/agentdojo_dump.py");
 pub const SCORE_SCRIPT: &str = include_str!("../../python/agentdojo_score.py");
 
 /// Suites this build has maps for, and the maps.
-const SUITES: &[(&str, &str)] = &[("banking", include_str!("suites/banking.yaml"))];
+const SUITES: &[(&str, &str)] = &[
+    ("banking", include_str!("suites/banking.yaml")),
+    ("slack", include_str!("suites/slack.yaml")),
+];
 
 /// Why a suite could not be imported.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +83,9 @@ pub enum ImportError {
 /// Dumps one suite with `python` (see [`DUMP_SCRIPT`]).
 pub fn dump(python: &Path, suite: &str, version: Option<&str>) -> Result<Value, ImportError> {
     let mut cmd = Command::new(python);
-    cmd.arg("-").arg("--suite").arg(suite);
+    // -I: isolated mode, so a file in the working directory (a `types.py`)
+    // cannot shadow a module the script or AgentDojo imports.
+    cmd.arg("-I").arg("-").arg("--suite").arg(suite);
     if let Some(v) = version {
         cmd.arg("--version").arg(v);
     }

@@ -452,7 +452,17 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 }),
                 Err(e) => {
                     r.imported = false;
-                    r.notes.push(format!("the spec does not load: {e}"));
+                    let first: Vec<String> = e
+                        .diagnostics
+                        .iter()
+                        .take(3)
+                        .map(|d| format!("{}: {}", d.pointer, d.message))
+                        .collect();
+                    r.notes.push(format!(
+                        "the spec does not load ({} problem(s)): {}",
+                        e.diagnostics.len(),
+                        first.join("; ")
+                    ));
                 }
             }
         }
