@@ -21,16 +21,30 @@ fn banking_imports_and_every_written_spec_loads() {
     let dump = agentdojo::dump(&python(), "banking", Some("v1.2.2")).expect("dump");
     let import = agentdojo::import(&dump).expect("import");
     for t in &import.tasks {
-        eprintln!("{} imported={} notes={:?} differences={:?}", t.id, t.imported, t.notes, t.differences);
+        eprintln!(
+            "{} imported={} notes={:?} differences={:?}",
+            t.id, t.imported, t.notes, t.differences
+        );
     }
     assert_eq!(import.benchmark_version, "v1.2.2");
-    assert!(import.unmapped_tools.is_empty(), "{:?}", import.unmapped_tools);
+    assert!(
+        import.unmapped_tools.is_empty(),
+        "{:?}",
+        import.unmapped_tools
+    );
     assert!(
         import.uncovered_environment.is_empty(),
         "{:?}",
         import.uncovered_environment
     );
-    assert_eq!(import.tasks.iter().filter(|t| t.id.starts_with("user_task")).count(), 16);
+    assert_eq!(
+        import
+            .tasks
+            .iter()
+            .filter(|t| t.id.starts_with("user_task"))
+            .count(),
+        16
+    );
     assert!(!import.specs.is_empty());
     for s in &import.specs {
         assay_spec::load_str(&s.yaml, std::path::Path::new(&s.file)).expect("spec loads");
@@ -39,6 +53,8 @@ fn banking_imports_and_every_written_spec_loads() {
 
 #[test]
 fn an_unknown_suite_is_named_with_the_known_ones() {
-    let err = agentdojo::dump(&python(), "bank", None).unwrap_err().to_string();
+    let err = agentdojo::dump(&python(), "bank", None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("banking"), "{err}");
 }

@@ -1,0 +1,210 @@
+//! Verdict parity with AgentDojo: suites imported with `assay import
+//! agentdojo` are run with the three control agents, and every episode's
+//! trajectory (its tool calls, in order, and its final reply) is replayed in
+//! AgentDojo's own environment and scored by AgentDojo's own `utility()` and
+//! `security()`. Assay's verdicts must equal AgentDojo's; a disagreement must
+//! be one the import report names, with its cause.
+//!
+//! Needs the real package: ASSAY_AGENTDOJO_PYTHON names a python that can
+//! import agentdojo (`scripts/setup-agentdojo.sh` prints one). Without it the
+//! test fails.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Std, Stdio};
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+fn python() -> PathBuf {
+    match std::env::var_os("ASSAY_AGENTDOJO_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "ASSAY_AGENTDOJO_PYTHON is not set: run `export ASSAY_AGENTDOJO_PYTHON=$(scripts/setup-agentdojo.sh | tail -n 1)`"
+        ),
+    }
+}
+
+fn assay() -> Command {
+    let mut c = Command::cargo_bin("assay").unwrap();
+    c.env_remove("ASSAY_AGENTS");
+    c
+}
+
+/// One episode as AgentDojo's scorer reads it.
+fn trajectory(trace: &str) -> (Vec<Value>, String, BTreeMap<String, String>) {
+    let mut calls = Vec::new();
+    let mut reply = String::new();
+    let mut injections = BTreeMap::new();
+    for line in trace.lines() {
+        let e: Value = serde_json::from_str(line).expect("trace lines are JSON");
+        match e["type"].as_str() {
+            Some("episode_start") => {
+                for p in e["payloads"].as_array().into_iter().flatten() {
+                    injections.insert(
+                        p["slot"].as_str().unwrap_or_default().to_string(),
+                        p["text"].as_str().unwrap_or_default().to_string(),
+                    );
+                }
+            }
+            Some("tool_call") => calls.push(json!({"function": e["tool"], "args": e["args"]})),
+            Some("message") if e["role"] == "assistant" => {
+                reply = e["content"].as_str().unwrap_or_default().to_string();
+            }
+            _ => {}
+        }
+    }
+    (calls, reply, injections)
+}
+
+fn score(lines: &[Value]) -> BTreeMap<String, Value> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assay-import/python/agentdojo_score.py");
+    let input = tempfile::NamedTempFile::new().unwrap();
+    for l in lines {
+        writeln!(input.as_file(), "{l}").unwrap();
+    }
+    let out = Std::new(python())
+        .arg("-I")
+        .arg(&script)
+        .arg("--input")
+        .arg(input.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the AgentDojo scorer starts");
+    assert!(
+        out.status.success(),
+        "scorer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+/// Imports `suite`, runs it with the control agents, scores every episode in
+/// AgentDojo, and returns (episodes compared, disagreements).
+fn parity(suite: &str) -> (usize, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    let run = dir.path().join("run");
+    assay()
+        .args([
+            "import",
+            "agentdojo",
+            "--suite",
+            suite,
+            "--version",
+            "v1.2.2",
+            "--out",
+        ])
+        .arg(&specs)
+        .env("ASSAY_AGENTDOJO_PYTHON", python())
+        .assert()
+        .success();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(specs.join("import-report.json")).unwrap()).unwrap();
+    // AgentDojo's own attack, every injection vector of a task filled at once.
+    let out = assay()
+        .arg("run")
+        .arg(&specs)
+        .args([
+            "--techniques",
+            "important-instructions",
+            "--slots",
+            "all",
+            "--out",
+        ])
+        .arg(&run)
+        .args(["--name", "parity"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "assay run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let mut lines = Vec::new();
+    let mut ours = BTreeMap::new();
+    for e in results["episodes"].as_array().unwrap() {
+        let id = e["episode"].as_str().unwrap().to_string();
+        let trace = std::fs::read_to_string(run.join(&id).join("trace.jsonl")).unwrap();
+        let (calls, reply, injections) = trajectory(&trace);
+        let user_task = e["spec"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(&format!("agentdojo-{suite}-"))
+            .replace('-', "_");
+        lines.push(json!({
+            "id": id,
+            "suite": suite,
+            "version": "v1.2.2",
+            "user_task": user_task,
+            "injection_task": e["threat"],
+            "injections": injections,
+            "calls": calls,
+            "reply": reply,
+        }));
+        ours.insert(id, e.clone());
+    }
+    let theirs = score(&lines);
+    let mut disagreements = Vec::new();
+    for (id, e) in &ours {
+        let t = &theirs[id];
+        assert!(
+            t["exception"].is_null(),
+            "AgentDojo could not score {id}: {t}"
+        );
+        let utility_ours = e["utility"].as_f64().unwrap() >= 1.0;
+        if Some(utility_ours) != t["utility"].as_bool() {
+            disagreements.push(format!(
+                "{id}: utility assay={utility_ours} agentdojo={}",
+                t["utility"]
+            ));
+        }
+        if let Some(attack) = e["attack_success"].as_bool()
+            && Some(attack) != t["security"].as_bool()
+        {
+            disagreements.push(format!(
+                "{id}: attack assay={attack} agentdojo={}",
+                t["security"]
+            ));
+        }
+    }
+    // Every disagreement must be one the report explains.
+    let explained: Vec<&str> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["differences"].as_array().unwrap().is_empty())
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    let unexplained: Vec<String> = disagreements
+        .iter()
+        .filter(|d| !explained.iter().any(|t| d.contains(&t.replace('_', "-"))))
+        .cloned()
+        .collect();
+    (ours.len(), unexplained)
+}
+
+#[test]
+fn banking_verdicts_equal_agentdojos() {
+    let (n, unexplained) = parity("banking");
+    assert!(n > 100, "only {n} episodes compared");
+    assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
+}
+
+#[test]
+fn slack_verdicts_equal_agentdojos() {
+    let (n, unexplained) = parity("slack");
+    assert!(n > 50, "only {n} episodes compared");
+    assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
+}
