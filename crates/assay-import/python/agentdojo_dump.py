@@ -41,6 +41,32 @@ position, other lists by aligning equal items (appends and removals are then sin
 
 Participant order: see stable_set_order().
 
+Probes (user_tasks[].utility_probe, injection_tasks[].security_probe): AgentDojo's utility() /
+security() are Python, so the dump calls them (TaskSuite._check_task_result, as the benchmark and
+agentdojo_score.py do: *_from_traces first, with the ground truth's call trace) on altered outcomes
+of the ground-truth run (post environment, model output = GROUND_TRUTH_OUTPUT, "" when unset):
+- gt_passes: the check on the ground-truth run itself. When not true, output_needs, state_needs and
+  strict are null (nothing passing to start from) and a note says so.
+- output_needs: substrings of the ground-truth output the check needs, all together and in any order
+  (contains-all): [] when it passes with output ""; else whitespace tokens are dropped greedily while
+  the check passes, each kept one is trimmed at punctuation/symbols while it passes, and tokens that
+  are only accepted next to each other are joined into the phrase the output has there; null when no
+  token set passes. If the kept pieces only pass in their original order, a note says so.
+- output_case_sensitive: the check fails with the needed substrings lower-cased (null when none).
+- state_needs: [{op, path, fields}] for the state_diff entries whose undoing (restore the pre value,
+  drop the added item, re-insert the removed one), one at a time, makes the check fail. fields (for an
+  added / replaced row): the row's fields whose change to a neutral value of the same type ("" / 0 /
+  false / another enum member / 2000-01-01 / empty list) makes it fail; [] = only the row's presence
+  counts; null = not a row.
+- strict: the check fails after a change the ground truth did not make (it compares more than its
+  own changes, typically the whole environment). perturbations: [{kind, path, passes}] on the largest
+  collection the ground truth left untouched: "append_row" (a copy of its last row, with a fresh id)
+  and "change_field" (" (assay probe)" appended to the longest string field of its last row).
+  strict is null when there is no such collection.
+- passes_empty: the check passes on the untouched pre environment, output "" and no calls.
+- notes; check_raised: [{probe, error}] a check that raised on an altered outcome (counted as
+  failing); probe_error: an exception of the probing itself (the fields it did not reach stay null).
+
 Dates relative to now: AgentDojo's tools stamp some records with datetime.now() (send_email:
 the new email's `timestamp`; create_file / append_to_file: the file's `last_modified`). Such values in a
 state_diff are replaced by the string in `now_marker`. The environment data itself holds only fixed dates.
@@ -297,26 +323,38 @@ def _canon(x):
 
 
 def state_diff(pre, post, skip=(), path=()):
+    return [
+        {k: e[k] for k in ("op", "path", "before", "after")} for e in state_diff_items(pre, post, skip, path)
+    ]
+
+
+def state_diff_items(pre, post, skip=(), path=()):
+    """state_diff's entries, each also with `pre_path` and `post_path`: where the value is in the pre
+    and in the post environment (for a removed item, post_path is where it would be re-inserted; for
+    an added one, pre_path is None). `path` keeps state_diff's convention (pre indices, except the
+    last index of an added item)."""
     out = []
-    _diff(pre, post, list(path), out)
+    _diff(pre, post, list(path), list(path), list(path), out)
     return [e for e in out if not path_under(tuple(e["path"]), skip)]
 
 
-def _diff(a, b, path, out):
+def _diff(a, b, path, pa, pb, out):
     if isinstance(a, dict) and isinstance(b, dict):
         for k in a:
             if k in b:
-                _diff(a[k], b[k], path + [k], out)
+                _diff(a[k], b[k], path + [k], pa + [k], pb + [k], out)
             else:
-                out.append({"op": "remove", "path": path + [k], "before": a[k], "after": None})
+                out.append({"op": "remove", "path": path + [k], "before": a[k], "after": None,
+                            "pre_path": pa + [k], "post_path": pb + [k]})
         for k in b:
             if k not in a:
-                out.append({"op": "add", "path": path + [k], "before": None, "after": b[k]})
+                out.append({"op": "add", "path": path + [k], "before": None, "after": b[k],
+                            "pre_path": None, "post_path": pb + [k]})
         return
     if isinstance(a, list) and isinstance(b, list):
         if len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b)):
-                _diff(x, y, path + [i], out)
+                _diff(x, y, path + [i], pa + [i], pb + [i], out)
             return
         sm = difflib.SequenceMatcher(None, [_canon(x) for x in a], [_canon(y) for y in b], autojunk=False)
         for tag, i1, i2, j1, j2 in sm.get_opcodes():
@@ -324,14 +362,16 @@ def _diff(a, b, path, out):
                 continue
             n = min(i2 - i1, j2 - j1) if tag == "replace" else 0
             for k in range(n):
-                _diff(a[i1 + k], b[j1 + k], path + [i1 + k], out)
+                _diff(a[i1 + k], b[j1 + k], path + [i1 + k], pa + [i1 + k], pb + [j1 + k], out)
             for i in range(i1 + n, i2):
-                out.append({"op": "remove", "path": path + [i], "before": a[i], "after": None})
+                out.append({"op": "remove", "path": path + [i], "before": a[i], "after": None,
+                            "pre_path": pa + [i], "post_path": pb + [j1 + n]})
             for j in range(j1 + n, j2):
-                out.append({"op": "add", "path": path + [j], "before": None, "after": b[j]})
+                out.append({"op": "add", "path": path + [j], "before": None, "after": b[j],
+                            "pre_path": None, "post_path": pb + [j]})
         return
     if type(a) is not type(b) or a != b:
-        out.append({"op": "change", "path": path, "before": a, "after": b})
+        out.append({"op": "change", "path": path, "before": a, "after": b, "pre_path": pa, "post_path": pb})
 
 
 def mark_now(value, t0, t1):
@@ -350,6 +390,464 @@ def mark_now(value, t0, t1):
     if isinstance(value, list):
         return [mark_now(v, t0, t1) for v in value]
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes: what AgentDojo's utility() / security() need, found by calling them on altered outcomes
+
+
+class _Nothing:
+    pass
+
+
+NOTHING = _Nothing()  # no neutral value for this field
+PROBE_SUFFIX = " (assay probe)"
+PROBE_NAME = "assay-probe-extra"
+
+
+class Check:
+    """AgentDojo's own verdict for `task` (TaskSuite._check_task_result, as run_task_with_pipeline
+    calls it: utility_from_traces / security_from_traces first, then utility() / security()),
+    on copies of the environments. A check that raises counts as failing and is recorded."""
+
+    def __init__(self, suite, task, pre, traces):
+        self.suite, self.task, self.pre, self.traces = suite, task, pre, traces
+        self.raised = []
+        self.calls = 0
+
+    def __call__(self, label, output, post, pre=None, traces=None):
+        from agentdojo.types import text_content_block_from_string
+
+        self.calls += 1
+        pre = self.pre if pre is None else pre
+        traces = self.traces if traces is None else traces
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                verdict = self.suite._check_task_result(
+                    self.task,
+                    [text_content_block_from_string(output)],
+                    pre.model_copy(deep=True),
+                    post.model_copy(deep=True),
+                    list(traces),
+                )
+            return bool(verdict)
+        except Exception as e:
+            if all(r["probe"] != label for r in self.raised):
+                self.raised.append({"probe": label, "error": f"{type(e).__name__}: {e}"[:300]})
+            return False
+
+
+def _is_model(value):
+    from pydantic import BaseModel
+
+    return isinstance(value, BaseModel)
+
+
+def _dict_key(d, key):
+    if key in d:
+        return key
+    for k in d:
+        if str(getattr(k, "value", k)) == str(key):
+            return k
+    raise KeyError(key)
+
+
+def obj_child(value, key):
+    if _is_model(value):
+        return getattr(value, key)
+    if isinstance(value, dict):
+        return value[_dict_key(value, key)]
+    return value[key]
+
+
+def obj_get(value, path):
+    for key in path:
+        value = obj_child(value, key)
+    return value
+
+
+def obj_set(parent, key, new):
+    if _is_model(parent):
+        try:
+            setattr(parent, key, new)
+        except Exception:  # validate_assignment rejected the probe value: set it anyway
+            parent.__dict__[key] = new
+    elif isinstance(parent, dict):
+        try:
+            parent[_dict_key(parent, key)] = new
+        except KeyError:
+            parent[key] = new
+    else:
+        parent[key] = new
+
+
+def revert_item(post, pre, item):
+    """Undo one state_diff entry in `post` (in place): restore the pre value, drop the added
+    item, re-insert the removed one."""
+    import copy
+
+    op, pp = item["op"], item["post_path"]
+    parent = obj_get(post, pp[:-1])
+    if op == "change":
+        obj_set(parent, pp[-1], copy.deepcopy(obj_get(pre, item["pre_path"])))
+    elif op == "add":
+        if isinstance(parent, dict):
+            del parent[_dict_key(parent, pp[-1])]
+        else:
+            del parent[pp[-1]]
+    else:  # remove
+        pre_parent = obj_get(pre, item["pre_path"][:-1])
+        old = copy.deepcopy(obj_child(pre_parent, item["pre_path"][-1]))
+        if isinstance(parent, dict):
+            parent[_dict_key(pre_parent, item["pre_path"][-1])] = old
+        else:
+            parent.insert(min(pp[-1], len(parent)), old)
+
+
+def neutral(value):
+    """A plain value of the same type that differs from `value`, or NOTHING."""
+    import enum
+
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, enum.Enum):
+        others = [m for m in type(value) if m != value]
+        return others[0] if others else NOTHING
+    if isinstance(value, str):
+        return "" if value else "assay-probe"
+    if isinstance(value, int):
+        return 0 if value != 0 else 1
+    if isinstance(value, float):
+        return 0.0 if value != 0 else 1.0
+    if isinstance(value, datetime.datetime):
+        d = datetime.datetime(2000, 1, 1, tzinfo=value.tzinfo)
+        return d if d != value else d + datetime.timedelta(days=1)
+    if isinstance(value, datetime.date):
+        d = datetime.date(2000, 1, 1)
+        return d if d != value else d + datetime.timedelta(days=1)
+    if isinstance(value, datetime.time):
+        return datetime.time(0, 0) if value != datetime.time(0, 0) else datetime.time(1, 0)
+    if isinstance(value, (list, dict)):
+        return type(value)() if value else NOTHING
+    return NOTHING
+
+
+def _row_fields(row):
+    if _is_model(row):
+        return list(type(row).model_fields)
+    if isinstance(row, dict):
+        return list(row)
+    return []
+
+
+def probe_fields(check, output, post, item):
+    """Fields of an added / replaced row whose change to a neutral value makes the check fail."""
+    row = obj_get(post, item["post_path"])
+    needed = []
+    for field in _row_fields(row):
+        new = neutral(obj_child(row, field))
+        if new is NOTHING:
+            continue
+        trial = post.model_copy(deep=True)
+        obj_set(obj_get(trial, item["post_path"]), field, new)
+        if not check(f"field {item['post_path'] + [field]}", output, trial):
+            needed.append(field)
+    return needed
+
+
+def _strip_symbols(text):
+    import unicodedata
+
+    def edge(ch):
+        return unicodedata.category(ch)[0] in "PS"
+
+    start, end = 0, len(text)
+    while start < end and edge(text[start]):
+        start += 1
+    while end > start and edge(text[end - 1]):
+        end -= 1
+    return start, end
+
+
+def _punct(ch):
+    import unicodedata
+
+    return unicodedata.category(ch)[0] in "PS"
+
+
+def _edge_cuts(output, s, e):
+    """The token without the punctuation and symbols at its ends."""
+    ds, de = _strip_symbols(output[s:e])
+    if 0 < de - ds < e - s:
+        yield s + ds, s + de
+
+
+def _left_cuts(output, s, e):
+    """Shorter and shorter tails of the token, cut after a punctuation or symbol character
+    (the caller stops at the first one the check rejects; the start moves as cuts are kept)."""
+    p = s + 1
+    while p < e:
+        if _punct(output[p - 1]):
+            ds, de = _strip_symbols(output[p:e])
+            if de > ds:
+                yield p + ds, p + de
+                s, e = p + ds, p + de
+                p = s
+        p += 1
+
+
+def _right_cuts(output, s, e):
+    """Shorter and shorter heads of the token, cut before a punctuation or symbol character."""
+    p = e - 1
+    while p > s:
+        if _punct(output[p]):
+            ds, de = _strip_symbols(output[s:p])
+            if de > ds:
+                yield s + ds, s + de
+                s, e = s + ds, s + de
+                p = e
+        p -= 1
+
+
+def probe_output(check, output, post, notes):
+    """The substrings of the ground-truth output the check needs (contains-all semantics)."""
+    if check("output ''", "", post):
+        return [], None
+    kept = [[i, m.start(), m.end()] for i, m in enumerate(re.finditer(r"\S+", output))]
+
+    def text(spans, sep=" "):
+        return sep.join(output[s:e] for _, s, e in spans)
+
+    k = 0
+    while k < len(kept):
+        trial = kept[:k] + kept[k + 1:]
+        if check("output drop", text(trial), post):
+            kept = trial
+            continue
+        i, s, e = kept[k]
+        for label, cuts in (("output strip", _edge_cuts), ("output trim left", _left_cuts), ("output trim right", _right_cuts)):
+            for cs, ce in cuts(output, s, e):
+                trial = kept[:k] + [[i, cs, ce]] + kept[k + 1:]
+                if not check(label, text(trial), post):
+                    break
+                kept, (i, s, e) = trial, (i, cs, ce)
+        k += 1
+    if not kept:
+        notes.append("the check passes with the ground-truth output but not with '', and no token of it alone")
+        return None, None
+    tokens = [output[s:e] for _, s, e in kept]
+    if len(tokens) == 1 or check("output reversed", "\n".join(reversed(tokens)), post):
+        needs = tokens
+    else:
+        # kept tokens adjacent in the output as phrases (the original text between them), then split
+        # each phrase where the check still passes with the parts in reverse order
+        phrases = []
+        for i, s, e in kept:
+            if phrases and phrases[-1][-1][0] == i - 1:
+                phrases[-1].append([i, s, e])
+            else:
+                phrases.append([[i, s, e]])
+
+        def texts(groups):
+            return [output[g[0][1]:g[-1][2]] for g in groups]
+
+        if len(phrases) == len(kept) or not check("output phrases reversed", "\n".join(reversed(texts(phrases))), post):
+            needs = tokens
+            notes.append("the check needs the kept tokens in this order (in another order it fails)")
+        else:
+            k = 0
+            while k < len(phrases):
+                g = phrases[k]
+                split = False
+                for cut in range(1, len(g)):
+                    trial = phrases[:k] + [g[:cut], g[cut:]] + phrases[k + 1:]
+                    if check("output split", "\n".join(reversed(texts(trial))), post):
+                        phrases = trial
+                        split = True
+                        break
+                if not split:
+                    k += 1
+            needs = texts(phrases)
+            if len(needs) < len(tokens):
+                notes.append("some tokens adjacent in the ground-truth output are needed together, as one phrase")
+    case = not check("output lower-cased", " ".join(t.lower() for t in needs), post)
+    return needs, case
+
+
+def _prefix(a, b):
+    return len(a) <= len(b) and list(b[: len(a)]) == list(a)
+
+
+def collections(model, skip, path=()):
+    """Top-level collections (lists and dicts reached through model fields only), in field order."""
+    for name in type(model).model_fields:
+        p = path + (name,)
+        if path_under(p, skip):
+            continue
+        value = getattr(model, name)
+        if _is_model(value):
+            yield from collections(value, skip, p)
+        elif isinstance(value, (list, dict)) and value:
+            yield list(p), value
+
+
+def _new_key(existing):
+    keys = [getattr(k, "value", k) for k in existing]
+    if keys and all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+        return max(keys) + 1
+    if keys and all(isinstance(k, str) and k.isdigit() for k in keys):
+        return str(max(int(k) for k in keys) + 1)
+    name, n = PROBE_NAME, 1
+    while name in keys:
+        n += 1
+        name = f"{PROBE_NAME}-{n}"
+    return name
+
+
+def _id_field(row):
+    if _is_model(row):
+        for name in ("id", "id_"):
+            if name in type(row).model_fields:
+                return name
+    return None
+
+
+def append_row(coll):
+    """Append a copy of the last row (a fresh id where the row has one); returns its key/index."""
+    import copy
+
+    if isinstance(coll, list):
+        last = coll[-1]
+        if isinstance(last, str):
+            coll.append(PROBE_NAME)
+            return len(coll) - 1
+        row = copy.deepcopy(last)
+        idf = _id_field(row)
+        if idf is not None:
+            new = _new_key([getattr(r, idf) for r in coll if _is_model(r)])
+            obj_set(row, idf, new)
+        coll.append(row)
+        return len(coll) - 1
+    old_key = list(coll)[-1]
+    key = _new_key(list(coll))
+    row = copy.deepcopy(coll[old_key])
+    idf = _id_field(row)
+    if idf is not None and str(getattr(row, idf)) == str(getattr(old_key, "value", old_key)):
+        obj_set(row, idf, key if isinstance(getattr(row, idf), type(key)) else type(getattr(row, idf))(key))
+    if isinstance(row, str):
+        row = PROBE_NAME
+    coll[key] = row
+    return key
+
+
+def scalar_target(value, path):
+    """(path, text) of an untouched string to alter: the longest non-id string field of the last row."""
+    import enum
+
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
+        return path, value
+    if _is_model(value):
+        best = None
+        for name in type(value).model_fields:
+            v = getattr(value, name)
+            if name in ("id", "id_") or not isinstance(v, str) or isinstance(v, enum.Enum):
+                continue
+            if best is None or len(v) > len(best[1]):
+                best = (path + [name], v)
+        return best
+    if isinstance(value, list) and value:
+        return scalar_target(value[-1], path + [len(value) - 1])
+    if isinstance(value, dict) and value:
+        key = list(value)[-1]
+        return scalar_target(value[key], path + [getattr(key, "value", key)])
+    return None
+
+
+def probe_strict(check, output, post, items, skip):
+    """Does the check fail after a change the ground truth did not make? Two perturbations on the
+    largest collection the ground truth left alone: a copy of its last row appended, and the longest
+    string field of its last row altered."""
+    touched = [p for it in items for p in (it["path"], it["pre_path"], it["post_path"]) if p is not None]
+    best = None
+    for path, coll in collections(post, skip):
+        if any(_prefix(path, t) or _prefix(t, path) for t in touched):
+            continue
+        if best is None or len(coll) > len(best[1]):
+            best = (path, coll)
+    if best is None:
+        return None, []
+    path, _ = best
+    results = []
+    trial = post.model_copy(deep=True)
+    key = append_row(obj_get(trial, path))
+    results.append({"kind": "append_row", "path": path + [getattr(key, "value", key)],
+                    "passes": check("strict append_row", output, trial)})
+    target = scalar_target(obj_get(post, path), list(path))
+    if target is not None:
+        tpath, value = target
+        trial = post.model_copy(deep=True)
+        obj_set(obj_get(trial, tpath[:-1]), tpath[-1], value + PROBE_SUFFIX)
+        results.append({"kind": "change_field", "path": tpath, "passes": check("strict change_field", output, trial)})
+    return any(not r["passes"] for r in results), results
+
+
+def probe_task(suite, task, rec, items, skip):
+    """What AgentDojo's check of `task` needs, starting from its ground-truth run (see dump_task)."""
+    from agentdojo.task_suite.task_suite import functions_stack_trace_from_messages, model_output_from_messages
+    from agentdojo.types import get_text_content_as_str
+
+    out = {
+        "gt_passes": None,
+        "output_needs": None,
+        "output_case_sensitive": None,
+        "state_needs": None,
+        "strict": None,
+        "perturbations": [],
+        "passes_empty": None,
+        "notes": [],
+        "check_raised": [],
+        "probe_error": None,
+    }
+    check = None
+    try:
+        if rec.pre is not None:
+            check = Check(suite, task, rec.pre, [])
+            out["passes_empty"] = check("empty", "", rec.pre)
+        if rec.messages is None:
+            out["probe_error"] = "the ground truth did not run to the end: nothing to probe but passes_empty"
+            return out
+        check.traces = functions_stack_trace_from_messages(rec.messages)
+        output = get_text_content_as_str(model_output_from_messages(rec.messages) or [])
+        post = rec.env
+        out["gt_passes"] = check("ground truth", output, post)
+        if not out["gt_passes"]:
+            out["notes"].append("the check fails on the ground-truth run: nothing it passes on to probe from")
+            return out
+        out["output_needs"], out["output_case_sensitive"] = probe_output(check, output, post, out["notes"])
+        needs = []
+        for item in items:
+            trial = post.model_copy(deep=True)
+            revert_item(trial, rec.pre, item)
+            if check(f"revert {item['op']} {item['path']}", output, trial):
+                continue
+            fields = None
+            if isinstance(item["after"], dict):
+                fields = probe_fields(check, output, post, item)
+            needs.append({"op": item["op"], "path": item["path"], "fields": fields})
+        out["state_needs"] = needs
+        out["strict"], out["perturbations"] = probe_strict(check, output, post, items, skip)
+        if out["strict"] is None:
+            out["notes"].append("no collection left untouched by the ground truth to perturb")
+    except Exception as e:
+        import traceback
+
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
+        out["probe_error"] = f"{type(e).__name__}: {e}{where}"
+    finally:
+        if check is not None:
+            out["check_raised"] = check.raised
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,10 +891,11 @@ def run_ground_truth(suite, task, skip):
     except Exception as e:  # a ground truth call raised (GroundTruthPipeline runs with raise_on_error)
         exc = f"{type(e).__name__}: {e}"
     t1 = datetime.datetime.now()
-    diff = []
+    diff, items = [], []
     if rec.pre is not None:
-        diff = mark_now(state_diff(env_json(rec.pre), env_json(rec.env), skip), t0, t1)
-    return bool(verdict) if exc is None else None, exc, diff, trace_check_used(task, rec)
+        items = state_diff_items(env_json(rec.pre), env_json(rec.env), skip)
+        diff = mark_now([{k: e[k] for k in ("op", "path", "before", "after")} for e in items], t0, t1)
+    return bool(verdict) if exc is None else None, exc, diff, trace_check_used(task, rec), rec, items
 
 
 def trace_check_used(task, rec):
@@ -481,7 +980,8 @@ def dump_task(suite, task, kind, skip, candidates=None):
     canary method), injection_note (why none, if so), combines (the two user task ids of a
     TaskCombinator task: prompt "1. ... 2. ...", utility = part 1 non-strict and part 2 strict).
     Injection tasks: goal, gt_security (AgentDojo's security check on the ground truth run alone, on
-    a fresh default environment, as benchmark_suite_with_injections does before the pairs)."""
+    a fresh default environment, as benchmark_suite_with_injections does before the pairs).
+    utility_probe / security_probe: see the module docstring (probe_task)."""
     env = suite.load_and_inject_default_environment({})
     if kind == "user":
         env = task.init_environment(env)
@@ -490,7 +990,8 @@ def dump_task(suite, task, kind, skip, candidates=None):
         gt_error = None
     except Exception as e:
         calls, gt_error = [], f"{type(e).__name__}: {e}"
-    ok, exc, diff, by_traces = run_ground_truth(suite, task, skip)
+    ok, exc, diff, by_traces, rec, items = run_ground_truth(suite, task, skip)
+    probe = probe_task(suite, task, rec, items, skip)
     out = {
         "id": task.ID,
         "difficulty": task.DIFFICULTY.name.lower(),
@@ -510,6 +1011,7 @@ def dump_task(suite, task, kind, skip, candidates=None):
                 "injection_note": note,
                 "checks_traces": by_traces,
                 "combines": combined_parts(task),
+                "utility_probe": probe,
             }
         )
     else:
@@ -519,6 +1021,7 @@ def dump_task(suite, task, kind, skip, candidates=None):
                 "defined_in": defined_in(suite._injection_tasks, task.ID, suite.benchmark_version),
                 "gt_security": ok,
                 "checks_traces": by_traces,
+                "security_probe": probe,
             }
         )
     return out
@@ -546,6 +1049,33 @@ def stable_set_order():
     mod.set = ordered_set
 
 
+def cache_environment_parsing(suite):
+    """load_and_inject_default_environment parses environment.yaml on every call (most of the
+    dump's time: the ground truths, the canary runs and the probes load it hundreds of times).
+    Parse each distinct injected text once; every call still formats the text, validates the
+    injections and builds a fresh environment with the suite's model_validate, as AgentDojo does.
+    Only this dump does this (an instance attribute on this process's suite object)."""
+    import copy
+
+    import yaml
+
+    from agentdojo.task_suite.task_suite import read_suite_file, validate_injections
+
+    text = read_suite_file(suite.name, "environment.yaml", suite.data_path)
+    defaults = suite.get_injection_vector_defaults()
+    parsed = {}
+
+    def load_and_inject_default_environment(injections):
+        validate_injections(injections, defaults)
+        injected = text.format(**dict(defaults, **injections))
+        if injected not in parsed:
+            parsed[injected] = yaml.safe_load(injected)
+        return suite.environment_type.model_validate(copy.deepcopy(parsed[injected]))
+
+    suite.load_and_inject_default_environment = load_and_inject_default_environment
+    suite.get_injection_vector_defaults = lambda: dict(defaults)
+
+
 def build(suite_name, version):
     import yaml
 
@@ -553,6 +1083,7 @@ def build(suite_name, version):
 
     version, suite = resolve_suite(suite_name, version)
     stable_set_order()
+    cache_environment_parsing(suite)
 
     vectors_yaml = yaml.safe_load(read_suite_file(suite.name, "injection_vectors.yaml", suite.data_path))
     vectors = {vid: InjectionVector.model_validate(info) for vid, info in vectors_yaml.items()}
