@@ -118,7 +118,9 @@ fn state_checks(
         Some(ns) => ns
             .iter()
             .filter_map(|n| {
-                let item = items.iter().find(|i| i["path"] == n["path"])?;
+                let item = items.iter().find(|i| {
+                    i["path"] == n["path"] && (n["op"].is_null() || i["op"] == n["op"])
+                })?;
                 let fields = n["fields"].as_array().map(|f| {
                     f.iter()
                         .filter_map(|x| x.as_str().map(str::to_string))
@@ -179,6 +181,25 @@ fn check_for(
             }
             rec.insert(field.clone(), after.clone());
         }
+        (_, None) if fields.is_some_and(<[String]>::is_empty) => {
+            // Only the row's presence matters (the check counts rows).
+            let path = item["path"].as_array()?;
+            let before_rows = path[..path.len().saturating_sub(1)]
+                .iter()
+                .try_fold(&dump["environment"], |v, seg| match seg {
+                    Value::String(k) => v.get(k),
+                    Value::Number(n) => v.get(n.as_u64()? as usize),
+                    _ => None,
+                })
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            rec.insert("count".into(), json!({ "min": before_rows + 1 }));
+            report.notes.push(format!(
+                "the check only counts rows of `{}`; imported as at least {} row(s)",
+                loc.table,
+                before_rows + 1
+            ));
+        }
         (_, None) => {
             // A whole row added: the fields the check needs (all but clock
             // values and ids the world numbers itself, without a probe).
@@ -207,7 +228,14 @@ fn check_for(
 fn reply_check(probe: &Value, gt_output: &Value, report: &mut TaskReport) -> Option<Value> {
     match &probe["output_needs"] {
         Value::Array(a) if a.is_empty() => None,
-        Value::Array(a) => Some(json!({ "contains_all": a })),
+        Value::Array(a) => {
+            if probe["output_case_sensitive"] == json!(false) {
+                report.differences.push(
+                    "AgentDojo accepts the reply's words in any case; the imported check matches them as written".into(),
+                );
+            }
+            Some(json!({ "contains_all": a }))
+        }
         _ => {
             let out = gt_output.as_str().unwrap_or_default();
             if probe.get("output_needs").is_some() && !out.is_empty() {
@@ -296,6 +324,9 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             );
         }
         let probe = &inj["security_probe"];
+        if probe["gt_passes"] == json!(false) {
+            r.notes.push("AgentDojo's check does not pass on its own ground truth, so probing learnt nothing; the threat is judged by every effect of the ground truth".into());
+        }
         let mut conds: Vec<Value> = state_checks(
             &inj["state_diff"],
             probe.get("state_needs"),
@@ -344,6 +375,9 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             ));
         }
         let probe = &task["utility_probe"];
+        if probe["gt_passes"] == json!(false) {
+            r.notes.push("AgentDojo's check does not pass on its own ground truth, so probing learnt nothing; the task is judged by every effect of the ground truth".into());
+        }
         let mut success = state_checks(
             &task["state_diff"],
             probe.get("state_needs"),
