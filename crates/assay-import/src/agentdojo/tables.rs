@@ -84,7 +84,9 @@ pub(crate) fn flatten(
         })?;
         let rows = rows(name, t, v, tables)?;
         let mut table = Map::new();
-        if let Some(k) = &t.key {
+        // A spec's table key is unique per row: a list's id column or a
+        // dict's key, not the dict key of a dict of lists.
+        if let (Some(k), Kind::List | Kind::Map) = (&t.key, t.kind) {
             table.insert("key".into(), Value::String(k.clone()));
         }
         if let Some(s) = &t.sensitivity {
