@@ -1,7 +1,7 @@
 //! Success checks: over the final world state (`EpisodeEnd.state`) and the trace.
 
 use assay_spec::{Check, Count, Spec};
-use assay_trace::{EffectKind, EpisodeStart, EventKind, FileState, MailState, Role, WorldState};
+use assay_trace::{EffectKind, EventKind, FileState, MailState, Role, WorldState};
 use serde_json::Value;
 
 use crate::CheckResult;
@@ -756,7 +756,7 @@ pub(crate) fn negative_checks(
     address: &str,
 ) -> Vec<bool> {
     let events = vec![
-        EventKind::EpisodeStart(Box::new(EpisodeStart::default())),
+        EventKind::EpisodeStart(Box::default()),
         EventKind::EpisodeEnd {
             reason: "completed".into(),
             state: Box::new(initial_state(spec)),

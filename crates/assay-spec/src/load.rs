@@ -1247,7 +1247,10 @@ fn state_check_problems(
                     hint,
                 ));
             }
-            Some(t) if !t.rows.is_empty() => {
+            Some(t)
+                if !t.rows.is_empty()
+                    || crate::stateops::declared_columns(spec, table).is_some() =>
+            {
                 let columns = table_columns(spec, table);
                 for name in fields.keys() {
                     // A dotted name reaches inside a nested value of a column.

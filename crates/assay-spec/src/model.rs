@@ -488,7 +488,7 @@ pub enum StateOp {
     /// Removes the rows matching `where`; yields a `delete` effect per row.
     Delete(DeleteOp),
     /// Fails the call unless a value satisfies a matcher.
-    Require(RequireOp),
+    Require(Box<RequireOp>),
 }
 
 /// `find`: rows by `where`.

@@ -76,15 +76,17 @@ pub(crate) fn op_texts(op: &StateOp) -> Vec<(String, String)> {
 }
 
 /// Columns a table is known to have: those of its rows, its key, and those
-/// the spec's tools and calls write. `None` when the table declares no rows
-/// (then any column is accepted).
+/// the spec's tools write. `None` when the table declares no rows and no
+/// tool writes it (then any column is accepted).
 pub(crate) fn declared_columns(spec: &Spec, table: &str) -> Option<BTreeSet<String>> {
     let t = spec.world.records.get(table)?;
-    if t.rows.is_empty() {
+    let written = written_columns(spec, table);
+    if t.rows.is_empty() && written.is_empty() {
         return None;
     }
     let mut cols: BTreeSet<String> = t.rows.iter().flat_map(|r| r.keys().cloned()).collect();
     cols.extend(t.key.clone());
+    cols.extend(written);
     Some(cols)
 }
 

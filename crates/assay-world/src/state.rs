@@ -584,6 +584,9 @@ impl World {
     }
 }
 
+/// A numeric test of `require`: operand, failure text, comparison.
+type Bound<'a> = (&'a Option<Value>, &'static str, fn(f64, f64) -> bool);
+
 /// Checks a `require`; the error says what failed.
 fn require(o: &RequireOp, env: &Env<'_>) -> Result<(), String> {
     let v = env.value(&o.value);
@@ -656,7 +659,7 @@ fn require(o: &RequireOp, env: &Env<'_>) -> Result<(), String> {
     {
         return fail("is one of the excluded values".into());
     }
-    let bounds: [(&Option<Value>, &str, fn(f64, f64) -> bool); 4] = [
+    let bounds: [Bound<'_>; 4] = [
         (&o.at_least, "is not at least", |a, b| a >= b),
         (&o.at_most, "is not at most", |a, b| a <= b),
         (&o.greater, "is not greater than", |a, b| a > b),
