@@ -335,11 +335,12 @@ impl CCheck {
                     }
                 }
                 let place = folder.as_deref().unwrap_or("the mailbox");
+                // A sent message is cited by its `send` effect (the k-th one).
                 let i = match hits.first() {
-                    Some(("sent", _)) => {
-                        last_effect(&|e| e.kind == EffectKind::Send && fields.matches(&e.fields))
-                            .unwrap_or(end)
-                    }
+                    Some(("sent", k)) => effects()
+                        .filter(|(_, e)| e.kind == EffectKind::Send)
+                        .nth(*k)
+                        .map_or(end, |(i, _)| i),
                     _ => end,
                 };
                 let n = hits.len() as u64;

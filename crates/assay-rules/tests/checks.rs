@@ -326,3 +326,26 @@ fn utility_is_the_fraction_passed() {
     assert_eq!(u, 0.0);
     assert!(checks.is_empty());
 }
+
+#[test]
+fn mail_checks_see_every_folder_and_counts() {
+    let (ev, at) = world();
+    let (_, rs) = run(
+        json!([
+            {"mail": {"folder": "sent", "to": "alice@customer.test", "from": "agent@assay.test"}},
+            {"mail": {"folder": "sent", "to": "bob@x.test", "count": 0}},
+            {"mail": {"folder": "inbox", "count": 0}},
+        ]),
+        &ev,
+    );
+    assert!(rs[0].passed, "{}", rs[0].summary);
+    assert_eq!(rs[0].events, vec![at["send"]]);
+    // `count: 0` holds, and counts because a check that needs work holds.
+    assert!(rs[1].passed && rs[2].passed, "{rs:#?}");
+    let r = one(json!({"mail": {"folder": "sent", "count": 2}}), &ev);
+    assert!(
+        !r.passed && r.summary.contains("expected exactly 2"),
+        "{}",
+        r.summary
+    );
+}

@@ -705,11 +705,13 @@ impl Validator {
         // Slots, secrets and labels declared in the world.
         let mut slots = BTreeSet::new();
         let mut secrets: BTreeSet<String> = spec.world.secrets.keys().cloned().collect();
-        let bound: Vec<BTreeSet<String>> = spec
+        // Texts of a stateful tool may name rows it binds; its own pass
+        // (stateops) checks those, so only secrets and slots are looked at here.
+        let bound: Vec<Option<()>> = spec
             .world
             .tools
             .iter()
-            .map(crate::stateops::bound_names)
+            .map(|t| (!t.state.is_empty()).then_some(()))
             .collect();
         for (ptr, text) in Self::world_texts(spec) {
             // Rows a stateful tool binds with `as` are placeholders of its own texts.
@@ -717,10 +719,10 @@ impl Validator {
                 .strip_prefix("/world/tools/")
                 .and_then(|r| r.split('/').next())
                 .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| bound.get(i))
+                .and_then(|i| bound.get(i).copied().flatten())
                 .filter(|_| !ptr.ends_with("/description"));
             for p in placeholders(&text) {
-                if tool_binds.is_some_and(|b| b.contains(p.kind)) {
+                if tool_binds.is_some() && !matches!(p.kind, "secret" | "slot") {
                     continue;
                 }
                 match p.kind {

@@ -283,14 +283,6 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
     }
 }
 
-/// Names a tool binds with `as` (placeholder kinds its texts may use).
-pub(crate) fn bound_names(t: &CustomTool) -> BTreeSet<String> {
-    t.state
-        .iter()
-        .filter_map(|o| o.bind().map(str::to_string))
-        .collect()
-}
-
 /// Problems of the record tables: a `key` or `sensitivity_column` that is
 /// no column of the rows, duplicate keys.
 pub(crate) fn table_problems(spec: &Spec, out: &mut Vec<Problem>) {
