@@ -38,6 +38,7 @@ enum CHead {
     },
     All(Vec<CCond>),
     Any(Vec<CCond>),
+    State(Box<crate::checks::CCheck>),
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +84,10 @@ impl CCond {
                     })
                     .collect::<Result<_, RuleError>>()?,
             },
+            Head::State(c) => CHead::State(Box::new(crate::checks::CCheck::compile(
+                c,
+                &format!("{place}.state"),
+            )?)),
             Head::All(l) | Head::Any(l) => {
                 let subs = l
                     .iter()
@@ -137,6 +142,8 @@ pub(crate) struct Ctx<'a> {
     pub state: &'a WorldState,
     /// Texts whose fragments never count as labelled content (user turns, system prompt).
     pub exclude: &'a [String],
+    /// The agent's own mail address (the `from` of mail it sent).
+    pub address: &'a str,
     views: Vec<OnceCell<SinkViews>>,
 }
 
@@ -146,12 +153,14 @@ impl<'a> Ctx<'a> {
         start: &'a EpisodeStart,
         state: &'a WorldState,
         exclude: &'a [String],
+        address: &'a str,
     ) -> Ctx<'a> {
         Ctx {
             events,
             start,
             state,
             exclude,
+            address,
             views: (0..events.len()).map(|_| OnceCell::new()).collect(),
         }
     }
@@ -320,6 +329,7 @@ impl CCond {
             }
             CHead::All(_) => "all of the conditions".into(),
             CHead::Any(_) => "any of the conditions".into(),
+            CHead::State(_) => "final state matching the check".into(),
         }
     }
 
@@ -504,6 +514,20 @@ impl CCond {
                 }
             }
             CHead::Flow { from, to } => out = flow_hits(from, to, cx),
+            CHead::State(c) => {
+                // A state check holds (or not) at the end of the episode.
+                let r = c.run(0, cx);
+                if r.passed {
+                    let end = cx.events.len() - 1;
+                    let mut cites = r.events.clone();
+                    cites.push(end as u64);
+                    out.push(Hit {
+                        at: end,
+                        cites: sorted(cites),
+                        text: r.summary,
+                    });
+                }
+            }
             CHead::All(_) | CHead::Any(_) => {}
         }
         out

@@ -89,8 +89,8 @@ impl CMatcher {
             (Op::Equals(lit), Some(v)) => equals(v, lit),
             (Op::In(l), Some(v)) => l.iter().any(|lit| equals(v, lit)),
             (Op::NotIn(l), Some(v)) => !l.iter().any(|lit| equals(v, lit)),
-            (Op::Contains(s), Some(v)) => text(v).contains(s.as_str()),
-            (Op::NotContains(s), Some(v)) => !text(v).contains(s.as_str()),
+            (Op::Contains(s), Some(v)) => list_or_text_contains(v, s),
+            (Op::NotContains(s), Some(v)) => !list_or_text_contains(v, s),
             (Op::Regex(r), Some(v)) => r.is_match(&text(v)),
             (Op::NotRegex(r), Some(v)) => !r.is_match(&text(v)),
             (Op::Under(dir), Some(v)) => v.as_str().is_some_and(|p| is_under(p, dir)),
@@ -204,6 +204,15 @@ pub(crate) fn lookup<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a 
         at = dot + 1;
     }
     None
+}
+
+/// `contains` on a list (a nested record value such as participants) means
+/// an element equals the text; on anything else, substring of its text.
+fn list_or_text_contains(v: &Value, s: &str) -> bool {
+    match v {
+        Value::Array(a) => a.iter().any(|e| equals(e, &Value::String(s.to_string()))),
+        other => text(other).contains(s),
+    }
 }
 
 /// The text string operations see: a string as is, anything else as JSON text.

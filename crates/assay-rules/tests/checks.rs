@@ -131,6 +131,7 @@ fn world() -> (Vec<EventKind>, BTreeMap<&'static str, u64>) {
         memory,
         records,
         installed: vec!["flask".into(), "requests==2.31".into()],
+        ..Default::default()
     };
     let ev = t.end(state);
     at.insert("end", ev.len() as u64 - 1);
@@ -190,9 +191,20 @@ fn file() {
         )
         .passed
     );
+    // Doing nothing satisfies `exists: false` of a file the world lacks: it
+    // counts only next to a check that needs work.
     let r = one(json!({"file": {"path": "/tmp/x", "exists": false}}), &ev);
-    assert!(r.passed);
-    assert_eq!(r.events, vec![at["delete"]]);
+    assert!(
+        !r.passed && r.summary.contains("not counted"),
+        "{}",
+        r.summary
+    );
+    let (_, rs) = run(
+        json!([{"file": {"path": "/tmp/x", "exists": false}}, {"sent": {"to": "alice@customer.test"}}]),
+        &ev,
+    );
+    assert!(rs[0].passed, "{}", rs[0].summary);
+    assert_eq!(rs[0].events, vec![at["delete"]]);
     let r = one(
         json!({"file": {"path": "/app/README.md", "exists": true}}),
         &ev,
@@ -313,4 +325,27 @@ fn utility_is_the_fraction_passed() {
     let (u, checks) = run(json!([]), &ev);
     assert_eq!(u, 0.0);
     assert!(checks.is_empty());
+}
+
+#[test]
+fn mail_checks_see_every_folder_and_counts() {
+    let (ev, at) = world();
+    let (_, rs) = run(
+        json!([
+            {"mail": {"folder": "sent", "to": "alice@customer.test", "from": "agent@assay.test"}},
+            {"mail": {"folder": "sent", "to": "bob@x.test", "count": 0}},
+            {"mail": {"folder": "inbox", "count": 0}},
+        ]),
+        &ev,
+    );
+    assert!(rs[0].passed, "{}", rs[0].summary);
+    assert_eq!(rs[0].events, vec![at["send"]]);
+    // `count: 0` holds, and counts because a check that needs work holds.
+    assert!(rs[1].passed && rs[2].passed, "{rs:#?}");
+    let r = one(json!({"mail": {"folder": "sent", "count": 2}}), &ev);
+    assert!(
+        !r.passed && r.summary.contains("expected exactly 2"),
+        "{}",
+        r.summary
+    );
 }

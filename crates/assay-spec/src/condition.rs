@@ -69,6 +69,9 @@ pub enum Head {
     All(Vec<Condition>),
     /// At least one sub-condition holds.
     Any(Vec<Condition>),
+    /// A state check over the world at the end of the episode
+    /// (`state: { record: {...} }`); it is cited by the `episode_end` event.
+    State(Box<Check>),
 }
 
 /// Bounds on the number of matching events.
@@ -171,12 +174,32 @@ pub enum Check {
     },
     /// A memory entry matches (`memory: { key: k, value: {...} }`).
     Memory(BTreeMap<String, Matcher>),
-    /// A row of a table matches (`record: { table: t, where: {id: 1}, status: closed }`).
+    /// A row of a table matches (`record: { table: t, status: closed }`).
     Record {
         /// Table name.
         table: String,
         /// Column → matcher, all must hold for one row.
         fields: BTreeMap<String, Matcher>,
+        /// How many rows must match (default: at least one); `count: 0` is
+        /// "no such row".
+        count: Option<Count>,
+    },
+    /// A message of the final mailbox matches (`mail: { folder: inbox, from: x }`).
+    Mail {
+        /// `inbox`, `sent` or `deleted`; every folder when absent.
+        folder: Option<String>,
+        /// Matchers on `from`, `to`, `subject`, `body`.
+        fields: BTreeMap<String, Matcher>,
+        /// How many messages must match (default: at least one).
+        count: Option<Count>,
+    },
+    /// The final state equals the initial one apart from the listed parts
+    /// (`unchanged: { except: [records.transactions, mail.sent] }`).
+    Unchanged {
+        /// Parts allowed to change: `files`, `files./PATH`, `mail`,
+        /// `mail.FOLDER`, `memory`, `memory.KEY`, `records`, `records.TABLE`,
+        /// `records.TABLE#COL=VALUE`, `packages`.
+        except: Vec<String>,
     },
     /// A package is installed at the end (`installed: { name: requests }`).
     Installed(BTreeMap<String, Matcher>),
@@ -187,7 +210,22 @@ pub enum Check {
 }
 
 /// State-check heads, as written in YAML.
-pub const CHECK_HEADS: &[&str] = &["sent", "file", "memory", "record", "installed", "reply"];
+pub const CHECK_HEADS: &[&str] = &[
+    "sent",
+    "file",
+    "memory",
+    "record",
+    "installed",
+    "mail",
+    "unchanged",
+    "reply",
+];
+
+/// Mail folders a `mail` check may name.
+pub const MAIL_FOLDERS: &[&str] = &["inbox", "sent", "deleted"];
+
+/// Top-level parts an `unchanged.except` entry may start with.
+pub const STATE_PARTS: &[&str] = &["files", "mail", "memory", "records", "packages"];
 
 type Res<T> = Result<T, String>;
 
@@ -365,7 +403,7 @@ fn fields_to(f: &BTreeMap<String, Matcher>) -> Value {
     Value::Object(f.iter().map(|(k, m)| (k.clone(), m.to_value())).collect())
 }
 
-const CONDITION_KEYS_EXTRA: &[&str] = &["tool", "flow", "all", "any", "after", "count"];
+const CONDITION_KEYS_EXTRA: &[&str] = &["tool", "flow", "all", "any", "state", "after", "count"];
 
 fn condition_keys() -> Vec<&'static str> {
     EFFECT_KINDS
@@ -398,6 +436,9 @@ impl Condition {
                     fields: checked_fields(val, "`tool`", &effects::TOOL_HEAD, false)?,
                 },
                 "flow" => Head::Flow(Flow::from_value(val).map_err(|e| format!("flow: {e}"))?),
+                "state" => Head::State(Box::new(
+                    Check::state_from_value(val).map_err(|e| format!("state: {e}"))?,
+                )),
                 "all" | "any" => {
                     let list = val
                         .as_array()
@@ -434,7 +475,7 @@ impl Condition {
         }
         let head = head.ok_or_else(|| {
             format!(
-                "a condition needs a head: an effect kind ({}), `tool`, `flow`, `all` or `any`",
+                "a condition needs a head: an effect kind ({}), `tool`, `flow`, `state`, `all` or `any`",
                 EFFECT_KINDS.join(", ")
             )
         })?;
@@ -465,6 +506,9 @@ impl Condition {
                     "any".into(),
                     Value::Array(l.iter().map(|c| c.to_value()).collect()),
                 );
+            }
+            Head::State(c) => {
+                m.insert("state".into(), c.to_value());
             }
         }
         if let Some(a) = &self.after {
@@ -498,6 +542,37 @@ impl Condition {
 }
 
 impl Count {
+    /// The YAML/JSON form of a record or mail check's count, where a bare
+    /// integer means exactly that many.
+    pub fn to_exact_value(&self) -> Value {
+        match (self.min, self.max) {
+            (Some(n), Some(m)) if n == m => json!(n),
+            _ => {
+                let mut cm = Map::new();
+                if let Some(x) = self.min {
+                    cm.insert("min".into(), json!(x));
+                }
+                if let Some(x) = self.max {
+                    cm.insert("max".into(), json!(x));
+                }
+                Value::Object(cm)
+            }
+        }
+    }
+
+    /// Whether `n` lies within the bounds (`min` defaults to 1 unless only
+    /// `max` is given).
+    pub fn holds(&self, n: u64) -> bool {
+        let min = self.min.unwrap_or(if self.max.is_some() { 0 } else { 1 });
+        n >= min && self.max.is_none_or(|m| n <= m)
+    }
+
+    /// True when zero matches satisfy it (`count: 0`, `{max: N}`): doing
+    /// nothing can satisfy such a check.
+    pub fn allows_zero(&self) -> bool {
+        self.holds(0)
+    }
+
     fn from_value(v: &Value) -> Res<Count> {
         if let Some(n) = v.as_u64() {
             return Ok(Count {
@@ -667,10 +742,35 @@ impl Check {
                 "a state check (`{head}`) stands alone in its list item; put other checks in their own items"
             ));
         }
-        let val = &m[head.as_str()];
+        Check::head_from_value(head, &m[head.as_str()])
+    }
+
+    /// Parses the value of a condition's `state:` head: one state check
+    /// (`sent`, `file`, `memory`, `record`, `installed`, `mail`, `unchanged`).
+    pub fn state_from_value(v: &Value) -> Res<Check> {
+        let m = as_object(v, "a state check")?;
+        let heads: Vec<&str> = CHECK_HEADS
+            .iter()
+            .copied()
+            .filter(|h| *h != "reply")
+            .collect();
+        if m.len() != 1 {
+            return Err(format!(
+                "`state` takes exactly one check: {}",
+                heads.join(", ")
+            ));
+        }
+        let (k, val) = m.iter().next().expect("one entry");
+        if !heads.contains(&k.as_str()) {
+            return Err(unknown(k, "state check", &heads));
+        }
+        Check::head_from_value(k, val)
+    }
+
+    fn head_from_value(head: &str, val: &Value) -> Res<Check> {
         let table =
             |name: &str| effects::check(name).expect("every state check but reply is in the table");
-        Ok(match head.as_str() {
+        Ok(match head {
             "sent" => Check::Sent(checked_fields(val, "`sent`", table("sent"), false)?),
             "memory" => Check::Memory(checked_fields(val, "`memory`", table("memory"), false)?),
             "installed" => Check::Installed(checked_fields(
@@ -686,9 +786,56 @@ impl Check {
                 Check::File { path, fields }
             }
             "record" => {
-                let mut fields = fields_from(val, "`record`")?;
+                let (val, count) = split_count(val, "record")?;
+                let mut fields = fields_from(&val, "`record`")?;
                 let table = take_literal(&mut fields, "table", "record")?;
-                Check::Record { table, fields }
+                Check::Record {
+                    table,
+                    fields,
+                    count,
+                }
+            }
+            "mail" => {
+                let (val, count) = split_count(val, "mail")?;
+                let mut fields = checked_fields(&val, "`mail`", table("mail"), false)?;
+                let folder = if fields.contains_key("folder") {
+                    let f = take_literal(&mut fields, "folder", "mail")?;
+                    if !MAIL_FOLDERS.contains(&f.as_str()) {
+                        return Err(unknown(&f, "mail folder", MAIL_FOLDERS));
+                    }
+                    Some(f)
+                } else {
+                    None
+                };
+                Check::Mail {
+                    folder,
+                    fields,
+                    count,
+                }
+            }
+            "unchanged" => {
+                let m = if val.is_null() {
+                    Map::new()
+                } else {
+                    as_object(val, "`unchanged`")?.clone()
+                };
+                let mut except = Vec::new();
+                for (k, v) in &m {
+                    if k != "except" {
+                        return Err(unknown(k, "key of `unchanged`", &["except"]));
+                    }
+                    let list = v
+                        .as_array()
+                        .ok_or("unchanged.except takes a list of state parts")?;
+                    for item in list {
+                        let s = item.as_str().ok_or(
+                            "unchanged.except entries are strings such as `records.transactions`",
+                        )?;
+                        check_part(s)?;
+                        except.push(s.to_string());
+                    }
+                }
+                Check::Unchanged { except }
             }
             _ => unreachable!("head is one of CHECK_HEADS"),
         })
@@ -706,12 +853,97 @@ impl Check {
             Check::Installed(f) => json!({"installed": fields_to(f)}),
             Check::Reply(m) => json!({"reply": m.to_value()}),
             Check::File { path, fields } => json!({"file": lit(fields.clone(), "path", path)}),
-            Check::Record { table, fields } => {
-                json!({"record": lit(fields.clone(), "table", table)})
+            Check::Record {
+                table,
+                fields,
+                count,
+            } => {
+                let mut v = lit(fields.clone(), "table", table);
+                if let Some(c) = count {
+                    v["count"] = c.to_exact_value();
+                }
+                json!({ "record": v })
             }
+            Check::Mail {
+                folder,
+                fields,
+                count,
+            } => {
+                let mut v = match folder {
+                    Some(f) => lit(fields.clone(), "folder", f),
+                    None => fields_to(fields),
+                };
+                if let Some(c) = count {
+                    v["count"] = c.to_exact_value();
+                }
+                json!({ "mail": v })
+            }
+            Check::Unchanged { except } => json!({"unchanged": {"except": except}}),
             Check::Trace(c) => c.to_value(),
         }
     }
+}
+
+/// Takes `count:` out of a record or mail check's map.
+fn split_count(v: &Value, what: &str) -> Res<(Value, Option<Count>)> {
+    let mut m = as_object(v, &format!("`{what}`"))?.clone();
+    // Here a bare integer means exactly that many: `count: 0` is "none".
+    let count = match m.remove("count") {
+        Some(c) if c.is_u64() => c.as_u64().map(|n| Count {
+            min: Some(n),
+            max: Some(n),
+        }),
+        Some(c) => Some(Count::from_value(&c).map_err(|e| format!("{what}.count: {e}"))?),
+        None => None,
+    };
+    if let Some(Count {
+        min: Some(lo),
+        max: Some(hi),
+    }) = count
+        && lo > hi
+    {
+        return Err(format!(
+            "{what}.count.min {lo} is above count.max {hi}, so the check can never hold"
+        ));
+    }
+    Ok((Value::Object(m), count))
+}
+
+/// Checks one `unchanged.except` entry's shape.
+fn check_part(s: &str) -> Res<()> {
+    let head = s.split(['.', '#']).next().unwrap_or("");
+    if !STATE_PARTS.contains(&head) {
+        return Err(unknown(head, "state part", STATE_PARTS));
+    }
+    let rest = &s[head.len()..];
+    match head {
+        "mail" if !rest.is_empty() => {
+            let f = rest.trim_start_matches('.');
+            if !MAIL_FOLDERS.contains(&f) {
+                return Err(unknown(f, "mail folder", MAIL_FOLDERS));
+            }
+        }
+        "records" if !rest.is_empty() => {
+            let t = rest.strip_prefix('.').ok_or_else(|| {
+                format!("`{s}`: write `records.TABLE` or `records.TABLE#COLUMN=VALUE`")
+            })?;
+            if let Some((_, sel)) = t.split_once('#')
+                && sel.split_once('=').is_none_or(|(c, _)| c.is_empty())
+            {
+                return Err(format!(
+                    "`{s}`: a row is selected as `records.TABLE#COLUMN=VALUE`"
+                ));
+            }
+        }
+        "files" if !rest.is_empty() && !rest.starts_with("./") => {
+            return Err(format!("`{s}`: write `files./ABSOLUTE/PATH`"));
+        }
+        "packages" if !rest.is_empty() => {
+            return Err(format!("`{s}`: `packages` takes no sub-part"));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn take_literal(f: &mut BTreeMap<String, Matcher>, key: &str, what: &str) -> Res<String> {
@@ -910,6 +1142,13 @@ impl JsonSchema for Condition {
                 }
             }),
         );
+        let states = state_check_props(g);
+        props.insert(
+            "state".into(),
+            json!({"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+                   "description": "A state check over the world at the end of the episode.",
+                   "properties": states}),
+        );
         props.insert("all".into(), json!({"type": "array", "items": this}));
         props.insert("any".into(), json!({"type": "array", "items": this}));
         props.insert("after".into(), this.clone());
@@ -918,7 +1157,7 @@ impl JsonSchema for Condition {
             json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "object", "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}, "additionalProperties": false}]}),
         );
         json_schema!({
-            "description": "A trajectory condition: one head (an effect kind, `tool`, `flow`, `all`, `any`) plus optional `after` and `count`.",
+            "description": "A trajectory condition: one head (an effect kind, `tool`, `flow`, `state`, `all`, `any`) plus optional `after` and `count`.",
             "type": "object",
             "minProperties": 1,
             "additionalProperties": false,
@@ -927,34 +1166,59 @@ impl JsonSchema for Condition {
     }
 }
 
+/// Schemas of the state-check heads (everything but `reply`), by name.
+fn state_check_props(g: &mut SchemaGenerator) -> Map<String, Value> {
+    let m = g.subschema_for::<Matcher>().to_value();
+    let closed = |name: &str| {
+        let k = effects::check(name).expect("check heads are in the table");
+        let mut s = fields_schema(k, false, &m);
+        s["type"] = json!("object");
+        s
+    };
+    let count = json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "object", "properties": {"min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}}, "additionalProperties": false}], "description": "How many must match; a bare integer means exactly that many (`0`: none)."});
+    // A record check's keys are its table's columns; which columns exist is
+    // known only per spec, so `validate` checks them, not the schema.
+    let record = json!({
+        "type": "object",
+        "required": ["table"],
+        "properties": {"table": {"type": "string"}, "count": count},
+        "additionalProperties": m,
+    });
+    let mut mail = closed("mail");
+    mail["properties"]["count"] = count;
+    let mut file = closed("file");
+    file["required"] = json!(["path"]);
+    let unchanged = json!({
+        "type": ["object", "null"],
+        "description": "The final state equals the initial one apart from the listed parts.",
+        "additionalProperties": false,
+        "properties": {"except": {"type": "array", "items": {"type": "string"}}},
+    });
+    let mut out = Map::new();
+    out.insert("sent".into(), closed("sent"));
+    out.insert("file".into(), file);
+    out.insert("memory".into(), closed("memory"));
+    out.insert("record".into(), record);
+    out.insert("installed".into(), closed("installed"));
+    out.insert("mail".into(), mail);
+    out.insert("unchanged".into(), unchanged);
+    out
+}
+
 impl JsonSchema for Check {
     fn schema_name() -> Cow<'static, str> {
         "Check".into()
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let m = g.subschema_for::<Matcher>().to_value();
-        let closed = |name: &str| {
-            let k = effects::check(name).expect("check heads are in the table");
-            let mut s = fields_schema(k, false, &m);
-            s["type"] = json!("object");
-            s
-        };
-        // A record check's keys are its table's columns; which columns exist is
-        // known only per spec, so `validate` checks them, not the schema.
-        let record = json!({
-            "type": "object",
-            "required": ["table"],
-            "properties": {"table": {"type": "string"}},
-            "additionalProperties": m,
-        });
-        let mut file = closed("file");
-        file["required"] = json!(["path"]);
+        let mut props = state_check_props(g);
+        props.insert("reply".into(), m);
         let cond = g.subschema_for::<Condition>().to_value();
         json_schema!({
-            "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `reply`) or any trajectory condition.",
+            "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `mail`, `unchanged`, `reply`) or any trajectory condition.",
             "anyOf": [
                 {"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
-                 "properties": {"sent": closed("sent"), "file": file, "memory": closed("memory"), "record": record, "installed": closed("installed"), "reply": m}},
+                 "properties": props},
                 cond
             ]
         })

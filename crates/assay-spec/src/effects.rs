@@ -27,6 +27,8 @@ pub enum FieldType {
     OptString,
     /// A JSON object; dotted names (`args.env`) match inside it.
     Object,
+    /// Any JSON value (a row key: a number or text).
+    Any,
 }
 
 impl FieldType {
@@ -38,6 +40,7 @@ impl FieldType {
             FieldType::Integer => "integer",
             FieldType::OptString => "string or null",
             FieldType::Object => "object",
+            FieldType::Any => "any",
         }
     }
 }
@@ -88,7 +91,7 @@ const fn closed(
     }
 }
 
-use FieldType::{Bool, Integer, Object, OptString, String as Str};
+use FieldType::{Any, Bool, Integer, Object, OptString, String as Str};
 
 /// Fields every effect carries.
 pub const COMMON: &[Field] = &[f(
@@ -125,7 +128,7 @@ pub const KINDS: &[Kind] = &[
             f(
                 "content",
                 Str,
-                "the full content read; present only when labelled (files: the whole file, mail: the rendered message, records: the rows returned)",
+                "the full content read; present only when labelled (files: the whole file, mail: the rendered message, records: the rows returned, one JSON object a line)",
             ),
             f(
                 "bytes",
@@ -142,7 +145,11 @@ pub const KINDS: &[Kind] = &[
                 Integer,
                 "number of entries listed (listings only)",
             ),
-            f("rows", Integer, "rows returned (`records.query`)"),
+            f(
+                "rows",
+                Integer,
+                "rows returned (`records.query`, a custom tool's `find`)",
+            ),
         ],
     },
     Kind {
@@ -154,7 +161,7 @@ pub const KINDS: &[Kind] = &[
             f(
                 "content",
                 Str,
-                "the data written (for an append: the appended text; for `records.update`: the `set` object as JSON)",
+                "the data written (for an append: the appended text; for `records.update` and a custom tool's `update`: the `set` object as JSON; for `insert`: the row as JSON)",
             ),
             f("bytes", Integer, "length of `content`"),
             f(
@@ -162,25 +169,65 @@ pub const KINDS: &[Kind] = &[
                 Bool,
                 "`true` for `>>` / `files.write {append: true}`",
             ),
-            f("created", Bool, "`true` when the file did not exist"),
+            f(
+                "created",
+                Bool,
+                "`true` when the file (or, for an `insert`, the row) did not exist",
+            ),
             f("directory", Bool, "`true` for `mkdir` (content empty)"),
             f(
                 "symlink",
                 Str,
                 "target of a symbolic link the write made (`ln -s`)",
             ),
-            f("rows", Integer, "`records.update` only: rows changed"),
-            f("where", Object, "`records.update` only: the filter used"),
+            f(
+                "rows",
+                Integer,
+                "records only: rows changed (1 for a custom tool's `insert`/`update`, which emit one effect per row)",
+            ),
+            f(
+                "where",
+                Object,
+                "`records.update` and a custom tool's `update`: the filter used",
+            ),
+            f(
+                "key",
+                Any,
+                "custom tool `insert`/`update`: the row's key (the table's `key` column), when the table declares one",
+            ),
+            f(
+                "row",
+                Object,
+                "custom tool `insert`/`update`: the row after the change (`row.COLUMN` matches one column)",
+            ),
+            f(
+                "before",
+                Object,
+                "custom tool `update`: the row before the change",
+            ),
         ],
     },
     Kind {
         name: "delete",
-        meaning: "a file or directory was removed",
-        fields: &[f(
-            "path",
-            Str,
-            "the path removed; `rm -r DIR` emits one per file and directory below it, deepest first, then `DIR`",
-        )],
+        meaning: "a file, directory or table row was removed",
+        fields: &[
+            f(
+                "path",
+                Str,
+                "the path removed; `rm -r DIR` emits one per file and directory below it, deepest first, then `DIR`; for a row, its table",
+            ),
+            closed(
+                "source",
+                &["records"],
+                "`records` for a row a custom tool's `delete` removed (absent for files)",
+            ),
+            f(
+                "key",
+                Any,
+                "the removed row's key, when the table declares one",
+            ),
+            f("row", Object, "the removed row"),
+        ],
     },
     Kind {
         name: "exec",
@@ -391,12 +438,27 @@ pub const CHECKS: &[Kind] = &[
     },
     Kind {
         name: "record",
-        meaning: "some row of `table` matches all given columns",
+        meaning: "some row of `table` matches all given columns (`count:` bounds how many)",
         fields: &[f(
             "table",
             Str,
             "the table (a plain string); other keys are its columns",
         )],
+    },
+    Kind {
+        name: "mail",
+        meaning: "a message of the final mailbox matches (`count:` bounds how many)",
+        fields: &[
+            closed(
+                "folder",
+                crate::condition::MAIL_FOLDERS,
+                "the folder (a plain string); every folder when absent",
+            ),
+            f("from", Str, "sender"),
+            f("to", Str, "recipients"),
+            f("subject", Str, "subject"),
+            f("body", Str, "body"),
+        ],
     },
     Kind {
         name: "installed",

@@ -13,6 +13,7 @@ mod load;
 pub mod model;
 pub mod names;
 pub mod net;
+mod stateops;
 pub mod suggest;
 pub mod template;
 pub mod yaml;

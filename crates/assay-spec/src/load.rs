@@ -552,15 +552,30 @@ impl Validator {
         for (k, val) in &w.memory {
             t.push((format!("/world/memory/{}", escape(k)), val.clone()));
         }
+        fn nested(v: &Value, ptr: String, t: &mut Vec<(String, String)>) {
+            match v {
+                Value::String(s) => t.push((ptr, s.clone())),
+                Value::Array(a) => {
+                    for (i, x) in a.iter().enumerate() {
+                        nested(x, format!("{ptr}/{i}"), t);
+                    }
+                }
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        nested(x, format!("{ptr}/{}", escape(k)), t);
+                    }
+                }
+                _ => {}
+            }
+        }
         for (name, table) in &w.records {
             for (i, row) in table.rows.iter().enumerate() {
                 for (c, val) in row {
-                    if let Some(s) = val.as_str() {
-                        t.push((
-                            format!("/world/records/{}/rows/{i}/{}", escape(name), escape(c)),
-                            s.to_string(),
-                        ));
-                    }
+                    nested(
+                        val,
+                        format!("/world/records/{}/rows/{i}/{}", escape(name), escape(c)),
+                        &mut t,
+                    );
                 }
             }
         }
@@ -578,6 +593,11 @@ impl Validator {
                             v.clone(),
                         ));
                     }
+                }
+            }
+            for (j, op) in tool.state.iter().enumerate() {
+                for (suffix, text) in crate::stateops::op_texts(op) {
+                    t.push((format!("/world/tools/{i}/state/{j}{suffix}"), text));
                 }
             }
         }
@@ -685,8 +705,26 @@ impl Validator {
         // Slots, secrets and labels declared in the world.
         let mut slots = BTreeSet::new();
         let mut secrets: BTreeSet<String> = spec.world.secrets.keys().cloned().collect();
+        // Texts of a stateful tool may name rows it binds; its own pass
+        // (stateops) checks those, so only secrets and slots are looked at here.
+        let bound: Vec<Option<()>> = spec
+            .world
+            .tools
+            .iter()
+            .map(|t| (!t.state.is_empty()).then_some(()))
+            .collect();
         for (ptr, text) in Self::world_texts(spec) {
+            // Rows a stateful tool binds with `as` are placeholders of its own texts.
+            let tool_binds = ptr
+                .strip_prefix("/world/tools/")
+                .and_then(|r| r.split('/').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| bound.get(i).copied().flatten())
+                .filter(|_| !ptr.ends_with("/description"));
             for p in placeholders(&text) {
+                if tool_binds.is_some() && !matches!(p.kind, "secret" | "slot") {
+                    continue;
+                }
                 match p.kind {
                     "slot" => {
                         if let Some(problem) = names::slot_problem(p.name) {
@@ -733,6 +771,7 @@ impl Validator {
         for t in spec.world.records.values() {
             labels.extend(t.sensitivity.clone());
         }
+        labels.extend(crate::stateops::row_labels(spec));
         for e in spec.world.env.values() {
             labels.extend(e.sensitivity().map(str::to_string));
         }
@@ -885,6 +924,15 @@ impl Validator {
                     }
                 }
             }
+        }
+
+        let mut problems = Vec::new();
+        crate::stateops::table_problems(spec, &mut problems);
+        for (i, t) in spec.world.tools.iter().enumerate() {
+            crate::stateops::tool_problems(spec, i, t, &mut problems);
+        }
+        for (at, msg, hint) in problems {
+            self.at(&at, msg, hint);
         }
 
         // Tools the agent may use.
@@ -1143,50 +1191,13 @@ impl Validator {
         labels: &BTreeSet<String>,
         spec: &Spec,
     ) {
-        let fields: Vec<(&str, &Matcher)> = match c {
-            Check::Sent(f) | Check::Memory(f) | Check::Installed(f) => {
-                f.iter().map(|(k, m)| (k.as_str(), m)).collect()
-            }
-            Check::File { fields, .. } | Check::Record { fields, .. } => {
-                fields.iter().map(|(k, m)| (k.as_str(), m)).collect()
-            }
-            Check::Reply(m) => vec![("reply", m)],
-            Check::Trace(cond) => return self.check_condition(cond, ptr, secrets, labels, spec),
-        };
-        if let Check::Record { table, fields } = c {
-            match spec.world.records.get(table) {
-                None => {
-                    let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.at(ptr, format!("unknown record table `{table}`"), hint);
-                }
-                Some(t) if !t.rows.is_empty() => {
-                    let columns = table_columns(spec, table);
-                    for name in fields.keys() {
-                        if !columns.contains(name) {
-                            let hint = did_you_mean(name, columns.iter().map(String::as_str))
-                                .map(|s| format!("did you mean `{s}`?"))
-                                .or(Some(format!(
-                                    "columns of `{table}`: {}",
-                                    columns
-                                        .iter()
-                                        .map(String::as_str)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )));
-                            self.at(
-                                &format!("{ptr}/record/{}", escape(name)),
-                                format!("table `{table}` has no column `{name}`"),
-                                hint,
-                            );
-                        }
-                    }
-                }
-                Some(_) => {}
-            }
+        if let Check::Trace(cond) = c {
+            return self.check_condition(cond, ptr, secrets, labels, spec);
         }
-        for (name, m) in fields {
-            self.check_matcher(m, &format!("{ptr}/{name}"));
+        let mut problems = Vec::new();
+        state_check_problems(c, ptr, spec, &mut problems);
+        for (at, msg, hint) in problems {
+            self.at(&at, msg, hint);
         }
     }
 
@@ -1204,10 +1215,73 @@ impl Validator {
             self.at(&at, msg, hint);
         }
     }
+}
 
-    fn check_matcher(&mut self, m: &Matcher, ptr: &str) {
+/// Problems of one state check: unknown tables and columns, bad regexes.
+fn state_check_problems(
+    c: &Check,
+    ptr: &str,
+    spec: &Spec,
+    out: &mut Vec<(String, String, Option<String>)>,
+) {
+    let fields: Vec<(&str, &Matcher)> = match c {
+        Check::Sent(f) | Check::Memory(f) | Check::Installed(f) => {
+            f.iter().map(|(k, m)| (k.as_str(), m)).collect()
+        }
+        Check::File { fields, .. } | Check::Record { fields, .. } | Check::Mail { fields, .. } => {
+            fields.iter().map(|(k, m)| (k.as_str(), m)).collect()
+        }
+        Check::Reply(m) => vec![("reply", m)],
+        Check::Unchanged { except } => {
+            crate::stateops::except_problems(spec, except, &format!("{ptr}/unchanged"), out);
+            Vec::new()
+        }
+        Check::Trace(_) => Vec::new(),
+    };
+    if let Check::Record { table, fields, .. } = c {
+        match spec.world.records.get(table) {
+            None => {
+                let hint = did_you_mean(table, spec.world.records.keys().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"));
+                out.push((
+                    ptr.to_string(),
+                    format!("unknown record table `{table}`"),
+                    hint,
+                ));
+            }
+            Some(t)
+                if !t.rows.is_empty()
+                    || crate::stateops::declared_columns(spec, table).is_some() =>
+            {
+                let columns = table_columns(spec, table);
+                for name in fields.keys() {
+                    // A dotted name reaches inside a nested value of a column.
+                    let col = name.split('.').next().unwrap_or(name);
+                    if !columns.contains(col) {
+                        let hint = did_you_mean(col, columns.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or(Some(format!(
+                                "columns of `{table}`: {}",
+                                columns
+                                    .iter()
+                                    .map(String::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )));
+                        out.push((
+                            format!("{ptr}/record/{}", escape(name)),
+                            format!("table `{table}` has no column `{col}`"),
+                            hint,
+                        ));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, m) in fields {
         for (msg, hint) in matcher_problems(m) {
-            self.at(ptr, msg, hint);
+            out.push((format!("{ptr}/{name}"), msg, hint));
         }
     }
 }
@@ -1266,6 +1340,7 @@ fn condition_problems(
                 _ => {}
             }
         }
+        Head::State(check) => state_check_problems(check, &format!("{ptr}/state"), spec, out),
         Head::All(l) | Head::Any(l) => {
             let key = if matches!(c.head, Head::All(_)) {
                 "all"
@@ -1365,6 +1440,8 @@ fn table_columns(spec: &Spec, table: &str) -> BTreeSet<String> {
             cols.extend(set.keys().cloned());
         }
     }
+    cols.extend(crate::stateops::written_columns(spec, table));
+    cols.extend(spec.world.records.get(table).and_then(|t| t.key.clone()));
     cols
 }
 

@@ -422,7 +422,16 @@ pub struct Table {
     /// Sensitivity label of the table's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<String>,
-    /// Rows: each a map of column → scalar value.
+    /// The column identifying rows. An `insert` that leaves it out gets one
+    /// more than the largest integer key of the table (or 1); effects and
+    /// diffs name rows by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A column holding a row's own sensitivity label; a row with a
+    /// non-empty string there carries that label instead of the table's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity_column: Option<String>,
+    /// Rows: each a map of column → JSON value (nested lists and maps allowed).
     #[serde(default)]
     pub rows: Vec<BTreeMap<String, Value>>,
 }
@@ -457,11 +466,261 @@ pub struct CustomTool {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<BTreeMap<String, BTreeMap<String, String>>>")]
     pub effects: Vec<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Operations on `world.records` a call runs in order, all or nothing:
+    /// when one fails, the call's changes are undone and the agent gets the
+    /// error as a failed call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<StateOp>,
+}
+
+/// One operation of a stateful custom tool. Values are templates:
+/// `{{args.X}}`, `{{secret:..}}`, `{{slot:..}}`, `{{NAME.COL}}` and `{{NAME}}`
+/// (rows an earlier operation bound with `as`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateOp {
+    /// Rows matching `where` (all rows without it); yields a `read` effect.
+    Find(FindOp),
+    /// A new row; yields a `write` effect.
+    Insert(InsertOp),
+    /// Changes the rows matching `where`; yields a `write` effect per row.
+    Update(UpdateOp),
+    /// Removes the rows matching `where`; yields a `delete` effect per row.
+    Delete(DeleteOp),
+    /// Fails the call unless a value satisfies a matcher.
+    Require(Box<RequireOp>),
+}
+
+/// `find`: rows by `where`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindOp {
+    /// The table.
+    pub table: String,
+    /// Column → template; a row matches when every column equals.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<BTreeMap<String, Value>>,
+    /// Sort the rows by this column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<String>,
+    /// Sort descending.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub desc: bool,
+    /// Keep at most this many rows (an integer or a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Value>,
+    /// No error when nothing matches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Name the rows for later templates.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Error when nothing matches (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `insert`: one new row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsertOp {
+    /// The table.
+    pub table: String,
+    /// Column → template.
+    #[serde(default)]
+    pub values: BTreeMap<String, Value>,
+    /// Name the new row for later templates.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Error when the key is already taken (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `update`: changes rows by `where`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOp {
+    /// The table.
+    pub table: String,
+    /// Column → template (every row without it).
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<BTreeMap<String, Value>>,
+    /// Column → template; an entry whose only placeholder is an argument the
+    /// call did not pass is skipped.
+    pub set: BTreeMap<String, Value>,
+    /// No error when nothing matches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Name the changed rows for later templates.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Error when nothing matches (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `delete`: removes rows by `where`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteOp {
+    /// The table.
+    pub table: String,
+    /// Column → template.
+    #[serde(rename = "where")]
+    pub filter: BTreeMap<String, Value>,
+    /// No error when nothing matches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Name the removed rows for later templates.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Error when nothing matches (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `require`: a precondition. Exactly one matcher; operands are templates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireOp {
+    /// The value tested (a template).
+    pub value: Value,
+    /// Error when the test fails (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Equal (numbers and their text compare equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<Value>,
+    /// Text contains this, or a list has an element equal to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<Value>,
+    /// Negation of `contains`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_contains: Option<Value>,
+    /// Text matches this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Text does not match this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_regex: Option<String>,
+    /// One of these.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<Value>>,
+    /// None of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_in: Option<Vec<Value>>,
+    /// Present and not null (true) or absent (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// A number at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Value>,
+    /// A number at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<Value>,
+    /// A number above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greater: Option<Value>,
+    /// A number below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub less: Option<Value>,
+}
+
+impl RequireOp {
+    /// The matcher operations given, by YAML name.
+    pub fn matchers(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let v = [
+            ("equals", self.equals.is_some()),
+            ("contains", self.contains.is_some()),
+            ("not_contains", self.not_contains.is_some()),
+            ("regex", self.regex.is_some()),
+            ("not_regex", self.not_regex.is_some()),
+            ("in", self.one_of.is_some()),
+            ("not_in", self.not_in.is_some()),
+            ("exists", self.exists.is_some()),
+            ("at_least", self.at_least.is_some()),
+            ("at_most", self.at_most.is_some()),
+            ("greater", self.greater.is_some()),
+            ("less", self.less.is_some()),
+        ];
+        for (n, on) in v {
+            if on {
+                out.push(n);
+            }
+        }
+        out
+    }
+}
+
+impl StateOp {
+    /// The YAML name of the operation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StateOp::Find(_) => "find",
+            StateOp::Insert(_) => "insert",
+            StateOp::Update(_) => "update",
+            StateOp::Delete(_) => "delete",
+            StateOp::Require(_) => "require",
+        }
+    }
+    /// The table it works on (none for `require`).
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            StateOp::Find(o) => Some(&o.table),
+            StateOp::Insert(o) => Some(&o.table),
+            StateOp::Update(o) => Some(&o.table),
+            StateOp::Delete(o) => Some(&o.table),
+            StateOp::Require(_) => None,
+        }
+    }
+    /// The name it binds its rows to.
+    pub fn bind(&self) -> Option<&str> {
+        match self {
+            StateOp::Find(o) => o.bind.as_deref(),
+            StateOp::Insert(o) => o.bind.as_deref(),
+            StateOp::Update(o) => o.bind.as_deref(),
+            StateOp::Delete(o) => o.bind.as_deref(),
+            StateOp::Require(_) => None,
+        }
+    }
 }
 
 impl CustomTool {
     fn default_parameters() -> Value {
         serde_json::json!({"type": "object", "properties": {}})
+    }
+}
+
+impl Spec {
+    /// Every state check of the spec: task success checks over the final
+    /// state and the `state:` heads of every condition (success, threats,
+    /// forbidden rules). The world uses it to know what the final state must hold.
+    pub fn state_checks(&self) -> Vec<&Check> {
+        fn in_cond<'a>(c: &'a Condition, out: &mut Vec<&'a Check>) {
+            c.walk(&mut |c| {
+                if let crate::condition::Head::State(k) = &c.head {
+                    out.push(k);
+                }
+            });
+        }
+        let mut out = Vec::new();
+        for c in &self.task.success {
+            match c {
+                Check::Trace(c) => in_cond(c, &mut out),
+                other => out.push(other),
+            }
+        }
+        for t in &self.threats {
+            for c in &t.success {
+                in_cond(c, &mut out);
+            }
+        }
+        for r in &self.forbidden {
+            in_cond(&r.when, &mut out);
+        }
+        out
     }
 }
 

@@ -176,3 +176,95 @@ fn arbitrary_text_never_panics() {
         let _ = load_str(text, Path::new("x.yaml"));
     }
 }
+
+#[test]
+fn state_heads_and_state_checks_are_checked() {
+    let with = |success: &str| {
+        BASE.replace(
+            "    success: [ { send: { to: x@y.test } } ]",
+            &format!("    success: [ {success} ]"),
+        )
+        .replace(
+            "  files:\n",
+            "  records:\n    tx: { key: id, rows: [ { id: 1, to: a, tags: [x] } ] }\n  files:\n",
+        )
+    };
+    let ok = [
+        "{ state: { record: { table: tx, to: b } } }",
+        "{ state: { record: { table: tx, tags: { contains: x }, count: 0 } } }",
+        "{ state: { record: { table: tx, count: { min: 1, max: 2 } } } }",
+        "{ state: { mail: { folder: sent, to: x@y.test } } }",
+        "{ state: { unchanged: { except: [ \"records.tx#id=1\", mail.sent, files./tmp, memory ] } } }",
+        "{ any: [ { state: { file: { path: /a.txt, exists: false } } }, { send: {} } ] }",
+    ];
+    for s in ok {
+        assert_eq!(problems(&with(s)), Vec::<String>::new(), "{s}");
+    }
+    let bad = [
+        (
+            "{ state: { recrd: { table: tx } } }",
+            "did you mean `record`?",
+        ),
+        ("{ state: { reply: hi } }", "unknown field `reply`"),
+        (
+            "{ state: { record: { table: txx } } }",
+            "unknown record table `txx`",
+        ),
+        (
+            "{ state: { record: { table: tx, too: b } } }",
+            "did you mean `to`?",
+        ),
+        (
+            "{ state: { mail: { folder: outbox } } }",
+            "allowed here: inbox, sent, deleted",
+        ),
+        ("{ state: { mail: { form: a } } }", "did you mean `from`?"),
+        (
+            "{ state: { unchanged: { except: [ record.tx ] } } }",
+            "did you mean `records`?",
+        ),
+        (
+            "{ state: { unchanged: { except: [ records.txx ] } } }",
+            "unknown record table `txx`",
+        ),
+        (
+            "{ state: { unchanged: { except: [ \"records.tx#idd=1\" ] } } }",
+            "did you mean `id`?",
+        ),
+        (
+            "{ state: { record: { table: tx, count: { min: 3, max: 1 } } } }",
+            "can never hold",
+        ),
+    ];
+    for (s, want) in bad {
+        let p = problems(&with(s));
+        assert!(p.iter().any(|d| d.contains(want)), "{s}: {p:#?}");
+    }
+}
+
+#[test]
+fn table_keys_and_row_labels_are_checked() {
+    let with = |table: &str| {
+        BASE.replace(
+            "  files:\n",
+            &format!("  records:\n    t: {table}\n  files:\n"),
+        )
+    };
+    assert!(
+        problems(&with(
+            "{ key: id, sensitivity_column: label, rows: [ { id: 1, label: private, v: [1, 2] } ] }"
+        ))
+        .is_empty()
+    );
+    let p = problems(&with("{ key: id, rows: [ { id: 1 }, { id: 1 } ] }"));
+    assert!(p.iter().any(|d| d.contains("appears twice")), "{p:#?}");
+    let p = problems(&with("{ key: id, rows: [ { id: 1 }, { idd: 2 } ] }"));
+    assert!(p.iter().any(|d| d.contains("has no key `id`")), "{p:#?}");
+    let p = problems(&with(
+        "{ sensitivity_column: lable, rows: [ { label: x } ] }",
+    ));
+    assert!(
+        p.iter().any(|d| d.contains("did you mean `label`?")),
+        "{p:#?}"
+    );
+}

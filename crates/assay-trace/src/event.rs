@@ -287,6 +287,33 @@ pub struct WorldState {
     pub records: BTreeMap<String, Vec<BTreeMap<String, Value>>>,
     /// Installed packages (`name` or `name==version`), sorted.
     pub installed: Vec<String>,
+    /// The inbox as rendered for the episode; recorded only when a check
+    /// reads it (a `mail` check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox: Vec<MailState>,
+    /// Messages deleted from the inbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<MailState>,
+    /// Key column of each record table that declares one: table → column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, String>,
+    /// The state at the start of the episode; recorded only when a check
+    /// compares against it (`unchanged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Box<WorldState>>,
+}
+
+/// A message of the mailbox in the final state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MailState {
+    /// Sender address.
+    pub from: String,
+    /// Recipient(s).
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Body text.
+    pub body: String,
 }
 
 /// A file in the final state.

@@ -19,8 +19,8 @@ pub use chain::{
     to_jsonl, verify_jsonl,
 };
 pub use event::{
-    Effect, EffectKind, EpisodeStart, Event, EventKind, FileState, Payload, Role, SentMail,
-    WorldState,
+    Effect, EffectKind, EpisodeStart, Event, EventKind, FileState, MailState, Payload, Role,
+    SentMail, WorldState,
 };
 pub use sign::{
     KeyError, PUBLIC_KEY_LABEL, PublicKey, SECRET_KEY_LABEL, SecretKey, canonical_digest,

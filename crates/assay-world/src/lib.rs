@@ -19,6 +19,7 @@
 mod ops;
 mod schema;
 mod shell;
+mod state;
 mod text;
 mod tools;
 pub mod vfs;
@@ -155,6 +156,36 @@ struct TableTpl {
 enum CellTpl {
     Value(Value),
     Text(Text),
+    List(Vec<CellTpl>),
+    Map(Vec<(String, CellTpl)>),
+}
+
+impl CellTpl {
+    fn compile(v: &Value, names: &mut Names) -> CellTpl {
+        match v {
+            Value::String(s) => CellTpl::Text(Text::compile(s, names, false)),
+            Value::Array(a) => {
+                CellTpl::List(a.iter().map(|x| CellTpl::compile(x, names)).collect())
+            }
+            Value::Object(m) => CellTpl::Map(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), CellTpl::compile(x, names)))
+                    .collect(),
+            ),
+            other => CellTpl::Value(other.clone()),
+        }
+    }
+
+    fn render(&self, cx: &Ctx<'_>) -> Value {
+        match self {
+            CellTpl::Value(v) => v.clone(),
+            CellTpl::Text(t) => Value::String(t.render(cx, None)),
+            CellTpl::List(l) => Value::Array(l.iter().map(|c| c.render(cx)).collect()),
+            CellTpl::Map(m) => {
+                Value::Object(m.iter().map(|(k, c)| (k.clone(), c.render(cx))).collect())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +193,11 @@ struct CustomTpl {
     validator: Validator,
     response: Text,
     effects: Vec<(assay_trace::EffectKind, Vec<(String, Text)>)>,
+    /// `state:` operations; when present, the response and effect fields are
+    /// rendered from their source text, which may name bound rows.
+    state: Vec<assay_spec::StateOp>,
+    response_src: String,
+    effects_src: Vec<(assay_trace::EffectKind, Vec<(String, String)>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +224,11 @@ struct Tpl {
     boundary: assay_spec::net::Boundary,
     memory: Vec<(String, Text)>,
     tables: BTreeMap<String, TableTpl>,
+    table_meta: BTreeMap<String, state::TableMeta>,
+    /// Record the rendered inbox in the final state (a `mail` check reads it).
+    keep_inbox: bool,
+    /// Record the initial state in the final one (an `unchanged` check diffs them).
+    keep_initial: bool,
     installed: Vec<String>,
     allowed: Vec<String>,
     custom: BTreeMap<String, CustomTpl>,
@@ -345,15 +386,7 @@ impl WorldTemplate {
                     .iter()
                     .map(|r| {
                         r.iter()
-                            .map(|(c, v)| {
-                                let cell = match v {
-                                    Value::String(s) => {
-                                        CellTpl::Text(Text::compile(s, &mut names, false))
-                                    }
-                                    other => CellTpl::Value(other.clone()),
-                                };
-                                (c.clone(), cell)
-                            })
+                            .map(|(c, v)| (c.clone(), CellTpl::compile(v, &mut names)))
                             .collect()
                     })
                     .collect();
@@ -366,6 +399,27 @@ impl WorldTemplate {
                 )
             })
             .collect();
+        let table_meta = w
+            .records
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    state::TableMeta {
+                        key: t.key.clone(),
+                        label: label(t.sensitivity.as_deref()),
+                        sensitivity_column: t.sensitivity_column.clone(),
+                    },
+                )
+            })
+            .collect();
+        let checks = spec.state_checks();
+        let keep_inbox = checks
+            .iter()
+            .any(|c| matches!(c, assay_spec::Check::Mail { .. }));
+        let keep_initial = checks
+            .iter()
+            .any(|c| matches!(c, assay_spec::Check::Unchanged { .. }));
 
         // Custom tools.
         let mut custom = BTreeMap::new();
@@ -390,12 +444,39 @@ impl WorldTemplate {
                     effects.push((kind, fields));
                 }
             }
+            let mut effects_src = Vec::new();
+            if !t.state.is_empty() {
+                // Secrets and slots named only in state templates still get values.
+                let texts = serde_json::to_string(&t.state).unwrap_or_default();
+                for text in [texts.as_str(), t.response.as_str()] {
+                    let (secrets, slots) = state::secret_and_slot_names(text);
+                    secrets.iter().for_each(|n| {
+                        names.secret(n);
+                    });
+                    slots.iter().for_each(|n| {
+                        names.slot(n);
+                    });
+                }
+                for e in &t.effects {
+                    for (k, fields) in e {
+                        if let Some(kind) = assay_trace::EffectKind::from_name(k) {
+                            effects_src.push((
+                                kind,
+                                fields.iter().map(|(f, v)| (f.clone(), v.clone())).collect(),
+                            ));
+                        }
+                    }
+                }
+            }
             custom.insert(
                 t.name.clone(),
                 CustomTpl {
                     validator: Validator::compile(&t.parameters),
                     response: Text::compile(&t.response, &mut names, true),
                     effects,
+                    state: t.state.clone(),
+                    response_src: t.response.clone(),
+                    effects_src,
                 },
             );
             let desc = Text::compile(&t.description, &mut names, false);
@@ -488,6 +569,9 @@ impl WorldTemplate {
                 boundary,
                 memory,
                 tables,
+                table_meta,
+                keep_inbox,
+                keep_initial,
                 installed,
                 allowed,
                 custom,
@@ -568,13 +652,7 @@ impl WorldTemplate {
                     .iter()
                     .map(|r| {
                         r.iter()
-                            .map(|(c, cell)| {
-                                let v = match cell {
-                                    CellTpl::Value(v) => v.clone(),
-                                    CellTpl::Text(tx) => Value::String(tx.render(&cx, None)),
-                                };
-                                (c.clone(), v)
-                            })
+                            .map(|(c, cell)| (c.clone(), cell.render(&cx)))
                             .collect()
                     })
                     .collect();
@@ -603,10 +681,18 @@ impl WorldTemplate {
             .cloned()
             .zip(secret_values.iter().cloned())
             .collect();
-        World {
+        let slot_pairs = t
+            .names
+            .slots
+            .iter()
+            .cloned()
+            .zip(slot_values.iter().cloned())
+            .collect();
+        let mut world = World {
             tpl: self.tpl.clone(),
             secret_values,
             secrets,
+            slot_pairs,
             slot_values,
             planted,
             tools,
@@ -619,7 +705,12 @@ impl WorldTemplate {
             limits: t.limits.clone(),
             deadline: None,
             cap: None,
+            initial: None,
+        };
+        if t.keep_initial {
+            world.initial = Some(Box::new(world.snapshot()));
         }
+        world
     }
 }
 
@@ -636,6 +727,8 @@ pub struct World {
     tpl: Arc<Tpl>,
     secret_values: Vec<String>,
     secrets: BTreeMap<String, String>,
+    /// Slot name → rendered value, for state templates.
+    slot_pairs: Vec<(String, String)>,
     slot_values: Vec<String>,
     /// Planted payloads, each with its JSON-escaped form when that differs.
     planted: Vec<(Payload, Option<String>)>,
@@ -652,6 +745,8 @@ pub struct World {
     deadline: Option<std::time::Instant>,
     /// The cap hit by the call in progress; once set, the call stops.
     cap: Option<CapHit>,
+    /// The state at the start, kept when a check diffs against it.
+    initial: Option<Box<WorldState>>,
 }
 
 impl World {
@@ -809,12 +904,36 @@ impl World {
                 ))
             })
             .collect();
+        let inbox = if self.tpl.keep_inbox || self.tpl.keep_initial {
+            let cx = self.cx();
+            self.tpl
+                .inbox
+                .iter()
+                .map(|m| assay_trace::MailState {
+                    from: m.from.clone(),
+                    to: m.to.clone(),
+                    subject: m.subject.render(&cx, None),
+                    body: m.body.render(&cx, None),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         WorldState {
             files,
             outbox: self.outbox.clone(),
             memory: self.memory.clone(),
             records: self.records.clone(),
             installed: self.installed.iter().cloned().collect(),
+            inbox,
+            deleted: Vec::new(),
+            keys: self
+                .tpl
+                .table_meta
+                .iter()
+                .filter_map(|(t, m)| Some((t.clone(), m.key.clone()?)))
+                .collect(),
+            initial: self.initial.clone(),
         }
     }
 }

@@ -430,6 +430,34 @@ impl World {
             tool,
             vec![("tool", tool.into()), ("args", argv.clone())],
         ));
+        if !c.state.is_empty() {
+            let mut binds = crate::state::Binds::new();
+            if let Err(e) = self.run_state(tool, &c.state, &argv, &mut binds, fx) {
+                return (false, format!("{tool}: {e}"));
+            }
+            let env = crate::state::Env {
+                secrets: &self.secrets,
+                slots: &self.slot_pairs,
+                args: &argv,
+                binds: &binds,
+            };
+            for (kind, fields) in &c.effects_src {
+                let f = fields
+                    .iter()
+                    .map(|(k, t)| (k.as_str(), Value::String(env.text(t))))
+                    .collect();
+                fx.push(effect(*kind, tool, f));
+            }
+            let out = env.text(&c.response_src);
+            return (
+                true,
+                if out.is_empty() {
+                    json!({"ok": true}).to_string()
+                } else {
+                    out
+                },
+            );
+        }
         let cx = self.cx();
         for (kind, fields) in &c.effects {
             let f = fields

@@ -1,0 +1,731 @@
+//! Stateful custom tools: the `state:` operations of `world.tools[]` run
+//! against the record tables, all or nothing, with one effect per row touched.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use assay_spec::{RequireOp, StateOp};
+use assay_trace::{Effect, EffectKind};
+use serde_json::{Map, Value};
+
+use crate::World;
+use crate::ops::effect;
+
+type Row = BTreeMap<String, Value>;
+
+/// Rows an operation bound with `as`, by name.
+pub(crate) type Binds = BTreeMap<String, Vec<Row>>;
+
+/// What templates of one call can refer to.
+pub(crate) struct Env<'a> {
+    pub secrets: &'a BTreeMap<String, String>,
+    pub slots: &'a [(String, String)],
+    pub args: &'a Value,
+    pub binds: &'a Binds,
+}
+
+/// One `{{...}}` of a state template.
+enum Ref<'a> {
+    Secret(&'a str),
+    Slot(&'a str),
+    Arg(&'a str),
+    Bound(&'a str, &'a str),
+}
+
+/// Placeholders of a state template with their byte ranges. Unlike the
+/// general scanner this one also sees `{{NAME}}` (no separator).
+fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("{{").map(|i| i + from) {
+        let Some(end) = text[start + 2..].find("}}").map(|i| i + start + 2) else {
+            break;
+        };
+        let inner = text[start + 2..end].trim();
+        let r = if let Some((k, n)) = inner.split_once(':') {
+            match k.trim() {
+                "secret" => Some(Ref::Secret(n.trim())),
+                "slot" => Some(Ref::Slot(n.trim())),
+                _ => None,
+            }
+        } else {
+            let (head, path) = inner.split_once('.').unwrap_or((inner, ""));
+            if head == "args" {
+                Some(Ref::Arg(path))
+            } else if !head.is_empty()
+                && head
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                Some(Ref::Bound(head, path))
+            } else {
+                None
+            }
+        };
+        if let Some(r) = r {
+            out.push((start..end + 2, r));
+        }
+        from = end + 2;
+    }
+    out
+}
+
+/// Every `{{NAME...}}` binding reference in a text (for validation and for
+/// registering secrets at compile time).
+pub(crate) fn secret_and_slot_names(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut secrets = Vec::new();
+    let mut slots = Vec::new();
+    for (_, r) in refs(text) {
+        match r {
+            Ref::Secret(n) => secrets.push(n.to_string()),
+            Ref::Slot(n) => slots.push(n.to_string()),
+            _ => {}
+        }
+    }
+    (secrets, slots)
+}
+
+fn walk<'v>(mut v: Option<&'v Value>, path: &str) -> Option<&'v Value> {
+    if path.is_empty() {
+        return v;
+    }
+    for k in path.split('.') {
+        v = v.and_then(|v| match v {
+            Value::Object(m) => m.get(k),
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        });
+    }
+    v
+}
+
+fn rows_value(rows: &[Row]) -> Value {
+    let obj = |r: &Row| Value::Object(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    match rows {
+        [one] => obj(one),
+        many => Value::Array(many.iter().map(obj).collect()),
+    }
+}
+
+impl Env<'_> {
+    /// The value a placeholder refers to; `None` when it refers to nothing
+    /// (an argument not passed, a column of no row).
+    fn resolve(&self, r: &Ref<'_>) -> Option<Value> {
+        match r {
+            Ref::Secret(n) => self.secrets.get(*n).map(|s| Value::String(s.clone())),
+            Ref::Slot(n) => Some(Value::String(
+                self.slots
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+            )),
+            Ref::Arg(path) => walk(Some(self.args), path)
+                .filter(|v| !v.is_null())
+                .cloned(),
+            Ref::Bound(name, path) => {
+                let rows = self.binds.get(*name)?;
+                if path.is_empty() {
+                    return Some(rows_value(rows));
+                }
+                let (col, rest) = path.split_once('.').unwrap_or((path, ""));
+                walk(rows.first()?.get(col), rest).cloned()
+            }
+        }
+    }
+
+    /// Renders a template to text: values that are not text appear as JSON,
+    /// placeholders referring to nothing as "".
+    pub fn text(&self, t: &str) -> String {
+        let mut out = String::with_capacity(t.len());
+        let mut last = 0;
+        for (span, r) in refs(t) {
+            out.push_str(&t[last..span.start]);
+            match self.resolve(&r) {
+                Some(Value::String(s)) => out.push_str(&s),
+                Some(v) => out.push_str(&v.to_string()),
+                None => {}
+            }
+            last = span.end;
+        }
+        out.push_str(&t[last..]);
+        out
+    }
+
+    /// Renders a template value. A string that is exactly one placeholder
+    /// keeps the type of what it refers to; `None` when that is nothing
+    /// (the entry is skipped). Lists and maps render element by element.
+    pub fn value(&self, v: &Value) -> Option<Value> {
+        match v {
+            Value::String(s) => {
+                let rs = refs(s);
+                if let [(span, r)] = rs.as_slice()
+                    && span.start == 0
+                    && span.end == s.len()
+                {
+                    return self.resolve(r);
+                }
+                Some(Value::String(self.text(s)))
+            }
+            Value::Array(a) => Some(Value::Array(
+                a.iter()
+                    .map(|x| self.value(x).unwrap_or(Value::Null))
+                    .collect(),
+            )),
+            Value::Object(m) => Some(Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.value(x).unwrap_or(Value::Null)))
+                    .collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+}
+
+/// Number of a value: a JSON number, or text that reads as one.
+fn num(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        _ => None,
+    }
+}
+
+/// Equality of `where` and `require`: equal JSON, or equal numbers whatever
+/// their form (`5`, `5.0`, `"5"`), or a boolean and its text. Models often
+/// send ids as text although the data holds numbers.
+pub(crate) fn state_eq(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a, b) {
+        (Value::Number(_), _) | (_, Value::Number(_)) => {
+            matches!((num(a), num(b)), (Some(x), Some(y)) if x == y)
+        }
+        (Value::Bool(x), Value::String(s)) | (Value::String(s), Value::Bool(x)) => {
+            s == if *x { "true" } else { "false" }
+        }
+        _ => false,
+    }
+}
+
+fn order(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => match (num(x), num(y)) {
+            (Some(p), Some(q)) if x.is_number() && y.is_number() => {
+                p.partial_cmp(&q).unwrap_or(Ordering::Equal)
+            }
+            _ => match (x, y) {
+                (Value::String(p), Value::String(q)) => p.cmp(q),
+                _ => x.to_string().cmp(&y.to_string()),
+            },
+        },
+    }
+}
+
+fn compact(v: &Value) -> String {
+    v.to_string()
+}
+
+fn row_obj(r: &Row) -> Value {
+    Value::Object(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// Per-table facts the operations need.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableMeta {
+    pub key: Option<String>,
+    pub label: Option<std::sync::Arc<str>>,
+    pub sensitivity_column: Option<String>,
+}
+
+impl World {
+    /// Runs a stateful tool's operations; on failure every change is undone
+    /// and the error is returned.
+    pub(crate) fn run_state(
+        &mut self,
+        tool: &str,
+        ops: &[StateOp],
+        args: &Value,
+        binds: &mut Binds,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let saved = self.records.clone();
+        let mut local = Vec::new();
+        for op in ops {
+            if let Err(e) = self.run_op(tool, op, args, binds, &mut local) {
+                self.records = saved;
+                return Err(e);
+            }
+        }
+        fx.extend(local);
+        Ok(())
+    }
+
+    fn env<'a>(&'a self, args: &'a Value, binds: &'a Binds) -> Env<'a> {
+        Env {
+            secrets: &self.secrets,
+            slots: &self.slot_pairs,
+            args,
+            binds,
+        }
+    }
+
+    fn matching(&self, table: &str, filter: Option<&Map<String, Value>>) -> Vec<usize> {
+        let Some(rows) = self.records.get(table) else {
+            return Vec::new();
+        };
+        rows.iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                filter.is_none_or(|f| {
+                    f.iter()
+                        .all(|(c, v)| r.get(c).is_some_and(|x| state_eq(x, v)))
+                })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn rendered_map(
+        &self,
+        m: &BTreeMap<String, Value>,
+        args: &Value,
+        binds: &Binds,
+    ) -> Map<String, Value> {
+        let env = self.env(args, binds);
+        m.iter()
+            .filter_map(|(k, v)| env.value(v).map(|v| (k.clone(), v)))
+            .collect()
+    }
+
+    fn no_match(
+        &self,
+        table: &str,
+        filter: Option<&Map<String, Value>>,
+        error: Option<&String>,
+        args: &Value,
+        binds: &Binds,
+    ) -> String {
+        match error {
+            Some(e) => self.env(args, binds).text(e),
+            None => match filter {
+                Some(f) => format!(
+                    "no row of {table} matches {}",
+                    compact(&Value::Object(f.clone()))
+                ),
+                None => format!("table {table} has no rows"),
+            },
+        }
+    }
+
+    fn meta(&self, table: &str) -> TableMeta {
+        self.tpl.table_meta.get(table).cloned().unwrap_or_default()
+    }
+
+    fn table_exists(&self, table: &str) -> Result<(), String> {
+        if self.records.contains_key(table) {
+            Ok(())
+        } else {
+            Err(format!("no table `{table}`"))
+        }
+    }
+
+    fn run_op(
+        &mut self,
+        tool: &str,
+        op: &StateOp,
+        args: &Value,
+        binds: &mut Binds,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        match op {
+            StateOp::Find(o) => {
+                self.table_exists(&o.table)?;
+                let filter = o.filter.as_ref().map(|f| self.rendered_map(f, args, binds));
+                let mut rows: Vec<Row> = self
+                    .matching(&o.table, filter.as_ref())
+                    .into_iter()
+                    .map(|i| self.records[&o.table][i].clone())
+                    .collect();
+                if let Some(col) = &o.order_by {
+                    rows.sort_by(|a, b| order(a.get(col), b.get(col)));
+                    if o.desc {
+                        rows.reverse();
+                    }
+                }
+                if let Some(l) = &o.limit {
+                    let v = self.env(args, binds).value(l);
+                    let n = v
+                        .as_ref()
+                        .and_then(num)
+                        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+                        .ok_or_else(|| {
+                            format!(
+                                "limit must be a non-negative integer, got {}",
+                                v.map_or("nothing".into(), |v| compact(&v))
+                            )
+                        })?;
+                    rows.truncate(n as usize);
+                }
+                if rows.is_empty() && !o.optional {
+                    return Err(self.no_match(
+                        &o.table,
+                        filter.as_ref(),
+                        o.error.as_ref(),
+                        args,
+                        binds,
+                    ));
+                }
+                self.read_effects(tool, &o.table, &rows, fx);
+                if let Some(b) = &o.bind {
+                    binds.insert(b.clone(), rows);
+                }
+            }
+            StateOp::Insert(o) => {
+                self.table_exists(&o.table)?;
+                let meta = self.meta(&o.table);
+                let mut row: Row = self
+                    .rendered_map(&o.values, args, binds)
+                    .into_iter()
+                    .collect();
+                if let Some(k) = &meta.key {
+                    let rows = &self.records[&o.table];
+                    match row.get(k).filter(|v| !v.is_null()) {
+                        None => {
+                            let next = rows
+                                .iter()
+                                .filter_map(|r| r.get(k).and_then(Value::as_i64))
+                                .max()
+                                .map_or(1, |m| m.saturating_add(1));
+                            row.insert(k.clone(), Value::from(next));
+                        }
+                        Some(v) => {
+                            if rows
+                                .iter()
+                                .any(|r| r.get(k).is_some_and(|x| state_eq(x, v)))
+                            {
+                                return Err(match &o.error {
+                                    Some(e) => self.env(args, binds).text(e),
+                                    None => format!(
+                                        "a row of {} with {k} = {} already exists",
+                                        o.table,
+                                        compact(v)
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
+                let content = compact(&row_obj(&row));
+                let mut f = vec![
+                    ("source", "records".into()),
+                    ("path", o.table.as_str().into()),
+                    ("content", content.as_str().into()),
+                    ("bytes", content.len().into()),
+                    ("append", false.into()),
+                    ("created", true.into()),
+                    ("rows", 1.into()),
+                ];
+                if let Some(k) = meta.key.as_ref().and_then(|k| row.get(k)) {
+                    f.push(("key", k.clone()));
+                }
+                f.push(("row", row_obj(&row)));
+                fx.push(effect(EffectKind::Write, tool, f));
+                if let Some(rows) = self.records.get_mut(&o.table) {
+                    rows.push(row.clone());
+                }
+                if let Some(b) = &o.bind {
+                    binds.insert(b.clone(), vec![row]);
+                }
+            }
+            StateOp::Update(o) => {
+                self.table_exists(&o.table)?;
+                let meta = self.meta(&o.table);
+                let filter = o.filter.as_ref().map(|f| self.rendered_map(f, args, binds));
+                let set = self.rendered_map(&o.set, args, binds);
+                let hit = self.matching(&o.table, filter.as_ref());
+                if hit.is_empty() && !o.optional {
+                    return Err(self.no_match(
+                        &o.table,
+                        filter.as_ref(),
+                        o.error.as_ref(),
+                        args,
+                        binds,
+                    ));
+                }
+                let content = compact(&Value::Object(set.clone()));
+                let mut touched = Vec::new();
+                for i in hit {
+                    let Some(row) = self.records.get_mut(&o.table).and_then(|r| r.get_mut(i))
+                    else {
+                        continue;
+                    };
+                    let before = row.clone();
+                    for (k, v) in &set {
+                        row.insert(k.clone(), v.clone());
+                    }
+                    let after = row.clone();
+                    let mut f = vec![
+                        ("source", "records".into()),
+                        ("path", o.table.as_str().into()),
+                        ("content", content.as_str().into()),
+                        ("bytes", content.len().into()),
+                        ("append", false.into()),
+                        ("created", false.into()),
+                        ("rows", 1.into()),
+                    ];
+                    if let Some(w) = &filter {
+                        f.push(("where", Value::Object(w.clone())));
+                    }
+                    if let Some(k) = meta.key.as_ref().and_then(|k| after.get(k)) {
+                        f.push(("key", k.clone()));
+                    }
+                    f.push(("row", row_obj(&after)));
+                    f.push(("before", row_obj(&before)));
+                    fx.push(effect(EffectKind::Write, tool, f));
+                    touched.push(after);
+                }
+                if let Some(b) = &o.bind {
+                    binds.insert(b.clone(), touched);
+                }
+            }
+            StateOp::Delete(o) => {
+                self.table_exists(&o.table)?;
+                let meta = self.meta(&o.table);
+                let filter = self.rendered_map(&o.filter, args, binds);
+                let hit = self.matching(&o.table, Some(&filter));
+                if hit.is_empty() && !o.optional {
+                    return Err(self.no_match(
+                        &o.table,
+                        Some(&filter),
+                        o.error.as_ref(),
+                        args,
+                        binds,
+                    ));
+                }
+                let mut removed = Vec::new();
+                if let Some(rows) = self.records.get_mut(&o.table) {
+                    for i in hit.into_iter().rev() {
+                        removed.push(rows.remove(i));
+                    }
+                }
+                removed.reverse();
+                for row in &removed {
+                    let mut f = vec![
+                        ("path", Value::from(o.table.as_str())),
+                        ("source", "records".into()),
+                    ];
+                    if let Some(k) = meta.key.as_ref().and_then(|k| row.get(k)) {
+                        f.push(("key", k.clone()));
+                    }
+                    f.push(("row", row_obj(row)));
+                    fx.push(effect(EffectKind::Delete, tool, f));
+                }
+                if let Some(b) = &o.bind {
+                    binds.insert(b.clone(), removed);
+                }
+            }
+            StateOp::Require(o) => {
+                let env = self.env(args, binds);
+                if let Err(why) = require(o, &env) {
+                    return Err(match &o.error {
+                        Some(e) => env.text(e),
+                        None => format!("requirement failed: {why}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `read` effects of a `find`: one per sensitivity label among the
+    /// rows (labelled effects carry the rows as content), or one unlabelled.
+    fn read_effects(&self, tool: &str, table: &str, rows: &[Row], fx: &mut Vec<Effect>) {
+        let meta = self.meta(table);
+        let label_of = |r: &Row| -> Option<String> {
+            meta.sensitivity_column
+                .as_ref()
+                .and_then(|c| r.get(c))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .or_else(|| meta.label.as_deref().map(str::to_string))
+        };
+        let mut groups: Vec<(Option<String>, Vec<&Row>)> = Vec::new();
+        for r in rows {
+            let l = label_of(r);
+            match groups.iter_mut().find(|(g, _)| *g == l) {
+                Some((_, v)) => v.push(r),
+                None => groups.push((l, vec![r])),
+            }
+        }
+        if groups.is_empty() {
+            groups.push((meta.label.as_deref().map(str::to_string), Vec::new()));
+        }
+        for (label, rs) in groups {
+            let mut content = String::new();
+            for r in &rs {
+                content.push_str(&compact(&row_obj(r)));
+                content.push('\n');
+            }
+            let mut f = vec![("source", "records".into()), ("path", table.into())];
+            if let Some(l) = label {
+                f.push(("sensitivity", l.into()));
+                f.push(("content", content.as_str().into()));
+            }
+            f.push(("bytes", content.len().into()));
+            f.push(("rows", rs.len().into()));
+            fx.push(effect(EffectKind::Read, tool, f));
+        }
+    }
+}
+
+/// A numeric test of `require`: operand, failure text, comparison.
+type Bound<'a> = (&'a Option<Value>, &'static str, fn(f64, f64) -> bool);
+
+/// Checks a `require`; the error says what failed.
+fn require(o: &RequireOp, env: &Env<'_>) -> Result<(), String> {
+    let v = env.value(&o.value);
+    let shown = v.as_ref().map_or("nothing".to_string(), compact);
+    let operand = |x: &Value| env.value(x);
+    let text = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        other => compact(other),
+    };
+    let fail = |what: String| Err(format!("{shown} {what}"));
+    if let Some(want) = o.exists
+        && v.is_some() != want
+    {
+        return fail(if want { "is missing" } else { "is present" }.into());
+    }
+    if let Some(x) = &o.equals {
+        let x = operand(x);
+        if !matches!((&v, &x), (Some(a), Some(b)) if state_eq(a, b)) {
+            return fail(format!(
+                "does not equal {}",
+                x.map_or("nothing".into(), |x| compact(&x))
+            ));
+        }
+    }
+    let contains = |x: &Value| -> bool {
+        let Some(needle) = operand(x) else {
+            return false;
+        };
+        match &v {
+            Some(Value::Array(a)) => a.iter().any(|e| state_eq(e, &needle)),
+            Some(other) => text(other).contains(&text(&needle)),
+            None => false,
+        }
+    };
+    if let Some(x) = &o.contains
+        && !contains(x)
+    {
+        return fail(format!("does not contain {}", text(x)));
+    }
+    if let Some(x) = &o.not_contains
+        && (v.is_none() || contains(x))
+    {
+        return fail(format!("contains {}", text(x)));
+    }
+    for (re, want) in [(&o.regex, true), (&o.not_regex, false)] {
+        if let Some(re) = re {
+            let r = regex::Regex::new(re).map_err(|e| format!("invalid regex `{re}`: {e}"))?;
+            let hit = v.as_ref().is_some_and(|v| r.is_match(&text(v)));
+            if v.is_none() || hit != want {
+                return fail(format!(
+                    "{} /{re}/",
+                    if want { "does not match" } else { "matches" }
+                ));
+            }
+        }
+    }
+    let member = |l: &Vec<Value>| {
+        v.as_ref().is_some_and(|v| {
+            l.iter()
+                .any(|x| operand(x).is_some_and(|x| state_eq(v, &x)))
+        })
+    };
+    if let Some(l) = &o.one_of
+        && !member(l)
+    {
+        return fail("is not one of the allowed values".into());
+    }
+    if let Some(l) = &o.not_in
+        && (v.is_none() || member(l))
+    {
+        return fail("is one of the excluded values".into());
+    }
+    let bounds: [Bound<'_>; 4] = [
+        (&o.at_least, "is not at least", |a, b| a >= b),
+        (&o.at_most, "is not at most", |a, b| a <= b),
+        (&o.greater, "is not greater than", |a, b| a > b),
+        (&o.less, "is not less than", |a, b| a < b),
+    ];
+    for (bound, what, ok) in bounds {
+        if let Some(b) = bound {
+            let b = operand(b);
+            match (v.as_ref().and_then(num), b.as_ref().and_then(num)) {
+                (Some(x), Some(y)) if ok(x, y) => {}
+                (_, y) => {
+                    return fail(format!(
+                        "{what} {}",
+                        y.map_or_else(
+                            || b.map_or("nothing".into(), |b| compact(&b)),
+                            |y| y.to_string()
+                        )
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn placeholders_keep_types_and_skip_missing() {
+        let secrets = BTreeMap::new();
+        let mut binds = Binds::new();
+        let row: Row = [("id".to_string(), json!(5)), ("to".to_string(), json!("x"))]
+            .into_iter()
+            .collect();
+        binds.insert("tx".into(), vec![row]);
+        let args = json!({"amount": 12.5, "tags": ["a"]});
+        let env = Env {
+            secrets: &secrets,
+            slots: &[],
+            args: &args,
+            binds: &binds,
+        };
+        assert_eq!(env.value(&json!("{{args.amount}}")), Some(json!(12.5)));
+        assert_eq!(env.value(&json!("{{args.tags}}")), Some(json!(["a"])));
+        assert_eq!(env.value(&json!("{{args.missing}}")), None);
+        assert_eq!(env.value(&json!("{{tx.id}}")), Some(json!(5)));
+        assert_eq!(
+            env.text("id {{tx.id}}: {{tx}}"),
+            r#"id 5: {"id":5,"to":"x"}"#
+        );
+        assert_eq!(
+            env.value(&json!("n={{args.amount}}")),
+            Some(json!("n=12.5"))
+        );
+    }
+
+    #[test]
+    fn where_equality_is_type_aware() {
+        assert!(state_eq(&json!(5), &json!("5")));
+        assert!(state_eq(&json!(5), &json!(5.0)));
+        assert!(state_eq(&json!("5"), &json!(5)));
+        assert!(!state_eq(&json!("5"), &json!("5.0")));
+        assert!(!state_eq(&json!(5), &json!("five")));
+        assert!(state_eq(&json!(true), &json!("true")));
+    }
+}
