@@ -280,7 +280,7 @@ pub(crate) static BUILTINS: LazyLock<Vec<(ToolDef, Validator)>> = LazyLock::new(
         ),
         def(
             "memory.search",
-            "Search long-term memory (case-insensitive substring over keys and values).",
+            "Search long-term memory: the entries sharing the most words with the query, best first (at most 5).",
             json!({"query": s("Text to look for.")}),
             &["query"],
         ),

@@ -260,14 +260,11 @@ impl World {
                 }
             }
             "memory.search" => {
-                let q = arg(args, "query").to_lowercase();
                 let mut out = String::new();
                 let mut hits = Vec::new();
-                for (k, v) in &self.memory {
-                    if k.to_lowercase().contains(&q) || v.to_lowercase().contains(&q) {
-                        out.push_str(&format!("{k}: {v}\n"));
-                        hits.push((k.clone(), v.len()));
-                    }
+                for (k, v) in memory_search(&self.memory, arg(args, "query")) {
+                    out.push_str(&format!("{k}: {v}\n"));
+                    hits.push((k.to_string(), v.len()));
                 }
                 for (k, n) in hits {
                     fx.push(effect(
@@ -476,4 +473,42 @@ impl World {
             },
         )
     }
+}
+
+/// Entries `memory.search` returns at most, best first (a retriever's top k).
+pub(crate) const MEMORY_TOP_K: usize = 5;
+
+/// Lower-cased words of two or more letters or digits.
+fn words(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Retrieval over memory as a RAG store does it: an entry scores the number
+/// of the query's words its key or value holds; entries with any are returned
+/// best first (ties by key), at most [`MEMORY_TOP_K`]. A poisoned entry is
+/// retrieved whenever it shares words with the query, not only when it holds
+/// the whole query text.
+pub(crate) fn memory_search<'a>(
+    memory: &'a std::collections::BTreeMap<String, String>,
+    query: &str,
+) -> Vec<(&'a str, &'a str)> {
+    let q = words(query);
+    let mut scored: Vec<(usize, &str, &str)> = memory
+        .iter()
+        .filter_map(|(k, v)| {
+            let mut have = words(k);
+            have.extend(words(v));
+            let n = q.iter().filter(|w| have.contains(*w)).count();
+            (n > 0).then_some((n, k.as_str(), v.as_str()))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(MEMORY_TOP_K)
+        .map(|(_, k, v)| (k, v))
+        .collect()
 }

@@ -283,6 +283,16 @@ fn mail_http_memory_records_packages() {
     assert_eq!(r.output, "k1: The Value\n");
     let r = w.call("memory.search", &json!({"query": "HELLO"}));
     assert_eq!(r.output, "greeting: Hello there\n");
+    // Words, not the whole query: a retriever finds entries sharing any word,
+    // the one sharing most first.
+    let r = w.call(
+        "memory.search",
+        &json!({"query": "hello, what is the value?"}),
+    );
+    assert_eq!(r.output, "k1: The Value\ngreeting: Hello there\n");
+    assert_eq!(r.effects.len(), 2);
+    let r = w.call("memory.search", &json!({"query": "nothing like it"}));
+    assert_eq!(r.output, "(no matches)\n");
     assert!(!w.call("memory.read", &json!({"key": "nope"})).ok);
 
     let r = w.call(
