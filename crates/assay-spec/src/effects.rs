@@ -101,7 +101,7 @@ pub const COMMON: &[Field] = &[f(
 )];
 
 /// Sources of a `read` effect.
-pub const READ_SOURCES: &[&str] = &["file", "mail", "web", "memory", "records", "env"];
+pub const READ_SOURCES: &[&str] = &["file", "mail", "web", "memory", "records", "env", "tool"];
 
 /// Actions of a `denied` effect.
 pub const DENIED_ACTIONS: &[&str] = &[

@@ -776,6 +776,7 @@ impl Validator {
             labels.extend(e.sensitivity().map(str::to_string));
         }
         for t in &spec.world.tools {
+            labels.extend(t.sensitivity.clone());
             for e in &t.effects {
                 if let Some(l) = e.get("read").and_then(|f| f.get("sensitivity"))
                     && !l.contains("{{")

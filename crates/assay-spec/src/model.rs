@@ -471,6 +471,11 @@ pub struct CustomTool {
     /// error as a failed call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state: Vec<StateOp>,
+    /// Sensitivity label of what the tool answers (a service returning
+    /// customer data): each call is also a `read` carrying the label and the
+    /// response, so flow rules can follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<String>,
 }
 
 /// One operation of a stateful custom tool. Values are templates:

@@ -198,6 +198,8 @@ struct CustomTpl {
     state: Vec<assay_spec::StateOp>,
     response_src: String,
     effects_src: Vec<(assay_trace::EffectKind, Vec<(String, String)>)>,
+    /// Label of the tool's answers (see `CustomTool::sensitivity`).
+    sensitivity: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +479,7 @@ impl WorldTemplate {
                     state: t.state.clone(),
                     response_src: t.response.clone(),
                     effects_src,
+                    sensitivity: t.sensitivity.clone(),
                 },
             );
             let desc = Text::compile(&t.description, &mut names, false);

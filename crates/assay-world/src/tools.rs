@@ -446,6 +446,7 @@ impl World {
                 fx.push(effect(*kind, tool, f));
             }
             let out = env.text(&c.response_src);
+            labelled_answer(tool, c.sensitivity.as_deref(), &out, fx);
             return (
                 true,
                 if out.is_empty() {
@@ -464,6 +465,7 @@ impl World {
             fx.push(effect(*kind, tool, f));
         }
         let out = c.response.render(&cx, Some(&argv));
+        labelled_answer(tool, c.sensitivity.as_deref(), &out, fx);
         (
             true,
             if out.is_empty() {
@@ -472,6 +474,24 @@ impl World {
                 out
             },
         )
+    }
+}
+
+/// A custom tool whose answers carry a label reads them: the `read` holds
+/// the label and the answer, so flow rules can follow what it returned.
+fn labelled_answer(tool: &str, label: Option<&str>, out: &str, fx: &mut Vec<Effect>) {
+    if let Some(label) = label {
+        fx.push(effect(
+            EffectKind::Read,
+            tool,
+            vec![
+                ("source", "tool".into()),
+                ("path", tool.into()),
+                ("sensitivity", label.into()),
+                ("content", out.into()),
+                ("bytes", out.len().into()),
+            ],
+        ));
     }
 }
 
