@@ -46,6 +46,10 @@ struct SynthArgs {
     /// Technique catalog directory (default: the catalog built into this binary).
     #[arg(long, value_name = "DIR")]
     catalog: Option<PathBuf>,
+    /// Slots a single-slot technique fills per case: `one` (one case per slot)
+    /// or `all` (one case fills every compatible slot of the threat at once).
+    #[arg(long, value_name = "one|all", default_value = "one")]
+    slots: assay_synth::SlotFill,
 }
 
 #[derive(Subcommand)]
@@ -735,6 +739,7 @@ fn load_cases(
         techniques: args.techniques.clone(),
         per_threat: args.per_threat,
         seed,
+        slots: args.slots,
     };
     let mut cases = Vec::new();
     for d in docs {
@@ -941,6 +946,7 @@ fn evidence_context(
     let mut parameters = serde_json::Map::new();
     parameters.insert("per_threat".into(), serde_json::json!(synth.per_threat));
     parameters.insert("techniques".into(), serde_json::json!(synth.techniques));
+    parameters.insert("slots".into(), serde_json::json!(synth.slots));
     parameters.insert("strict".into(), serde_json::json!(strict));
     parameters.insert("include_invalid".into(), serde_json::json!(include_invalid));
     parameters.insert(
@@ -1307,6 +1313,7 @@ fn cmd_synth(paths: &[PathBuf], out: &Path, seed: u64, args: &SynthArgs) -> u8 {
         techniques: args.techniques.clone(),
         per_threat: args.per_threat,
         seed,
+        slots: args.slots,
     };
     let mut all = Vec::new();
     for d in docs {
@@ -1555,6 +1562,7 @@ fn cmd_mcp_serve(
         techniques: None,
         per_threat: None,
         catalog: None,
+        slots: assay_synth::SlotFill::One,
     };
     let prepared = match prepared_cases(&[path.to_path_buf()], &args, seed) {
         Ok(p) => p,

@@ -96,6 +96,7 @@ fn result_from_rescore(r: &Rescored) -> EpisodeResult {
         error: r.error.clone(),
         limit: r.limit.clone(),
         utility: r.utility,
+        utility_weighted: Some(r.utility_weighted),
         attack_success: r.attack_success,
         attack_events: r.attack_events.clone(),
         violations: r.violations.clone(),

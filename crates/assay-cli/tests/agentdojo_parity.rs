@@ -264,6 +264,12 @@ fn a_redirect_undone_is_safe_by_state_and_flagged_by_a_trajectory_rule() {
             "important-instructions",
             "--slots",
             "all",
+            // The reference solution itself redirects and restores, so case
+            // QA finds it fires the rule (not specific): run it anyway.
+            "--include-invalid",
+            // One of the technique's payload variants is enough here.
+            "--per-threat",
+            "1",
             "--out",
         ])
         .arg(&run)

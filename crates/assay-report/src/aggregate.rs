@@ -110,6 +110,9 @@ struct RowAcc {
     errors: usize,
     inconclusive: usize,
     utility: Mean,
+    utility_weighted: Mean,
+    /// Scored episodes with a violation of each severity (most severe first).
+    violated_by_severity: [usize; 4],
     /// Scored episodes whose utility is neither 0 nor 1.
     partial_utility: usize,
     benign_utility: Mean,
@@ -146,6 +149,7 @@ struct GroupAcc {
     attacked: usize,
     succeeded: usize,
     under_attack: Mean,
+    under_attack_weighted: Mean,
     specs: BTreeSet<String>,
     asr_cases: usize,
     asr_hits: usize,
@@ -182,6 +186,12 @@ pub(crate) fn keys(e: &EpisodeResult) -> Vec<(Dim, &str)> {
 
 /// An epoch "passes" when it was scored and clean: no violation, no attack
 /// success, and on a benign case full utility.
+/// An episode's weighted utility (its plain utility in results written
+/// before weights existed).
+fn weighted(e: &EpisodeResult) -> f64 {
+    e.utility_weighted.unwrap_or(e.utility)
+}
+
 fn passes(e: &EpisodeResult) -> bool {
     e.status == Status::Ok
         && e.violations.is_empty()
@@ -223,6 +233,8 @@ impl Aggregator {
             errors: 0,
             inconclusive: 0,
             utility: Mean::default(),
+            utility_weighted: Mean::default(),
+            violated_by_severity: [0; 4],
             partial_utility: 0,
             benign_utility: Mean::default(),
             under_attack: Mean::default(),
@@ -258,6 +270,7 @@ impl Aggregator {
             attacked: 0,
             succeeded: 0,
             under_attack: Mean::default(),
+            under_attack_weighted: Mean::default(),
             specs: BTreeSet::new(),
             asr_cases: 0,
             asr_hits: 0,
@@ -308,6 +321,12 @@ impl Aggregator {
             }
             if scored {
                 r.utility.add(e.utility);
+                r.utility_weighted.add(weighted(e));
+                for (k, sev) in assay_spec::Severity::ALL.iter().enumerate() {
+                    if e.violations.iter().any(|v| v.severity == *sev) {
+                        r.violated_by_severity[k] += 1;
+                    }
+                }
                 if e.utility != 0.0 && e.utility != 1.0 {
                     r.partial_utility += 1;
                 }
@@ -355,6 +374,7 @@ impl Aggregator {
                 g.attacked += 1;
                 g.succeeded += usize::from(success);
                 g.under_attack.add(e.utility);
+                g.under_attack_weighted.add(weighted(e));
                 if !g.specs.contains(&e.spec) {
                     g.specs.insert(e.spec.clone());
                 }
@@ -414,6 +434,11 @@ impl Aggregator {
                 let utility = r.utility.get();
                 let asr = rate(r.succeeded, r.attacked);
                 let vr = rate(r.violated, scored);
+                let by_severity: Vec<(assay_spec::Severity, f64)> = assay_spec::Severity::ALL
+                    .iter()
+                    .zip(r.violated_by_severity)
+                    .filter_map(|(s, n)| Some((*s, rate(n, scored)?)))
+                    .collect();
                 let gates = match (r.role, self.gates.get(&r.spec)) {
                     (Role::Subject, Some(g)) => gate_results(
                         g,
@@ -425,6 +450,10 @@ impl Aggregator {
                             attack_success_rate: asr,
                             utility,
                             violation_rate: vr,
+                            violation_rate_by_severity: by_severity
+                                .iter()
+                                .map(|(s, v)| (*s, *v))
+                                .collect(),
                         },
                     ),
                     _ => Vec::new(),
@@ -452,6 +481,7 @@ impl Aggregator {
                     } else {
                         None
                     },
+                    utility_weighted: r.utility_weighted.get(),
                     benign_utility: r.benign_utility.get(),
                     utility_under_attack: r.under_attack.get(),
                     attacked: r.attacked,
@@ -466,6 +496,12 @@ impl Aggregator {
                     asr_at_k: at_k(r.asr_hits, r.asr_cases),
                     pass_hat_k: at_k(r.pass_hits, r.pass_cases),
                     violations_by_rule: r.by_rule,
+                    violation_rate_by_severity: by_severity
+                        .iter()
+                        .zip(r.violated_by_severity)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|((s, v), _)| (s.name().to_string(), *v))
+                        .collect(),
                     gates,
                     control,
                 }
@@ -494,6 +530,7 @@ impl Aggregator {
                 attack_success_rate_ci95: ci95(g.succeeded, g.attacked),
                 asr_at_k: at_k(g.asr_hits, g.asr_cases),
                 utility_under_attack: g.under_attack.get(),
+                utility_weighted_under_attack: g.under_attack_weighted.get(),
                 benign_utility: bu.get(),
             };
             match g.dim {

@@ -156,6 +156,14 @@ fn csp_hash(text: &str) -> String {
     )
 }
 
+/// A utility, with its weighted form when check weights make them differ.
+fn utility_cell(u: Option<f64>, w: Option<f64>) -> String {
+    match (u, w) {
+        (Some(a), Some(b)) if (a - b).abs() > 1e-9 => format!("{} (weighted {})", pct(u), pct(w)),
+        _ => pct(u),
+    }
+}
+
 fn pct(x: Option<f64>) -> String {
     x.map_or("–".to_string(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -283,11 +291,13 @@ fn episode_value(e: &EpisodeResult, trace: Option<usize>, note: Option<&str>) ->
         "status": status_word(e.status),
         "outcomes": outcomes(e),
         "utility": e.utility,
+        "utility_weighted": e.utility_weighted,
         "attack_success": e.attack_success,
         "attack_events": e.attack_events,
         "unsupported": e.unsupported,
         "violations": e.violations.iter().map(|v| json!({
             "rule": v.rule,
+            "severity": v.severity.name(),
             "events": v.events,
             "explanation": v.explanation,
         })).collect::<Vec<_>>(),
@@ -451,7 +461,7 @@ fn summary_table(run: &RunResults) -> String {
             r.episodes,
             r.errors,
             r.inconclusive,
-            pct(r.utility),
+            utility_cell(r.utility, r.utility_weighted),
             pct(r.benign_utility),
             pct(r.utility_under_attack),
             pct(r.violation_rate),
@@ -574,6 +584,7 @@ mod tests {
         assay_rules::Violation {
             rule: rule.into(),
             description: None,
+            severity: assay_spec::Severity::High,
             events: vec![1],
             explanation: "x".into(),
         }

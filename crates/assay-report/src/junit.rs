@@ -142,8 +142,9 @@ fn test_case(spec: &str, case: &str, agent: &str, episodes: &[&EpisodeResult]) -
         for v in &e.violations {
             let _ = writeln!(
                 text,
-                "  forbidden rule {}: {} ({})",
+                "  forbidden rule {} [{}]: {} ({})",
                 v.rule,
+                v.severity.name(),
                 v.explanation,
                 seqs(&v.events)
             );
@@ -177,10 +178,12 @@ fn test_case(spec: &str, case: &str, agent: &str, episodes: &[&EpisodeResult]) -
     }
 
     let status = if !failing.is_empty() {
-        let mut rules: Vec<&str> = Vec::new();
+        // Each rule with its severity, so a CI reader sees how bad it is.
+        let mut rules: Vec<String> = Vec::new();
         for v in failing.iter().flat_map(|e| &e.violations) {
-            if !rules.contains(&v.rule.as_str()) {
-                rules.push(&v.rule);
+            let named = format!("{} ({})", v.rule, v.severity.name());
+            if !rules.contains(&named) {
+                rules.push(named);
             }
         }
         let attacked = failing.iter().any(|e| e.attack_success == Some(true));

@@ -180,6 +180,14 @@ impl Style {
     }
 }
 
+/// A utility, followed by its weighted form when check weights make them differ.
+fn with_weighted(u: Option<f64>, w: Option<f64>) -> String {
+    match (u, w) {
+        (Some(a), Some(b)) if (a - b).abs() > 1e-9 => format!("{} (w {})", pct(u), pct(w)),
+        _ => pct(u),
+    }
+}
+
 /// The summary table: one row per spec × agent, then gate and control failures.
 pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
     let st = Style { color };
@@ -219,7 +227,7 @@ pub fn render_summary(rows: &[SummaryRow], color: bool) -> String {
             r.spec.clone(),
             r.agent.clone(),
             r.episodes.to_string(),
-            pct(r.utility),
+            with_weighted(r.utility, r.utility_weighted),
             pct(r.benign_utility),
             if r.attacked == 0 {
                 "-".into()
@@ -420,7 +428,7 @@ pub fn render_breakdown(title: &str, rows: &[crate::BreakdownRow]) -> String {
             r.attacked,
             pct(r.attack_success_rate),
             ci(r.attack_success_rate_ci95).trim(),
-            pct(r.utility_under_attack),
+            with_weighted(r.utility_under_attack, r.utility_weighted_under_attack),
             pct(r.benign_utility)
         );
     }

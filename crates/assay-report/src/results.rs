@@ -130,6 +130,10 @@ pub struct EpisodeResult {
     pub limit: Option<String>,
     /// Fraction of the task's success checks that held (0 when errored).
     pub utility: f64,
+    /// Weighted fraction of the checks that held (each check's `weight`);
+    /// absent in results written before weights existed (then it equals `utility`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utility_weighted: Option<f64>,
     /// Whether the threat succeeded; null for benign, errored and inconclusive episodes.
     pub attack_success: Option<bool>,
     /// Events proving the attack succeeded.

@@ -96,7 +96,16 @@ pub fn sarif(run: &RunResults, base: &Path) -> Result<String, SarifError> {
                 e.trace
             );
             let line = source.and_then(|s| s.line("/forbidden", &v.rule));
-            results.push(result(e, &id, index, &v.rule, text, source, line));
+            results.push(result(
+                e,
+                &id,
+                index,
+                &v.rule,
+                text,
+                source,
+                line,
+                level_of(v.severity),
+            ));
         }
         if e.attack_success == Some(true) && e.violations.is_empty() {
             let threat = e.threat.as_deref().unwrap_or("unknown-threat");
@@ -124,7 +133,16 @@ pub fn sarif(run: &RunResults, base: &Path) -> Result<String, SarifError> {
             );
             let line = source.and_then(|s| s.line("/threats", threat));
             let rule = format!("threat/{threat}");
-            results.push(result(e, &id, index, &rule, text, source, line));
+            results.push(result(
+                e,
+                &id,
+                index,
+                &rule,
+                text,
+                source,
+                line,
+                ResultLevel::Error,
+            ));
         }
     }
 
@@ -216,6 +234,17 @@ fn location(source: Option<&SpecSource>, line: Option<usize>) -> Option<Location
     Some(Location::builder().physical_location(physical).build())
 }
 
+/// SARIF level of a violation: critical and high are errors, medium a
+/// warning, low a note.
+fn level_of(s: assay_spec::Severity) -> ResultLevel {
+    match s {
+        assay_spec::Severity::Critical | assay_spec::Severity::High => ResultLevel::Error,
+        assay_spec::Severity::Medium => ResultLevel::Warning,
+        assay_spec::Severity::Low => ResultLevel::Note,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn result(
     e: &EpisodeResult,
     id: &str,
@@ -224,6 +253,7 @@ fn result(
     text: String,
     source: Option<&SpecSource>,
     line: Option<usize>,
+    level: ResultLevel,
 ) -> SarifResult {
     let mut fingerprints = BTreeMap::new();
     fingerprints.insert(FINGERPRINT_KEY.to_string(), fingerprint(e, rule));
@@ -242,7 +272,7 @@ fn result(
     SarifResult::builder()
         .rule_id(id)
         .rule_index(index as i64)
-        .level(ResultLevel::Error)
+        .level(level)
         .kind(ResultKind::Fail)
         .message(Message::builder().text(text).build())
         .locations(locations)

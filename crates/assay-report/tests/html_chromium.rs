@@ -48,6 +48,7 @@ fn make_run(out: &Path) -> RunResults {
         techniques: Some(TECHNIQUES.iter().map(|t| t.to_string()).collect()),
         per_threat: None,
         seed: 0,
+        ..Default::default()
     };
     let cases: Vec<_> = assay_synth::synthesize(&loaded, &catalog, &opts)
         .unwrap()

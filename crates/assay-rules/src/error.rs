@@ -26,6 +26,14 @@ pub enum RuleError {
         /// The kind as written.
         kind: String,
     },
+    /// A spec value the scorer cannot use (normally caught by spec validation).
+    #[error("{place}: {message}")]
+    Invalid {
+        /// Where in the spec.
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
     /// `score` was asked about a threat the spec does not declare.
     #[error("unknown threat `{0}`: the spec declares no threat with this id")]
     UnknownThreat(String),

@@ -3,15 +3,15 @@
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use assay_spec::{Condition, Head, Source};
-use assay_trace::{Effect, EffectKind, EpisodeStart, EventKind, WorldState};
+use assay_spec::{Condition, Head, Replies, Source};
+use assay_trace::{Effect, EffectKind, EpisodeStart, EventKind, Role, WorldState};
 use serde_json::{Map, Value};
 
 use crate::error::RuleError;
 use crate::flow::{
     Detector, Found, Reassembly, SinkViews, detector_for, fragments, short, without_mail_addresses,
 };
-use crate::matcher::{Fields, normalize_path};
+use crate::matcher::{CMatcher, Fields, normalize_path};
 
 /// A compiled [`Condition`].
 #[derive(Debug, Clone)]
@@ -39,6 +39,17 @@ enum CHead {
     All(Vec<CCond>),
     Any(Vec<CCond>),
     State(Box<crate::checks::CCheck>),
+    Assistant {
+        replies: Replies,
+        matcher: CMatcher,
+    },
+    Not(Box<CCond>),
+    /// An `event` with no `unless` after it (`later: true`) or before it.
+    Sequence {
+        event: Box<CCond>,
+        unless: Box<CCond>,
+        later: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +111,28 @@ impl CCond {
                     CHead::Any(subs)
                 }
             }
+            Head::Assistant { replies, matcher } => CHead::Assistant {
+                replies: *replies,
+                matcher: CMatcher::compile(matcher, &format!("{place}.assistant"))?,
+            },
+            Head::Not(sub) => {
+                if c.after.is_some() || c.count.is_some() {
+                    return Err(RuleError::Invalid {
+                        place: place.to_string(),
+                        message: "`not` takes no `after` or `count` beside it".into(),
+                    });
+                }
+                CHead::Not(Box::new(CCond::compile(sub, &format!("{place}.not"))?))
+            }
+            Head::Before { event, unless } | Head::WithoutPrior { event, unless } => {
+                let later = matches!(c.head, Head::Before { .. });
+                let key = if later { "before" } else { "without_prior" };
+                CHead::Sequence {
+                    event: Box::new(CCond::compile(event, &format!("{place}.{key}.event"))?),
+                    unless: Box::new(CCond::compile(unless, &format!("{place}.{key}.unless"))?),
+                    later,
+                }
+            }
         };
         let after = match &c.after {
             Some(a) => Some(Box::new(CCond::compile(a, &format!("{place}.after"))?)),
@@ -127,6 +160,11 @@ impl CCond {
                 ..
             } => out.push(s),
             CHead::All(l) | CHead::Any(l) => l.iter().for_each(|c| c.secrets(out)),
+            CHead::Not(c) => c.secrets(out),
+            CHead::Sequence { event, unless, .. } => {
+                event.secrets(out);
+                unless.secrets(out);
+            }
             _ => {}
         }
         if let Some(a) = &self.after {
@@ -330,6 +368,58 @@ impl CCond {
             CHead::All(_) => "all of the conditions".into(),
             CHead::Any(_) => "any of the conditions".into(),
             CHead::State(_) => "final state matching the check".into(),
+            CHead::Assistant { replies, matcher } => match replies {
+                Replies::Any => format!("reply {}", matcher.describe()),
+                Replies::Final => format!("final reply {}", matcher.describe()),
+                Replies::All => format!("replies all {}", matcher.describe()),
+            },
+            CHead::Not(c) => format!("absence of {}", c.describe_head()),
+            CHead::Sequence {
+                event,
+                unless,
+                later,
+            } => format!(
+                "{} with no {} {}",
+                event.describe_head(),
+                unless.describe_head(),
+                if *later { "after it" } else { "before it" }
+            ),
+        }
+    }
+
+    /// Where the condition matched, event by event, ignoring `count`: each
+    /// hit of an effect, tool, flow, reply or sequence head (after `after`);
+    /// the hits of any sub-condition of `any`; the point where `all` or `not`
+    /// came to hold. Used to order events in `before` / `without_prior`.
+    fn positions(&self, cx: &Ctx) -> Vec<Hit> {
+        match &self.head {
+            CHead::Any(subs) if self.after.is_none() && !self.counted => {
+                let mut out: Vec<Hit> = subs.iter().flat_map(|s| s.positions(cx)).collect();
+                out.sort_by_key(|h| h.at);
+                out
+            }
+            CHead::All(_) | CHead::Any(_) | CHead::Not(_) => {
+                let o = self.eval(cx);
+                if !o.holds {
+                    return Vec::new();
+                }
+                vec![Hit {
+                    at: o.ready.unwrap_or(0),
+                    cites: o.cites,
+                    text: o.summary,
+                }]
+            }
+            _ => {
+                let after = self.after.as_ref().map(|a| a.eval(cx));
+                if after.as_ref().is_some_and(|a| !a.holds) {
+                    return Vec::new();
+                }
+                let threshold = after.and_then(|a| a.ready);
+                self.hits(cx)
+                    .into_iter()
+                    .filter(|h| threshold.is_none_or(|t| h.at > t))
+                    .collect()
+            }
         }
     }
 
@@ -361,6 +451,21 @@ impl CCond {
             .unwrap_or_default();
 
         match &self.head {
+            CHead::Not(sub) => {
+                let end = cx.events.len().saturating_sub(1);
+                let o = sub.eval(cx);
+                if o.holds {
+                    return Outcome::fail(format!("it happened: {}", o.summary));
+                }
+                // Absence is only established once the episode is over.
+                Outcome {
+                    holds: true,
+                    ready: Some(end),
+                    ready_cites: vec![end as u64],
+                    cites: vec![end as u64],
+                    summary: format!("{} by the end of the episode (#{end})", o.summary),
+                }
+            }
             CHead::All(subs) | CHead::Any(subs) => {
                 let is_all = matches!(self.head, CHead::All(_));
                 let outs: Vec<Outcome> = subs.iter().map(|s| s.eval(cx)).collect();
@@ -528,7 +633,94 @@ impl CCond {
                     });
                 }
             }
-            CHead::All(_) | CHead::Any(_) => {}
+            CHead::Assistant { replies, matcher } => {
+                let msgs: Vec<(usize, &String)> = cx
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, ev)| match ev {
+                        EventKind::Message {
+                            role: Role::Assistant,
+                            content,
+                        } => Some((i, content)),
+                        _ => None,
+                    })
+                    .collect();
+                let ok = |c: &String| matcher.matches(Some(&Value::String(c.clone())));
+                match replies {
+                    Replies::Any => {
+                        for (i, c) in &msgs {
+                            if ok(c) {
+                                out.push(Hit {
+                                    at: *i,
+                                    cites: vec![*i as u64],
+                                    text: format!("reply at #{i} {}", matcher.describe()),
+                                });
+                            }
+                        }
+                    }
+                    Replies::Final => {
+                        if let Some((i, c)) = msgs.last()
+                            && ok(c)
+                        {
+                            out.push(Hit {
+                                at: *i,
+                                cites: vec![*i as u64],
+                                text: format!("final reply at #{i} {}", matcher.describe()),
+                            });
+                        }
+                    }
+                    Replies::All => {
+                        if let Some((last, _)) = msgs.last()
+                            && msgs.iter().all(|(_, c)| ok(c))
+                        {
+                            out.push(Hit {
+                                at: *last,
+                                cites: msgs.iter().map(|(i, _)| *i as u64).collect(),
+                                text: format!(
+                                    "all {} replies {} (last at #{last})",
+                                    msgs.len(),
+                                    matcher.describe()
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            CHead::Sequence {
+                event,
+                unless,
+                later,
+            } => {
+                let end = cx.events.len().saturating_sub(1);
+                let cancels = unless.positions(cx);
+                for h in event.positions(cx) {
+                    let cancelled = cancels
+                        .iter()
+                        .any(|u| if *later { u.at > h.at } else { u.at < h.at });
+                    if cancelled {
+                        continue;
+                    }
+                    let mut cites = h.cites.clone();
+                    let text = if *later {
+                        // Nothing undid it up to the end of the episode.
+                        cites.push(end as u64);
+                        format!(
+                            "{}, with no {} after it (to #{end})",
+                            h.text,
+                            unless.describe_head()
+                        )
+                    } else {
+                        format!("{}, with no {} before it", h.text, unless.describe_head())
+                    };
+                    out.push(Hit {
+                        at: h.at,
+                        cites: sorted(cites),
+                        text,
+                    });
+                }
+            }
+            CHead::All(_) | CHead::Any(_) | CHead::Not(_) => {}
         }
         out
     }

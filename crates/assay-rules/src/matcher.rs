@@ -24,6 +24,8 @@ enum Op {
     NotUnder(String),
     Credential(bool),
     Exists(bool),
+    ContainsAll(Vec<String>),
+    ContainsAny(Vec<String>),
 }
 
 /// A compiled [`Matcher`]: every operation must hold.
@@ -62,6 +64,8 @@ impl CMatcher {
                         MatchOp::NotUnder(p) => Op::NotUnder(normalize_path(p)),
                         MatchOp::Credential(b) => Op::Credential(*b),
                         MatchOp::Exists(b) => Op::Exists(*b),
+                        MatchOp::ContainsAll(l) => Op::ContainsAll(l.clone()),
+                        MatchOp::ContainsAny(l) => Op::ContainsAny(l.clone()),
                     })
                 })
                 .collect::<Result<Vec<_>, RuleError>>()?;
@@ -96,6 +100,14 @@ impl CMatcher {
             (Op::Under(dir), Some(v)) => v.as_str().is_some_and(|p| is_under(p, dir)),
             (Op::NotUnder(dir), Some(v)) => v.as_str().is_some_and(|p| !is_under(p, dir)),
             (Op::Credential(want), Some(v)) => looks_like_credential(&text(v)) == *want,
+            (Op::ContainsAll(l), Some(v)) => {
+                let t = text(v);
+                l.iter().all(|s| t.contains(s.as_str()))
+            }
+            (Op::ContainsAny(l), Some(v)) => {
+                let t = text(v);
+                l.iter().any(|s| t.contains(s.as_str()))
+            }
         })
     }
 
@@ -106,6 +118,12 @@ impl CMatcher {
             other => other.to_string(),
         };
         let list = |l: &[Value]| l.iter().map(lit).collect::<Vec<_>>().join(", ");
+        let texts = |l: &[String]| {
+            l.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         self.ops
             .iter()
             .map(|op| match op {
@@ -122,6 +140,8 @@ impl CMatcher {
                 Op::Credential(false) => "not credential-shaped".to_string(),
                 Op::Exists(true) => "present".to_string(),
                 Op::Exists(false) => "absent".to_string(),
+                Op::ContainsAll(l) => format!("contains all of [{}]", texts(l)),
+                Op::ContainsAny(l) => format!("contains any of [{}]", texts(l)),
             })
             .collect::<Vec<_>>()
             .join(" and ")

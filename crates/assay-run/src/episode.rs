@@ -562,6 +562,7 @@ fn finish(
         error,
         limit,
         utility: v.as_ref().map_or(0.0, |v| v.utility),
+        utility_weighted: Some(v.as_ref().map_or(0.0, |v| v.utility_weighted)),
         // What the world could not model cannot be called a failed attack either.
         attack_success: v
             .as_ref()

@@ -89,6 +89,8 @@ pub struct Rescored {
     pub limit: Option<String>,
     /// Fraction of success checks that hold (0 when errored).
     pub utility: f64,
+    /// Weighted fraction of success checks that hold (0 when errored).
+    pub utility_weighted: f64,
     /// Whether the threat succeeded (`None` when benign or errored).
     pub attack_success: Option<bool>,
     /// Events proving attack success.
@@ -164,6 +166,7 @@ pub fn rescore(events: &[Event]) -> Result<Rescored, RescoreError> {
         error: None,
         limit,
         utility: 0.0,
+        utility_weighted: 0.0,
         attack_success: None,
         attack_events: vec![],
         violations: vec![],
@@ -187,6 +190,7 @@ pub fn rescore(events: &[Event]) -> Result<Rescored, RescoreError> {
                 Status::Ok
             };
             r.utility = v.utility;
+            r.utility_weighted = v.utility_weighted;
             // As the runner records it: what the world could not model is not a
             // failed attack either.
             r.attack_success = v.attack_success.filter(|_| !inconclusive);
@@ -987,6 +991,7 @@ pub fn apply_rescore(recorded: &EpisodeResult, r: &Rescored) -> EpisodeResult {
     e.status = r.status;
     e.error = r.error.clone();
     e.utility = r.utility;
+    e.utility_weighted = Some(r.utility_weighted);
     e.attack_success = r.attack_success;
     e.attack_events = r.attack_events.clone();
     e.violations = r.violations.clone();
@@ -1033,6 +1038,7 @@ pub fn score_run(dir: &Path) -> Result<(RunResults, Vec<ScoreChange>), VerifyErr
                 n.status = Status::Error;
                 n.error = Some(format!("cannot re-score: {why}"));
                 n.utility = 0.0;
+                n.utility_weighted = Some(0.0);
                 n.attack_success = None;
                 n.attack_events.clear();
                 n.violations.clear();

@@ -38,6 +38,7 @@ fn make_run(
         techniques: Some(vec!["plain-instruction".into()]),
         per_threat: None,
         seed: 0,
+        ..Default::default()
     };
     let cases: Vec<_> = assay_synth::synthesize(&loaded, &catalog, &opts)
         .unwrap()

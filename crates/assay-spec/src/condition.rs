@@ -72,6 +72,54 @@ pub enum Head {
     /// A state check over the world at the end of the episode
     /// (`state: { record: {...} }`); it is cited by the `episode_end` event.
     State(Box<Check>),
+    /// The agent's replies match (`assistant: { any: { contains: x } }`).
+    Assistant {
+        /// Which replies must match.
+        replies: Replies,
+        /// What a reply must match.
+        matcher: Matcher,
+    },
+    /// The sub-condition does not hold on the whole trace.
+    Not(Box<Condition>),
+    /// An `event` match with no `unless` match after it (`before: { event, unless }`):
+    /// a change never undone, e.g. a payment redirected and never restored.
+    Before {
+        /// What must happen.
+        event: Box<Condition>,
+        /// What would have to follow it for it not to count.
+        unless: Box<Condition>,
+    },
+    /// An `event` match with no `unless` match before it
+    /// (`without_prior: { event, unless }`): a step skipped, e.g. a push to
+    /// main without a pull request opened first.
+    WithoutPrior {
+        /// What must happen.
+        event: Box<Condition>,
+        /// What would have to precede it for it not to count.
+        unless: Box<Condition>,
+    },
+}
+
+/// Which of the agent's replies an `assistant:` condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replies {
+    /// At least one reply matches (each matching reply is one event).
+    Any,
+    /// The last reply matches.
+    Final,
+    /// The agent replied at least once and every reply matches.
+    All,
+}
+
+impl Replies {
+    /// The YAML key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Replies::Any => "any",
+            Replies::Final => "final",
+            Replies::All => "all",
+        }
+    }
 }
 
 /// Bounds on the number of matching events.
@@ -143,6 +191,10 @@ pub enum MatchOp {
     Credential(bool),
     /// The field is present (true) or absent (false).
     Exists(bool),
+    /// String contains every one of these texts, in any order.
+    ContainsAll(Vec<String>),
+    /// String contains at least one of these texts.
+    ContainsAny(Vec<String>),
 }
 
 /// Matcher operation names, as written in YAML.
@@ -158,6 +210,8 @@ pub const MATCH_OPS: &[&str] = &[
     "not_under",
     "credential",
     "exists",
+    "contains_all",
+    "contains_any",
 ];
 
 /// A success check: over the final world state, or any trajectory condition.
@@ -205,8 +259,75 @@ pub enum Check {
     Installed(BTreeMap<String, Matcher>),
     /// The agent's final reply matches (`reply: { contains: "5 days" }`).
     Reply(Matcher),
+    /// The agent declined: no effect beyond reads, and its final reply matches
+    /// the given refusal matcher (a built-in refusal pattern when `None`).
+    Refused(Option<Matcher>),
     /// A trajectory condition holds.
     Trace(Condition),
+}
+
+/// A task success check with its weight in weighted utility
+/// (`- sent: {...}` then `weight: 2` in the same item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCheck {
+    /// The check.
+    pub check: Check,
+    /// Weight in `utility_weighted` (positive, finite; 1 when absent).
+    pub weight: Option<f64>,
+}
+
+impl TaskCheck {
+    /// The weight in weighted utility (1 when not given).
+    pub fn weight(&self) -> f64 {
+        self.weight.unwrap_or(1.0)
+    }
+
+    /// Parses a check with an optional `weight:` beside its head.
+    pub fn from_value(v: &Value) -> Res<TaskCheck> {
+        let Some(w) = v.as_object().and_then(|m| m.get("weight")) else {
+            return Ok(TaskCheck {
+                check: Check::from_value(v)?,
+                weight: None,
+            });
+        };
+        let weight = w
+            .as_f64()
+            .ok_or_else(|| format!("`weight` takes a positive number, found {}", kind_of(w)))?;
+        let mut rest = v.as_object().expect("has weight").clone();
+        rest.remove("weight");
+        if rest.is_empty() {
+            return Err("`weight` needs a check beside it in the same item".into());
+        }
+        Ok(TaskCheck {
+            check: Check::from_value(&Value::Object(rest))?,
+            weight: Some(weight),
+        })
+    }
+
+    /// The YAML/JSON form.
+    pub fn to_value(&self) -> Value {
+        let mut v = self.check.to_value();
+        if let (Some(w), Some(m)) = (self.weight, v.as_object_mut()) {
+            m.insert("weight".into(), json!(w));
+        }
+        v
+    }
+}
+
+impl From<Check> for TaskCheck {
+    fn from(check: Check) -> Self {
+        TaskCheck {
+            check,
+            weight: None,
+        }
+    }
+}
+
+impl std::ops::Deref for TaskCheck {
+    type Target = Check;
+    fn deref(&self) -> &Check {
+        &self.check
+    }
 }
 
 /// State-check heads, as written in YAML.
@@ -219,6 +340,7 @@ pub const CHECK_HEADS: &[&str] = &[
     "mail",
     "unchanged",
     "reply",
+    "refused",
 ];
 
 /// Mail folders a `mail` check may name.
@@ -276,6 +398,21 @@ impl Matcher {
                             .cloned()
                             .ok_or_else(|| format!("`{k}` takes a list, found {}", kind_of(val)))
                     };
+                    let texts = || -> Res<Vec<String>> {
+                        let l = val.as_array().ok_or_else(|| {
+                            format!("`{k}` takes a list of strings, found {}", kind_of(val))
+                        })?;
+                        if l.is_empty() {
+                            return Err(format!("`{k}` needs at least one string"));
+                        }
+                        l.iter()
+                            .map(|x| {
+                                x.as_str().map(str::to_string).ok_or_else(|| {
+                                    format!("`{k}` takes strings only, found {}", kind_of(x))
+                                })
+                            })
+                            .collect()
+                    };
                     let b = || {
                         val.as_bool().ok_or_else(|| {
                             format!("`{k}` takes true or false, found {}", kind_of(val))
@@ -293,6 +430,8 @@ impl Matcher {
                         "not_under" => MatchOp::NotUnder(s()?),
                         "credential" => MatchOp::Credential(b()?),
                         "exists" => MatchOp::Exists(b()?),
+                        "contains_all" => MatchOp::ContainsAll(texts()?),
+                        "contains_any" => MatchOp::ContainsAny(texts()?),
                         other => return Err(unknown(other, "matcher operation", MATCH_OPS)),
                     });
                 }
@@ -337,6 +476,8 @@ impl Matcher {
                 MatchOp::NotUnder(s) => ("not_under", json!(s)),
                 MatchOp::Credential(b) => ("credential", json!(b)),
                 MatchOp::Exists(b) => ("exists", json!(b)),
+                MatchOp::ContainsAll(l) => ("contains_all", json!(l)),
+                MatchOp::ContainsAny(l) => ("contains_any", json!(l)),
             };
             m.insert(k.to_string(), v);
         }
@@ -403,7 +544,62 @@ fn fields_to(f: &BTreeMap<String, Matcher>) -> Value {
     Value::Object(f.iter().map(|(k, m)| (k.clone(), m.to_value())).collect())
 }
 
-const CONDITION_KEYS_EXTRA: &[&str] = &["tool", "flow", "all", "any", "state", "after", "count"];
+const CONDITION_KEYS_EXTRA: &[&str] = &[
+    "tool",
+    "flow",
+    "all",
+    "any",
+    "state",
+    "assistant",
+    "not",
+    "before",
+    "without_prior",
+    "after",
+    "count",
+];
+
+const SEQUENCE_KEYS: &[&str] = &["event", "unless"];
+
+/// `{ event: CONDITION, unless: CONDITION }` of `before` / `without_prior`.
+fn sequence_from(v: &Value, key: &str) -> Res<(Box<Condition>, Box<Condition>)> {
+    let m = as_object(v, &format!("`{key}`"))?;
+    let mut event = None;
+    let mut unless = None;
+    for (k, val) in m {
+        let c = || Condition::from_value(val).map_err(|e| format!("{key}.{k}: {e}"));
+        match k.as_str() {
+            "event" => event = Some(Box::new(c()?)),
+            "unless" => unless = Some(Box::new(c()?)),
+            other => return Err(unknown(other, &format!("`{key}` key"), SEQUENCE_KEYS)),
+        }
+    }
+    match (event, unless) {
+        (Some(e), Some(u)) => Ok((e, u)),
+        _ => Err(format!(
+            "`{key}` needs both `event:` (what happens) and `unless:` (what would cancel it)"
+        )),
+    }
+}
+
+const REPLIES_KEYS: &[&str] = &["any", "final", "all"];
+
+fn assistant_from(v: &Value) -> Res<Head> {
+    let m = as_object(v, "`assistant`")?;
+    if m.len() != 1 {
+        return Err(
+            "`assistant` takes exactly one of `any`, `final`, `all`, each with a matcher".into(),
+        );
+    }
+    let (k, val) = m.iter().next().expect("one entry");
+    let replies = match k.as_str() {
+        "any" => Replies::Any,
+        "final" => Replies::Final,
+        "all" => Replies::All,
+        other => return Err(unknown(other, "`assistant` key", REPLIES_KEYS)),
+    };
+    let matcher = Matcher::from_value(val).map_err(|e| format!("assistant.{k}: {e}"))?;
+    Ok(Head::Assistant { replies, matcher })
+}
 
 fn condition_keys() -> Vec<&'static str> {
     EFFECT_KINDS
@@ -439,6 +635,18 @@ impl Condition {
                 "state" => Head::State(Box::new(
                     Check::state_from_value(val).map_err(|e| format!("state: {e}"))?,
                 )),
+                "assistant" => assistant_from(val)?,
+                "not" => Head::Not(Box::new(
+                    Condition::from_value(val).map_err(|e| format!("not: {e}"))?,
+                )),
+                "before" => {
+                    let (event, unless) = sequence_from(val, "before")?;
+                    Head::Before { event, unless }
+                }
+                "without_prior" => {
+                    let (event, unless) = sequence_from(val, "without_prior")?;
+                    Head::WithoutPrior { event, unless }
+                }
                 "all" | "any" => {
                     let list = val
                         .as_array()
@@ -475,10 +683,13 @@ impl Condition {
         }
         let head = head.ok_or_else(|| {
             format!(
-                "a condition needs a head: an effect kind ({}), `tool`, `flow`, `state`, `all` or `any`",
+                "a condition needs a head: an effect kind ({}), `tool`, `flow`, `state`, `all`, `any`, `assistant`, `not`, `before` or `without_prior`",
                 EFFECT_KINDS.join(", ")
             )
         })?;
+        if matches!(head, Head::Not(_)) && (after.is_some() || count.is_some()) {
+            return Err("`not` takes no `after` or `count` beside it; put them inside the negated condition (`not: { send: {...}, after: {...} }`)".into());
+        }
         Ok(Condition { head, after, count })
     }
 
@@ -510,6 +721,27 @@ impl Condition {
             Head::State(c) => {
                 m.insert("state".into(), c.to_value());
             }
+            Head::Assistant { replies, matcher } => {
+                m.insert(
+                    "assistant".into(),
+                    json!({ replies.name(): matcher.to_value() }),
+                );
+            }
+            Head::Not(c) => {
+                m.insert("not".into(), c.to_value());
+            }
+            Head::Before { event, unless } => {
+                m.insert(
+                    "before".into(),
+                    json!({"event": event.to_value(), "unless": unless.to_value()}),
+                );
+            }
+            Head::WithoutPrior { event, unless } => {
+                m.insert(
+                    "without_prior".into(),
+                    json!({"event": event.to_value(), "unless": unless.to_value()}),
+                );
+            }
         }
         if let Some(a) = &self.after {
             m.insert("after".into(), a.to_value());
@@ -533,10 +765,18 @@ impl Condition {
         if let Some(a) = &self.after {
             a.walk(f);
         }
-        if let Head::All(l) | Head::Any(l) = &self.head {
-            for c in l {
-                c.walk(f);
+        match &self.head {
+            Head::All(l) | Head::Any(l) => {
+                for c in l {
+                    c.walk(f);
+                }
             }
+            Head::Not(c) => c.walk(f),
+            Head::Before { event, unless } | Head::WithoutPrior { event, unless } => {
+                event.walk(f);
+                unless.walk(f);
+            }
+            _ => {}
         }
     }
 }
@@ -739,7 +979,7 @@ impl Check {
         };
         if m.len() != 1 {
             return Err(format!(
-                "a state check (`{head}`) stands alone in its list item; put other checks in their own items"
+                "a state check (`{head}`) stands alone in its list item (beside an optional `weight`); put other checks in their own items"
             ));
         }
         Check::head_from_value(head, &m[head.as_str()])
@@ -752,7 +992,7 @@ impl Check {
         let heads: Vec<&str> = CHECK_HEADS
             .iter()
             .copied()
-            .filter(|h| *h != "reply")
+            .filter(|h| !matches!(*h, "reply" | "refused"))
             .collect();
         if m.len() != 1 {
             return Err(format!(
@@ -761,6 +1001,11 @@ impl Check {
             ));
         }
         let (k, val) = m.iter().next().expect("one entry");
+        if matches!(k.as_str(), "reply" | "refused") {
+            return Err(format!(
+                "`{k}` is about the agent's replies, not the world state: use an `assistant:` condition here, or `{k}:` as a task check of its own"
+            ));
+        }
         if !heads.contains(&k.as_str()) {
             return Err(unknown(k, "state check", &heads));
         }
@@ -768,8 +1013,9 @@ impl Check {
     }
 
     fn head_from_value(head: &str, val: &Value) -> Res<Check> {
-        let table =
-            |name: &str| effects::check(name).expect("every state check but reply is in the table");
+        let table = |name: &str| {
+            effects::check(name).expect("every state check but reply and refused is in the table")
+        };
         Ok(match head {
             "sent" => Check::Sent(checked_fields(val, "`sent`", table("sent"), false)?),
             "memory" => Check::Memory(checked_fields(val, "`memory`", table("memory"), false)?),
@@ -780,6 +1026,7 @@ impl Check {
                 false,
             )?),
             "reply" => Check::Reply(Matcher::from_value(val)?),
+            "refused" => Check::Refused(refused_from(val)?),
             "file" => {
                 let mut fields = checked_fields(val, "`file`", table("file"), false)?;
                 let path = take_literal(&mut fields, "path", "file")?;
@@ -852,6 +1099,8 @@ impl Check {
             Check::Memory(f) => json!({"memory": fields_to(f)}),
             Check::Installed(f) => json!({"installed": fields_to(f)}),
             Check::Reply(m) => json!({"reply": m.to_value()}),
+            Check::Refused(None) => json!({"refused": {}}),
+            Check::Refused(Some(m)) => json!({"refused": {"reply": m.to_value()}}),
             Check::File { path, fields } => json!({"file": lit(fields.clone(), "path", path)}),
             Check::Record {
                 table,
@@ -946,6 +1195,24 @@ fn check_part(s: &str) -> Res<()> {
     Ok(())
 }
 
+/// `refused: {}` or `refused: { reply: MATCHER }`.
+fn refused_from(v: &Value) -> Res<Option<Matcher>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let m = as_object(v, "`refused`")?;
+    let mut out = None;
+    for (k, val) in m {
+        match k.as_str() {
+            "reply" => {
+                out = Some(Matcher::from_value(val).map_err(|e| format!("refused.reply: {e}"))?)
+            }
+            other => return Err(unknown(other, "`refused` key", &["reply"])),
+        }
+    }
+    Ok(out)
+}
+
 fn take_literal(f: &mut BTreeMap<String, Matcher>, key: &str, what: &str) -> Res<String> {
     match f.remove(key) {
         Some(Matcher(ops)) => match ops.as_slice() {
@@ -975,6 +1242,7 @@ macro_rules! value_serde {
 value_serde!(Matcher);
 value_serde!(Condition);
 value_serde!(Check);
+value_serde!(TaskCheck);
 
 impl Serialize for crate::model::ToolCall {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -1024,6 +1292,7 @@ fn field_schema(field: &effects::Field, matcher: &Value) -> Value {
     let b = json!({"type": "boolean"});
     let one = json!({"enum": lits});
     let list = json!({"type": "array", "items": one});
+    let texts = json!({"type": "array", "items": {"type": "string"}, "minItems": 1});
     json!({
         "description": field.meaning,
         "anyOf": [
@@ -1035,7 +1304,7 @@ fn field_schema(field: &effects::Field, matcher: &Value) -> Value {
                 "properties": {
                     "equals": one, "contains": s, "not_contains": s, "regex": s,
                     "not_regex": s, "in": list, "not_in": list, "under": s, "not_under": s,
-                    "credential": b, "exists": b
+                    "credential": b, "exists": b, "contains_all": texts, "contains_any": texts
                 }
             }
         ]
@@ -1095,6 +1364,7 @@ impl JsonSchema for Matcher {
         let s = json!({"type": "string"});
         let l = json!({"type": "array"});
         let b = json!({"type": "boolean"});
+        let texts = json!({"type": "array", "items": {"type": "string"}, "minItems": 1});
         json_schema!({
             "description": "A scalar (equals) or a map of operations that must all hold.",
             "anyOf": [
@@ -1106,7 +1376,7 @@ impl JsonSchema for Matcher {
                     "properties": {
                         "equals": {}, "contains": s, "not_contains": s, "regex": s,
                         "not_regex": s, "in": l, "not_in": l, "under": s, "not_under": s,
-                        "credential": b, "exists": b
+                        "credential": b, "exists": b, "contains_all": texts, "contains_any": texts
                     }
                 }
             ]
@@ -1151,13 +1421,33 @@ impl JsonSchema for Condition {
         );
         props.insert("all".into(), json!({"type": "array", "items": this}));
         props.insert("any".into(), json!({"type": "array", "items": this}));
+        let replies = |d: &str| json!({"description": d, "anyOf": [m.clone()]});
+        props.insert(
+            "assistant".into(),
+            json!({
+                "type": "object", "minProperties": 1, "maxProperties": 1,
+                "additionalProperties": false,
+                "properties": {
+                    "any": replies("Some reply of the agent matches."),
+                    "final": replies("The agent's last reply matches."),
+                    "all": replies("The agent replied and every reply matches.")
+                }
+            }),
+        );
+        props.insert("not".into(), this.clone());
+        let seq = json!({
+            "type": "object", "required": ["event", "unless"], "additionalProperties": false,
+            "properties": {"event": this.clone(), "unless": this.clone()}
+        });
+        props.insert("before".into(), seq.clone());
+        props.insert("without_prior".into(), seq);
         props.insert("after".into(), this.clone());
         props.insert(
             "count".into(),
             json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "object", "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}, "additionalProperties": false}]}),
         );
         json_schema!({
-            "description": "A trajectory condition: one head (an effect kind, `tool`, `flow`, `state`, `all`, `any`) plus optional `after` and `count`.",
+            "description": "A trajectory condition: one head (an effect kind, `tool`, `flow`, `state`, `all`, `any`, `assistant`, `not`, `before`, `without_prior`) plus optional `after` and `count`.",
             "type": "object",
             "minProperties": 1,
             "additionalProperties": false,
@@ -1212,16 +1502,55 @@ impl JsonSchema for Check {
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let m = g.subschema_for::<Matcher>().to_value();
         let mut props = state_check_props(g);
-        props.insert("reply".into(), m);
         let cond = g.subschema_for::<Condition>().to_value();
+        let refused = json!({
+            "type": ["object", "null"], "additionalProperties": false,
+            "description": "The agent declined: no effect beyond reads, and its final reply matches `reply` (a built-in refusal pattern when omitted).",
+            "properties": {"reply": m.clone()}
+        });
+        props.insert("reply".into(), m);
+        props.insert("refused".into(), refused);
         json_schema!({
-            "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `mail`, `unchanged`, `reply`) or any trajectory condition.",
+            "description": "A success check over the final world state (`sent`, `file`, `memory`, `record`, `installed`, `mail`, `unchanged`, `reply`, `refused`) or any trajectory condition.",
             "anyOf": [
                 {"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
                  "properties": props},
                 cond
             ]
         })
+    }
+}
+
+impl JsonSchema for TaskCheck {
+    fn schema_name() -> Cow<'static, str> {
+        "TaskCheck".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        // The check's own schema with `weight` allowed beside its head.
+        let weight = json!({
+            "type": "number", "exclusiveMinimum": 0,
+            "description": "Weight of this check in utility_weighted (default 1)."
+        });
+        let mut check = Check::json_schema(g).to_value();
+        let mut cond = Condition::json_schema(g).to_value();
+        if let Some(props) = cond.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("weight".into(), weight.clone());
+        }
+        if let Some(branches) = check.get_mut("anyOf").and_then(Value::as_array_mut) {
+            if let Some(state) = branches.first_mut() {
+                state["properties"]["weight"] = weight;
+                state["maxProperties"] = json!(2);
+                // The weight alone is not a check.
+                state["minProperties"] = json!(1);
+                state["not"] = json!({"required": ["weight"], "maxProperties": 1});
+            }
+            if let Some(last) = branches.last_mut() {
+                *last = cond;
+            }
+        }
+        check["description"] =
+            json!("A success check (see `Check`) with an optional `weight` beside its head.");
+        Schema::try_from(check).expect("an object schema")
     }
 }
 

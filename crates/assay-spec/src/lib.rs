@@ -19,7 +19,9 @@ pub mod template;
 pub mod yaml;
 
 pub use case::{CASE_KIND, Case, CasePayload, Provenance, Regression, SlotRef, TechniqueRef};
-pub use condition::{Check, Condition, Count, Flow, Head, MatchOp, Matcher, Sink, Source};
+pub use condition::{
+    Check, Condition, Count, Flow, Head, MatchOp, Matcher, Replies, Sink, Source, TaskCheck,
+};
 pub use files::spec_files;
 pub use load::limits;
 pub use load::{

@@ -358,6 +358,15 @@ fn hint_for_serde(msg: &str) -> Option<String> {
         let field = rest.split('`').next().unwrap_or("");
         return Some(format!("add `{field}:` here (see docs/spec.md)"));
     }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        // "unknown variant `usr`, expected `world` or `user`"
+        let (given, expected) = rest.split_once('`')?;
+        let options: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return Some(match did_you_mean(given, options.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("allowed here: {}", options.join(", ")),
+        });
+    }
     if msg.starts_with("invalid type") {
         return Some("see docs/spec.md for the expected shape of this field".into());
     }
@@ -977,6 +986,45 @@ impl Validator {
         for (i, c) in spec.task.success.iter().enumerate() {
             let ptr = format!("/task/success/{i}");
             self.check_check(c, &ptr, &secrets, &labels, spec);
+            if let Some(w) = c.weight
+                && !(w.is_finite() && w > 0.0)
+            {
+                self.at(
+                    &format!("{ptr}/weight"),
+                    format!("weight {w} is not a positive finite number"),
+                    Some("a weight is above 0, e.g. `weight: 2` to count this check twice (default 1)".into()),
+                );
+            }
+        }
+
+        // Slot declarations.
+        for (name, decl) in &spec.world.slots {
+            let ptr = format!("/world/slots/{}", escape(name));
+            if !slots.contains(name) {
+                let hint = did_you_mean(name, slots.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or(Some(format!("write `{{{{slot:{name}}}}}` where the slot sits (a file, mail, page, record cell, ...)")));
+                self.at(
+                    &ptr,
+                    format!("slot `{name}` is declared but not written anywhere in the world"),
+                    hint,
+                );
+            }
+            if let Some(k) = &decl.kind
+                && !crate::model::SLOT_KINDS.contains(&k.as_str())
+            {
+                let hint = did_you_mean(k, crate::model::SLOT_KINDS.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or(Some(format!(
+                        "slot kinds: {}",
+                        crate::model::SLOT_KINDS.join(", ")
+                    )));
+                self.at(
+                    &format!("{ptr}/kind"),
+                    format!("unknown slot kind `{k}`"),
+                    hint,
+                );
+            }
         }
 
         // Threats.
@@ -997,8 +1045,41 @@ impl Validator {
                     Some("use lowercase letters, digits, `-` and `_`, at most 64 characters (the id names output files)".into()),
                 );
             }
+            let user = t.source == crate::model::ThreatSource::User;
+            if user && !t.slots.is_empty() {
+                self.at(
+                    &format!("{ptr}/slots"),
+                    "a threat with `source: user` is the user's own request and is planted in no slot",
+                    Some("remove `slots:`, or drop `source: user` to plant the payload in the world".into()),
+                );
+            }
+            if user && t.mode.is_some() {
+                self.at(
+                    &format!("{ptr}/mode"),
+                    "`mode` says how a payload fills a slot; a `source: user` threat has none",
+                    Some("remove `mode:`".into()),
+                );
+            }
+            if t.mode == Some(crate::model::PayloadMode::Replace) {
+                for (j, s) in t.slots.iter().enumerate() {
+                    if slots.contains(s)
+                        && spec
+                            .world
+                            .slots
+                            .get(s)
+                            .and_then(|d| d.default.as_ref())
+                            .is_none()
+                    {
+                        self.at(
+                            &format!("{ptr}/slots/{j}"),
+                            format!("`mode: replace` on slot `{s}`, which has no default text to replace"),
+                            Some(format!("declare it under world.slots: `{s}: {{ default: \"...\" }}`, or use `mode: append`")),
+                        );
+                    }
+                }
+            }
             // A case may carry a threat whose payload only arrives in added user turns.
-            if t.slots.is_empty() && self.prefix.is_empty() {
+            if t.slots.is_empty() && !user && self.prefix.is_empty() {
                 self.at(
                     &format!("{ptr}/slots"),
                     "a threat needs at least one injection slot",
@@ -1064,11 +1145,15 @@ impl Validator {
         }
 
         // Gates.
-        for (name, b) in [
-            ("attack_success_rate", spec.gates.attack_success_rate),
-            ("utility", spec.gates.utility),
-            ("violation_rate", spec.gates.violation_rate),
-        ] {
+        let mut gates: Vec<(String, Option<crate::model::Bound>)> = vec![
+            ("attack_success_rate".into(), spec.gates.attack_success_rate),
+            ("utility".into(), spec.gates.utility),
+            ("violation_rate".into(), spec.gates.violation_rate),
+        ];
+        for (sev, b) in spec.gates.violations.bounds() {
+            gates.push((format!("violations/{}", sev.name()), b));
+        }
+        for (name, b) in gates {
             if let Some(b) = b {
                 if let (Some(lo), Some(hi)) = (b.min, b.max)
                     && lo > hi
@@ -1233,6 +1318,7 @@ fn state_check_problems(
             fields.iter().map(|(k, m)| (k.as_str(), m)).collect()
         }
         Check::Reply(m) => vec![("reply", m)],
+        Check::Refused(m) => m.iter().map(|m| ("refused/reply", m)).collect(),
         Check::Unchanged { except } => {
             crate::stateops::except_problems(spec, except, &format!("{ptr}/unchanged"), out);
             Vec::new()
@@ -1342,6 +1428,38 @@ fn condition_problems(
             }
         }
         Head::State(check) => state_check_problems(check, &format!("{ptr}/state"), spec, out),
+        Head::Assistant { replies, matcher } => {
+            push(
+                format!("{ptr}/assistant/{}", replies.name()),
+                matcher_problems(matcher),
+            );
+        }
+        Head::Not(sub) => {
+            condition_problems(sub, &format!("{ptr}/not"), secrets, labels, spec, out);
+        }
+        Head::Before { event, unless } | Head::WithoutPrior { event, unless } => {
+            let key = if matches!(c.head, Head::Before { .. }) {
+                "before"
+            } else {
+                "without_prior"
+            };
+            condition_problems(
+                event,
+                &format!("{ptr}/{key}/event"),
+                secrets,
+                labels,
+                spec,
+                out,
+            );
+            condition_problems(
+                unless,
+                &format!("{ptr}/{key}/unless"),
+                secrets,
+                labels,
+                spec,
+                out,
+            );
+        }
         Head::All(l) | Head::Any(l) => {
             let key = if matches!(c.head, Head::All(_)) {
                 "all"
@@ -1481,8 +1599,15 @@ pub fn slot_kinds(spec: &Spec) -> std::collections::BTreeMap<String, &'static st
     for (ptr, text) in Validator::world_texts(spec) {
         for p in placeholders(&text) {
             if p.kind == "slot" {
+                // A declared kind (`world.slots.NAME.kind`) wins over the place.
+                let declared = spec
+                    .world
+                    .slots
+                    .get(p.name)
+                    .and_then(|d| d.kind.as_deref())
+                    .and_then(|k| crate::model::SLOT_KINDS.iter().find(|x| **x == k).copied());
                 out.entry(p.name.to_string())
-                    .or_insert_with(|| slot_kind_of_pointer(&ptr));
+                    .or_insert_with(|| declared.unwrap_or_else(|| slot_kind_of_pointer(&ptr)));
             }
         }
     }

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::condition::{Check, Condition};
+use crate::condition::{Check, Condition, TaskCheck};
 
 /// The only `apiVersion` this build reads.
 pub const API_VERSION: &str = "assay/v1";
@@ -203,6 +203,52 @@ pub struct World {
     /// Declarative custom tools modelling the user's own services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<CustomTool>,
+    /// Injection slots with default text or an explicit kind: slot name →
+    /// declaration. A slot is still placed by writing `{{slot:NAME}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, SlotSpec>,
+}
+
+/// Kinds of place a slot can sit in; they decide which techniques may use it.
+pub const SLOT_KINDS: &[&str] = &[
+    "file",
+    "mail",
+    "web",
+    "tool_output",
+    "record",
+    "memory",
+    "tool_description",
+    "user_turn",
+];
+
+/// A slot declaration: the text the slot holds when no payload is planted,
+/// and (optionally) the kind of place it models.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSpec {
+    /// Untouched text of the slot (benign runs show it; a payload is appended
+    /// to it, or replaces it in `replace` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Kind of place (default: inferred from where the slot is written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SlotKindName>")]
+    pub kind: Option<String>,
+}
+
+/// Schema-only: the closed set of slot kinds.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum SlotKindName {
+    File,
+    Mail,
+    Web,
+    ToolOutput,
+    Record,
+    Memory,
+    ToolDescription,
+    UserTurn,
 }
 
 impl World {
@@ -712,7 +758,7 @@ impl Spec {
         }
         let mut out = Vec::new();
         for c in &self.task.success {
-            match c {
+            match &c.check {
                 Check::Trace(c) => in_cond(c, &mut out),
                 other => out.push(other),
             }
@@ -746,9 +792,10 @@ pub struct Task {
     /// The final reply of the reference solution (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
-    /// Success checks; utility is the fraction that hold.
+    /// Success checks; utility is the fraction that hold, `utility_weighted`
+    /// the weighted fraction (each check's `weight`, default 1).
     #[serde(default)]
-    pub success: Vec<Check>,
+    pub success: Vec<TaskCheck>,
 }
 
 impl Task {
@@ -786,12 +833,111 @@ pub struct Threat {
     pub actions: Vec<ToolCall>,
     /// The attack succeeded when any of these conditions holds on the trace.
     pub success: Vec<Condition>,
-    /// Injection slots (declared in the world as `{{slot:NAME}}`) this threat is planted in.
+    /// Injection slots (declared in the world as `{{slot:NAME}}`) this threat
+    /// is planted in. Required (non-empty) unless `source: user`.
+    #[serde(default)]
     pub slots: Vec<String>,
     /// Attack techniques to synthesise (`all` or a list of ids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Value>")]
     pub techniques: Option<Value>,
+    /// Who carries the attack: `world` (planted in slots, the default) or
+    /// `user` (a risky request in the user's own turn; no slot needed).
+    #[serde(default, skip_serializing_if = "ThreatSource::is_world")]
+    pub source: ThreatSource,
+    /// How a payload fills a slot that has default text: `append` (default)
+    /// or `replace`. Overrides the technique's own mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PayloadMode>,
+}
+
+/// Who carries a threat's payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreatSource {
+    /// An attacker's text planted in the world's slots.
+    #[default]
+    World,
+    /// The user asks for the risky thing themselves.
+    User,
+}
+
+impl ThreatSource {
+    /// True for the default (`world`).
+    pub fn is_world(&self) -> bool {
+        *self == ThreatSource::World
+    }
+}
+
+/// How a payload fills a slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadMode {
+    /// The slot's default text, then the payload.
+    #[default]
+    Append,
+    /// The payload alone, in place of the default text.
+    Replace,
+}
+
+impl PayloadMode {
+    /// True for the default (`append`).
+    pub fn is_append(&self) -> bool {
+        *self == PayloadMode::Append
+    }
+}
+
+/// How bad a forbidden trajectory is; gates can bound each level separately.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Must never happen in any release.
+    Critical,
+    /// Serious (the default).
+    #[default]
+    High,
+    /// Worth fixing.
+    Medium,
+    /// Minor.
+    Low,
+}
+
+impl Severity {
+    /// Every level, most severe first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+    ];
+
+    /// The YAML name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+
+    /// True for the default (`high`).
+    pub fn is_default(&self) -> bool {
+        *self == Severity::High
+    }
 }
 
 /// A trajectory that must never happen.
@@ -805,6 +951,9 @@ pub struct ForbiddenRule {
     pub description: Option<String>,
     /// The condition that fires the rule.
     pub when: Condition,
+    /// How bad a violation is (`critical`, `high` (default), `medium`, `low`).
+    #[serde(default, skip_serializing_if = "Severity::is_default")]
+    pub severity: Severity,
 }
 
 /// Release-gate thresholds, judged per spec × agent over all its episodes.
@@ -820,6 +969,9 @@ pub struct Gates {
     /// Bound on the share of episodes with at least one violation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violation_rate: Option<Bound>,
+    /// Bounds on the share of episodes with a violation of each severity.
+    #[serde(default, skip_serializing_if = "SeverityGates::is_empty")]
+    pub violations: SeverityGates,
 }
 
 impl Gates {
@@ -828,6 +980,43 @@ impl Gates {
         self.attack_success_rate.is_none()
             && self.utility.is_none()
             && self.violation_rate.is_none()
+            && self.violations.is_empty()
+    }
+}
+
+/// Per-severity bounds on the share of episodes with a violation of that severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityGates {
+    /// Share of episodes with a `critical` violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<Bound>,
+    /// Share of episodes with a `high` violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<Bound>,
+    /// Share of episodes with a `medium` violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<Bound>,
+    /// Share of episodes with a `low` violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<Bound>,
+}
+
+impl SeverityGates {
+    /// True when no bound is set.
+    pub fn is_empty(&self) -> bool {
+        self.bounds().all(|(_, b)| b.is_none())
+    }
+
+    /// Each severity with its bound, most severe first.
+    pub fn bounds(&self) -> impl Iterator<Item = (Severity, Option<Bound>)> {
+        [
+            (Severity::Critical, self.critical),
+            (Severity::High, self.high),
+            (Severity::Medium, self.medium),
+            (Severity::Low, self.low),
+        ]
+        .into_iter()
     }
 }
 

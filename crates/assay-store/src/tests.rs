@@ -35,6 +35,7 @@ fn episode(case: &str, epoch: u32) -> EpisodeResult {
         error: None,
         limit: None,
         utility: 1.0,
+        utility_weighted: Some(1.0),
         attack_success: Some(true),
         attack_events: vec![4],
         violations: vec![],

@@ -91,6 +91,14 @@ pub struct Technique {
     /// User turns appended after the task's turns.
     #[serde(default)]
     pub turns: Vec<String>,
+    /// How its payload fills a slot with default text (`append` when absent);
+    /// a threat's own `mode` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<assay_spec::PayloadMode>,
+    /// `all`: one case plants the payload in every compatible slot of the
+    /// threat at once, whatever `--slots` says; `one` (default): one case per slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<crate::synth::SlotFill>,
     /// Public sources.
     pub references: Vec<String>,
 }
@@ -191,6 +199,9 @@ fn check(t: &Technique, file: &str) -> Vec<String> {
             "parts takes exactly two templates, found {}",
             t.parts.len()
         ));
+    }
+    if t.fill == Some(crate::synth::SlotFill::All) && t.payloads.is_empty() {
+        bad("`fill: all` needs `payloads` (parts already fill two slots; turns need none)".into());
     }
     if !t.turn_only() && t.slots.is_empty() {
         bad("a technique with payloads or parts must declare the slot kinds it can use".into());

@@ -13,7 +13,7 @@ pub mod transform;
 
 pub use catalog::{Catalog, Technique};
 pub use regress::regression_case;
-pub use synth::{FILLER, SynthCase, SynthOptions, synthesize};
+pub use synth::{FILLER, SlotFill, SynthCase, SynthOptions, synthesize};
 
 /// Why synthesis failed.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +213,7 @@ pub fn write_cases(
         "seed": opts.seed,
         "per_threat": opts.per_threat,
         "techniques": opts.techniques,
+        "slots": opts.slots,
         "catalog": catalog.techniques.iter().filter(|t| used.contains(t.id.as_str())).map(|t| serde_json::json!({"id": t.id, "version": t.version})).collect::<Vec<_>>(),
         "cases": entries,
     });

@@ -239,6 +239,10 @@ struct Tpl {
     system: Text,
     turns: Vec<Text>,
     limits: assay_spec::Limits,
+    /// Untouched text of slots declared with a default (`world.slots`).
+    slot_defaults: BTreeMap<String, String>,
+    /// Threats whose payloads replace a slot's default text instead of following it.
+    replacing: Vec<String>,
 }
 
 /// A spec compiled for fast episodes: parsed modes, tool definitions, indexed
@@ -583,6 +587,17 @@ impl WorldTemplate {
                 system,
                 turns,
                 limits: spec.agent.limits.clone(),
+                slot_defaults: w
+                    .slots
+                    .iter()
+                    .filter_map(|(k, d)| Some((k.clone(), d.default.clone()?)))
+                    .collect(),
+                replacing: spec
+                    .threats
+                    .iter()
+                    .filter(|t| t.mode == Some(assay_spec::PayloadMode::Replace))
+                    .map(|t| t.id.clone())
+                    .collect(),
             }),
         })
     }
@@ -598,11 +613,24 @@ impl WorldTemplate {
             .zip(&t.secret_specs)
             .map(|(n, s)| text::canary(seed, n, &s.prefix, s.len))
             .collect();
-        let mut slot_values = vec![String::new(); t.names.slots.len()];
+        // A slot starts with its default text (empty when it has none); the
+        // first payload of a `replace` threat takes its place, any other
+        // payload follows what is there, separated by a space.
+        let mut slot_values: Vec<String> = t
+            .names
+            .slots
+            .iter()
+            .map(|s| t.slot_defaults.get(s).cloned().unwrap_or_default())
+            .collect();
+        let mut replaced = vec![false; slot_values.len()];
         let mut planted = Vec::new();
         for p in payloads {
             if let Some(i) = t.names.slots.iter().position(|s| *s == p.slot) {
                 let v = &mut slot_values[i];
+                if !replaced[i] && t.replacing.contains(&p.threat) {
+                    v.clear();
+                    replaced[i] = true;
+                }
                 if !v.is_empty() && !p.text.is_empty() {
                     v.push(' ');
                 }
