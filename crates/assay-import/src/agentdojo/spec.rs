@@ -144,9 +144,7 @@ fn state_checks(
             report.imported = false;
             continue;
         };
-        if let Some(c) = check_for(&loc, item, fields.as_deref(), dump, report) {
-            out.push(c);
-        }
+        out.extend(check_for(&loc, item, fields.as_deref(), dump, map, report));
     }
     out
 }
@@ -156,15 +154,18 @@ fn check_for(
     item: &Value,
     fields: Option<&[String]>,
     dump: &Value,
+    map: &SuiteMap,
     report: &mut TaskReport,
-) -> Option<Value> {
+) -> Vec<Value> {
     let mut rec = Map::new();
     rec.insert("table".into(), Value::String(loc.table.clone()));
     let op = item["op"].as_str().unwrap_or_default();
     let after = &item["after"];
     match (op, &loc.field) {
         ("remove", None) => {
-            let (col, v) = loc.ident.clone()?;
+            let Some((col, v)) = loc.ident.clone() else {
+                return Vec::new();
+            };
             rec.insert(col, v);
             rec.insert("count".into(), json!(0));
         }
@@ -177,13 +178,15 @@ fn check_for(
                     "`{}.{field}` is set from the clock; its value is not checked",
                     loc.table
                 ));
-                return None;
+                return Vec::new();
             }
             rec.insert(field.clone(), after.clone());
         }
         (_, None) if fields.is_some_and(<[String]>::is_empty) => {
             // Only the row's presence matters (the check counts rows).
-            let path = item["path"].as_array()?;
+            let Some(path) = item["path"].as_array() else {
+                return Vec::new();
+            };
             let before_rows = path[..path.len().saturating_sub(1)]
                 .iter()
                 .try_fold(&dump["environment"], |v, seg| match seg {
@@ -193,6 +196,11 @@ fn check_for(
                 })
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
+            // Rows of the same dict key only (a channel's messages, a user's
+            // inbox), as AgentDojo counts the list it appended to.
+            if let Some((col, v)) = &loc.ident {
+                rec.insert(col.clone(), v.clone());
+            }
             rec.insert("count".into(), json!({ "min": before_rows + 1 }));
             report.notes.push(format!(
                 "the check only counts rows of `{}`; imported as at least {} row(s)",
@@ -201,28 +209,50 @@ fn check_for(
             ));
         }
         (_, None) => {
-            // A whole row added: the fields the check needs (all but clock
-            // values and ids the world numbers itself, without a probe).
-            let Value::Object(row) = after else {
-                return None;
+            // A whole row (or, for a new dict key, a whole list of rows)
+            // added: one check per row, with the fields the check needs (all
+            // but clock values and ids the world numbers itself, without a
+            // probe).
+            let rows: Vec<&Value> = match after {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
             };
-            if let Some((col, v)) = &loc.ident
-                && !row.contains_key(col)
-            {
-                rec.insert(col.clone(), v.clone());
+            if rows.is_empty() {
+                return Vec::new();
             }
-            for (k, v) in row {
-                let wanted = match fields {
-                    Some(f) => f.iter().any(|x| x == k),
-                    None => k != "id" && k != "id_",
-                };
-                if wanted && !is_now(v, dump) {
-                    rec.insert(k.clone(), v.clone());
-                }
-            }
+            let value_col = map.tables[&loc.table]
+                .value
+                .clone()
+                .unwrap_or_else(|| "value".into());
+            return rows
+                .into_iter()
+                .map(|row| {
+                    let mut rec = rec.clone();
+                    if let Some((col, v)) = &loc.ident {
+                        rec.insert(col.clone(), v.clone());
+                    }
+                    match row {
+                        Value::Object(row) => {
+                            for (k, v) in row {
+                                let wanted = match fields {
+                                    Some(f) => f.iter().any(|x| x == k),
+                                    None => k != "id" && k != "id_",
+                                };
+                                if wanted && !is_now(v, dump) {
+                                    rec.insert(k.clone(), v.clone());
+                                }
+                            }
+                        }
+                        scalar => {
+                            rec.insert(value_col.clone(), scalar.clone());
+                        }
+                    }
+                    json!({ "record": rec })
+                })
+                .collect();
         }
     }
-    Some(json!({ "record": rec }))
+    vec![json!({ "record": rec })]
 }
 
 fn reply_check(probe: &Value, gt_output: &Value, report: &mut TaskReport) -> Option<Value> {
@@ -406,8 +436,9 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
         }
         if success.is_empty() {
             if probe["passes_empty"] == json!(true) {
-                r.differences.push(
-                    "AgentDojo's utility holds for any trajectory; the imported task has no success check".into(),
+                r.imported = false;
+                r.notes.push(
+                    "AgentDojo's check already passes when the agent does nothing (its initial data satisfies it), so it cannot tell the task was done; an Assay task needs a check that needs work".into(),
                 );
             } else {
                 r.imported = false;

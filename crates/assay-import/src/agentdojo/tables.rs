@@ -257,12 +257,16 @@ pub(crate) fn locate(
         }
         Kind::MapOfLists => {
             let k = rest.first()?.as_str()?;
-            let i = rest.get(1)?.as_u64()? as usize;
+            // A new dict key carries its whole list: rows, not one row.
+            let i = match rest.get(1) {
+                Some(i) => Some(i.as_u64()? as usize),
+                None => None,
+            };
             let col = t.key.clone().unwrap_or_else(|| "key".into());
             Loc {
                 table: name.clone(),
                 ident: Some((col, Value::String(k.to_string()))),
-                index: Some(i),
+                index: i,
                 field: field(rest.get(2)),
             }
         }
