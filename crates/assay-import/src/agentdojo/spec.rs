@@ -201,9 +201,11 @@ fn check_for(
             if let Some((col, v)) = &loc.ident {
                 rec.insert(col.clone(), v.clone());
             }
-            rec.insert("count".into(), json!({ "min": before_rows + 1 }));
+            // AgentDojo's checks compare the list's length with the one
+            // before plus what the task adds: an exact count.
+            rec.insert("count".into(), json!(before_rows + 1));
             report.notes.push(format!(
-                "the check only counts rows of `{}`; imported as at least {} row(s)",
+                "the check only counts rows of `{}`; imported as exactly {} row(s)",
                 loc.table,
                 before_rows + 1
             ));
