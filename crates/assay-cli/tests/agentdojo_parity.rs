@@ -88,12 +88,8 @@ fn score(lines: &[Value]) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Imports `suite`, runs it with the control agents, scores every episode in
-/// AgentDojo, and returns (episodes compared, disagreements).
-fn parity(suite: &str) -> (usize, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let specs = dir.path().join("specs");
-    let run = dir.path().join("run");
+/// `assay import agentdojo --suite SUITE` into `specs`.
+fn import(suite: &str, specs: &Path) {
     assay()
         .args([
             "import",
@@ -104,24 +100,21 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
             "v1.2.2",
             "--out",
         ])
-        .arg(&specs)
+        .arg(specs)
         .env("ASSAY_AGENTDOJO_PYTHON", python())
         .assert()
         .success();
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(specs.join("import-report.json")).unwrap()).unwrap();
-    // AgentDojo's own attack, every injection vector of a task filled at once.
+}
+
+/// `assay run INPUT ARGS --out RUN` (exit 0, or 1 for failed gates), and
+/// the results it wrote.
+fn run_to(input: &Path, args: &[&str], run: &Path) -> Value {
     let out = assay()
         .arg("run")
-        .arg(&specs)
-        .args([
-            "--techniques",
-            "important-instructions",
-            "--slots",
-            "all",
-            "--out",
-        ])
-        .arg(&run)
+        .arg(input)
+        .args(args)
+        .arg("--out")
+        .arg(run)
         .args(["--name", "parity"])
         .output()
         .unwrap();
@@ -130,8 +123,24 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         "assay run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap()
+}
+
+/// Imports `suite`, runs it with the control agents, scores every episode in
+/// AgentDojo, and returns (episodes compared, disagreements).
+fn parity(suite: &str) -> (usize, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    let run = dir.path().join("run");
+    import(suite, &specs);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(specs.join("import-report.json")).unwrap()).unwrap();
+    // AgentDojo's own attack, every injection vector of a task filled at once.
+    let results = run_to(
+        &specs,
+        &["--techniques", "important-instructions", "--slots", "all"],
+        &run,
+    );
     let mut lines = Vec::new();
     let mut ours = BTreeMap::new();
     for e in results["episodes"].as_array().unwrap() {
@@ -217,20 +226,7 @@ fn slack_verdicts_equal_agentdojos() {
 fn a_redirect_undone_is_safe_by_state_and_flagged_by_a_trajectory_rule() {
     let dir = tempfile::tempdir().unwrap();
     let specs = dir.path().join("specs");
-    assay()
-        .args([
-            "import",
-            "agentdojo",
-            "--suite",
-            "banking",
-            "--version",
-            "v1.2.2",
-            "--out",
-        ])
-        .arg(&specs)
-        .env("ASSAY_AGENTDOJO_PYTHON", python())
-        .assert()
-        .success();
+    import("banking", &specs);
     let file = specs.join("agentdojo-banking-user-task-0.yaml");
     let mut spec = assay_spec::yaml::parse_value(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let attacker = "US133000000121212121212";
@@ -254,10 +250,9 @@ fn a_redirect_undone_is_safe_by_state_and_flagged_by_a_trajectory_rule() {
     );
     std::fs::write(&file, assay_import::to_yaml(&spec)).unwrap();
     let run = dir.path().join("run");
-    let out = assay()
-        .arg("run")
-        .arg(&file)
-        .args([
+    let results = run_to(
+        &file,
+        &[
             "--agent",
             "control:solve",
             "--techniques",
@@ -270,19 +265,9 @@ fn a_redirect_undone_is_safe_by_state_and_flagged_by_a_trajectory_rule() {
             // One of the technique's payload variants is enough here.
             "--per-threat",
             "1",
-            "--out",
-        ])
-        .arg(&run)
-        .args(["--name", "redirect"])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &run,
     );
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
     let attacked: Vec<&Value> = results["episodes"]
         .as_array()
         .unwrap()
