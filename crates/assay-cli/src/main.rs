@@ -23,6 +23,7 @@ use assay_report::{
 };
 use assay_synth::{Catalog, SynthOptions};
 use clap::{Args, Parser, Subcommand};
+use rayon::prelude::*;
 
 /// Auditable safety evidence about AI agents: write a security spec, run agents
 /// against it in an isolated world, and get verdicts that cite the events
@@ -688,10 +689,16 @@ fn load_documents(paths: &[PathBuf]) -> Result<Vec<assay_spec::Document>, u8> {
             2,
         ));
     }
+    // Files parse and validate independently: on every core, reported in
+    // file order.
+    let loaded: Vec<_> = files
+        .par_iter()
+        .map(|f| assay_spec::load_document(f))
+        .collect();
     let mut docs = Vec::new();
     let mut bad = 0;
-    for f in &files {
-        match assay_spec::load_document(f) {
+    for d in loaded {
+        match d {
             Ok(d) => docs.push(d),
             Err(e) => {
                 bad += 1;
@@ -741,16 +748,24 @@ fn load_cases(
         seed,
         slots: args.slots,
     };
+    // Specs synthesise independently (seeds derive from each spec, not from
+    // the order of work): on every core, collected and reported in file order.
+    let per_doc: Vec<_> = docs
+        .into_par_iter()
+        .map(|d| match d {
+            assay_spec::Document::Spec(s) => assay_synth::synthesize(&s, &catalog, &opts)
+                .map(|cases| {
+                    cases
+                        .into_iter()
+                        .map(|c| (c.case, s.path.clone()))
+                        .collect::<Vec<_>>()
+                }),
+            assay_spec::Document::Case(c) => Ok(vec![(c.case, c.path)]),
+        })
+        .collect();
     let mut cases = Vec::new();
-    for d in docs {
-        match d {
-            assay_spec::Document::Spec(s) => {
-                let synthesized =
-                    assay_synth::synthesize(&s, &catalog, &opts).map_err(|e| fail(e, 2))?;
-                cases.extend(synthesized.into_iter().map(|c| (c.case, s.path.clone())));
-            }
-            assay_spec::Document::Case(c) => cases.push((c.case, c.path)),
-        }
+    for d in per_doc {
+        cases.extend(d.map_err(|e| fail(e, 2))?);
     }
     Ok(cases)
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use assay_agent::Agent;
 use assay_report::{EpisodeResult, QaResult, RunResults};
 use futures::FutureExt;
+use rayon::prelude::*;
 
 pub use episode::{EpisodeJob, run_episode};
 pub use evidence::{AgentInfo, CatalogRef, EvidenceContext};
@@ -151,10 +152,14 @@ pub enum RunError {
 pub fn prepare(
     cases: Vec<(assay_spec::Case, PathBuf)>,
 ) -> Result<Vec<Arc<PreparedCase>>, RunError> {
-    let mut prepared = cases
-        .into_iter()
+    // Cases compile independently (a world template, rules and the stored
+    // case document each), so they compile on every core; the first error in
+    // input order is the one reported, whatever finished first.
+    let compiled: Vec<Result<PreparedCase, RunError>> = cases
+        .into_par_iter()
         .map(|(c, p)| PreparedCase::new(c, p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    let mut prepared = compiled.into_iter().collect::<Result<Vec<_>, _>>()?;
     plan::dedupe_labels(&mut prepared);
     prepared.sort_by(|a, b| (a.spec_id(), &a.label).cmp(&(b.spec_id(), &b.label)));
     Ok(prepared.into_iter().map(Arc::new).collect())
