@@ -753,13 +753,14 @@ fn load_cases(
     let per_doc: Vec<_> = docs
         .into_par_iter()
         .map(|d| match d {
-            assay_spec::Document::Spec(s) => assay_synth::synthesize(&s, &catalog, &opts)
-                .map(|cases| {
+            assay_spec::Document::Spec(s) => {
+                assay_synth::synthesize(&s, &catalog, &opts).map(|cases| {
                     cases
                         .into_iter()
                         .map(|c| (c.case, s.path.clone()))
                         .collect::<Vec<_>>()
-                }),
+                })
+            }
             assay_spec::Document::Case(c) => Ok(vec![(c.case, c.path)]),
         })
         .collect();
