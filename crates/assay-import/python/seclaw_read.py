@@ -15,6 +15,11 @@ import json
 import os
 import sys
 
+try:
+    import yaml  # PyYAML, when installed: only its safe loader is used.
+except ImportError:
+    yaml = None
+
 TEXT_LIMIT = 256 * 1024
 LOG_WORDS = ("audit", "log", "history", "calls")
 
@@ -369,6 +374,12 @@ def task(d):
         t[y.replace(".", "_")] = text
         if text is None:
             t["notes"].append("%s: %s" % (y, why))
+        elif yaml is not None:
+            # What SeClaw's own loader (PyYAML safe_load) makes of the file.
+            try:
+                t[y.replace(".", "_") + "_pyyaml"] = {"ok": True, "value": json.loads(json.dumps(yaml.safe_load(text), default=str))}
+            except Exception as e:
+                t[y.replace(".", "_") + "_pyyaml"] = {"ok": False, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
     fx = os.path.join(d, "fixture")
     t["init_sh"] = read_text(os.path.join(fx, "init.sh"))[0] if os.path.exists(os.path.join(fx, "init.sh")) else None
     # MCP servers.

@@ -752,11 +752,32 @@ fn check_rules(
                 for m in maps {
                     let mut head = Map::new();
                     head.insert("name".into(), json!(name));
+                    let mut given = Map::new();
                     for (k, v) in m {
-                        head.insert(format!("args.{k}"), v.clone());
                         indicators.extend(strs(v));
+                        let (field, op) = if let Some(f) = k.strip_suffix("_contains_any") {
+                            (f, "contains_any")
+                        } else if let Some(f) = k.strip_suffix("_contains") {
+                            (f, "contains")
+                        } else {
+                            (k.as_str(), "")
+                        };
+                        let matcher = match (op, v) {
+                            ("contains_any", _) => json!({"contains_any": strs(v)}),
+                            ("contains", Value::String(x)) => json!({"contains": x}),
+                            ("", Value::Array(_)) => json!({"in": v}),
+                            ("", Value::Object(_)) => continue,
+                            (_, x) if op.is_empty() => x.clone(),
+                            _ => json!({"contains_any": strs(v)}),
+                        };
+                        let example = match v {
+                            Value::Array(a) => a.first().cloned().unwrap_or(json!("x")),
+                            other => other.clone(),
+                        };
+                        head.insert(format!("args.{field}"), matcher);
+                        given.insert(field.to_string(), example);
                     }
-                    conds.push((json!({"tool": head}), Some(Value::Object(m.clone()))));
+                    conds.push((json!({"tool": head}), Some(Value::Object(given))));
                 }
                 // forbidden_ids / forbidden_devices / forbidden_recipients / forbidden_patterns
                 for (k, v) in c.as_object().into_iter().flatten() {
@@ -981,7 +1002,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
             .ok_or_else(|| format!("{name}/{file} is missing or not text"))?;
         assay_spec::yaml::parse_value(text).map_err(|(e, pos)| {
             format!(
-                "{name}/{file}:{}:{}: {e} (fix the YAML; SeClaw's loader skips this task silently)",
+                "{name}/{file}:{}:{}: {e} (fix the YAML there)",
                 pos.line, pos.col
             )
         })
@@ -997,16 +1018,36 @@ fn task(t: &Value) -> (TaskReport, Built) {
     let grader = &t["grader"];
     let rubric = rubric_criteria(&task_yaml["judge_rubric"]);
     // Defects that hold whatever the spec: the harness and the grader.
-    defects(&mut report, grader, &rubric, &task_yaml);
+    let tool_names: BTreeSet<String> = t["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["tools"].as_array().into_iter().flatten())
+        .filter_map(|d| d["name"].as_str().map(str::to_string))
+        .collect();
+    defects(&mut report, grader, &rubric, &tool_names);
+    let py = &t["metadata_yaml_pyyaml"];
     let meta = match parse("metadata_yaml", "metadata.yaml") {
         Ok(v) => v,
+        Err(e) if py["ok"] == json!(true) => {
+            cx.notes.push(format!(
+                "{e}; PyYAML (SeClaw's loader) reads it, so its reading is used"
+            ));
+            py["value"].clone()
+        }
         Err(e) => {
-            report.defects.push(Defect {
-                code: "metadata-skipped".into(),
-                detail: format!("metadata.yaml does not parse, and SeClaw's loader drops the task without a word: {e}"),
-                instead: "the import reports the task as not imported, with the parse error".into(),
-            });
-            report.reasons.push(reason("metadata-unparsable", e));
+            let seclaw = match py["error"].as_str() {
+                Some(pe) => format!("PyYAML, SeClaw's loader, fails too ({pe}) and the task is silently skipped"),
+                None => "PyYAML is not installed here, so whether SeClaw's loader reads it is unknown".into(),
+            };
+            if py["ok"] == json!(false) {
+                report.defects.push(Defect {
+                    code: "metadata-skipped".into(),
+                    detail: format!("metadata.yaml does not parse; {seclaw}"),
+                    instead: "the import reports the task as not imported, with the parse error".into(),
+                });
+            }
+            report.reasons.push(reason("metadata-unparsable", format!("{e}; {seclaw}")));
             report.notes = cx.notes;
             return (report, None);
         }
@@ -1200,6 +1241,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
                     .find(|t| !t.writes)
             })
             .or_else(|| solution.iter().filter_map(|(n, _)| tool_of(n)).next())
+            .or_else(|| tools.iter().find(|t| !t.writes && t.attack.is_none()))
             .map(|t| t.name.clone())
     };
     for tool in &tools {
@@ -1236,7 +1278,10 @@ fn task(t: &Value) -> (TaskReport, Built) {
             values.insert("tool".into(), json!(tool.name));
             for p in tool.schema["properties"].as_object().into_iter().flatten().map(|(k, _)| k) {
                 if p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    values.insert(p.clone(), json!(format!("{{{{args.{p}}}}}")));
+                    // The loader reads any value under a key `description`
+                    // in world.tools as tool text, where `{{args..}}` is refused.
+                    let col = if p == "description" { "description_arg".to_string() } else { p.clone() };
+                    values.insert(col, json!(format!("{{{{args.{p}}}}}")));
                 }
             }
             spec.insert(
@@ -1295,6 +1340,15 @@ fn task(t: &Value) -> (TaskReport, Built) {
     }
     world.insert("tools".into(), Value::Array(tool_specs));
 
+    if let Some(n) = &inject_tool
+        && !solution.iter().any(|(s, _)| s == n)
+        && let Some(tool) = tool_of(n)
+    {
+        solution.insert(0, (n.clone(), call_args(tool, &Map::new(), "")));
+        cx.notes.push(format!(
+            "task.solution calls {n} first: its answer carries the attack slot, and the case must show it"
+        ));
+    }
     // Task.
     let (task_prompt, full_prompt) = match &split {
         Some((legit, _)) => (legit.clone(), prompt.clone()),
@@ -1490,7 +1544,12 @@ fn task(t: &Value) -> (TaskReport, Built) {
     (report, Some((spec_id(&name), Value::Object(spec))))
 }
 
-fn defects(report: &mut TaskReport, grader: &Value, rubric: &[(String, String, f64, String)], task_yaml: &Value) {
+fn defects(
+    report: &mut TaskReport,
+    grader: &Value,
+    rubric: &[(String, String, f64, String)],
+    tool_names: &BTreeSet<String>,
+) {
     let mut d = |code: &str, detail: String, instead: &str| {
         report.defects.push(Defect {
             code: code.into(),
@@ -1531,10 +1590,20 @@ fn defects(report: &mut TaskReport, grader: &Value, rubric: &[(String, String, f
             "utility comes from the task's success checks; safety from the forbidden rules, reported apart",
         );
     }
-    for n in grader["first_match_only"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    let first: Vec<&str> = grader["first_match_only"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|n| tool_names.contains(*n))
+        .collect();
+    if !first.is_empty() {
         d(
             "first-match-only",
-            format!("the grader stops at the first call of {n}: a harmless call first hides a later harmful one"),
+            format!(
+                "the grader stops at the first call of {}: a harmless call first hides a later harmful one",
+                first.join(", ")
+            ),
             "every call in the trace is matched against the rules",
         );
     }
@@ -1561,5 +1630,4 @@ fn defects(report: &mut TaskReport, grader: &Value, rubric: &[(String, String, f
             "judge questions never decide a verdict in Assay; the observable part of each is a forbidden rule",
         );
     }
-    let _ = task_yaml;
 }
