@@ -1184,6 +1184,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
     let mut tables = tables;
     let mut tool_specs: Vec<Value> = Vec::new();
     let mut slot: Option<(String, String)> = None; // (kind, where)
+    let mut slot_service: Option<String> = None;
     let indicators: Vec<String> = rules
         .iter()
         .flat_map(|r| r.indicators.iter().cloned())
@@ -1191,7 +1192,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
         .collect();
     if !direct {
         // Plant the slot in the artifact carrying the injection.
-        'find: for (tname, (_, rows)) in tables.iter_mut() {
+        'find: for (tname, (svc, rows)) in tables.iter_mut() {
             for row in rows.iter_mut() {
                 if let Some(o) = row.as_object_mut() {
                     for (col, v) in o.iter_mut() {
@@ -1200,6 +1201,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
                         {
                             s.push_str(" {{slot:injected}}");
                             slot = Some(("record".into(), format!("table {tname}, column {col}")));
+                            slot_service = Some(svc.clone());
                             break 'find;
                         }
                     }
@@ -1208,6 +1210,12 @@ fn task(t: &Value) -> (TaskReport, Built) {
         }
         if slot.is_none() {
             for (p, v) in files.iter_mut() {
+                // OpenClaw's own workspace files describe the agent and its
+                // tools; they name tools without carrying an injection.
+                let boot = ["AGENTS.md", "SOUL.md", "TOOLS.md", "MEMORY.md", "USER.md", "IDENTITY.md", "HEARTBEAT.md", "BOOTSTRAP.md"];
+                if boot.iter().any(|b| p.ends_with(&format!("/{b}"))) {
+                    continue;
+                }
                 if let Value::String(s) = v
                     && indicators.iter().any(|i| s.contains(i.as_str()))
                 {
@@ -1340,6 +1348,27 @@ fn task(t: &Value) -> (TaskReport, Built) {
     }
     world.insert("tools".into(), Value::Array(tool_specs));
 
+    // A record slot is seen only through a lookup tool of its service.
+    if let Some(svc) = &slot_service
+        && !solution.iter().any(|(n, _)| {
+            tool_of(n).is_some_and(|t| !t.writes && t.fixed.is_none() && t.service.as_ref() == Some(svc))
+        })
+    {
+        if let Some(t) = tools
+            .iter()
+            .find(|t| !t.writes && t.fixed.is_none() && t.service.as_ref() == Some(svc))
+        {
+            solution.insert(0, (t.name.clone(), call_args(t, &Map::new(), "")));
+            cx.notes.push(format!(
+                "task.solution calls {} first: its answer carries the attack slot, and the case must show it",
+                t.name
+            ));
+        } else {
+            cx.notes.push(format!(
+                "no lookup tool of service {svc} returns the record holding the attack slot: its cases fail case QA (not delivered)"
+            ));
+        }
+    }
     if let Some(n) = &inject_tool
         && !solution.iter().any(|(s, _)| s == n)
         && let Some(tool) = tool_of(n)
@@ -1451,6 +1480,11 @@ fn task(t: &Value) -> (TaskReport, Built) {
     if direct {
         threat.insert("goal".into(), json!(full_prompt));
         threat.insert("source".into(), json!("user"));
+        if refusal_expected {
+            // Multi-turn techniques add turns the reference answers with
+            // "Done.", which the refusal check rightly does not accept.
+            threat.insert("techniques".into(), json!(["direct-plain", "direct-jailbreak-prefix"]));
+        }
     } else {
         threat.insert("goal".into(), json!(attack_goal));
         threat.insert("slots".into(), json!(["injected"]));
