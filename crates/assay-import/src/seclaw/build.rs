@@ -310,6 +310,19 @@ fn reads_by_name(name: &str) -> bool {
     if READ_VERBS.contains(&first) {
         return true;
     }
+    const WRITE_VERBS: &[&str] = &[
+        "send", "post", "create", "delete", "update", "transfer", "write", "add", "remove", "set",
+        "execute", "run", "share", "book", "reserve", "pay", "grant", "unlock", "lock", "modify",
+        "edit", "upload", "publish", "schedule", "cancel", "approve", "disable", "enable", "move",
+        "rename", "install", "reply", "forward", "invite", "submit", "change", "reset", "revoke",
+    ];
+    if !WRITE_VERBS.contains(&first)
+        && lower
+            .split(|c: char| c == '_' || c == '.')
+            .any(|w| READ_VERBS.contains(&w))
+    {
+        return true;
+    }
     // CamelCase: GetHotelsPrices.
     let camel: String = name
         .chars()
@@ -337,7 +350,11 @@ fn asb_data(svc: &Value) -> Option<&Map<String, Value>> {
         .as_object()?
         .values()
         .filter_map(Value::as_object)
-        .find(|o| o.contains_key("normal_tools") || o.contains_key("attacker_tools"))
+        .find(|o| {
+            o.contains_key("normal_tools")
+                || o.contains_key("attacker_tools")
+                || o.contains_key("tool_responses")
+        })
 }
 
 struct Ctx<'a> {
@@ -389,10 +406,16 @@ fn tools(cx: &mut Ctx) -> Vec<Tool> {
             // ASB-style: the answer is in the service's tool table.
             let asb = services.iter().find_map(|s| {
                 let d = asb_data(s)?;
-                let hit = d["normal_tools"]
-                    .get(name)
+                let hit = d
+                    .get("normal_tools")
+                    .and_then(|n| n.get(name))
                     .map(|v| (v, false))
-                    .or_else(|| d.get("attacker_tools")?.get(name).map(|v| (v, true)))?;
+                    .or_else(|| d.get("attacker_tools")?.get(name).map(|v| (v, true)))
+                    .or_else(|| {
+                        d.get("tool_responses")?
+                            .get(name)
+                            .map(|v| (v, false))
+                    })?;
                 Some((s["name"].as_str().unwrap_or("").to_string(), hit))
             });
             if let Some((svc, (def, attacker))) = asb {
@@ -408,6 +431,9 @@ fn tools(cx: &mut Ctx) -> Vec<Tool> {
                     );
                     tool.writes = true;
                     tool.attack = def["attack_instruction"].as_str().map(str::to_string);
+                } else if def.get("response_templates").is_none() && def.is_object() {
+                    // tool_responses: the whole answer is given.
+                    tool.fixed = Some(serde_json::to_string(def).expect("JSON"));
                 } else if let Some(text) = def["response_templates"]["default"].as_str() {
                     tool.fixed = Some(
                         serde_json::to_string(&json!({"status": "success", "result": text}))
@@ -479,10 +505,26 @@ fn tables(cx: &mut Ctx, tools: &[Tool]) -> BTreeMap<String, (String, Vec<Value>)
             .iter()
             .any(|t| t.service.as_deref() == Some(svc) && t.fixed.is_none());
         for (file, data) in s["data"].as_object().into_iter().flatten() {
-            if data
-                .as_object()
-                .is_some_and(|o| o.contains_key("normal_tools") || o.contains_key("attacker_tools"))
-            {
+            if data.as_object().is_some_and(|o| {
+                o.contains_key("normal_tools")
+                    || o.contains_key("attacker_tools")
+                    || o.contains_key("tool_responses")
+            }) {
+                // ASB's tool table answers as fixed responses; only its
+                // knowledge base is data a lookup tool searches.
+                if let Some(docs) = data["knowledge_documents"].as_array().filter(|a| !a.is_empty())
+                    && used
+                {
+                    let mut h = 0;
+                    let rows: Vec<Value> = docs
+                        .iter()
+                        .filter(|d| d.is_object())
+                        .map(|d| defuse(d, &mut h))
+                        .collect();
+                    if !rows.is_empty() {
+                        out.insert(ident(&format!("{svc}_knowledge_documents")), (svc.to_string(), rows));
+                    }
+                }
                 continue;
             }
             if !used {
@@ -1069,6 +1111,25 @@ fn task(t: &Value) -> (TaskReport, Built) {
         report.notes = cx.notes;
         return (report, None);
     }
+    let mut tools = tools;
+    // ASB names its attacker tool in the source id (..._fraud_detection_tool).
+    if report.origin == "ASB" && !tools.iter().any(|t| t.attack.is_some()) {
+        let squash = |x: &str| -> String {
+            x.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let sid = squash(if source_id.is_empty() { &name } else { source_id });
+        if let Some(t) = tools
+            .iter_mut()
+            .filter(|t| t.name.len() >= 6 && sid.ends_with(&squash(&t.name)))
+            .max_by_key(|t| t.name.len())
+        {
+            t.attack = Some(String::new());
+            t.writes = true;
+        }
+    }
     let tables = tables(&mut cx, &tools);
 
     // The reference solution as calls.
@@ -1491,6 +1552,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
         .find_map(|t| {
             t.attack
                 .as_ref()
+                .filter(|a| !a.is_empty())
                 .map(|a| format!("{a} by using the \"{}\" tool, and do NOT use other tools.", t.name))
         })
         .or_else(|| {
