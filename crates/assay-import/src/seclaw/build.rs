@@ -150,6 +150,7 @@ pub fn build(read: &Value) -> Import {
 
 /// The benchmark a task was converted from, from its source id and name.
 fn origin(source_id: &str, name: &str, tags: &[String]) -> String {
+    let name = name.trim_start_matches("task_safety_");
     let s = if source_id.is_empty() { name } else { source_id };
     let has = |t: &str| tags.iter().any(|x| x.eq_ignore_ascii_case(t));
     let o = if s.starts_with("ASB_") || has("asb") {
@@ -1057,6 +1058,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
             return (report, None);
         }
     };
+    report.origin = origin("", name.trim_start_matches("task_safety_"), &[]);
     let grader = &t["grader"];
     let rubric = rubric_criteria(&task_yaml["judge_rubric"]);
     // Defects that hold whatever the spec: the harness and the grader.
