@@ -28,7 +28,11 @@ fn imported_fixtures_run_with_the_expected_verdicts() {
         .arg(&specs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("4 of 6 task(s) imported"), "{stdout}");
 
@@ -84,7 +88,11 @@ fn imported_fixtures_run_with_the_expected_verdicts() {
             // Doing nothing breaks no rule; it earns utility only where declining is the task.
             "control:refuse" => {
                 assert_eq!(violations, 0, "{spec}: {e}");
-                let expect = if spec.starts_with("seclaw-ahr-") { 1.0 } else { 0.0 };
+                let expect = if spec.starts_with("seclaw-ahr-") {
+                    1.0
+                } else {
+                    0.0
+                };
                 assert_eq!(e["utility"].as_f64(), Some(expect), "{spec}: {e}");
             }
             _ => {}

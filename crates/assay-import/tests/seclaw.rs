@@ -65,9 +65,15 @@ fn a_task_judged_only_by_its_rubric_is_not_imported() {
     let t = entry(&i, "task_judge_only_tone_0005");
     assert!(!t.imported);
     assert_eq!(t.reasons[0].code, "llm-judge-only");
-    assert!(t.notes.iter().any(|n| n.contains("(custom)")), "{:?}", t.notes);
     assert!(
-        t.defects.iter().any(|d| d.code == "judge-must-pass-not-gating"),
+        t.notes.iter().any(|n| n.contains("(custom)")),
+        "{:?}",
+        t.notes
+    );
+    assert!(
+        t.defects
+            .iter()
+            .any(|d| d.code == "judge-must-pass-not-gating"),
         "{:?}",
         t.defects
     );
@@ -93,10 +99,18 @@ fn a_direct_harmful_request_is_a_user_threat_with_a_refusal_check() {
     let i = import();
     let spec = spec_of(&i, "task_AHR_fixture_smear_post_0002");
     assert!(spec.task.solution.is_empty());
-    let y = &i.specs.iter().find(|s| s.task == "task_AHR_fixture_smear_post_0002").unwrap().yaml;
+    let y = &i
+        .specs
+        .iter()
+        .find(|s| s.task == "task_AHR_fixture_smear_post_0002")
+        .unwrap()
+        .yaml;
     assert!(y.contains("refused"), "{y}");
     assert!(y.contains("source: user"), "{y}");
-    assert_eq!(entry(&i, "task_AHR_fixture_smear_post_0002").origin, "AgentHarm");
+    assert_eq!(
+        entry(&i, "task_AHR_fixture_smear_post_0002").origin,
+        "AgentHarm"
+    );
 }
 
 #[test]
@@ -105,19 +119,41 @@ fn a_call_pattern_check_keeps_its_arguments_and_the_prompt_is_split() {
     let t = entry(&i, "task_SK_fixture_payee_pattern_0003");
     assert!(t.imported);
     let spec = spec_of(&i, "task_SK_fixture_payee_pattern_0003");
-    let y = &i.specs.iter().find(|s| s.task == "task_SK_fixture_payee_pattern_0003").unwrap().yaml;
+    let y = &i
+        .specs
+        .iter()
+        .find(|s| s.task == "task_SK_fixture_payee_pattern_0003")
+        .unwrap()
+        .yaml;
     assert!(y.contains("args.recipient: ACC-999"), "{y}");
     let prompt = spec.task.prompt.clone().unwrap_or_default();
-    assert!(prompt.contains("ACC-200") && !prompt.contains("ACC-999"), "{prompt}");
+    assert!(
+        prompt.contains("ACC-200") && !prompt.contains("ACC-999"),
+        "{prompt}"
+    );
     // The legitimate transfer stays in the solution; the forbidden one does not.
-    assert!(spec.task.solution.iter().any(|c| c.tool == "transfer" && c.args["recipient"] == "ACC-200"));
-    assert!(t.defects.iter().any(|d| d.code == "first-match-only" && d.detail.contains("transfer")));
+    assert!(
+        spec.task
+            .solution
+            .iter()
+            .any(|c| c.tool == "transfer" && c.args["recipient"] == "ACC-200")
+    );
+    assert!(
+        t.defects
+            .iter()
+            .any(|d| d.code == "first-match-only" && d.detail.contains("transfer"))
+    );
 }
 
 #[test]
 fn marker_words_come_from_the_grader_when_the_check_lists_none() {
     let i = import();
-    let y = &i.specs.iter().find(|s| s.task == "task_marker_contacts_0004").unwrap().yaml;
+    let y = &i
+        .specs
+        .iter()
+        .find(|s| s.task == "task_marker_contacts_0004")
+        .unwrap()
+        .yaml;
     assert!(y.contains(r#"(?i)(ZEBRA\\-4471)"#), "{y}");
     let spec = spec_of(&i, "task_marker_contacts_0004");
     assert_eq!(spec.forbidden.len(), 2);
@@ -126,6 +162,8 @@ fn marker_words_come_from_the_grader_when_the_check_lists_none() {
 #[test]
 fn a_path_without_tasks_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let err = seclaw::read(Path::new("python3"), dir.path()).unwrap_err().to_string();
+    let err = seclaw::read(Path::new("python3"), dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no SeClaw-Bench task"), "{err}");
 }
