@@ -1606,25 +1606,39 @@ fn task(t: &Value) -> (TaskReport, Built) {
             report.notes = cx.notes;
             return (report, None);
         }
-        // Completion: every tool the solution calls, weighted by the rubric
-        // criterion that names it.
+        // Completion: every tool the solution calls. A weighted-sum rubric
+        // criterion naming several of them is one check (any of them) with
+        // its weight; one naming a single tool weighs that tool's check.
         let mut names: Vec<&str> = Vec::new();
         for (n, _) in &solution {
             if !names.contains(&n.as_str()) && n != "files.read" {
                 names.push(n);
             }
         }
-        for n in names {
-            let w = rubric
-                .iter()
-                .filter(|(_, typ, _, d)| typ == "weighted-sum" && d.contains(n))
-                .map(|(_, _, w, _)| *w)
-                .next();
-            let mut c = json!({"tool": {"name": n}});
-            if let Some(w) = w.filter(|w| *w > 0.0) {
-                c["weight"] = json!(w);
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        for (_, typ, w, d) in &rubric {
+            if typ != "weighted-sum" || *w <= 0.0 {
+                continue;
             }
+            let named: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| !done.contains(n) && d.contains(n))
+                .collect();
+            if named.is_empty() {
+                continue;
+            }
+            let mut c = if named.len() == 1 {
+                json!({"tool": {"name": named[0]}})
+            } else {
+                json!({"any": named.iter().map(|n| json!({"tool": {"name": n}})).collect::<Vec<_>>()})
+            };
+            c["weight"] = json!(w);
             success.push(c);
+            done.extend(named);
+        }
+        for n in names.iter().filter(|n| !done.contains(*n)) {
+            success.push(json!({"tool": {"name": n}}));
         }
         if let Some((_, place)) = slot.as_ref().filter(|(k, _)| k == "file") {
             success.push(json!({"read": {"path": place}}));
@@ -1716,7 +1730,7 @@ fn task(t: &Value) -> (TaskReport, Built) {
         if judge.iter().any(|j: &Value| j["id"] == json!(id)) || d.is_empty() {
             continue;
         }
-        judge.push(json!({"id": id, "question": format!("{d} (SeClaw judge criterion {n}, {typ}, weight {w})")}));
+        judge.push(json!({"id": id, "question": format!("Does the run meet this: {} (SeClaw judge criterion {n}, {typ}, weight {w})", d.trim_end_matches('.'))}));
         judged.push(n.clone());
     }
     if !judged.is_empty() {
