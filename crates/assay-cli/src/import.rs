@@ -26,6 +26,19 @@ pub enum ImportCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// SeClaw-Bench tasks from a checkout: one spec per task it can express,
+    /// and import-report.json naming every task, what could not be expressed
+    /// and which known grader defects the specs do not reproduce.
+    Seclaw {
+        /// The repository root, its tasks/openclaw directory, or one task directory.
+        path: PathBuf,
+        /// Output directory for the specs and import-report.json (created if missing; files of the same name are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Python 3 interpreter that parses the tasks' Python sources (never runs them; default python3).
+        #[arg(long, value_name = "PYTHON")]
+        python: Option<PathBuf>,
+    },
 }
 
 /// Runs an import subcommand; the exit code.
@@ -37,6 +50,7 @@ pub fn cmd_import(command: &ImportCommand) -> u8 {
             python,
             out,
         } => agentdojo(suite, version.as_deref(), python.as_deref(), out),
+        ImportCommand::Seclaw { path, out, python } => seclaw(path, out, python.as_deref()),
     }
 }
 
@@ -109,5 +123,42 @@ fn agentdojo(suite: &str, version: Option<&str>, python: Option<&Path>, out: &Pa
             import.uncovered_environment.join(", ")
         );
     }
+    0
+}
+
+fn seclaw(path: &Path, out: &Path, python: Option<&Path>) -> u8 {
+    let python = python.map_or_else(|| PathBuf::from("python3"), Path::to_path_buf);
+    let read = match assay_import::seclaw::read(&python, path) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    let import = assay_import::seclaw::import(&read);
+    if let Err(e) = std::fs::create_dir_all(out) {
+        return fail(format!("cannot create {}: {e}", out.display()), 2);
+    }
+    for s in &import.specs {
+        let p = out.join(&s.file);
+        if let Err(e) = std::fs::write(&p, &s.yaml) {
+            return fail(format!("cannot write {}: {e}", p.display()), 2);
+        }
+    }
+    let report = out.join("import-report.json");
+    let text = serde_json::to_string_pretty(&import).expect("reports serialise") + "\n";
+    if let Err(e) = std::fs::write(&report, text) {
+        return fail(format!("cannot write {}: {e}", report.display()), 2);
+    }
+    println!(
+        "SeClaw-Bench: {} of {} task(s) imported into {}",
+        import.tasks_imported,
+        import.tasks_read,
+        out.display()
+    );
+    for (code, n) in &import.not_imported {
+        println!("  not imported ({code}): {n}");
+    }
+    for (code, n) in &import.defects {
+        println!("  grader defect {code}: {n} task(s)");
+    }
+    println!("  details per task: {}", report.display());
     0
 }

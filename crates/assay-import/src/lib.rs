@@ -8,6 +8,7 @@
 //! never hand the runner a spec the loader would refuse.
 
 pub mod agentdojo;
+pub mod seclaw;
 mod yaml;
 
 pub use yaml::to_yaml;
