@@ -33,6 +33,7 @@ pub const SCORE_SCRIPT: &str = include_str!("../../python/agentdojo_score.py");
 const SUITES: &[(&str, &str)] = &[
     ("banking", include_str!("suites/banking.yaml")),
     ("slack", include_str!("suites/slack.yaml")),
+    ("travel", include_str!("suites/travel.yaml")),
 ];
 
 /// Why a suite could not be imported.

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::tables::{Loc, flatten, locate};
+use super::tables::{Kind, Loc, flatten, locate};
 use super::{ImportError, SuiteMap};
 
 /// The specs of one suite and what could not be carried over.
@@ -149,6 +149,15 @@ fn state_checks(
     out
 }
 
+/// A value as a record-check matcher: a list or map must equal exactly (a
+/// bare list would read as a set of alternatives).
+fn exact(v: &Value) -> Value {
+    match v {
+        Value::Array(_) | Value::Object(_) => json!({ "equals": v }),
+        other => other.clone(),
+    }
+}
+
 fn check_for(
     loc: &Loc,
     item: &Value,
@@ -180,7 +189,7 @@ fn check_for(
                 ));
                 return Vec::new();
             }
-            rec.insert(field.clone(), after.clone());
+            rec.insert(field.clone(), exact(after));
         }
         (_, None) if fields.is_some_and(<[String]>::is_empty) => {
             // Only the row's presence matters (the check counts rows).
@@ -194,11 +203,17 @@ fn check_for(
                     Value::Number(n) => v.get(n.as_u64()? as usize),
                     _ => None,
                 })
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+                .map_or(0, |c| match c {
+                    Value::Array(a) => a.len(),
+                    Value::Object(m) => m.len(),
+                    _ => 0,
+                });
             // Rows of the same dict key only (a channel's messages, a user's
-            // inbox), as AgentDojo counts the list it appended to.
-            if let Some((col, v)) = &loc.ident {
+            // inbox), as AgentDojo counts the list it appended to. A new
+            // entry of a dict (an email under its new id) counts the dict.
+            if let Some((col, v)) = &loc.ident
+                && map.tables[&loc.table].kind != Kind::Map
+            {
                 rec.insert(col.clone(), v.clone());
             }
             // AgentDojo's checks compare the list's length with the one
@@ -230,7 +245,12 @@ fn check_for(
                 .into_iter()
                 .map(|row| {
                     let mut rec = rec.clone();
-                    if let Some((col, v)) = &loc.ident {
+                    // A new dict entry's key is pinned unless the check does
+                    // not need it (an id the tool numbers itself, which an
+                    // earlier call may have taken).
+                    let pin = map.tables[&loc.table].kind != Kind::Map
+                        || fields.is_none_or(|f| f.iter().any(|x| Some(x) == loc.ident.as_ref().map(|(c, _)| c)));
+                    if let Some((col, v)) = loc.ident.as_ref().filter(|_| pin) {
                         rec.insert(col.clone(), v.clone());
                     }
                     match row {
@@ -241,12 +261,12 @@ fn check_for(
                                     None => k != "id" && k != "id_",
                                 };
                                 if wanted && !is_now(v, dump) {
-                                    rec.insert(k.clone(), v.clone());
+                                    rec.insert(k.clone(), exact(v));
                                 }
                             }
                         }
                         scalar => {
-                            rec.insert(value_col.clone(), scalar.clone());
+                            rec.insert(value_col.clone(), exact(scalar));
                         }
                     }
                     json!({ "record": rec })
@@ -307,12 +327,60 @@ fn tool_defs(dump: &Value, map: &SuiteMap) -> (Vec<Value>, Vec<String>) {
     (defs, unmapped)
 }
 
+/// Removes a path (`"*"` = every key or index) from a JSON value.
+fn strip(v: &mut Value, path: &[Value]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let children: Vec<&mut Value> = match (v, first) {
+        (Value::Object(m), Value::String(k)) if k == "*" => m.values_mut().collect(),
+        (Value::Array(a), Value::String(k)) if k == "*" => a.iter_mut().collect(),
+        (Value::Object(m), Value::String(k)) => {
+            if rest.is_empty() {
+                m.remove(k);
+                return;
+            }
+            m.get_mut(k).into_iter().collect()
+        }
+        (Value::Array(a), Value::Number(n)) => n
+            .as_u64()
+            .and_then(|i| a.get_mut(i as usize))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if rest.is_empty() {
+        return;
+    }
+    for c in children {
+        strip(c, rest);
+    }
+}
+
+/// The dump with the environment's derived views left out: computed fields
+/// (an inbox's received/sent lists) and the seed lists the live collections
+/// are built from. AgentDojo's own diffs ignore them, and as tables they
+/// would be stale copies no tool updates.
+fn without_derived(dump: &Value) -> Value {
+    let mut d = dump.clone();
+    for key in ["environment_computed_fields", "environment_seed_fields"] {
+        for p in dump[key].as_array().into_iter().flatten() {
+            let Some(path) = p.as_array() else { continue };
+            for env in ["environment", "environment_raw"] {
+                strip(&mut d[env], path);
+            }
+        }
+    }
+    d
+}
+
 /// Every spec of the suite.
 pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import, ImportError> {
     let map_err = |message: String| ImportError::Map {
         suite: suite.to_string(),
         message,
     };
+    let dump = &without_derived(dump);
     let (records, uncovered) = flatten(&dump["environment_raw"], &map.tables).map_err(map_err)?;
     let (tools, unmapped) = tool_defs(dump, map);
     let tool_names: Vec<Value> = tools.iter().map(|t| t["name"].clone()).collect();
