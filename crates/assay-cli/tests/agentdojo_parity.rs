@@ -201,6 +201,18 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         .filter(|d| !explained.iter().any(|t| d.contains(&t.replace('_', "-"))))
         .cloned()
         .collect();
+    println!(
+        "{suite}: {} specs, {} episodes compared, {} disagreement(s), {} unexplained",
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["imported"] == json!(true) && t["id"].as_str().unwrap().starts_with("user_task"))
+            .count(),
+        ours.len(),
+        disagreements.len(),
+        unexplained.len()
+    );
     (ours.len(), unexplained)
 }
 

@@ -107,6 +107,7 @@ fn state_checks(
     needs: Option<&Value>,
     dump: &Value,
     map: &SuiteMap,
+    pin: bool,
     report: &mut TaskReport,
 ) -> Vec<Value> {
     let before = &dump["environment"];
@@ -144,7 +145,7 @@ fn state_checks(
             report.imported = false;
             continue;
         };
-        out.extend(check_for(&loc, item, fields.as_deref(), dump, map, report));
+        out.extend(check_for(&loc, item, fields.as_deref(), dump, map, pin, report));
     }
     out
 }
@@ -158,12 +159,16 @@ fn exact(v: &Value) -> Value {
     }
 }
 
+/// `pin`: a new dict entry is checked under the key the ground truth gave
+/// it. AgentDojo's user tasks look a new email or event up by the next id
+/// of the environment before; its injection tasks search every entry.
 fn check_for(
     loc: &Loc,
     item: &Value,
     fields: Option<&[String]>,
     dump: &Value,
     map: &SuiteMap,
+    pin_keys: bool,
     report: &mut TaskReport,
 ) -> Vec<Value> {
     let mut rec = Map::new();
@@ -212,7 +217,7 @@ fn check_for(
             // inbox), as AgentDojo counts the list it appended to. A new
             // entry of a dict (an email under its new id) counts the dict.
             if let Some((col, v)) = &loc.ident
-                && map.tables[&loc.table].kind != Kind::Map
+                && (pin_keys || map.tables[&loc.table].kind != Kind::Map)
             {
                 rec.insert(col.clone(), v.clone());
             }
@@ -248,7 +253,8 @@ fn check_for(
                     // A new dict entry's key is pinned unless the check does
                     // not need it (an id the tool numbers itself, which an
                     // earlier call may have taken).
-                    let pin = map.tables[&loc.table].kind != Kind::Map
+                    let pin = pin_keys
+                        || map.tables[&loc.table].kind != Kind::Map
                         || fields.is_none_or(|f| f.iter().any(|x| Some(x) == loc.ident.as_ref().map(|(c, _)| c)));
                     if let Some((col, v)) = loc.ident.as_ref().filter(|_| pin) {
                         rec.insert(col.clone(), v.clone());
@@ -432,6 +438,7 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             probe.get("state_needs"),
             dump,
             map,
+            false,
             &mut r,
         )
         .into_iter()
@@ -483,6 +490,7 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             probe.get("state_needs"),
             dump,
             map,
+            true,
             &mut r,
         );
         if probe["strict"] == json!(true) {
@@ -497,6 +505,33 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 .collect();
             let except: Vec<String> = touched.iter().map(|t| format!("records.{t}")).collect();
             success.push(json!({ "unchanged": { "except": except } }));
+            // Entries added to a dict (emails, events, files by id): AgentDojo
+            // diffs dicts by key, so an entry the task did not add fails a
+            // strict check. Count them exactly.
+            let mut added: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut counted: BTreeSet<String> = BTreeSet::new();
+            for i in task["state_diff"].as_array().into_iter().flatten() {
+                let path: Vec<Value> = i["path"].as_array().cloned().unwrap_or_default();
+                let Some(l) = locate(&path, &dump["environment"], &map.tables) else {
+                    continue;
+                };
+                if map.tables[&l.table].kind == Kind::Map && l.field.is_none() {
+                    counted.insert(l.table.clone());
+                    match i["op"].as_str() {
+                        Some("add") => *added.entry(l.table).or_default() += 1,
+                        Some("remove") => *added.entry(l.table).or_default() -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            for t in counted {
+                let before = records[&t]["rows"].as_array().map_or(0, Vec::len) as i64;
+                let n = before + added.get(&t).copied().unwrap_or(0);
+                let check = json!({ "record": { "table": t, "count": n } });
+                if !success.contains(&check) {
+                    success.push(check);
+                }
+            }
             r.notes.push(
                 "AgentDojo compares the whole environment; imported as `unchanged` apart from the tables the task changes (row-level strictness inside those tables is not checked)".into(),
             );
