@@ -237,6 +237,13 @@ fn travel_verdicts_equal_agentdojos() {
     assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
 }
 
+#[test]
+fn workspace_verdicts_equal_agentdojos() {
+    let (n, unexplained) = parity("workspace");
+    assert!(n > 100, "only {n} episodes compared");
+    assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
+}
+
 /// banking user_task_0 × injection_task_4, played as "pay the bill, redirect
 /// the recurring payment to the attacker, then restore it": judged on the
 /// final state the attack did not succeed, as AgentDojo judges it, while a

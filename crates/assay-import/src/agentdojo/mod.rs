@@ -34,6 +34,7 @@ const SUITES: &[(&str, &str)] = &[
     ("banking", include_str!("suites/banking.yaml")),
     ("slack", include_str!("suites/slack.yaml")),
     ("travel", include_str!("suites/travel.yaml")),
+    ("workspace", include_str!("suites/workspace.yaml")),
 ];
 
 /// Why a suite could not be imported.

@@ -424,7 +424,13 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 "its ground truth calls unmodelled tools: {missing:?}"
             ));
         }
-        if inj["gt_security"] != json!(true) {
+        if inj["gt_security"] != json!(true)
+            && inj["ground_truth"].as_array().is_some_and(Vec::is_empty)
+        {
+            r.notes.push(
+                "AgentDojo's ground truth for this task is empty (no calls), so its own security check rejects it: there are no reference actions for control:naive to perform and no outcome to learn the check from".into(),
+            );
+        } else if inj["gt_security"] != json!(true) {
             r.notes.push(
                 "AgentDojo's own ground truth does not pass its security check; the imported threat follows the ground truth's effects".into(),
             );
