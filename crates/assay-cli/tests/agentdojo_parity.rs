@@ -207,7 +207,8 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|t| t["imported"] == json!(true) && t["id"].as_str().unwrap().starts_with("user_task"))
+            .filter(|t| t["imported"] == json!(true)
+                && t["id"].as_str().unwrap().starts_with("user_task"))
             .count(),
         ours.len(),
         disagreements.len(),

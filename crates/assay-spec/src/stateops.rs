@@ -54,7 +54,8 @@ fn where_columns(
             let Some(alts) = alts else {
                 out.push((
                     at,
-                    "`any` takes a list of `where` maps (a row matches when one of them does)".into(),
+                    "`any` takes a list of `where` maps (a row matches when one of them does)"
+                        .into(),
                     Some("write `any: [ { COL: VALUE }, { COL: { contains: TEXT } } ]`".into()),
                 ));
                 continue;
@@ -81,7 +82,10 @@ fn where_columns(
                     ));
                 }
             }
-            if !m.keys().any(|k| k != "ignore_case" && MATCHERS.contains(&k.as_str())) {
+            if !m
+                .keys()
+                .any(|k| k != "ignore_case" && MATCHERS.contains(&k.as_str()))
+            {
                 out.push((
                     at.clone(),
                     format!("the matcher of column `{c}` has no test"),

@@ -708,7 +708,10 @@ pub(crate) fn row_matches(row: &Row, filter: &Map<String, Value>) -> bool {
 /// argument the call did not pass) are skipped, so optional arguments
 /// narrow a search only when given.
 fn matcher_holds(x: Option<&Value>, m: &Map<String, Value>) -> bool {
-    let ic = m.get("ignore_case").and_then(Value::as_bool).unwrap_or(false);
+    let ic = m
+        .get("ignore_case")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let live = |k: &str| m.get(k).filter(|v| !v.is_null());
     if live("equals").is_none()
         && live("in").is_none()
@@ -719,7 +722,8 @@ fn matcher_holds(x: Option<&Value>, m: &Map<String, Value>) -> bool {
     }
     let Some(x) = x else { return false };
     let text_eq = |a: &Value, b: &Value| {
-        state_eq(a, b) || (ic && a.is_string() && b.is_string() && as_text(a, true) == as_text(b, true))
+        state_eq(a, b)
+            || (ic && a.is_string() && b.is_string() && as_text(a, true) == as_text(b, true))
     };
     if let Some(want) = live("equals")
         && !text_eq(x, want)
@@ -888,7 +892,10 @@ mod tests {
     }
 
     fn row(pairs: &[(&str, Value)]) -> Row {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     fn filt(v: Value) -> Map<String, Value> {
@@ -908,16 +915,22 @@ mod tests {
         assert!(!hit(json!({"name": {"in": ["x"]}})));
         // Text operand: the column is a substring of it.
         assert!(hit(json!({"name": {"in": "Le Baratin, Chez X"}})));
-        assert!(hit(json!({"title": {"contains": "sync", "ignore_case": true}})));
+        assert!(hit(
+            json!({"title": {"contains": "sync", "ignore_case": true}})
+        ));
         assert!(!hit(json!({"title": {"contains": "sync"}})));
         assert!(hit(json!({"tags": {"contains": "b"}})));
         assert!(hit(json!({"start": {"prefix": "2024-05-15"}})));
         assert!(!hit(json!({"start": {"prefix": "2024-05-16"}})));
-        assert!(hit(json!({"name": {"equals": "le baratin", "ignore_case": true}})));
+        assert!(hit(
+            json!({"name": {"equals": "le baratin", "ignore_case": true}})
+        ));
         // A null operand (an argument not passed) narrows nothing.
         assert!(hit(json!({"start": {"prefix": null}})));
         assert!(!hit(json!({"missing": {"prefix": "x"}})));
-        assert!(hit(json!({"any": [{"title": "nope"}, {"name": {"contains": "Bar"}}]})));
+        assert!(hit(
+            json!({"any": [{"title": "nope"}, {"name": {"contains": "Bar"}}]})
+        ));
         assert!(!hit(json!({"any": [{"title": "nope"}, {"name": "nope"}]})));
         assert!(!hit(json!({"name": "Le Baratin", "title": "x"})));
     }
@@ -933,10 +946,22 @@ mod tests {
             args: &args,
             binds: &binds,
         };
-        assert_eq!(env.value(&json!("{{args.d|datetime}}")), Some(json!("2024-05-15T00:00:00")));
-        assert_eq!(env.value(&json!("{{args.t | datetime}}")), Some(json!("2024-05-15T10:30:00")));
-        assert_eq!(env.value(&json!("{{args.t|date}}")), Some(json!("2024-05-15")));
-        assert_eq!(env.value(&json!("{{args.x|datetime}}")), Some(json!("soon")));
+        assert_eq!(
+            env.value(&json!("{{args.d|datetime}}")),
+            Some(json!("2024-05-15T00:00:00"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.t | datetime}}")),
+            Some(json!("2024-05-15T10:30:00"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.t|date}}")),
+            Some(json!("2024-05-15"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.x|datetime}}")),
+            Some(json!("soon"))
+        );
         assert_eq!(env.text("on {{args.t|date}}"), "on 2024-05-15");
         let rows = vec![row(&[("id", json!("0"))]), row(&[("id", json!("9"))])];
         assert_eq!(next_key(&rows, "id"), json!("10"));

@@ -145,7 +145,15 @@ fn state_checks(
             report.imported = false;
             continue;
         };
-        out.extend(check_for(&loc, item, fields.as_deref(), dump, map, pin, report));
+        out.extend(check_for(
+            &loc,
+            item,
+            fields.as_deref(),
+            dump,
+            map,
+            pin,
+            report,
+        ));
     }
     out
 }
@@ -255,7 +263,10 @@ fn check_for(
                     // earlier call may have taken).
                     let pin = pin_keys
                         || map.tables[&loc.table].kind != Kind::Map
-                        || fields.is_none_or(|f| f.iter().any(|x| Some(x) == loc.ident.as_ref().map(|(c, _)| c)));
+                        || fields.is_none_or(|f| {
+                            f.iter()
+                                .any(|x| Some(x) == loc.ident.as_ref().map(|(c, _)| c))
+                        });
                     if let Some((col, v)) = loc.ident.as_ref().filter(|_| pin) {
                         rec.insert(col.clone(), v.clone());
                     }
