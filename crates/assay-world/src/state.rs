@@ -426,8 +426,12 @@ impl World {
                         rows.reverse();
                     }
                 }
-                if let Some(l) = &o.limit {
-                    let v = self.env(args, binds).value(l);
+                // A limit that refers to nothing (an optional argument the
+                // call did not pass) cuts nothing.
+                if let Some(l) = &o.limit
+                    && let Some(v) = self.env(args, binds).value(l)
+                {
+                    let v = Some(v);
                     let n = v
                         .as_ref()
                         .and_then(num)
