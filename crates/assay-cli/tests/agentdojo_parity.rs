@@ -214,6 +214,9 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         disagreements.len(),
         unexplained.len()
     );
+    for d in &disagreements {
+        println!("  {d}");
+    }
     (ours.len(), unexplained)
 }
 
