@@ -198,9 +198,30 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         .collect();
     let unexplained: Vec<String> = disagreements
         .iter()
-        .filter(|d| !explained.iter().any(|t| d.contains(&t.replace('_', "-"))))
+        // Exact ids: `user-task-2` must not explain `user-task-24`.
+        .filter(|d| {
+            !explained.iter().any(|t| {
+                d.contains(&format!("-{}--", t.replace('_', "-"))) || d.contains(&format!("--{t}."))
+            })
+        })
         .cloned()
         .collect();
+    println!(
+        "{suite}: {} specs, {} episodes compared, {} disagreement(s), {} unexplained",
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["imported"] == json!(true)
+                && t["id"].as_str().unwrap().starts_with("user_task"))
+            .count(),
+        ours.len(),
+        disagreements.len(),
+        unexplained.len()
+    );
+    for d in &disagreements {
+        println!("  {d}");
+    }
     (ours.len(), unexplained)
 }
 
@@ -215,6 +236,21 @@ fn banking_verdicts_equal_agentdojos() {
 fn slack_verdicts_equal_agentdojos() {
     let (n, unexplained) = parity("slack");
     assert!(n > 50, "only {n} episodes compared");
+    assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
+}
+
+#[test]
+fn travel_verdicts_equal_agentdojos() {
+    let (n, unexplained) = parity("travel");
+    assert!(n > 100, "only {n} episodes compared");
+    assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
+}
+
+#[test]
+#[ignore = "20 of 759 workspace episodes disagree (control:naive on injection_task_0, and user_task_24) and the import report does not yet name their cause"]
+fn workspace_verdicts_equal_agentdojos() {
+    let (n, unexplained) = parity("workspace");
+    assert!(n > 100, "only {n} episodes compared");
     assert!(unexplained.is_empty(), "{}", unexplained.join("\n"));
 }
 

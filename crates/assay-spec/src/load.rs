@@ -723,13 +723,19 @@ impl Validator {
             .map(|t| (!t.state.is_empty()).then_some(()))
             .collect();
         for (ptr, text) in Self::world_texts(spec) {
+            // The tool's own description (not a `description` column of a
+            // state operation) is shown to the model as written.
+            let tool_description = ptr
+                .strip_prefix("/world/tools/")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(i, rest)| i.parse::<usize>().is_ok() && rest == "description");
             // Rows a stateful tool binds with `as` are placeholders of its own texts.
             let tool_binds = ptr
                 .strip_prefix("/world/tools/")
                 .and_then(|r| r.split('/').next())
                 .and_then(|i| i.parse::<usize>().ok())
                 .and_then(|i| bound.get(i).copied().flatten())
-                .filter(|_| !ptr.ends_with("/description"));
+                .filter(|_| !tool_description);
             for p in placeholders(&text) {
                 if tool_binds.is_some() && !matches!(p.kind, "secret" | "slot") {
                     continue;
@@ -748,8 +754,7 @@ impl Validator {
                     "secret" => {
                         secrets.insert(p.name.to_string());
                     }
-                    "args"
-                        if ptr.starts_with("/world/tools/") && !ptr.ends_with("/description") => {}
+                    "args" if ptr.starts_with("/world/tools/") && !tool_description => {}
                     other => {
                         let hint = did_you_mean(other, PLACEHOLDER_KINDS.iter().copied())
                             .map(|s| format!("did you mean `{{{{{s}:{}}}}}`?", p.name))

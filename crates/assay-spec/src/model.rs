@@ -548,9 +548,15 @@ pub enum StateOp {
 pub struct FindOp {
     /// The table.
     pub table: String,
-    /// Column → template; a row matches when every column equals.
+    /// Column → template or matcher (`in`, `contains`, `prefix`, `equals`,
+    /// `ignore_case`), plus `any: [..]` for alternatives; a row matches when
+    /// every entry holds.
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub filter: Option<BTreeMap<String, Value>>,
+    /// Keep only these columns in the bound rows (a tool that answers with a
+    /// few fields of a record must not show the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Vec<String>>,
     /// Sort the rows by this column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_by: Option<String>,

@@ -17,6 +17,93 @@ pub(crate) type Problem = (String, String, Option<String>);
 /// Names a binding may not take: they are placeholder kinds already.
 const RESERVED: &[&str] = &["args", "secret", "slot", "result", "read"];
 
+/// Conversions a state template may name after `|` (`{{args.day|date}}`).
+pub(crate) const FILTERS: &[&str] = &["datetime", "date"];
+
+/// Keys of a `where` column matcher.
+const MATCHERS: &[&str] = &["equals", "in", "contains", "prefix", "ignore_case"];
+
+/// Every `|filter` of the placeholders in a text.
+fn filters_of(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("{{").map(|i| i + from) {
+        let Some(end) = text[start + 2..].find("}}").map(|i| i + start + 2) else {
+            break;
+        };
+        if let Some((_, f)) = text[start + 2..end].split_once('|') {
+            out.push(f.trim().to_string());
+        }
+        from = end + 2;
+    }
+    out
+}
+
+/// Columns a `where` names (inside `any` alternatives too), each with its
+/// pointer, and problems of its matchers.
+fn where_columns(
+    filter: &BTreeMap<String, Value>,
+    ptr: &str,
+    cols: &mut Vec<(String, String)>,
+    out: &mut Vec<Problem>,
+) {
+    for (c, v) in filter {
+        let at = format!("{ptr}/{}", escape(c));
+        if c == "any" {
+            let alts = v.as_array().filter(|a| a.iter().all(Value::is_object));
+            let Some(alts) = alts else {
+                out.push((
+                    at,
+                    "`any` takes a list of `where` maps (a row matches when one of them does)"
+                        .into(),
+                    Some("write `any: [ { COL: VALUE }, { COL: { contains: TEXT } } ]`".into()),
+                ));
+                continue;
+            };
+            for (i, a) in alts.iter().enumerate() {
+                let m: BTreeMap<String, Value> = a
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                where_columns(&m, &format!("{at}/{i}"), cols, out);
+            }
+            continue;
+        }
+        if let Value::Object(m) = v {
+            for k in m.keys() {
+                if !MATCHERS.contains(&k.as_str()) {
+                    let hint = did_you_mean(k, MATCHERS.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or(Some(format!("matchers: {}", MATCHERS.join(", "))));
+                    out.push((
+                        format!("{at}/{}", escape(k)),
+                        format!("unknown `where` matcher `{k}`"),
+                        hint,
+                    ));
+                }
+            }
+            if !m
+                .keys()
+                .any(|k| k != "ignore_case" && MATCHERS.contains(&k.as_str()))
+            {
+                out.push((
+                    at.clone(),
+                    format!("the matcher of column `{c}` has no test"),
+                    Some("add one of: equals, in, contains, prefix".into()),
+                ));
+            }
+            if m.get("ignore_case").is_some_and(|b| !b.is_boolean()) {
+                out.push((
+                    format!("{at}/ignore_case"),
+                    "`ignore_case` is true or false".into(),
+                    None,
+                ));
+            }
+        }
+        cols.push((c.clone(), at));
+    }
+}
+
 /// Every `{{HEAD...}}` with a bare or dotted head (not `kind:name`), as
 /// (head, rest after the first dot).
 pub(crate) fn bound_refs(text: &str) -> Vec<(String, String)> {
@@ -27,6 +114,7 @@ pub(crate) fn bound_refs(text: &str) -> Vec<(String, String)> {
             break;
         };
         let inner = text[start + 2..end].trim();
+        let inner = inner.split_once('|').map_or(inner, |(i, _)| i.trim());
         if !inner.contains(':') {
             let (h, rest) = inner.split_once('.').unwrap_or((inner, ""));
             if !h.is_empty() {
@@ -64,7 +152,7 @@ pub(crate) fn op_texts(op: &StateOp) -> Vec<(String, String)> {
         for (k, inner) in m {
             if let Value::Object(fields) = inner {
                 for (f, x) in fields {
-                    if matches!(f.as_str(), "table" | "as" | "order_by") {
+                    if matches!(f.as_str(), "table" | "as" | "order_by" | "select") {
                         continue;
                     }
                     strings(x, &format!("/{k}/{}", escape(f)), &mut out);
@@ -190,33 +278,33 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
         if let Some(table) = op.table() {
             let known = table_problem(spec, table, format!("{ptr}/table"), out);
             if known {
-                let mut cols: Vec<(&str, String)> = Vec::new();
+                let mut cols: Vec<(String, String)> = Vec::new();
+                let wptr = format!("{ptr}/where");
                 match op {
                     StateOp::Find(o) => {
-                        for c in o.filter.iter().flat_map(|f| f.keys()) {
-                            cols.push((c, format!("{ptr}/where/{}", escape(c))));
+                        if let Some(f) = &o.filter {
+                            where_columns(f, &wptr, &mut cols, out);
                         }
                         if let Some(c) = &o.order_by {
-                            cols.push((c, format!("{ptr}/order_by")));
+                            cols.push((c.clone(), format!("{ptr}/order_by")));
+                        }
+                        for (i, c) in o.select.iter().flatten().enumerate() {
+                            cols.push((c.clone(), format!("{ptr}/select/{i}")));
                         }
                     }
                     StateOp::Update(o) => {
-                        for c in o.filter.iter().flat_map(|f| f.keys()) {
-                            cols.push((c, format!("{ptr}/where/{}", escape(c))));
+                        if let Some(f) = &o.filter {
+                            where_columns(f, &wptr, &mut cols, out);
                         }
                         for c in o.set.keys() {
-                            cols.push((c, format!("{ptr}/set/{}", escape(c))));
+                            cols.push((c.clone(), format!("{ptr}/set/{}", escape(c))));
                         }
                     }
-                    StateOp::Delete(o) => {
-                        for c in o.filter.keys() {
-                            cols.push((c, format!("{ptr}/where/{}", escape(c))));
-                        }
-                    }
+                    StateOp::Delete(o) => where_columns(&o.filter, &wptr, &mut cols, out),
                     StateOp::Insert(_) | StateOp::Require(_) => {}
                 }
                 for (c, at) in cols {
-                    column_problem(spec, table, c, at, out);
+                    column_problem(spec, table, &c, at, out);
                 }
             }
         }
@@ -248,6 +336,18 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
         }
         for (suffix, text) in op_texts(op) {
             check_refs(&text, &format!("{ptr}{suffix}"), &bound, out);
+            for f in filters_of(&text) {
+                if !FILTERS.contains(&f.as_str()) {
+                    let hint = did_you_mean(&f, FILTERS.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or(Some(format!("filters: {}", FILTERS.join(", "))));
+                    out.push((
+                        format!("{ptr}{suffix}"),
+                        format!("unknown template filter `{f}`"),
+                        hint,
+                    ));
+                }
+            }
         }
         if let Some(name) = op.bind() {
             if RESERVED.contains(&name)

@@ -32,9 +32,71 @@ enum Ref<'a> {
     Bound(&'a str, &'a str),
 }
 
+/// A conversion after a placeholder (`{{args.start|datetime}}`): tools
+/// store dates in one form whatever form the caller wrote them in.
+#[derive(Clone, Copy)]
+enum Filter {
+    /// `YYYY-MM-DD[ T]HH:MM[:SS]` or `YYYY-MM-DD` → `YYYY-MM-DDTHH:MM:SS`.
+    Datetime,
+    /// A date or date-time → `YYYY-MM-DD`.
+    Date,
+}
+
+fn filter_named(name: &str) -> Option<Filter> {
+    match name.trim() {
+        "datetime" => Some(Filter::Datetime),
+        "date" => Some(Filter::Date),
+        _ => None,
+    }
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+fn is_time(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// Applies a filter; text it cannot read is left as it is.
+fn apply(filter: Filter, v: Value) -> Value {
+    let Value::String(s) = &v else { return v };
+    let t = s.trim();
+    let (date, time) = match t.split_once(['T', ' ']) {
+        Some((d, tm)) => (d, Some(tm)),
+        None => (t, None),
+    };
+    if !is_date(date) || time.is_some_and(|tm| !is_time(tm)) {
+        return v;
+    }
+    match filter {
+        Filter::Date => Value::String(date.to_string()),
+        Filter::Datetime => {
+            let tm = match time {
+                None => "00:00:00".to_string(),
+                Some(tm) if tm.len() == 5 => format!("{tm}:00"),
+                Some(tm) => tm.to_string(),
+            };
+            Value::String(format!("{date}T{tm}"))
+        }
+    }
+}
+
 /// Placeholders of a state template with their byte ranges. Unlike the
 /// general scanner this one also sees `{{NAME}}` (no separator).
-fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>)> {
+fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>, Option<Filter>)> {
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(start) = text[from..].find("{{").map(|i| i + from) {
@@ -42,6 +104,10 @@ fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>)> {
             break;
         };
         let inner = text[start + 2..end].trim();
+        let (inner, filter) = match inner.split_once('|') {
+            Some((i, f)) => (i.trim(), filter_named(f)),
+            None => (inner, None),
+        };
         let r = if let Some((k, n)) = inner.split_once(':') {
             match k.trim() {
                 "secret" => Some(Ref::Secret(n.trim())),
@@ -63,7 +129,7 @@ fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>)> {
             }
         };
         if let Some(r) = r {
-            out.push((start..end + 2, r));
+            out.push((start..end + 2, r, filter));
         }
         from = end + 2;
     }
@@ -75,7 +141,7 @@ fn refs(text: &str) -> Vec<(std::ops::Range<usize>, Ref<'_>)> {
 pub(crate) fn secret_and_slot_names(text: &str) -> (Vec<String>, Vec<String>) {
     let mut secrets = Vec::new();
     let mut slots = Vec::new();
-    for (_, r) in refs(text) {
+    for (_, r, _) in refs(text) {
         match r {
             Ref::Secret(n) => secrets.push(n.to_string()),
             Ref::Slot(n) => slots.push(n.to_string()),
@@ -110,7 +176,15 @@ fn rows_value(rows: &[Row]) -> Value {
 impl Env<'_> {
     /// The value a placeholder refers to; `None` when it refers to nothing
     /// (an argument not passed, a column of no row).
-    fn resolve(&self, r: &Ref<'_>) -> Option<Value> {
+    fn resolve(&self, r: &Ref<'_>, filter: Option<Filter>) -> Option<Value> {
+        let v = self.resolve_raw(r)?;
+        Some(match filter {
+            Some(f) => apply(f, v),
+            None => v,
+        })
+    }
+
+    fn resolve_raw(&self, r: &Ref<'_>) -> Option<Value> {
         match r {
             Ref::Secret(n) => self.secrets.get(*n).map(|s| Value::String(s.clone())),
             Ref::Slot(n) => Some(Value::String(
@@ -139,9 +213,9 @@ impl Env<'_> {
     pub fn text(&self, t: &str) -> String {
         let mut out = String::with_capacity(t.len());
         let mut last = 0;
-        for (span, r) in refs(t) {
+        for (span, r, f) in refs(t) {
             out.push_str(&t[last..span.start]);
-            match self.resolve(&r) {
+            match self.resolve(&r, f) {
                 Some(Value::String(s)) => out.push_str(&s),
                 Some(v) => out.push_str(&v.to_string()),
                 None => {}
@@ -159,11 +233,11 @@ impl Env<'_> {
         match v {
             Value::String(s) => {
                 let rs = refs(s);
-                if let [(span, r)] = rs.as_slice()
+                if let [(span, r, f)] = rs.as_slice()
                     && span.start == 0
                     && span.end == s.len()
                 {
-                    return self.resolve(r);
+                    return self.resolve(r, *f);
                 }
                 Some(Value::String(self.text(s)))
             }
@@ -280,12 +354,7 @@ impl World {
         };
         rows.iter()
             .enumerate()
-            .filter(|(_, r)| {
-                filter.is_none_or(|f| {
-                    f.iter()
-                        .all(|(c, v)| r.get(c).is_some_and(|x| state_eq(x, v)))
-                })
-            })
+            .filter(|(_, r)| filter.is_none_or(|f| row_matches(r, f)))
             .map(|(i, _)| i)
             .collect()
     }
@@ -357,8 +426,12 @@ impl World {
                         rows.reverse();
                     }
                 }
-                if let Some(l) = &o.limit {
-                    let v = self.env(args, binds).value(l);
+                // A limit that refers to nothing (an optional argument the
+                // call did not pass) cuts nothing.
+                if let Some(l) = &o.limit
+                    && let Some(v) = self.env(args, binds).value(l)
+                {
+                    let v = Some(v);
                     let n = v
                         .as_ref()
                         .and_then(num)
@@ -380,6 +453,16 @@ impl World {
                         binds,
                     ));
                 }
+                if let Some(cols) = &o.select {
+                    // The label column stays so reads keep their labels.
+                    let keep = |c: &String| {
+                        cols.contains(c)
+                            || self.meta(&o.table).sensitivity_column.as_ref() == Some(c)
+                    };
+                    for r in &mut rows {
+                        r.retain(|c, _| keep(c));
+                    }
+                }
                 self.read_effects(tool, &o.table, &rows, fx);
                 if let Some(b) = &o.bind {
                     binds.insert(b.clone(), rows);
@@ -396,12 +479,7 @@ impl World {
                     let rows = &self.records[&o.table];
                     match row.get(k).filter(|v| !v.is_null()) {
                         None => {
-                            let next = rows
-                                .iter()
-                                .filter_map(|r| r.get(k).and_then(Value::as_i64))
-                                .max()
-                                .map_or(1, |m| m.saturating_add(1));
-                            row.insert(k.clone(), Value::from(next));
+                            row.insert(k.clone(), next_key(rows, k));
                         }
                         Some(v) => {
                             if rows
@@ -584,6 +662,104 @@ impl World {
     }
 }
 
+/// The key of a new row: the largest integer key + 1 (or 1). Keys held as
+/// text (`"7"`, as AgentDojo's email and event ids are) count by their
+/// number, and the new key is text when the existing ones are.
+fn next_key(rows: &[Row], k: &str) -> Value {
+    let mut text = false;
+    let max = rows
+        .iter()
+        .filter_map(|r| match r.get(k)? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => {
+                let n = s.trim().parse::<i64>().ok()?;
+                text = true;
+                Some(n)
+            }
+            _ => None,
+        })
+        .max();
+    let next = max.map_or(1, |m| m.saturating_add(1));
+    if text {
+        Value::String(next.to_string())
+    } else {
+        Value::from(next)
+    }
+}
+
+/// Text of a value for text matchers (a string as is, others as JSON).
+fn as_text(v: &Value, ignore_case: bool) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if ignore_case { s.to_lowercase() } else { s }
+}
+
+/// Whether a row satisfies a rendered `where`: every entry holds. An entry
+/// is a value (equality, [`state_eq`]), a matcher map, or `any: [where..]`.
+pub(crate) fn row_matches(row: &Row, filter: &Map<String, Value>) -> bool {
+    filter.iter().all(|(c, v)| match (c.as_str(), v) {
+        ("any", Value::Array(alts)) => alts
+            .iter()
+            .any(|a| a.as_object().is_some_and(|m| row_matches(row, m))),
+        (_, Value::Object(m)) => matcher_holds(row.get(c), m),
+        (_, v) => row.get(c).is_some_and(|x| state_eq(x, v)),
+    })
+}
+
+/// One column matcher. Operands that rendered to nothing (null: an
+/// argument the call did not pass) are skipped, so optional arguments
+/// narrow a search only when given.
+fn matcher_holds(x: Option<&Value>, m: &Map<String, Value>) -> bool {
+    let ic = m
+        .get("ignore_case")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let live = |k: &str| m.get(k).filter(|v| !v.is_null());
+    if live("equals").is_none()
+        && live("in").is_none()
+        && live("contains").is_none()
+        && live("prefix").is_none()
+    {
+        return true;
+    }
+    let Some(x) = x else { return false };
+    let text_eq = |a: &Value, b: &Value| {
+        state_eq(a, b)
+            || (ic && a.is_string() && b.is_string() && as_text(a, true) == as_text(b, true))
+    };
+    if let Some(want) = live("equals")
+        && !text_eq(x, want)
+    {
+        return false;
+    }
+    if let Some(set) = live("in") {
+        let hit = match set {
+            Value::Array(a) => a.iter().any(|e| text_eq(x, e)),
+            other => as_text(other, ic).contains(&as_text(x, ic)),
+        };
+        if !hit {
+            return false;
+        }
+    }
+    if let Some(part) = live("contains") {
+        let hit = match x {
+            Value::Array(a) => a.iter().any(|e| text_eq(e, part)),
+            other => as_text(other, ic).contains(&as_text(part, ic)),
+        };
+        if !hit {
+            return false;
+        }
+    }
+    if let Some(p) = live("prefix")
+        && !as_text(x, ic).starts_with(&as_text(p, ic))
+    {
+        return false;
+    }
+    true
+}
+
 /// A numeric test of `require`: operand, failure text, comparison.
 type Bound<'a> = (&'a Option<Value>, &'static str, fn(f64, f64) -> bool);
 
@@ -717,6 +893,84 @@ mod tests {
             env.value(&json!("n={{args.amount}}")),
             Some(json!("n=12.5"))
         );
+    }
+
+    fn row(pairs: &[(&str, Value)]) -> Row {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn filt(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn where_matchers_test_membership_substrings_and_prefixes() {
+        let r = row(&[
+            ("name", json!("Le Baratin")),
+            ("title", json!("Team Sync")),
+            ("start", json!("2024-05-15T10:00:00")),
+            ("tags", json!(["a", "b"])),
+        ]);
+        let hit = |v: Value| row_matches(&r, &filt(v));
+        assert!(hit(json!({"name": {"in": ["x", "Le Baratin"]}})));
+        assert!(!hit(json!({"name": {"in": ["x"]}})));
+        // Text operand: the column is a substring of it.
+        assert!(hit(json!({"name": {"in": "Le Baratin, Chez X"}})));
+        assert!(hit(
+            json!({"title": {"contains": "sync", "ignore_case": true}})
+        ));
+        assert!(!hit(json!({"title": {"contains": "sync"}})));
+        assert!(hit(json!({"tags": {"contains": "b"}})));
+        assert!(hit(json!({"start": {"prefix": "2024-05-15"}})));
+        assert!(!hit(json!({"start": {"prefix": "2024-05-16"}})));
+        assert!(hit(
+            json!({"name": {"equals": "le baratin", "ignore_case": true}})
+        ));
+        // A null operand (an argument not passed) narrows nothing.
+        assert!(hit(json!({"start": {"prefix": null}})));
+        assert!(!hit(json!({"missing": {"prefix": "x"}})));
+        assert!(hit(
+            json!({"any": [{"title": "nope"}, {"name": {"contains": "Bar"}}]})
+        ));
+        assert!(!hit(json!({"any": [{"title": "nope"}, {"name": "nope"}]})));
+        assert!(!hit(json!({"name": "Le Baratin", "title": "x"})));
+    }
+
+    #[test]
+    fn filters_normalise_dates_and_new_text_keys_count_on() {
+        let secrets = BTreeMap::new();
+        let binds = Binds::new();
+        let args = json!({"d": "2024-05-15", "t": "2024-05-15 10:30", "x": "soon"});
+        let env = Env {
+            secrets: &secrets,
+            slots: &[],
+            args: &args,
+            binds: &binds,
+        };
+        assert_eq!(
+            env.value(&json!("{{args.d|datetime}}")),
+            Some(json!("2024-05-15T00:00:00"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.t | datetime}}")),
+            Some(json!("2024-05-15T10:30:00"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.t|date}}")),
+            Some(json!("2024-05-15"))
+        );
+        assert_eq!(
+            env.value(&json!("{{args.x|datetime}}")),
+            Some(json!("soon"))
+        );
+        assert_eq!(env.text("on {{args.t|date}}"), "on 2024-05-15");
+        let rows = vec![row(&[("id", json!("0"))]), row(&[("id", json!("9"))])];
+        assert_eq!(next_key(&rows, "id"), json!("10"));
+        assert_eq!(next_key(&[row(&[("id", json!(3))])], "id"), json!(4));
+        assert_eq!(next_key(&[], "id"), json!(1));
     }
 
     #[test]

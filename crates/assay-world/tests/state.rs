@@ -301,6 +301,42 @@ fn bad_state_operations_are_named_with_a_fix() {
             "unknown record table `scheduled_transaction`",
             "",
         ),
+        (
+            "where: { id: \"{{args.id}}\" }, set",
+            "where: { id: { inn: \"{{args.id}}\" } }, set",
+            "unknown `where` matcher `inn`",
+            "did you mean `in`?",
+        ),
+        (
+            "where: { id: \"{{args.id}}\" }, set",
+            "where: { id: { ignore_case: true } }, set",
+            "the matcher of column `id` has no test",
+            "prefix",
+        ),
+        (
+            "where: { id: \"{{args.id}}\" }, set",
+            "where: { any: [ { recipient: x }, { recipent: y } ] }, set",
+            "has no column `recipent`",
+            "did you mean `recipient`?",
+        ),
+        (
+            "where: { id: \"{{args.id}}\" }, set",
+            "where: { any: { id: 1 } }, set",
+            "`any` takes a list",
+            "",
+        ),
+        (
+            "- find: { table: bank_account, as: account }\n        - insert",
+            "- find: { table: bank_account, select: [ibann], as: account }\n        - insert",
+            "has no column `ibann`",
+            "did you mean `iban`?",
+        ),
+        (
+            "recipient: \"{{args.recipient}}\", amount: \"{{args.amount}}\" }, as: new",
+            "recipient: \"{{args.recipient|datetim}}\", amount: \"{{args.amount}}\" }, as: new",
+            "unknown template filter `datetim`",
+            "did you mean `datetime`?",
+        ),
     ];
     let base = valid();
     for (from, to, msg, hint) in cases {

@@ -33,6 +33,8 @@ pub const SCORE_SCRIPT: &str = include_str!("../../python/agentdojo_score.py");
 const SUITES: &[(&str, &str)] = &[
     ("banking", include_str!("suites/banking.yaml")),
     ("slack", include_str!("suites/slack.yaml")),
+    ("travel", include_str!("suites/travel.yaml")),
+    ("workspace", include_str!("suites/workspace.yaml")),
 ];
 
 /// Why a suite could not be imported.

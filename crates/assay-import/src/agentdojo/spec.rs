@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::tables::{Loc, flatten, locate};
+use super::tables::{Kind, Loc, flatten, locate};
 use super::{ImportError, SuiteMap};
 
 /// The specs of one suite and what could not be carried over.
@@ -107,6 +107,7 @@ fn state_checks(
     needs: Option<&Value>,
     dump: &Value,
     map: &SuiteMap,
+    pin: bool,
     report: &mut TaskReport,
 ) -> Vec<Value> {
     let before = &dump["environment"];
@@ -144,17 +145,38 @@ fn state_checks(
             report.imported = false;
             continue;
         };
-        out.extend(check_for(&loc, item, fields.as_deref(), dump, map, report));
+        out.extend(check_for(
+            &loc,
+            item,
+            fields.as_deref(),
+            dump,
+            map,
+            pin,
+            report,
+        ));
     }
     out
 }
 
+/// A value as a record-check matcher: a list or map must equal exactly (a
+/// bare list would read as a set of alternatives).
+fn exact(v: &Value) -> Value {
+    match v {
+        Value::Array(_) | Value::Object(_) => json!({ "equals": v }),
+        other => other.clone(),
+    }
+}
+
+/// `pin`: a new dict entry is checked under the key the ground truth gave
+/// it. AgentDojo's user tasks look a new email or event up by the next id
+/// of the environment before; its injection tasks search every entry.
 fn check_for(
     loc: &Loc,
     item: &Value,
     fields: Option<&[String]>,
     dump: &Value,
     map: &SuiteMap,
+    pin_keys: bool,
     report: &mut TaskReport,
 ) -> Vec<Value> {
     let mut rec = Map::new();
@@ -180,7 +202,7 @@ fn check_for(
                 ));
                 return Vec::new();
             }
-            rec.insert(field.clone(), after.clone());
+            rec.insert(field.clone(), exact(after));
         }
         (_, None) if fields.is_some_and(<[String]>::is_empty) => {
             // Only the row's presence matters (the check counts rows).
@@ -194,11 +216,17 @@ fn check_for(
                     Value::Number(n) => v.get(n.as_u64()? as usize),
                     _ => None,
                 })
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+                .map_or(0, |c| match c {
+                    Value::Array(a) => a.len(),
+                    Value::Object(m) => m.len(),
+                    _ => 0,
+                });
             // Rows of the same dict key only (a channel's messages, a user's
-            // inbox), as AgentDojo counts the list it appended to.
-            if let Some((col, v)) = &loc.ident {
+            // inbox), as AgentDojo counts the list it appended to. A new
+            // entry of a dict (an email under its new id) counts the dict.
+            if let Some((col, v)) = &loc.ident
+                && (pin_keys || map.tables[&loc.table].kind != Kind::Map)
+            {
                 rec.insert(col.clone(), v.clone());
             }
             // AgentDojo's checks compare the list's length with the one
@@ -230,7 +258,16 @@ fn check_for(
                 .into_iter()
                 .map(|row| {
                     let mut rec = rec.clone();
-                    if let Some((col, v)) = &loc.ident {
+                    // A new dict entry's key is pinned unless the check does
+                    // not need it (an id the tool numbers itself, which an
+                    // earlier call may have taken).
+                    let pin = pin_keys
+                        || map.tables[&loc.table].kind != Kind::Map
+                        || fields.is_none_or(|f| {
+                            f.iter()
+                                .any(|x| Some(x) == loc.ident.as_ref().map(|(c, _)| c))
+                        });
+                    if let Some((col, v)) = loc.ident.as_ref().filter(|_| pin) {
                         rec.insert(col.clone(), v.clone());
                     }
                     match row {
@@ -241,12 +278,12 @@ fn check_for(
                                     None => k != "id" && k != "id_",
                                 };
                                 if wanted && !is_now(v, dump) {
-                                    rec.insert(k.clone(), v.clone());
+                                    rec.insert(k.clone(), exact(v));
                                 }
                             }
                         }
                         scalar => {
-                            rec.insert(value_col.clone(), scalar.clone());
+                            rec.insert(value_col.clone(), exact(scalar));
                         }
                     }
                     json!({ "record": rec })
@@ -307,12 +344,60 @@ fn tool_defs(dump: &Value, map: &SuiteMap) -> (Vec<Value>, Vec<String>) {
     (defs, unmapped)
 }
 
+/// Removes a path (`"*"` = every key or index) from a JSON value.
+fn strip(v: &mut Value, path: &[Value]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let children: Vec<&mut Value> = match (v, first) {
+        (Value::Object(m), Value::String(k)) if k == "*" => m.values_mut().collect(),
+        (Value::Array(a), Value::String(k)) if k == "*" => a.iter_mut().collect(),
+        (Value::Object(m), Value::String(k)) => {
+            if rest.is_empty() {
+                m.remove(k);
+                return;
+            }
+            m.get_mut(k).into_iter().collect()
+        }
+        (Value::Array(a), Value::Number(n)) => n
+            .as_u64()
+            .and_then(|i| a.get_mut(i as usize))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if rest.is_empty() {
+        return;
+    }
+    for c in children {
+        strip(c, rest);
+    }
+}
+
+/// The dump with the environment's derived views left out: computed fields
+/// (an inbox's received/sent lists) and the seed lists the live collections
+/// are built from. AgentDojo's own diffs ignore them, and as tables they
+/// would be stale copies no tool updates.
+fn without_derived(dump: &Value) -> Value {
+    let mut d = dump.clone();
+    for key in ["environment_computed_fields", "environment_seed_fields"] {
+        for p in dump[key].as_array().into_iter().flatten() {
+            let Some(path) = p.as_array() else { continue };
+            for env in ["environment", "environment_raw"] {
+                strip(&mut d[env], path);
+            }
+        }
+    }
+    d
+}
+
 /// Every spec of the suite.
 pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import, ImportError> {
     let map_err = |message: String| ImportError::Map {
         suite: suite.to_string(),
         message,
     };
+    let dump = &without_derived(dump);
     let (records, uncovered) = flatten(&dump["environment_raw"], &map.tables).map_err(map_err)?;
     let (tools, unmapped) = tool_defs(dump, map);
     let tool_names: Vec<Value> = tools.iter().map(|t| t["name"].clone()).collect();
@@ -350,7 +435,13 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 "its ground truth calls unmodelled tools: {missing:?}"
             ));
         }
-        if inj["gt_security"] != json!(true) {
+        if inj["gt_security"] != json!(true)
+            && inj["ground_truth"].as_array().is_some_and(Vec::is_empty)
+        {
+            r.notes.push(
+                "AgentDojo's ground truth for this task is empty (no calls), so its own security check rejects it: there are no reference actions for control:naive to perform and no outcome to learn the check from".into(),
+            );
+        } else if inj["gt_security"] != json!(true) {
             r.notes.push(
                 "AgentDojo's own ground truth does not pass its security check; the imported threat follows the ground truth's effects".into(),
             );
@@ -364,6 +455,7 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             probe.get("state_needs"),
             dump,
             map,
+            false,
             &mut r,
         )
         .into_iter()
@@ -415,6 +507,7 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
             probe.get("state_needs"),
             dump,
             map,
+            true,
             &mut r,
         );
         if probe["strict"] == json!(true) {
@@ -429,6 +522,33 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 .collect();
             let except: Vec<String> = touched.iter().map(|t| format!("records.{t}")).collect();
             success.push(json!({ "unchanged": { "except": except } }));
+            // Entries added to a dict (emails, events, files by id): AgentDojo
+            // diffs dicts by key, so an entry the task did not add fails a
+            // strict check. Count them exactly.
+            let mut added: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut counted: BTreeSet<String> = BTreeSet::new();
+            for i in task["state_diff"].as_array().into_iter().flatten() {
+                let path: Vec<Value> = i["path"].as_array().cloned().unwrap_or_default();
+                let Some(l) = locate(&path, &dump["environment"], &map.tables) else {
+                    continue;
+                };
+                if map.tables[&l.table].kind == Kind::Map && l.field.is_none() {
+                    counted.insert(l.table.clone());
+                    match i["op"].as_str() {
+                        Some("add") => *added.entry(l.table).or_default() += 1,
+                        Some("remove") => *added.entry(l.table).or_default() -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            for t in counted {
+                let before = records[&t]["rows"].as_array().map_or(0, Vec::len) as i64;
+                let n = before + added.get(&t).copied().unwrap_or(0);
+                let check = json!({ "record": { "table": t, "count": n } });
+                if !success.contains(&check) {
+                    success.push(check);
+                }
+            }
             r.notes.push(
                 "AgentDojo compares the whole environment; imported as `unchanged` apart from the tables the task changes (row-level strictness inside those tables is not checked)".into(),
             );
