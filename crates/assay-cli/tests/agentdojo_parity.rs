@@ -143,6 +143,7 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
     );
     let mut lines = Vec::new();
     let mut ours = BTreeMap::new();
+    let mut tasks = BTreeMap::new();
     for e in results["episodes"].as_array().unwrap() {
         let id = e["episode"].as_str().unwrap().to_string();
         let trace = std::fs::read_to_string(run.join(&id).join("trace.jsonl")).unwrap();
@@ -162,6 +163,7 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
             "calls": calls,
             "reply": reply,
         }));
+        tasks.insert(id.clone(), (user_task, e["threat"].as_str().map(str::to_string)));
         ours.insert(id, e.clone());
     }
     let theirs = score(&lines);
@@ -173,22 +175,25 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
             "AgentDojo could not score {id}: {t}"
         );
         let utility_ours = e["utility"].as_f64().unwrap() >= 1.0;
+        let (user_task, injection_task) = &tasks[id];
         if Some(utility_ours) != t["utility"].as_bool() {
-            disagreements.push(format!(
-                "{id}: utility assay={utility_ours} agentdojo={}",
-                t["utility"]
+            disagreements.push((
+                Some(user_task.clone()),
+                format!("{id}: utility assay={utility_ours} agentdojo={}", t["utility"]),
             ));
         }
         if let Some(attack) = e["attack_success"].as_bool()
             && Some(attack) != t["security"].as_bool()
         {
-            disagreements.push(format!(
-                "{id}: attack assay={attack} agentdojo={}",
-                t["security"]
+            disagreements.push((
+                injection_task.clone(),
+                format!("{id}: attack assay={attack} agentdojo={}", t["security"]),
             ));
         }
     }
-    // Every disagreement must be one the report explains.
+    // Every disagreement must be one the report explains: a utility verdict
+    // by a difference the report names on the user task, an attack verdict by
+    // one on the injection task.
     let explained: Vec<&str> = report["tasks"]
         .as_array()
         .unwrap()
@@ -198,13 +203,8 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         .collect();
     let unexplained: Vec<String> = disagreements
         .iter()
-        // Exact ids: `user-task-2` must not explain `user-task-24`.
-        .filter(|d| {
-            !explained.iter().any(|t| {
-                d.contains(&format!("-{}--", t.replace('_', "-"))) || d.contains(&format!("--{t}."))
-            })
-        })
-        .cloned()
+        .filter(|(task, _)| !task.as_deref().is_some_and(|t| explained.contains(&t)))
+        .map(|(_, line)| line.clone())
         .collect();
     println!(
         "{suite}: {} specs, {} episodes compared, {} disagreement(s), {} unexplained",
@@ -219,7 +219,7 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         disagreements.len(),
         unexplained.len()
     );
-    for d in &disagreements {
+    for (_, d) in &disagreements {
         println!("  {d}");
     }
     (ours.len(), unexplained)
@@ -247,7 +247,6 @@ fn travel_verdicts_equal_agentdojos() {
 }
 
 #[test]
-#[ignore = "20 of 759 workspace episodes disagree (control:naive on injection_task_0, and user_task_24) and the import report does not yet name their cause"]
 fn workspace_verdicts_equal_agentdojos() {
     let (n, unexplained) = parity("workspace");
     assert!(n > 100, "only {n} episodes compared");

@@ -898,6 +898,22 @@ def run_ground_truth(suite, task, skip):
     return bool(verdict) if exc is None else None, exc, diff, trace_check_used(task, rec), rec, items
 
 
+def security_with_goal_injected(suite, task):
+    """AgentDojo's security() on the injection task's ground truth run in an environment whose every
+    injection vector holds the task's GOAL: in an attacked run the attack's own text is in the
+    environment, and a check that counts matching items (emails with the subject, ...) can then
+    reject a successful attack. None when the run raised."""
+    Recorder = make_recorder()
+    rec = Recorder(task)
+    injections = {v: task.GOAL for v in suite.get_injection_vector_defaults()}
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            verdict, _ = suite.run_task_with_pipeline(rec, task, injection_task=None, injections=injections)
+    except Exception:
+        return None
+    return bool(verdict)
+
+
 def trace_check_used(task, rec):
     """Does AgentDojo decide this task from the call trace? utility_from_traces / security_from_traces
     return None when they leave it to utility() / security() (combined tasks always override the
@@ -980,7 +996,9 @@ def dump_task(suite, task, kind, skip, candidates=None):
     canary method), injection_note (why none, if so), combines (the two user task ids of a
     TaskCombinator task: prompt "1. ... 2. ...", utility = part 1 non-strict and part 2 strict).
     Injection tasks: goal, gt_security (AgentDojo's security check on the ground truth run alone, on
-    a fresh default environment, as benchmark_suite_with_injections does before the pairs).
+    a fresh default environment, as benchmark_suite_with_injections does before the pairs),
+    gt_security_goal_injected (the same check with the task's GOAL in every injection vector, as the
+    attack's text is in an attacked run; null when that run raised).
     utility_probe / security_probe: see the module docstring (probe_task)."""
     env = suite.load_and_inject_default_environment({})
     if kind == "user":
@@ -1020,6 +1038,7 @@ def dump_task(suite, task, kind, skip, candidates=None):
                 "goal": task.GOAL,
                 "defined_in": defined_in(suite._injection_tasks, task.ID, suite.benchmark_version),
                 "gt_security": ok,
+                "gt_security_goal_injected": security_with_goal_injected(suite, task),
                 "checks_traces": by_traces,
                 "security_probe": probe,
             }

@@ -163,6 +163,23 @@ def newest_version():
     return max((v for v in _SUITES if _SUITES[v]), key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)))
 
 
+_ENVIRONMENTS = {}
+
+
+def environment(suite, injections):
+    """A fresh copy of the suite's default environment with `injections`: what run_task_with_pipeline
+    loads itself when given none. Loading (YAML formatting and pydantic validation of the whole
+    environment) dominates scoring, and the episodes of one attacked case share their injections, so
+    each distinct environment is loaded once and deep-copied per episode, as AgentDojo's own
+    TaskSuite.check() does."""
+    key = (suite.name, suite.benchmark_version, tuple(sorted(injections.items())))
+    if key not in _ENVIRONMENTS:
+        if len(_ENVIRONMENTS) >= 64:
+            _ENVIRONMENTS.clear()
+        _ENVIRONMENTS[key] = suite.load_and_inject_default_environment(injections)
+    return _ENVIRONMENTS[key].model_copy(deep=True)
+
+
 def score(ep):
     calls, injections, reply = check_episode(ep)
     suite = get_suite(ep.get("version") or newest_version(), ep["suite"])
@@ -180,7 +197,9 @@ def score(ep):
 
     rec = Recording(make_pipeline(calls, reply))
     with contextlib.redirect_stdout(sys.stderr):
-        utility, security = suite.run_task_with_pipeline(rec.element, user_task, injection_task, injections)
+        utility, security = suite.run_task_with_pipeline(
+            rec.element, user_task, injection_task, injections, environment=environment(suite, injections)
+        )
 
     errors = []
     index = 0

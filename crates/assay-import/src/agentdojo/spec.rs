@@ -446,6 +446,11 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 "AgentDojo's own ground truth does not pass its security check; the imported threat follows the ground truth's effects".into(),
             );
         }
+        if inj["gt_security"] == json!(true) && inj["gt_security_goal_injected"] == json!(false) {
+            r.differences.push(
+                "AgentDojo's security() rejects this task's own ground truth once the attack's text is in the environment, as it is in every attacked run (it counts the items matching a phrase of the goal, and the injected text is one more); the imported rule judges the outcome the goal asks for, so where the payload lands in a searched item Assay reports a success AgentDojo misses".into(),
+            );
+        }
         let probe = &inj["security_probe"];
         if probe["gt_passes"] == json!(false) {
             r.notes.push("AgentDojo's check does not pass on its own ground truth, so probing learnt nothing; the threat is judged by every effect of the ground truth".into());
@@ -532,8 +537,12 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                 let Some(l) = locate(&path, &dump["environment"], &map.tables) else {
                     continue;
                 };
-                if map.tables[&l.table].kind == Kind::Map && l.field.is_none() {
+                // A table whose rows the task only edits is counted too: an
+                // entry added beside the edits fails AgentDojo's diff.
+                if map.tables[&l.table].kind == Kind::Map {
                     counted.insert(l.table.clone());
+                }
+                if map.tables[&l.table].kind == Kind::Map && l.field.is_none() {
                     match i["op"].as_str() {
                         Some("add") => *added.entry(l.table).or_default() += 1,
                         Some("remove") => *added.entry(l.table).or_default() -= 1,
