@@ -25,6 +25,9 @@ use assay_synth::{Catalog, SynthOptions};
 use clap::{Args, Parser, Subcommand};
 use rayon::prelude::*;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Auditable safety evidence about AI agents: write a security spec, run agents
 /// against it in an isolated world, and get verdicts that cite the events
 /// proving them.
