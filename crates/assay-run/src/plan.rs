@@ -57,7 +57,17 @@ impl PreparedCase {
                 text: p.text.clone(),
             })
             .collect();
-        let kinds = slot_kinds(&case.spec);
+        // Finding where a slot is planted walks every text of the world, which
+        // for a large world costs more than the rest of compiling the case;
+        // synthesised cases record each slot's kind, so walk only when one
+        // does not.
+        let kinds = case
+            .provenance
+            .slots
+            .iter()
+            .any(|s| s.kind.is_empty())
+            .then(|| slot_kinds(&case.spec))
+            .unwrap_or_default();
         let mut slot_kinds: Vec<String> = case
             .provenance
             .slots

@@ -126,16 +126,25 @@ pub struct Regression {
 impl Case {
     /// The content address of this case (computed with `id` empty).
     pub fn content_id(&self) -> String {
+        if self.id.is_empty() {
+            return Self::address(self);
+        }
         let mut c = self.clone();
         c.id = String::new();
-        let json = serde_json::to_vec(&c).expect("cases always serialise");
-        let d = Sha256::digest(&json);
-        format!("c{}", &hex::encode(d)[..16])
+        Self::address(&c)
     }
 
-    /// Sets `id` to the content address.
+    /// Sets `id` to the content address (without copying the case, whose
+    /// spec can be large).
     pub fn with_content_id(mut self) -> Case {
-        self.id = self.content_id();
+        self.id = String::new();
+        self.id = Self::address(&self);
         self
+    }
+
+    fn address(with_empty_id: &Case) -> String {
+        let json = serde_json::to_vec(with_empty_id).expect("cases always serialise");
+        let d = Sha256::digest(&json);
+        format!("c{}", &hex::encode(d)[..16])
     }
 }

@@ -457,8 +457,11 @@ impl Matcher {
 
     /// The YAML/JSON form.
     pub fn to_value(&self) -> Value {
+        // The short form only for a scalar: a bare list or map would read
+        // back as something else (a list is refused, a map is operations).
         if let [MatchOp::Equals(v)] = self.0.as_slice()
             && !v.is_object()
+            && !v.is_array()
         {
             return v.clone();
         }

@@ -249,3 +249,21 @@ fn bad_user_threats_are_reported() {
     );
     has(&with("refused: {}", "refused: { replyy: x }"), &["replyy"]);
 }
+
+/// A matcher equal to a list (or a map) is written back as `equals:`: the
+/// bare form would read back as something else, so a case embedding it (as
+/// every trace does) could not be re-scored.
+#[test]
+fn equality_with_a_list_or_map_round_trips() {
+    for v in [
+        serde_json::json!({ "equals": ["a@x.test", "b@x.test"] }),
+        serde_json::json!({ "equals": { "k": 1 } }),
+        serde_json::json!("plain"),
+        serde_json::json!(3),
+    ] {
+        let m = assay_spec::Matcher::from_value(&v).unwrap();
+        let back = serde_json::to_value(&m).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(assay_spec::Matcher::from_value(&back).unwrap(), m);
+    }
+}

@@ -134,18 +134,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Serialises events (seq = position) as hash-chained JSONL ending in a seal.
 /// Returns the text and the head hash (the hash of the seal line).
 pub fn to_jsonl(kinds: &[EventKind]) -> (String, String) {
-    let mut out = String::with_capacity(kinds.len() * 160 + 128);
+    /// [`Event`] borrowing its kind: the same JSON, without copying an
+    /// event (a start event carries the case document, an end event the
+    /// final state).
+    #[derive(Serialize)]
+    struct EventRef<'a> {
+        seq: u64,
+        prev: &'a str,
+        #[serde(flatten)]
+        kind: &'a EventKind,
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(kinds.len() * 160 + 128);
     let mut prev = GENESIS.to_string();
     for (i, kind) in kinds.iter().enumerate() {
-        let ev = Event {
+        let start = out.len();
+        let ev = EventRef {
             seq: i as u64,
-            prev,
-            kind: kind.clone(),
+            prev: &prev,
+            kind,
         };
-        let line = serde_json::to_string(&ev).expect("events always serialise");
-        prev = sha256_hex(line.as_bytes());
-        out.push_str(&line);
-        out.push('\n');
+        serde_json::to_writer(&mut out, &ev).expect("events always serialise");
+        prev = sha256_hex(&out[start..]);
+        out.push(b'\n');
     }
     let seal = Seal {
         seq: kinds.len() as u64,
@@ -153,11 +163,14 @@ pub fn to_jsonl(kinds: &[EventKind]) -> (String, String) {
         kind: SEAL_TYPE.to_string(),
         events: kinds.len() as u64,
     };
-    let line = serde_json::to_string(&seal).expect("seals always serialise");
-    let head = sha256_hex(line.as_bytes());
-    out.push_str(&line);
-    out.push('\n');
-    (out, head)
+    let start = out.len();
+    serde_json::to_writer(&mut out, &seal).expect("seals always serialise");
+    let head = sha256_hex(&out[start..]);
+    out.push(b'\n');
+    (
+        String::from_utf8(out).expect("serde_json writes UTF-8"),
+        head,
+    )
 }
 
 /// One line: an event, or the seal.
