@@ -163,7 +163,10 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
             "calls": calls,
             "reply": reply,
         }));
-        tasks.insert(id.clone(), (user_task, e["threat"].as_str().map(str::to_string)));
+        tasks.insert(
+            id.clone(),
+            (user_task, e["threat"].as_str().map(str::to_string)),
+        );
         ours.insert(id, e.clone());
     }
     let theirs = score(&lines);
@@ -179,7 +182,10 @@ fn parity(suite: &str) -> (usize, Vec<String>) {
         if Some(utility_ours) != t["utility"].as_bool() {
             disagreements.push((
                 Some(user_task.clone()),
-                format!("{id}: utility assay={utility_ours} agentdojo={}", t["utility"]),
+                format!(
+                    "{id}: utility assay={utility_ours} agentdojo={}",
+                    t["utility"]
+                ),
             ));
         }
         if let Some(attack) = e["attack_success"].as_bool()
