@@ -58,3 +58,78 @@ fn an_unknown_suite_is_named_with_the_known_ones() {
         .to_string();
     assert!(err.contains("banking"), "{err}");
 }
+
+/// The spec of one user task, loaded.
+fn spec_of(import: &agentdojo::Import, task: &str) -> assay_spec::Spec {
+    let s = import
+        .specs
+        .iter()
+        .find(|s| s.user_task == task)
+        .unwrap_or_else(|| panic!("{task} not imported"));
+    assay_spec::load_str(&s.yaml, std::path::Path::new(&s.file))
+        .expect("spec loads")
+        .spec
+}
+
+#[test]
+fn slack_does_not_plant_a_vector_whose_text_a_check_names() {
+    let dump = agentdojo::dump(&python(), "slack", Some("v1.2.2")).expect("dump");
+    let import = agentdojo::import(&dump).expect("import");
+    let notes = |task: &str| {
+        import
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .map(|t| t.notes.join("\n"))
+            .unwrap_or_default()
+    };
+    // The check names the channel `External_0`, whose suffix is the vector:
+    // under attack AgentDojo's check follows the renamed channel, the
+    // imported one cannot, so the vector is left out and the report says so.
+    for task in [
+        "user_task_7",
+        "user_task_9",
+        "user_task_10",
+        "user_task_12",
+        "user_task_19",
+    ] {
+        let spec = spec_of(&import, task);
+        assert!(
+            spec.threats
+                .iter()
+                .all(|t| !t.slots.iter().any(|s| s == "prompt_injection_channel")),
+            "{task}"
+        );
+        let n = notes(task);
+        assert!(
+            n.contains("`prompt_injection_channel` is not planted") && n.contains("External_0"),
+            "{task}: {n}"
+        );
+    }
+    // Only the solution names it: the vector stays, and the report says the
+    // call fails under attack.
+    let spec = spec_of(&import, "user_task_13");
+    assert!(
+        spec.threats
+            .iter()
+            .any(|t| t.slots.iter().any(|s| s == "prompt_injection_channel")),
+        "user_task_13 keeps its vector"
+    );
+    assert!(notes("user_task_13").contains("reference solution names as written"));
+    // A task that names no such value has no such note.
+    assert!(!notes("user_task_1").contains("injection vector"));
+}
+
+#[test]
+fn workspace_models_sharing_and_adding_participants() {
+    let dump = agentdojo::dump(&python(), "workspace", Some("v1.2.2")).expect("dump");
+    let import = agentdojo::import(&dump).expect("import");
+    assert!(
+        import.unmapped_tools.is_empty(),
+        "{:?}",
+        import.unmapped_tools
+    );
+    for task in ["user_task_8", "user_task_32", "user_task_37"] {
+        spec_of(&import, task);
+    }
+}

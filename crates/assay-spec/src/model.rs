@@ -605,7 +605,18 @@ pub struct UpdateOp {
     pub filter: Option<BTreeMap<String, Value>>,
     /// Column → template; an entry whose only placeholder is an argument the
     /// call did not pass is skipped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub set: BTreeMap<String, Value>,
+    /// List column → template whose value is added at the end of the list
+    /// (each element, when it renders to a list): a tool that adds to a
+    /// record's list must keep what is there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub append: BTreeMap<String, Value>,
+    /// Map column → `{ KEY: template }`: sets those keys inside the map and
+    /// keeps the others (keys are templates too, as `"{{args.email}}"`), for a
+    /// tool that changes one entry of a record's map.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub merge: BTreeMap<String, Value>,
     /// No error when nothing matches.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::model::{CustomTool, Spec, StateOp};
+use crate::model::{CustomTool, Spec, StateOp, UpdateOp};
 use crate::suggest::did_you_mean;
 use crate::yaml::escape;
 
@@ -156,6 +156,21 @@ pub(crate) fn op_texts(op: &StateOp) -> Vec<(String, String)> {
                         continue;
                     }
                     strings(x, &format!("/{k}/{}", escape(f)), &mut out);
+                    // Keys of a `merge` map are templates too.
+                    if f == "merge"
+                        && let Value::Object(cols) = x
+                    {
+                        for (c, entries) in cols {
+                            if let Value::Object(entries) = entries {
+                                for key in entries.keys() {
+                                    out.push((
+                                        format!("/{k}/merge/{}/{}", escape(c), escape(key)),
+                                        key.clone(),
+                                    ));
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -186,7 +201,11 @@ pub(crate) fn written_columns(spec: &Spec, table: &str) -> BTreeSet<String> {
         for op in &t.state {
             match op {
                 StateOp::Insert(o) if o.table == table => out.extend(o.values.keys().cloned()),
-                StateOp::Update(o) if o.table == table => out.extend(o.set.keys().cloned()),
+                StateOp::Update(o) if o.table == table => {
+                    out.extend(o.set.keys().cloned());
+                    out.extend(o.append.keys().cloned());
+                    out.extend(o.merge.keys().cloned());
+                }
                 _ => {}
             }
         }
@@ -200,6 +219,45 @@ fn column_problem(spec: &Spec, table: &str, col: &str, at: String, out: &mut Vec
     };
     cols.extend(written_columns(spec, table));
     if cols.contains(col) {
+        return;
+    }
+    let hint = did_you_mean(col, cols.iter().map(String::as_str))
+        .map(|s| format!("did you mean `{s}`?"))
+        .or(Some(format!(
+            "columns of `{table}`: {}",
+            cols.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    out.push((at, format!("table `{table}` has no column `{col}`"), hint));
+}
+
+/// An `append` or `merge` adds to a list or map a row already has, so its
+/// column must come from the rows, an insert or a `set` (not only from other
+/// appends and merges: that is a misspelling).
+fn extended_column_problem(
+    spec: &Spec,
+    table: &str,
+    col: &str,
+    at: String,
+    out: &mut Vec<Problem>,
+) {
+    let Some(t) = spec.world.records.get(table) else {
+        return;
+    };
+    let mut cols: BTreeSet<String> = t.rows.iter().flat_map(|r| r.keys().cloned()).collect();
+    cols.extend(t.key.clone());
+    for tool in &spec.world.tools {
+        for op in &tool.state {
+            match op {
+                StateOp::Insert(o) if o.table == table => cols.extend(o.values.keys().cloned()),
+                StateOp::Update(o) if o.table == table => cols.extend(o.set.keys().cloned()),
+                _ => {}
+            }
+        }
+    }
+    if cols.is_empty() || cols.contains(col) {
         return;
     }
     let hint = did_you_mean(col, cols.iter().map(String::as_str))
@@ -299,6 +357,17 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
                         for c in o.set.keys() {
                             cols.push((c.clone(), format!("{ptr}/set/{}", escape(c))));
                         }
+                        for (field, m) in [("append", &o.append), ("merge", &o.merge)] {
+                            for c in m.keys() {
+                                extended_column_problem(
+                                    spec,
+                                    table,
+                                    c,
+                                    format!("{ptr}/{field}/{}", escape(c)),
+                                    out,
+                                );
+                            }
+                        }
                     }
                     StateOp::Delete(o) => where_columns(&o.filter, &wptr, &mut cols, out),
                     StateOp::Insert(_) | StateOp::Require(_) => {}
@@ -307,6 +376,9 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
                     column_problem(spec, table, &c, at, out);
                 }
             }
+        }
+        if let StateOp::Update(o) = op {
+            update_problems(o, &ptr, out);
         }
         if let StateOp::Require(r) = op
             && r.matchers().is_empty()
@@ -379,6 +451,48 @@ pub(crate) fn tool_problems(spec: &Spec, i: usize, t: &CustomTool, out: &mut Vec
                     );
                 }
             }
+        }
+    }
+}
+
+/// Problems of an `update`'s changes: none at all, a column changed two
+/// ways at once, a `merge` that is no map of keys.
+fn update_problems(o: &UpdateOp, ptr: &str, out: &mut Vec<Problem>) {
+    if o.set.is_empty() && o.append.is_empty() && o.merge.is_empty() {
+        out.push((
+            ptr.to_string(),
+            "an `update` changes nothing".into(),
+            Some("give `set: { COL: VALUE }`, `append: { LIST_COL: VALUE }` or `merge: { MAP_COL: { KEY: VALUE } }`".into()),
+        ));
+    }
+    let parts = [("set", &o.set), ("append", &o.append), ("merge", &o.merge)];
+    for (i, (a, ma)) in parts.iter().enumerate() {
+        for (b, mb) in &parts[i + 1..] {
+            for c in ma.keys().filter(|c| mb.contains_key(*c)) {
+                out.push((
+                    format!("{ptr}/{b}/{}", escape(c)),
+                    format!("column `{c}` is changed by both `{a}` and `{b}`"),
+                    Some(
+                        "change each column one way in one `update` (use two updates in order)"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+    }
+    for (c, v) in &o.merge {
+        let whole_template = v.as_str().is_some_and(|s| {
+            let s = s.trim();
+            s.starts_with("{{") && s.ends_with("}}") && s.matches("{{").count() == 1
+        });
+        if !v.is_object() && !whole_template {
+            out.push((
+                format!("{ptr}/merge/{}", escape(c)),
+                format!("`merge` of column `{c}` takes a map of keys to values"),
+                Some(format!(
+                    "write `merge: {{ {c}: {{ \"{{{{args.KEY}}}}\": VALUE }} }}`, or one placeholder that holds a map"
+                )),
+            ));
         }
     }
 }

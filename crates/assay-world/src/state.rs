@@ -371,6 +371,47 @@ impl World {
             .collect()
     }
 
+    /// Renders an update's `merge`: column → map of rendered keys and
+    /// values. Entries whose value refers to nothing are skipped; a key that
+    /// renders empty or a value that is no map fails the call.
+    fn rendered_merge(
+        &self,
+        m: &BTreeMap<String, Value>,
+        args: &Value,
+        binds: &Binds,
+    ) -> Result<BTreeMap<String, Map<String, Value>>, String> {
+        let env = self.env(args, binds);
+        let mut out = BTreeMap::new();
+        for (col, v) in m {
+            let entries = match v {
+                Value::Object(entries) => {
+                    let mut r = Map::new();
+                    for (k, x) in entries {
+                        let key = env.text(k);
+                        if key.is_empty() {
+                            return Err(format!(
+                                "merge into {col}: the key `{k}` renders to nothing"
+                            ));
+                        }
+                        if let Some(x) = env.value(x) {
+                            r.insert(key, x);
+                        }
+                    }
+                    r
+                }
+                other => match env.value(other) {
+                    None => continue,
+                    Some(Value::Object(r)) => r,
+                    Some(x) => {
+                        return Err(format!("merge into {col} needs a map, got {}", compact(&x)));
+                    }
+                },
+            };
+            out.insert(col.clone(), entries);
+        }
+        Ok(out)
+    }
+
     fn no_match(
         &self,
         table: &str,
@@ -535,7 +576,17 @@ impl World {
                         binds,
                     ));
                 }
-                let content = compact(&Value::Object(set.clone()));
+                let append = self.rendered_map(&o.append, args, binds);
+                let merge = self.rendered_merge(&o.merge, args, binds)?;
+                // What the call writes, for flow checks: every new value.
+                let mut written = set.clone();
+                written.extend(append.iter().map(|(k, v)| (k.clone(), v.clone())));
+                written.extend(
+                    merge
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::Object(v.clone()))),
+                );
+                let content = compact(&Value::Object(written));
                 let mut touched = Vec::new();
                 for i in hit {
                     let Some(row) = self.records.get_mut(&o.table).and_then(|r| r.get_mut(i))
@@ -545,6 +596,12 @@ impl World {
                     let before = row.clone();
                     for (k, v) in &set {
                         row.insert(k.clone(), v.clone());
+                    }
+                    for (k, v) in &append {
+                        append_to(row, k, v, &o.table)?;
+                    }
+                    for (k, m) in &merge {
+                        merge_into(row, k, m, &o.table)?;
                     }
                     let after = row.clone();
                     let mut f = vec![
@@ -660,6 +717,47 @@ impl World {
             fx.push(effect(EffectKind::Read, tool, f));
         }
     }
+}
+
+/// Adds a value at the end of a row's list column (each element when the
+/// value is a list); a missing or null column starts empty. A column holding
+/// anything but a list fails the call.
+fn append_to(row: &mut Row, col: &str, v: &Value, table: &str) -> Result<(), String> {
+    let cur = row.entry(col.to_string()).or_insert(Value::Null);
+    if cur.is_null() {
+        *cur = Value::Array(Vec::new());
+    }
+    let Value::Array(list) = cur else {
+        return Err(format!(
+            "cannot append to {table}.{col}: it holds {}, not a list",
+            compact(cur)
+        ));
+    };
+    match v {
+        Value::Array(items) => list.extend(items.iter().cloned()),
+        one => list.push(one.clone()),
+    }
+    Ok(())
+}
+
+/// Sets keys inside a row's map column, keeping the others; a missing or
+/// null column starts empty. A column holding anything but a map fails the
+/// call.
+fn merge_into(row: &mut Row, col: &str, m: &Map<String, Value>, table: &str) -> Result<(), String> {
+    let cur = row.entry(col.to_string()).or_insert(Value::Null);
+    if cur.is_null() {
+        *cur = Value::Object(Map::new());
+    }
+    let Value::Object(map) = cur else {
+        return Err(format!(
+            "cannot merge into {table}.{col}: it holds {}, not a map",
+            compact(cur)
+        ));
+    };
+    for (k, v) in m {
+        map.insert(k.clone(), v.clone());
+    }
+    Ok(())
 }
 
 /// The key of a new row: the largest integer key + 1 (or 1). Keys held as

@@ -348,3 +348,185 @@ fn bad_state_operations_are_named_with_a_fix() {
         );
     }
 }
+
+const DRIVE: &str = r#"apiVersion: assay/v1
+kind: Spec
+id: drive
+title: Drive
+agent: { tools: [share_file, add_participants, retitle_and_tag, share_many] }
+world:
+  records:
+    files:
+      key: id
+      rows:
+        - { id: "1", name: notes, shared_with: { ann@x.test: r }, tags: [] }
+        - { id: "2", name: plan, shared_with: {}, tags: [a] }
+    events:
+      key: id
+      rows:
+        - { id: "7", title: sync, participants: [ann@x.test], note: text }
+  tools:
+    - name: share_file
+      parameters: { type: object, properties: { file_id: {type: string}, email: {type: string}, permission: {type: string} }, required: [file_id, email, permission] }
+      state:
+        - update: { table: files, where: { id: "{{args.file_id}}" }, merge: { shared_with: { "{{args.email}}": "{{args.permission}}" } }, as: file,
+                    error: "File with ID '{{args.file_id}}' not found." }
+      response: "{{file}}"
+    - name: add_participants
+      parameters: { type: object, properties: { event_id: {type: string}, participants: {type: array, items: {type: string}}, column: {type: string} }, required: [event_id, participants] }
+      state:
+        - update: { table: events, where: { id: "{{args.event_id}}" }, append: { participants: "{{args.participants}}" }, as: event }
+      response: "{{event.participants}}"
+    - name: retitle_and_tag
+      parameters: { type: object, properties: { file_id: {type: string}, name: {type: string}, tag: {type: string} }, required: [file_id, tag] }
+      state:
+        - update: { table: files, where: { id: "{{args.file_id}}" }, set: { name: "{{args.name}}" }, append: { tags: ["{{args.tag}}"] }, as: file }
+        - update: { table: events, where: { id: "7" }, append: { note: "{{args.tag}}" } }
+      response: "{{file}}"
+    - name: share_many
+      parameters: { type: object, properties: { file_id: {type: string}, grants: {} }, required: [file_id, grants] }
+      state:
+        - update: { table: files, where: { id: "{{args.file_id}}" }, merge: { shared_with: "{{args.grants}}" }, as: file }
+      response: "{{file}}"
+task:
+  prompt: Share the plan with bob and add him to the sync.
+  success:
+    - record: { table: files, id: "2", shared_with.bob: rw }
+    - record: { table: events, id: "7", participants: { contains: bob } }
+    - unchanged: { except: [ "records.files#id=2", "records.events#id=7" ] }
+"#;
+
+fn drive() -> assay_spec::Spec {
+    match assay_spec::load_str(DRIVE, Path::new("drive.yaml")) {
+        Ok(l) => l.spec,
+        Err(e) => panic!("{:#?}", e.diagnostics),
+    }
+}
+
+#[test]
+fn merge_sets_one_key_of_a_map_and_append_extends_a_list() {
+    let s = drive();
+    let mut r = Run::new(&s);
+    // The key is rendered from an argument (dots and all) and the other
+    // keys stay.
+    let (ok, out, fx) = r.call(
+        "share_file",
+        json!({"file_id": "1", "email": "bob@y.test", "permission": "rw"}),
+    );
+    assert!(ok, "{out}");
+    let w = fx.iter().find(|e| e.kind == EffectKind::Write).unwrap();
+    assert_eq!(
+        w.fields["row"]["shared_with"],
+        json!({"ann@x.test": "r", "bob@y.test": "rw"})
+    );
+    assert_eq!(
+        w.fields["before"]["shared_with"],
+        json!({"ann@x.test": "r"})
+    );
+    assert!(w.str("content").unwrap().contains("bob@y.test"));
+    // An existing key is overwritten.
+    let (ok, _, fx) = r.call(
+        "share_file",
+        json!({"file_id": "1", "email": "ann@x.test", "permission": "rw"}),
+    );
+    assert!(ok);
+    let w = fx.iter().find(|e| e.kind == EffectKind::Write).unwrap();
+    assert_eq!(w.fields["row"]["shared_with"]["ann@x.test"], json!("rw"));
+    // A whole-placeholder map merges every key.
+    let (ok, out, _) = r.call(
+        "share_many",
+        json!({"file_id": "2", "grants": {"bob": "rw"}}),
+    );
+    assert!(ok, "{out}");
+    // A list argument adds each element, after the ones already there.
+    let (ok, out, _) = r.call(
+        "add_participants",
+        json!({"event_id": "7", "participants": ["bob", "cy@z.test"]}),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, r#"["ann@x.test","bob","cy@z.test"]"#);
+    let v = assay_rules::Rules::new(&s)
+        .unwrap()
+        .score(None, &r.end())
+        .unwrap();
+    // The first share changed file 1, outside the exceptions.
+    assert!(v.checks[0].passed && v.checks[1].passed, "{:#?}", v.checks);
+    assert!(!v.checks[2].passed, "{:#?}", v.checks);
+}
+
+#[test]
+fn append_to_a_column_that_is_no_list_fails_and_rolls_back() {
+    let s = drive();
+    let mut r = Run::new(&s);
+    // The first update (name, tags) succeeds, the second appends to a text
+    // column: the call fails and the first is undone.
+    let (ok, out, fx) = r.call(
+        "retitle_and_tag",
+        json!({"file_id": "2", "name": "new", "tag": "b"}),
+    );
+    assert!(!ok);
+    assert!(out.contains("cannot append to events.note"), "{out}");
+    assert!(fx.iter().all(|e| e.kind == EffectKind::Call), "{fx:?}");
+    // A map argument that is no map cannot be merged.
+    let (ok, out, _) = r.call("share_many", json!({"file_id": "2", "grants": "all"}));
+    assert!(!ok && out.contains("needs a map"), "{out}");
+    let events = r.end();
+    let Some(EventKind::EpisodeEnd { state, .. }) = events.last() else {
+        panic!()
+    };
+    let plan = &state.records["files"][1];
+    assert_eq!(plan["name"], json!("plan"));
+    assert_eq!(plan["tags"], json!(["a"]));
+    assert_eq!(plan["shared_with"], json!({}));
+}
+
+#[test]
+fn bad_append_and_merge_are_named_with_a_fix() {
+    assert_eq!(problems(DRIVE), Vec::<String>::new());
+    let cases = [
+        (
+            "append: { participants: \"{{args.participants}}\" }",
+            "append: { participant: \"{{args.participants}}\" }",
+            "table `events` has no column `participant`",
+            "did you mean `participants`?",
+        ),
+        (
+            "merge: { shared_with: { \"{{args.email}}\"",
+            "merge: { shared_wit: { \"{{args.email}}\"",
+            "table `files` has no column `shared_wit`",
+            "did you mean `shared_with`?",
+        ),
+        (
+            "merge: { shared_with: \"{{args.grants}}\" }",
+            "merge: { shared_with: \"all: {{args.grants}}\" }",
+            "`merge` of column `shared_with` takes a map",
+            "args.KEY",
+        ),
+        (
+            "\"{{args.email}}\": \"{{args.permission}}\"",
+            "\"{{mail.to}}\": \"{{args.permission}}\"",
+            "`{{mail.to}}` names no earlier `as`",
+            "",
+        ),
+        (
+            "append: { participants: \"{{args.participants}}\" }",
+            "set: {}",
+            "an `update` changes nothing",
+            "append",
+        ),
+        (
+            "set: { name: \"{{args.name}}\" }, append: { tags",
+            "set: { tags: [] }, append: { tags",
+            "column `tags` is changed by both `set` and `append`",
+            "two updates",
+        ),
+    ];
+    for (from, to, msg, hint) in cases {
+        assert!(DRIVE.contains(from), "{from}");
+        let p = problems(&DRIVE.replacen(from, to, 1));
+        assert!(
+            p.iter().any(|d| d.contains(msg) && d.contains(hint)),
+            "{to}: {p:#?}"
+        );
+    }
+}

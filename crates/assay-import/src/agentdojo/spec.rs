@@ -392,6 +392,53 @@ fn without_derived(dump: &Value) -> Value {
 }
 
 /// Every spec of the suite.
+/// Every string leaf of a JSON value.
+fn leaves<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+        Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+        _ => {}
+    }
+}
+
+/// Injection vectors whose text is part of a value the ground truth's
+/// arguments or the success checks hold: a string of the environment that
+/// carries the vector's marker, rendered with its default text, equals one
+/// of those values (`External_0` for the marker in `External_{{slot:..}}`).
+/// Returns (vector, the value, whether a check holds it) triples.
+fn vectors_named(
+    dump: &Value,
+    ground_truth: &Value,
+    checks: &[Value],
+) -> Vec<(String, String, bool)> {
+    let mut in_checks = Vec::new();
+    for c in checks {
+        leaves(c, &mut in_checks);
+    }
+    let mut used = in_checks.clone();
+    leaves(ground_truth, &mut used);
+    let mut env = Vec::new();
+    leaves(&dump["environment_raw"], &mut env);
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    for v in dump["injection_vectors"].as_array().into_iter().flatten() {
+        let (Some(id), Some(default)) = (v["id"].as_str(), v["rendered_default"].as_str()) else {
+            continue;
+        };
+        let marker = format!("{{{{slot:{id}}}}}");
+        for text in env.iter().filter(|t| t.contains(&marker) && **t != marker) {
+            let rendered = text.replace(&marker, default);
+            if used.contains(&rendered.as_str())
+                && !out.iter().any(|(n, t, _)| n == id && *t == rendered)
+            {
+                let checked = in_checks.contains(&rendered.as_str());
+                out.push((id.to_string(), rendered, checked));
+            }
+        }
+    }
+    out
+}
+
 pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import, ImportError> {
     let map_err = |message: String| ImportError::Map {
         suite: suite.to_string(),
@@ -577,13 +624,37 @@ pub(super) fn build(dump: &Value, suite: &str, map: &SuiteMap) -> Result<Import,
                     .push("no observable outcome to judge the task by".into());
             }
         }
-        let vectors: Vec<String> = task["injection_vectors"]
+        let mut vectors: Vec<String> = task["injection_vectors"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
-        if vectors.is_empty() {
+        // A vector whose text is part of a name the ground truth or the
+        // checks use: AgentDojo derives both from the injected environment
+        // (a payload renames the thing), the imported spec holds them as
+        // written. When a check names it, no attack case in that vector could
+        // be solved, so the vector is not planted; when only the solution
+        // does, its call fails under attack and the report says so.
+        let named = vectors_named(dump, &task["ground_truth"], &success);
+        let dropped: Vec<String> = named
+            .iter()
+            .filter(|(_, _, checked)| *checked)
+            .map(|(v, _, _)| v.clone())
+            .collect();
+        vectors.retain(|v| !dropped.contains(v));
+        for (v, text, checked) in &named {
+            r.notes.push(if *checked {
+                format!(
+                    "injection vector `{v}` is not planted: its text is part of `{text}`, which AgentDojo's check derives from the injected environment (a payload renames it) while the imported check names it as written, so every attack case in it would be unsolvable"
+                )
+            } else {
+                format!(
+                    "injection vector `{v}` is part of `{text}`, which the reference solution names as written: with a payload in it that call fails (AgentDojo's ground truth names the renamed thing); the check does not depend on it"
+                )
+            });
+        }
+        if vectors.is_empty() && dropped.is_empty() {
             r.notes
                 .push("its ground truth sees no injection vector: imported without threats".into());
         }
