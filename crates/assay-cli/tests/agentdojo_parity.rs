@@ -123,6 +123,15 @@ fn run_to(input: &Path, args: &[&str], run: &Path) -> Value {
         "assay run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every verdict re-scores from its trace alone (the case it embeds must
+    // load again, matchers and all).
+    let verify = assay().arg("verify").arg(run).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "assay verify found problems: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap()
 }
 
