@@ -61,13 +61,11 @@ impl PreparedCase {
         // for a large world costs more than the rest of compiling the case;
         // synthesised cases record each slot's kind, so walk only when one
         // does not.
-        let kinds = case
-            .provenance
-            .slots
-            .iter()
-            .any(|s| s.kind.is_empty())
-            .then(|| slot_kinds(&case.spec))
-            .unwrap_or_default();
+        let kinds = if case.provenance.slots.iter().any(|s| s.kind.is_empty()) {
+            slot_kinds(&case.spec)
+        } else {
+            Default::default()
+        };
         let mut slot_kinds: Vec<String> = case
             .provenance
             .slots
