@@ -8,6 +8,7 @@
 //! never hand the runner a spec the loader would refuse.
 
 pub mod agentdojo;
+mod python;
 pub mod seclaw;
 mod yaml;
 

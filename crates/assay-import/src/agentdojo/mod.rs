@@ -13,9 +13,7 @@ mod spec;
 mod tables;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -84,31 +82,16 @@ pub enum ImportError {
 
 /// Dumps one suite with `python` (see [`DUMP_SCRIPT`]).
 pub fn dump(python: &Path, suite: &str, version: Option<&str>) -> Result<Value, ImportError> {
-    let mut cmd = Command::new(python);
-    // -I: isolated mode, so a file in the working directory (a `types.py`)
-    // cannot shadow a module the script or AgentDojo imports.
-    cmd.arg("-I").arg("-").arg("--suite").arg(suite);
+    let mut args = vec!["--suite", suite];
     if let Some(v) = version {
-        cmd.arg("--version").arg(v);
+        args.extend(["--version", v]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ImportError::Python {
+    let out = crate::python::run_script(python, args, DUMP_SCRIPT).map_err(|source| {
+        ImportError::Python {
             python: python.to_path_buf(),
             source,
-        })?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let writer = std::thread::spawn(move || stdin.write_all(DUMP_SCRIPT.as_bytes()));
-    let out = child
-        .wait_with_output()
-        .map_err(|source| ImportError::Python {
-            python: python.to_path_buf(),
-            source,
-        })?;
-    let _ = writer.join();
+        }
+    })?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     match out.status.code() {
         Some(0) => serde_json::from_slice(&out.stdout)

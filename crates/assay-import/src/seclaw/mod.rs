@@ -10,9 +10,7 @@
 
 mod build;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -89,28 +87,12 @@ pub fn task_dirs(path: &Path) -> Result<Vec<PathBuf>, ImportError> {
 /// what the grader's source says.
 pub fn read(python: &Path, path: &Path) -> Result<Value, ImportError> {
     let dirs = task_dirs(path)?;
-    let mut cmd = Command::new(python);
-    // -I: isolated mode, so nothing in the working directory or the
-    // environment can change what the script imports.
-    cmd.arg("-I").arg("-").args(&dirs);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ImportError::Python {
+    let out = crate::python::run_script(python, &dirs, READ_SCRIPT).map_err(|source| {
+        ImportError::Python {
             python: python.to_path_buf(),
             source,
-        })?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let writer = std::thread::spawn(move || stdin.write_all(READ_SCRIPT.as_bytes()));
-    let out = child
-        .wait_with_output()
-        .map_err(|source| ImportError::Python {
-            python: python.to_path_buf(),
-            source,
-        })?;
-    let _ = writer.join();
+        }
+    })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(ImportError::Read(if stderr.is_empty() {
